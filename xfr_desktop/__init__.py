@@ -1,0 +1,3 @@
+"""XFR Desktop: explainable face recognition for forensic examiners."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,58 @@
+"""The `xfr` command line. Sub-command groups live in `xfr_desktop.commands`, imported only when present."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+
+from . import __version__
+
+# Order is the order of `xfr --help`.
+COMMAND_MODULES = [
+    "explain", "demo", "evaluate", "calibrate", "models", "train", "cases", "report", "keys", "audit",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xfr", description="XFR Desktop: explainable face recognition.")
+    parser.add_argument("--version", action="version", version=f"xfr {__version__}")
+    parser.add_argument("--data-dir", help="folder of the case database and image store (default: the user data dir)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        modname = f"xfr_desktop.commands.{name}"
+        if importlib.util.find_spec(modname) is None:
+            continue
+        importlib.import_module(modname).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .core.errors import XfrError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except XfrError as exc:
+        print(f"xfr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xfr: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("xfr: error: out of memory", file=sys.stderr)
+        return 2
+    except OSError as exc:  # full disk, permissions: say what and where
+        print(f"xfr: error: {exc.strerror or exc} ({exc.filename or ''})", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Reading photographs safely: content-sniffed format, EXIF orientation, any pixel mode -> RGB uint8.
+
+Every failure a user can cause (missing, empty, truncated, corrupt, non-image or oversized file) becomes an
+:class:`ImageError` with a one-line message that names the file. Huge images are never decoded at full size:
+the header is read first; JPEGs above the pixel limit are decoded at a reduced scale (libjpeg's DCT scaling,
+``Image.draft``), other formats above it are refused.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+log = logging.getLogger(__name__)
+
+# 50 megapixels decode to 150 MB of RGB; above it JPEGs are decoded at 1/2, 1/4 or 1/8 scale, others refused.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+# Pillow's own decompression-bomb check runs inside Image.open from a module global. We lift it only while
+# reading the header (our own limit is applied right after) and serialize that moment across threads.
+_OPEN_LOCK = threading.Lock()
+
+_WHITE = (255, 255, 255, 255)
+
+
+def _name(path: str | os.PathLike, source: str | None) -> str:
+    return source if source is not None else str(path)
+
+
+def _open_header(path: Path, name: str) -> Image.Image:
+    """Open lazily (header only); raise ImageError for anything that is not a readable image."""
+    if not path.exists():
+        raise ImageError(f"{name}: file not found")
+    if not path.is_file():
+        raise ImageError(f"{name}: not a file")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot read file ({exc.strerror or type(exc).__name__})") from None
+    if size == 0:
+        raise ImageError(f"{name}: empty file (0 bytes)")
+    with _OPEN_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(path)
+        except UnidentifiedImageError:
+            raise ImageError(f"{name}: not an image file, or an image format that cannot be read") from None
+        except PermissionError:
+            raise ImageError(f"{name}: permission denied") from None
+        except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+            raise ImageError(f"{name}: corrupt image header ({_short(exc)})") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]
+
+
+def _limit_size(im: Image.Image, name: str, max_pixels: int) -> Image.Image:
+    """Refuse or shrink (JPEG only, without decoding the full image) anything above max_pixels."""
+    w, h = im.size
+    if w <= 0 or h <= 0:
+        raise ImageError(f"{name}: image has no pixels ({w}x{h})")
+    if w * h <= max_pixels:
+        return im
+    mp = w * h / 1e6
+    if im.format == "JPEG":
+        # draft picks the smallest DCT scale (1/2, 1/4, 1/8) that still covers the requested size.
+        scale = (max_pixels / (w * h)) ** 0.5
+        im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
+        nw, nh = im.size
+        if nw * nh <= max_pixels:
+            log.warning("%s: %dx%d (%.0f megapixels) is above the %.0f-megapixel limit; decoded at %dx%d",
+                        name, w, h, mp, max_pixels / 1e6, nw, nh)
+            return im
+    raise ImageError(
+        f"{name}: image is {w}x{h} ({mp:.0f} megapixels), above the limit of {max_pixels / 1e6:.0f} megapixels;"
+        " downscale or crop it first"
+    )
+
+
+def _to_rgb_array(im: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> (H, W, 3) uint8 RGB. Transparency is composited on white."""
+    mode = im.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(im)
+        if mode == "F":
+            arr = arr.astype(np.float64)
+            finite = arr[np.isfinite(arr)]
+            peak = float(finite.max()) if finite.size else 0.0
+            # float images come as 0..1 or 0..255; anything else is rescaled by its own maximum
+            scale = 255.0 if peak <= 1.0 else (1.0 if peak <= 255.0 else 255.0 / peak)
+            gray = np.clip(np.nan_to_num(arr) * scale, 0, 255).round().astype(np.uint8)
+        else:
+            arr = arr.astype(np.int64)
+            # 16-bit data (I;16, or 16-bit PNG opened as I) spans 0..65535; genuine 8-bit data in I stays as is
+            peak = int(arr.max()) if arr.size else 0
+            gray = (np.clip(arr, 0, 65535) // 257 if peak > 255 else np.clip(arr, 0, 255)).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        mode in ("P", "L", "RGB") and "transparency" in im.info
+    )
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _WHITE)
+        im = Image.alpha_composite(background, rgba)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8).copy()
+
+
+def load_image(
+    path: str | os.PathLike,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    source: str | None = None,
+) -> np.ndarray:
+    """Read an image file by content into an (H, W, 3) RGB uint8 array, EXIF orientation applied.
+
+    ``source`` replaces the path in error messages (e.g. a case-relative name). Raises :class:`ImageError`.
+    """
+    path = Path(path)
+    name = _name(path, source)
+    im = _open_header(path, name)
+    try:
+        im = _limit_size(im, name, int(max_pixels))
+        try:
+            im.load()
+        except Image.DecompressionBombError:
+            raise ImageError(f"{name}: image is too large to decode safely ({im.size[0]}x{im.size[1]})") from None
+        except MemoryError:
+            raise ImageError(f"{name}: not enough memory to decode a {im.size[0]}x{im.size[1]} image") from None
+        except OSError as exc:
+            msg = str(exc)
+            if "truncated" in msg or "broken data stream" in msg or isinstance(exc, EOFError):
+                raise ImageError(f"{name}: truncated image file (the end of the data is missing)") from None
+            raise ImageError(f"{name}: corrupt image data ({_short(exc)})") from None
+        except (SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+            raise ImageError(f"{name}: corrupt image data ({_short(exc)})") from None
+        try:
+            oriented = ImageOps.exif_transpose(im)
+        except Exception as exc:  # a broken EXIF block must not lose the picture
+            log.warning("%s: ignoring unreadable EXIF orientation (%s)", name, _short(exc))
+            oriented = im
+        if oriented is not None:
+            im = oriented
+        return _to_rgb_array(im)
+    finally:
+        im.close()
+
+
+def image_sha256(path: str | os.PathLike, source: str | None = None) -> str:
+    """sha256 of the file's bytes (the evidence identity, independent of decoding)."""
+    from .model import file_sha256
+
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        raise ImageError(f"{_name(path, source)}: cannot read file ({exc.strerror or type(exc).__name__})") from None

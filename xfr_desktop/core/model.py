@@ -1,0 +1,222 @@
+"""The joint face model: backbone -> conv map C -> embedding F = global max pool of C; decoder C -> face.
+
+Model files (``.pt``) hold a dict written by :func:`save_model`::
+
+    {"format": "xfr-joint-model", "format_version": 1, "spec": {...JSON-able...},
+     "backbone": state_dict, "decoder": state_dict}
+
+and load with ``torch.load(weights_only=True)``. The spec keys are documented in ``default_spec``.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .backbones import build_backbone
+from .decoder import build_decoder, paper_decoder_spec
+from .errors import ModelFileError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "xfr-joint-model"
+FORMAT_VERSION = 1
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = Path(os.environ.get("XFR_MODELS_DIR", PACKAGE_ROOT / "models"))
+DEFAULT_MODEL_NAME = "xfr-dlib-maxpool-joint.pt"
+
+ARCFACE_TEMPLATE_112 = [
+    [38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041],
+]
+
+
+def default_spec(**overrides) -> dict:
+    """The paper's configuration: IResNet-50, 112x112 ArcFace alignment, max-pool head, 4-layer decoder."""
+    spec = {
+        "name": "iresnet50-maxpool-joint",
+        "family": "iresnet",               # key into backbones.BACKBONE_BUILDERS
+        "depth": 50,
+        "input_size": [112, 112],          # H, W of the aligned face
+        "template": ARCFACE_TEMPLATE_112,  # 5 landmarks (eyes, nose, mouth corners) in input pixels
+        "normalization": {"mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5]},  # (x - mean) / std, RGB
+        "channels": 512,                   # channels of C (= embedding size)
+        "threshold": 0.3,                  # decision threshold on the cosine score
+        "decoder": paper_decoder_spec(),
+        "provenance": {},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class JointModel(nn.Module):
+    """Backbone + decoder with the API the rest of the product uses."""
+
+    def __init__(self, spec: dict, backbone: nn.Module | None = None, decoder: nn.Module | None = None):
+        super().__init__()
+        self.spec = copy.deepcopy(spec)
+        self.backbone = backbone if backbone is not None else build_backbone(self.spec)
+        self.decoder = decoder if decoder is not None else build_decoder(self.spec["decoder"])
+        norm = self.spec["normalization"]
+        self.register_buffer("_mean", torch.tensor(norm["mean"], dtype=torch.float32).view(1, 3, 1, 1), False)
+        self.register_buffer("_std", torch.tensor(norm["std"], dtype=torch.float32).view(1, 3, 1, 1), False)
+        self.sha256: str | None = None  # of the file it was loaded from
+        self.path: str | None = None
+
+    # --- properties -----------------------------------------------------------------------------------
+    @property
+    def input_size(self) -> tuple[int, int]:
+        h, w = self.spec["input_size"]
+        return int(h), int(w)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.spec["threshold"])
+
+    @property
+    def template(self) -> np.ndarray:
+        return np.asarray(self.spec["template"], dtype=np.float64)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # --- the API ------------------------------------------------------------------------------------------
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (N,3,H,W) normalized -> (C (N,c,h,w), F (N,c)) with F = amax of C over space."""
+        C = self.backbone(x)
+        return C, C.amax(dim=(2, 3))
+
+    def reconstruct(self, C: torch.Tensor) -> torch.Tensor:
+        """C -> (N,3,H,W) in the input normalization."""
+        return self.decoder(C)
+
+    def preprocess(self, aligned_rgb_uint8: np.ndarray) -> torch.Tensor:
+        """(H,W,3) uint8 RGB (or (N,H,W,3)) -> (N,3,H,W) float tensor on the model's device."""
+        arr = np.asarray(aligned_rgb_uint8)
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.shape[1:3] != self.input_size or arr.shape[3] != 3:
+            raise ValueError(f"expected aligned RGB faces of {self.input_size}, got {arr.shape[1:]}")
+        t = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device).permute(0, 3, 1, 2).float()
+        return (t - self._mean) / self._std
+
+    def to_uint8(self, x: torch.Tensor) -> np.ndarray:
+        """Inverse of preprocess: (N,3,H,W) normalized -> (N,H,W,3) uint8."""
+        img = (x.detach() * self._std + self._mean).clamp(0, 255).round().byte()
+        return img.permute(0, 2, 3, 1).cpu().numpy()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(x)[1]
+
+
+# --- files -------------------------------------------------------------------------------------------------
+def save_model(model: JointModel, path: str | os.PathLike) -> str:
+    """Write atomically (temp file + rename) so a killed process never leaves a half file. Returns sha256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "spec_json": json.dumps(model.spec, sort_keys=True),
+        "backbone": {k: v.detach().cpu() for k, v in model.backbone.state_dict().items()},
+        "decoder": {k: v.detach().cpu() for k, v in model.decoder.state_dict().items()},
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return file_sha256(path)
+
+
+def default_model_path() -> Path:
+    return MODELS_DIR / DEFAULT_MODEL_NAME
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelFileError("CUDA was requested but no CUDA device is available; use --device cpu")
+    return dev
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device | None = None) -> JointModel:
+    """Load a joint model file; ``None`` means the bundled default. Errors name the file."""
+    path = Path(path) if path is not None else default_model_path()
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, Exception) as exc:  # noqa: B014
+        kind = "truncated or corrupt" if path.stat().st_size > 0 else "empty"
+        raise ModelFileError(f"cannot read model file {path}: {kind} ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not an XFR joint model file (no '{FORMAT}' header)")
+    if int(payload.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFileError(f"{path} was written by a newer XFR Desktop (format {payload['format_version']})")
+    try:
+        spec = json.loads(payload["spec_json"])
+        model = JointModel(spec)
+        model.backbone.load_state_dict(payload["backbone"])
+        model.decoder.load_state_dict(payload["decoder"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        msg = str(exc).splitlines()[0][:300]
+        raise ModelFileError(f"model file {path} does not match its own spec: {msg}") from None
+    model.sha256 = file_sha256(path)
+    model.path = str(path)
+    return model.to(resolve_device(device)).eval()
+
+
+def import_insightface_backbone(state_dict: dict, spec: dict | None = None) -> JointModel:
+    """Build a joint model whose backbone takes an insightface ``backbone.pth`` state dict by key name.
+
+    Head keys (``fc.*``, ``features.*``) are dropped with a warning; any other missing or unexpected key is an
+    error naming the keys. The decoder keeps its fresh initialization (train it with ``xfr train --mode decoder``).
+    """
+    from .backbones.iresnet import HEAD_KEY_PREFIXES
+
+    spec = spec or default_spec()
+    model = JointModel(spec)
+    dropped = sorted(k for k in state_dict if k.startswith(HEAD_KEY_PREFIXES))
+    if dropped:
+        log.warning("dropping insightface head keys (replaced by the max-pool head): %s", ", ".join(dropped))
+    body = {k: v for k, v in state_dict.items() if not k.startswith(HEAD_KEY_PREFIXES)}
+    own = model.backbone.state_dict()
+    missing = sorted(set(own) - set(body))
+    unexpected = sorted(set(body) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected[:10])}{' ...' if len(unexpected) > 10 else ''}")
+        raise ModelFileError("insightface state dict does not fit iresnet%s: %s" % (spec.get("depth"), "; ".join(parts)))
+    bad = [k for k in own if tuple(own[k].shape) != tuple(body[k].shape)]
+    if bad:
+        raise ModelFileError(f"insightface state dict has wrong shapes for: {', '.join(bad[:10])}")
+    model.backbone.load_state_dict(body)
+    return model

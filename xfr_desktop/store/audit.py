@@ -1,0 +1,140 @@
+"""The tamper-evident audit trail: an append-only table in which every entry stores
+``hash = sha256(prev_hash || canonical entry)``, one chain per case (case_id NULL = the system chain).
+
+SQLite triggers refuse UPDATE and DELETE on the table; the hash chain catches changes made behind the app's back
+(someone dropping the triggers or editing the file): :func:`verify` names the first entry that does not fit.
+Limit: removing the *newest* entries of a chain leaves a shorter but valid chain; anchor the head hash elsewhere
+(e.g. a signed report quotes it) to detect that.
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import PurePath
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..core.errors import StoreError
+from .records import AuditRecord
+from .schema import AuditLog
+
+GENESIS_HASH = "0" * 64
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in the environment (containers): still log something
+        return os.environ.get("USER") or "unknown"
+
+
+def _jsonable(value):
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (PurePath, bytes)):
+        return str(value) if isinstance(value, PurePath) else value.hex()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def canonical_json(value) -> str:
+    """Deterministic JSON: sorted keys, no spaces, UTF-8 text, no NaN/Infinity."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=_jsonable)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"audit details cannot be recorded as JSON: {exc}") from exc
+
+
+def entry_hash(prev_hash: str, time: str, actor: str, action: str, case_id: int | None, object_type: str | None,
+               object_id: str | None, details: str) -> str:
+    """sha256(prev_hash || canonical JSON of the entry); `details` is the stored canonical JSON text."""
+    entry = {"time": time, "actor": actor, "action": action, "case_id": case_id, "object_type": object_type,
+             "object_id": object_id, "details": details}
+    return hashlib.sha256((prev_hash + canonical_json(entry)).encode("utf-8")).hexdigest()
+
+
+def to_record(row: AuditLog) -> AuditRecord:
+    return AuditRecord(id=row.id, time=row.time, actor=row.actor, action=row.action, case_id=row.case_id,
+                       object_type=row.object_type, object_id=row.object_id, details=row.details,
+                       prev_hash=row.prev_hash, hash=row.hash)
+
+
+def _chain_filter(case_id: int | None):
+    return AuditLog.case_id.is_(None) if case_id is None else AuditLog.case_id == case_id
+
+
+def append(session: Session, action: str, *, case_id: int | None = None, object_type: str | None = None,
+           object_id: str | int | None = None, details: dict | None = None, actor: str | None = None) -> AuditRecord:
+    """Append an entry inside the caller's (write) transaction, so it commits or rolls back with the change."""
+    if not action:
+        raise StoreError("an audit entry needs an action")
+    if isinstance(details, float) and not math.isfinite(details):
+        raise StoreError("audit details must be finite")
+    head = session.scalar(select(AuditLog.hash).where(_chain_filter(case_id)).order_by(AuditLog.id.desc()).limit(1))
+    prev_hash = head or GENESIS_HASH
+    row = AuditLog(time=utc_now(), actor=actor or default_actor(), action=action,
+                   case_id=None if case_id is None else int(case_id), object_type=object_type,
+                   object_id=None if object_id is None else str(object_id),
+                   details=canonical_json(details or {}), prev_hash=prev_hash)
+    row.hash = entry_hash(prev_hash, row.time, row.actor, row.action, row.case_id, row.object_type, row.object_id,
+                          row.details)
+    session.add(row)
+    session.flush()
+    return to_record(row)
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    ok: bool
+    n_entries: int
+    first_broken: AuditRecord | None = None
+    reason: str = ""
+    case_id: int | None = None
+
+    @property
+    def message(self) -> str:
+        scope = f" for case {self.case_id}" if self.case_id is not None else ""
+        if self.ok:
+            return f"chain intact{scope}: {self.n_entries} entries"
+        entry = self.first_broken
+        return (f"chain broken{scope} at entry #{entry.id} ({entry.time}, {entry.action}"
+                f"{', case ' + str(entry.case_id) if entry.case_id is not None else ''}): {self.reason}")
+
+
+def verify(session: Session, case_id: int | None = None) -> AuditVerification:
+    """Recompute the chain(s) (all when `case_id` is None) and report the first entry that does not fit."""
+    query = select(AuditLog).order_by(AuditLog.id)
+    if case_id is not None:
+        query = query.where(AuditLog.case_id == case_id)
+    heads: dict[int | None, tuple[int, str]] = {}
+    n = 0
+    for row in session.scalars(query):
+        n += 1
+        chain = row.case_id
+        previous = heads.get(chain)
+        expected_prev = previous[1] if previous else GENESIS_HASH
+        if row.prev_hash != expected_prev:
+            where = f"entry #{previous[0]}" if previous else "the start of the chain"
+            return AuditVerification(False, n, to_record(row), f"its link to {where} does not match (an entry "
+                                     "before it was removed, inserted or rewritten)", case_id)
+        recomputed = entry_hash(row.prev_hash, row.time, row.actor, row.action, row.case_id, row.object_type,
+                                row.object_id, row.details)
+        if recomputed != row.hash:
+            return AuditVerification(False, n, to_record(row), "its content does not match its hash (the entry was "
+                                     "altered)", case_id)
+        heads[chain] = (row.id, row.hash)
+    return AuditVerification(True, n, None, "", case_id)

@@ -1,0 +1,132 @@
+"""Content-addressed image files: ``<images>/ab/abcdef....ext`` named by SHA-256, written atomically."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import ImageError, StoreError
+
+CHUNK = 1 << 20
+EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp",
+              "GIF": ".gif", "PPM": ".ppm", "JPEG2000": ".jp2"}
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    sha256: str
+    path: Path
+    size: int
+    ext: str
+    format: str | None
+    width: int | None
+    height: int | None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe_write_error(exc: OSError, where: Path) -> str:
+    if exc.errno == errno.ENOSPC or exc.errno == getattr(errno, "EDQUOT", -1):
+        return f"the disk holding {where} is full: the image was not imported (free some space and try again)"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"the image store {where} is read-only: the image was not imported (choose a writable --data-dir)"
+    return f"cannot write to the image store {where}: {exc.strerror or exc}"
+
+
+def probe_image(path: Path) -> tuple[str | None, int, int]:
+    """(format, width, height) after decoding the whole file; ImageError when it is not a readable image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.format, int(image.width), int(image.height)
+    except FileNotFoundError as exc:
+        raise ImageError(f"{path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ImageError(f"{path} is a folder, not an image") from exc
+    except PermissionError as exc:
+        raise ImageError(f"{path} cannot be read (permission denied)") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path.name} is not a readable image (corrupt or unsupported format)") from exc
+
+
+class ImageStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def path_for(self, sha256: str, ext: str) -> Path:
+        return self.root / sha256[:2] / f"{sha256}{ext}"
+
+    def add(self, source: str | os.PathLike) -> StoredImage:
+        """Copy `source` into the store (temp file, fsync, verify hash, os.replace). Idempotent."""
+        source = Path(source)
+        fmt, width, height = probe_image(source)
+        ext = EXTENSIONS.get(fmt or "", source.suffix.lower() or ".img")
+        incoming = self.root / ".incoming"
+        tmp_path: Path | None = None
+        try:
+            incoming.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=incoming, suffix=".part")
+            tmp_path = Path(tmp_name)
+            digest = hashlib.sha256()
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    src = open(source, "rb")
+                except OSError as exc:
+                    raise ImageError(f"{source} cannot be read: {exc.strerror or exc}") from exc
+                with src:
+                    for chunk in iter(lambda: src.read(CHUNK), b""):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha256 = digest.hexdigest()
+            if file_sha256(tmp_path) != sha256:
+                raise StoreError(f"the copy of {source.name} in the image store does not match the original "
+                                 "(disk error?): not imported")
+            final = self.path_for(sha256, ext)
+            if final.exists() and file_sha256(final) == sha256:
+                tmp_path.unlink()
+            else:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp_path, final)
+                _fsync_dir(final.parent)
+            tmp_path = None
+            return StoredImage(sha256, final, size, ext, fmt, width, height)
+        except OSError as exc:
+            raise StoreError(describe_write_error(exc, self.root)) from exc
+        finally:
+            if tmp_path is not None:
+                try:
+                    tmp_path.unlink()
+                except OSError:
+                    pass
+
+    def find(self, sha256: str, ext: str) -> Path:
+        path = self.path_for(sha256, ext)
+        if not path.is_file():
+            raise StoreError(f"image {sha256[:12]}… is missing from the image store {self.root}")
+        return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); not possible on Windows, where it does not apply."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,115 @@
+"""Schema versions as ordered, raw-SQL upgrade steps. A new database runs every step from 0, an old one the
+missing steps, so both end up with the same tables. The ORM classes in :mod:`.schema` mirror the latest version.
+
+To change the schema: append a step to ``UPGRADE_STEPS`` (never edit a released one), bump nothing else, update
+:mod:`.schema`, and add a test that opens a database of the previous version.
+"""
+from __future__ import annotations
+
+# Version 1: the first released schema. Kept verbatim: tests build v1 databases from it.
+SCHEMA_V1_SQL: list[str] = [
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    """CREATE TABLE cases (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        number TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL DEFAULT '',
+        examiner TEXT NOT NULL DEFAULT '',
+        organisation TEXT NOT NULL DEFAULT '',
+        notes TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL)""",
+    """CREATE TABLE images (
+        sha256 TEXT PRIMARY KEY,
+        original_name TEXT NOT NULL,
+        original_path TEXT,
+        size INTEGER NOT NULL,
+        width INTEGER,
+        height INTEGER,
+        format TEXT,
+        ext TEXT NOT NULL,
+        imported_at TEXT NOT NULL)""",
+    """CREATE TABLE models (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        card TEXT,
+        active INTEGER NOT NULL DEFAULT 0,
+        registered_at TEXT NOT NULL)""",
+    """CREATE TABLE comparisons (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id INTEGER NOT NULL REFERENCES cases(id),
+        image_a TEXT NOT NULL REFERENCES images(sha256),
+        image_b TEXT NOT NULL REFERENCES images(sha256),
+        face_index_a INTEGER NOT NULL DEFAULT 0,
+        face_index_b INTEGER NOT NULL DEFAULT 0,
+        model_sha256 TEXT,
+        model_name TEXT,
+        parameters TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'new',
+        created_at TEXT NOT NULL)""",
+    "CREATE INDEX ix_comparisons_case ON comparisons(case_id)",
+    """CREATE TABLE results (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        comparison_id INTEGER NOT NULL REFERENCES comparisons(id),
+        created_at TEXT NOT NULL,
+        parameters TEXT NOT NULL DEFAULT '{}',
+        score REAL NOT NULL,
+        threshold REAL NOT NULL,
+        decision INTEGER NOT NULL,
+        model_sha256 TEXT,
+        timings TEXT NOT NULL DEFAULT '{}',
+        maps_npz BLOB,
+        residuals_npz BLOB)""",
+    "CREATE INDEX ix_results_comparison ON results(comparison_id)",
+    """CREATE TABLE conclusions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id INTEGER NOT NULL REFERENCES cases(id),
+        comparison_id INTEGER REFERENCES comparisons(id),
+        text TEXT NOT NULL,
+        scale TEXT,
+        notes TEXT NOT NULL DEFAULT '',
+        author TEXT NOT NULL,
+        created_at TEXT NOT NULL)""",
+    "CREATE INDEX ix_conclusions_case ON conclusions(case_id)",
+    # No foreign key on case_id: the trail must outlive anything it describes.
+    """CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        case_id INTEGER,
+        object_type TEXT,
+        object_id TEXT,
+        details TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE)""",
+    "CREATE INDEX ix_audit_log_case ON audit_log(case_id, id)",
+    """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be changed'); END""",
+    """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be deleted'); END""",
+    "INSERT INTO schema_version (version) VALUES (1)",
+]
+
+# Version 2: results keep the aligned crops, reconstructions, landmarks and boxes (faces_npz) and the model's
+# name; comparisons keep why they failed or were cancelled (status_message).
+SCHEMA_V2_SQL: list[str] = [
+    "ALTER TABLE results ADD COLUMN faces_npz BLOB",
+    "ALTER TABLE results ADD COLUMN model_name TEXT",
+    "ALTER TABLE comparisons ADD COLUMN status_message TEXT",
+]
+
+# UPGRADE_STEPS[i] takes a database from version i to version i + 1.
+UPGRADE_STEPS: list[list[str]] = [SCHEMA_V1_SQL, SCHEMA_V2_SQL]
+SCHEMA_VERSION = len(UPGRADE_STEPS)
+
+
+def upgrade_statements(from_version: int, to_version: int = SCHEMA_VERSION) -> list[str]:
+    """SQL statements that take a database from `from_version` to `to_version` (version row included)."""
+    statements: list[str] = []
+    for version in range(from_version, to_version):
+        statements.extend(UPGRADE_STEPS[version])
+    if from_version < to_version:
+        statements.append(f"UPDATE schema_version SET version = {int(to_version)}")
+    return statements

@@ -1,0 +1,129 @@
+"""Plain, frozen copies of database rows handed to callers (safe across threads, no lazy loading)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .arrays import unpack_arrays
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    id: int
+    number: str
+    title: str
+    examiner: str
+    organisation: str
+    notes: str
+    created_at: str
+    modified_at: str
+    n_comparisons: int = 0
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    sha256: str
+    original_name: str
+    original_path: str | None
+    size: int
+    width: int | None
+    height: int | None
+    format: str | None
+    ext: str
+    imported_at: str
+
+
+@dataclass(frozen=True)
+class ComparisonRecord:
+    id: int
+    case_id: int
+    image_a: str
+    image_b: str
+    face_index_a: int
+    face_index_b: int
+    model_sha256: str | None
+    model_name: str | None
+    parameters: dict
+    status: str
+    status_message: str | None
+    created_at: str
+    n_results: int = 0
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    id: int
+    comparison_id: int
+    created_at: str
+    score: float
+    threshold: float
+    decision: bool
+    parameters: dict
+    timings: dict
+    model_sha256: str | None
+    model_name: str | None
+    maps_npz: bytes | None = field(default=None, repr=False)
+    residuals_npz: bytes | None = field(default=None, repr=False)
+    faces_npz: bytes | None = field(default=None, repr=False)
+
+    @property
+    def decision_label(self) -> str:
+        return "match" if self.decision else "non-match"
+
+    @property
+    def residuals(self) -> bytes | None:
+        """The caller's compressed residual stack, exactly as saved."""
+        return self.residuals_npz
+
+    def maps(self) -> dict:
+        """``{"a": {"H","S","S_pos","S_neg","weights"}, "b": {...}}`` (whatever was saved); {} when not loaded."""
+        return unpack_arrays(self.maps_npz) if self.maps_npz else {}
+
+    def faces(self) -> dict:
+        """``{"a": {"aligned","reconstruction","landmarks","box"}, "b": {...}}`` (whatever was saved); {} if none."""
+        return unpack_arrays(self.faces_npz) if self.faces_npz else {}
+
+
+@dataclass(frozen=True)
+class ConclusionRecord:
+    id: int
+    case_id: int
+    comparison_id: int | None
+    text: str
+    scale: str | None
+    notes: str
+    author: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: int
+    name: str
+    path: str
+    sha256: str
+    card: str | None
+    active: bool
+    registered_at: str
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    time: str
+    actor: str
+    action: str
+    case_id: int | None
+    object_type: str | None
+    object_id: str | None
+    details: str  # canonical JSON text, exactly as hashed
+    prev_hash: str
+    hash: str
+
+    @property
+    def details_dict(self) -> dict:
+        import json
+        try:
+            value = json.loads(self.details)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {"value": value}
