@@ -39,7 +39,7 @@ def build_decoder(spec: dict) -> nn.Sequential:
             nn.ConvTranspose2d(
                 layer["in"], layer["out"], layer["kernel"], stride=layer.get("stride", 1),
                 padding=layer.get("padding", 0), output_padding=layer.get("output_padding", 0),
-                bias=layer.get("bias", True),
+                dilation=layer.get("dilation", 1), bias=layer.get("bias", True),
             )
         )
         if i < len(layers) - 1:

@@ -259,3 +259,92 @@ def normalize_chips(chips_rgb_uint8: np.ndarray) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(chips_rgb_uint8)).permute(0, 3, 1, 2).float()
     mean = torch.tensor(DLIB_MEAN_RGB).view(1, 3, 1, 1)
     return (t - mean) / DLIB_STD[0]
+
+
+# YuNet's five landmarks (right eye, left eye, nose tip, right and left mouth corner) in dlib's 150 px chip
+# (HOG detector + shape_predictor_5 + get_face_chip(size=150, padding=0.25)), fitted on training images only
+# by training/dlib_joint/prepare.py and made left-right symmetric.
+DLIB_YUNET_TEMPLATE_150 = [[47.655, 44.921], [101.345, 44.921], [74.5, 76.598], [51.677, 100.464], [97.323, 100.464]]
+
+
+def dlib_decoder_spec(channels=(128, 128, 64, 32, 3)) -> dict:
+    """Four transposed convs taking the 8x8 map C to exactly 150x150: 8 -> 19 -> 38 -> 75 -> 150."""
+    geometry = [(5, 2, 0), (4, 2, 1), (3, 2, 1), (4, 2, 1)]  # kernel, stride, padding
+    layers = [
+        {"in": a, "out": b, "kernel": k, "stride": s, "padding": p, "output_padding": 0}
+        for (a, b), (k, s, p) in zip(zip(channels[:-1], channels[1:]), geometry)
+    ]
+    return {"layers": layers, "hidden_activation": "relu", "final_activation": "tanh"}
+
+
+def dlib_joint_spec(threshold: float = 0.5, provenance: dict | None = None, **overrides) -> dict:
+    """Spec of the joint model built on dlib's network (family ``dlib-resnet``, C = 128x8x8 on a 150 chip)."""
+    spec = {
+        "name": "dlib-resnet-maxpool-joint",
+        "family": "dlib-resnet",
+        "input_size": [DLIB_CHIP_SIZE, DLIB_CHIP_SIZE],
+        "template": [list(p) for p in DLIB_YUNET_TEMPLATE_150],
+        "landmark_weights": [2.0, 2.0, 1.0, 1.0, 1.0],
+        "normalization": {"mean": list(DLIB_MEAN_RGB), "std": list(DLIB_STD)},
+        "channels": 128,
+        "threshold": float(threshold),
+        "decoder": dlib_decoder_spec(),
+        "provenance": provenance or {},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def joint_model_from_dlib(path: str | os.PathLike, spec: dict | None = None):
+    """A JointModel whose dense backbone carries dlib's weights (fc -> 1x1 head); the decoder is untrained."""
+    from .model import JointModel, file_sha256
+
+    sd, _ = dlib_state_dict(path)
+    if spec is None:
+        spec = dlib_joint_spec(provenance={
+            "backbone": "dlib_face_recognition_resnet_model_v1.dat (Davis King, dlib; CC0 / public domain)",
+            "source_file_sha256": file_sha256(path),
+            "decoder": "untrained",
+        })
+    model = JointModel(spec)
+    model.backbone.load_state_dict(dense_backbone_state(sd))
+    return model
+
+
+class DlibReferenceModel(nn.Module):
+    """dlib's original network behind the JointModel embedding API, for comparisons (no decoder).
+
+    ``embed`` returns the 128-d descriptor as both C (N,128,1,1) and F; scores are cosine like the joint model's.
+    Its spec copies the joint model's alignment so both go through the same pipeline.
+    """
+
+    def __init__(self, net: DlibResNet, spec: dict | None = None):
+        super().__init__()
+        self.net = net.eval()
+        self.spec = dict(spec or dlib_joint_spec())
+        self.spec["name"] = "dlib-resnet-original"
+        self.register_buffer("_mean", torch.tensor(DLIB_MEAN_RGB).view(1, 3, 1, 1), False)
+        self.sha256: str | None = None
+        self.path: str | None = None
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return DLIB_CHIP_SIZE, DLIB_CHIP_SIZE
+
+    @property
+    def threshold(self) -> float:
+        return float(self.spec["threshold"])
+
+    @property
+    def device(self) -> torch.device:
+        return self._mean.device
+
+    def preprocess(self, aligned_rgb_uint8: np.ndarray) -> torch.Tensor:
+        arr = np.asarray(aligned_rgb_uint8)
+        if arr.ndim == 3:
+            arr = arr[None]
+        return normalize_chips(arr).to(self.device)
+
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        F_ = self.net(x)
+        return F_[:, :, None, None], F_

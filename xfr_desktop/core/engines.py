@@ -203,54 +203,89 @@ def _full_passes(decoder, layers, C, flat_idx, pos, can_localize, chunk, progres
 
 
 def _fast(layers, C, pos, cmax, chunk, progress):
+    """Exact incremental residuals, channels grouped by argmax position.
+
+    Channels whose maxima sit at the same element of C change the same window of every layer, so a group shares
+    the slices of the stored base activations (no gathers) and its window is cropped to the valid region once
+    per layer (no masks, fewer FLOPs at the borders).
+    """
     c = C.shape[1]
-    dtype = C.dtype
-    # Base pass, keeping each elementwise layer's input.
-    base_inputs: list[torch.Tensor | None] = []
+    dtype, dev = C.dtype, C.device
+    # Base pass, keeping each elementwise layer's input (for ReLU: its two halves, which make the exact
+    # difference max(dz + min(z,0), -max(z,0)) two cheap ops).
+    base_inputs: list = []
     x = C
     for m in layers:
-        base_inputs.append(x if isinstance(m, ELEMENTWISE) else None)
+        if isinstance(m, nn.ReLU):
+            base_inputs.append((x.clamp(max=0), -x.clamp(min=0)))
+        else:
+            base_inputs.append(x if isinstance(m, ELEMENTWISE) else None)
         x = m(x)
     R0 = x
     out_hw = tuple(R0.shape[2:])
     geo = window_geometry(layers, C.shape[2:])
-    values = torch.empty((c, *geo.size), dtype=dtype, device=C.device)
-    all_offsets = torch.empty((c, 2), dtype=torch.long, device=C.device)
-    for start in range(0, c, chunk):
-        idx = torch.arange(start, min(start + chunk, c), device=C.device)
-        B = len(idx)
-        offs = pos[idx].clone()
-        hw = tuple(C.shape[2:])
-        D = None                          # (B,ch,h,w) change, None while it is still the one-hot at C
-        for li, m in enumerate(layers):
-            if isinstance(m, nn.ConvTranspose2d):
-                (s0, s1), (p0, p1), (d0, d1) = m.stride, m.padding, m.dilation
-                Wt = m.weight.to(dtype)
-                if D is None:             # the one-hot at C: a scaled kernel slice
-                    k0, k1 = m.kernel_size
-                    taps = -cmax[idx].to(dtype)[:, None, None, None] * Wt[idx]      # (B,Cout,k0,k1)
-                    if (d0, d1) == (1, 1):
-                        D = taps
-                    else:
-                        D = torch.zeros((B, Wt.shape[1], d0 * (k0 - 1) + 1, d1 * (k1 - 1) + 1),
-                                        dtype=dtype, device=C.device)
-                        D[:, :, ::d0, ::d1] = taps
+    values = torch.zeros((c, *geo.size), dtype=dtype, device=dev)
+    pos_cpu = pos.cpu()
+    offsets = pos_cpu * torch.tensor(geo.scale) + torch.tensor(geo.shift)
+    keys = (pos_cpu[:, 0] * C.shape[3] + pos_cpu[:, 1]).numpy()
+    order = np.argsort(keys, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(keys[order])) + 1)
+    done = 0
+    for group in groups:
+        for part in range(0, len(group), chunk):
+            members = group[part:part + chunk]
+            idx = torch.as_tensor(members, device=dev)
+            r, q = (int(v) for v in pos_cpu[members[0]])
+            D, (r0, c0) = _propagate_group(layers, base_inputs, C, idx, cmax, r, q)
+            orow, ocol = (int(v) for v in offsets[members[0]])
+            h, w = D.shape[2:]
+            values[idx, r0 - orow:r0 - orow + h, c0 - ocol:c0 - ocol + w] = D.abs().sum(1)
+            done += len(members)
+        progress(done / c)
+    return values, offsets.to(dev), R0, out_hw
+
+
+def _propagate_group(layers, base_inputs, C, idx, cmax, r, q):
+    """Change of every layer's output for channels idx whose maxima are all at C[:, :, r, q].
+
+    Returns the final change (n, ch, h, w) cropped to the output and its top-left (row, col).
+    """
+    dtype, dev = C.dtype, C.device
+    n, c = len(idx), C.shape[1]
+    D = None
+    r0, c0 = r, q
+    H, W = C.shape[2:]
+    for li, m in enumerate(layers):
+        if isinstance(m, nn.ConvTranspose2d):
+            (s0, s1), (p0, p1), (d0, d1), (k0, k1) = m.stride, m.padding, m.dilation, m.kernel_size
+            Wt = m.weight.to(dtype)
+            if D is None:  # the one-hot at C: a scaled kernel slice
+                taps = -cmax[idx].to(dtype)[:, None, None, None] * Wt[idx]
+                if (d0, d1) == (1, 1):
+                    D = taps
                 else:
-                    D = Fn.conv_transpose2d(D, Wt, None, stride=(s0, s1), padding=0, dilation=(d0, d1))
-                offs = offs * torch.tensor([s0, s1], device=C.device) - torch.tensor([p0, p1], device=C.device)
-                hw = ((hw[0] - 1) * s0 - 2 * p0 + d0 * (m.kernel_size[0] - 1) + m.output_padding[0] + 1,
-                      (hw[1] - 1) * s1 - 2 * p1 + d1 * (m.kernel_size[1] - 1) + m.output_padding[1] + 1)
-                D = D * _window_mask(offs, D.shape[2:], hw).to(dtype)
-                continue
-            if D is None:                 # a layer before the first transposed convolution: explicit one-hot
-                D = torch.zeros((B, c, 1, 1), dtype=dtype, device=C.device)
-                D[torch.arange(B), idx, 0, 0] = -cmax[idx].to(dtype)
-            if isinstance(m, nn.BatchNorm2d):
-                D = D * _bn_scale(m, dtype)
+                    D = torch.zeros((n, Wt.shape[1], d0 * (k0 - 1) + 1, d1 * (k1 - 1) + 1), dtype=dtype, device=dev)
+                    D[:, :, ::d0, ::d1] = taps
             else:
-                z = _gather_windows(base_inputs[li], offs, D.shape[2:])
-                D = activation_diff(m, z, D)
-        values[idx] = D.abs().sum(1)
-        all_offsets[idx] = offs
-        progress(min(start + chunk, c) / c)
-    return values, all_offsets, R0, out_hw
+                D = Fn.conv_transpose2d(D, Wt, None, stride=(s0, s1), padding=0, dilation=(d0, d1))
+            r0, c0 = r0 * s0 - p0, c0 * s1 - p1
+            H = (H - 1) * s0 - 2 * p0 + d0 * (k0 - 1) + m.output_padding[0] + 1
+            W = (W - 1) * s1 - 2 * p1 + d1 * (k1 - 1) + m.output_padding[1] + 1
+            # Crop to the layer's output: outside it nothing exists to change.
+            top, left = max(0, -r0), max(0, -c0)
+            bottom, right = min(D.shape[2], H - r0), min(D.shape[3], W - c0)
+            D = D[:, :, top:bottom, left:right]
+            r0, c0 = r0 + top, c0 + left
+            continue
+        if D is None:  # a layer before the first transposed convolution: explicit one-hot
+            D = torch.zeros((n, c, 1, 1), dtype=dtype, device=dev)
+            D[torch.arange(n, device=dev), idx, 0, 0] = -cmax[idx].to(dtype)
+        h, w = D.shape[2:]
+        if isinstance(m, nn.BatchNorm2d):
+            D = D * _bn_scale(m, dtype)
+        elif isinstance(m, nn.ReLU):
+            zneg, negzpos = base_inputs[li]
+            D = torch.maximum(D + zneg[:, :, r0:r0 + h, c0:c0 + w], negzpos[:, :, r0:r0 + h, c0:c0 + w])
+        else:
+            D = activation_diff(m, base_inputs[li][:, :, r0:r0 + h, c0:c0 + w], D)
+    return D, (r0, c0)

@@ -72,20 +72,37 @@ def _limit_size(im: Image.Image, name: str, max_pixels: int) -> Image.Image:
         raise ImageError(f"{name}: image has no pixels ({w}x{h})")
     if w * h <= max_pixels:
         return im
-    mp = w * h / 1e6
     if im.format == "JPEG":
-        # draft picks the smallest DCT scale (1/2, 1/4, 1/8) that still covers the requested size.
-        scale = (max_pixels / (w * h)) ** 0.5
-        im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
+        # libjpeg decodes directly at 1/2, 1/4 or 1/8 scale; take the mildest one that fits under the limit
+        for k in (2, 4, 8):
+            if -(-w // k) * -(-h // k) <= max_pixels:
+                im.draft("RGB", (w // k, h // k))
+                break
         nw, nh = im.size
         if nw * nh <= max_pixels:
-            log.warning("%s: %dx%d (%.0f megapixels) is above the %.0f-megapixel limit; decoded at %dx%d",
-                        name, w, h, mp, max_pixels / 1e6, nw, nh)
+            log.warning("%s: %dx%d (%s megapixels) is above the %s-megapixel limit; decoded at %dx%d",
+                        name, w, h, _mp(w * h), _mp(max_pixels), nw, nh)
             return im
     raise ImageError(
-        f"{name}: image is {w}x{h} ({mp:.0f} megapixels), above the limit of {max_pixels / 1e6:.0f} megapixels;"
+        f"{name}: image is {w}x{h} ({_mp(w * h)} megapixels), above the limit of {_mp(max_pixels)} megapixels;"
         " downscale or crop it first"
     )
+
+
+def _mp(pixels: int) -> str:
+    return f"{pixels / 1e6:.3g}"
+
+
+def _apply_orientation(im: Image.Image, name: str) -> Image.Image:
+    """Turn the picture as the EXIF Orientation tag says (no copy when there is nothing to do)."""
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+        if orientation in (None, 1):
+            return im
+        return ImageOps.exif_transpose(im)
+    except Exception as exc:  # a broken EXIF block must not lose the picture
+        log.warning("%s: ignoring unreadable EXIF orientation (%s)", name, _short(exc))
+        return im
 
 
 def _to_rgb_array(im: Image.Image) -> np.ndarray:
@@ -115,7 +132,18 @@ def _to_rgb_array(im: Image.Image) -> np.ndarray:
         im = Image.alpha_composite(background, rgba)
     if im.mode != "RGB":
         im = im.convert("RGB")
-    return np.asarray(im, dtype=np.uint8).copy()
+    return _rgb_pixels(im)
+
+
+def _rgb_pixels(im: Image.Image) -> np.ndarray:
+    """RGB image -> writable array, copied in strips: np.asarray of a whole big image goes through two
+    temporary copies (tobytes), which would triple the peak memory."""
+    w, h = im.size
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    rows = max(1, (1 << 22) // (3 * w))  # about 4 MB per strip
+    for y in range(0, h, rows):
+        out[y:y + rows] = np.asarray(im.crop((0, y, w, min(h, y + rows))))
+    return out
 
 
 def load_image(
@@ -145,14 +173,7 @@ def load_image(
             raise ImageError(f"{name}: corrupt image data ({_short(exc)})") from None
         except (SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
             raise ImageError(f"{name}: corrupt image data ({_short(exc)})") from None
-        try:
-            oriented = ImageOps.exif_transpose(im)
-        except Exception as exc:  # a broken EXIF block must not lose the picture
-            log.warning("%s: ignoring unreadable EXIF orientation (%s)", name, _short(exc))
-            oriented = im
-        if oriented is not None:
-            im = oriented
-        return _to_rgb_array(im)
+        return _to_rgb_array(_apply_orientation(im, name))
     finally:
         im.close()
 

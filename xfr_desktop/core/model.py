@@ -114,12 +114,13 @@ class JointModel(nn.Module):
             arr = arr[None]
         if arr.shape[1:3] != self.input_size or arr.shape[3] != 3:
             raise ValueError(f"expected aligned RGB faces of {self.input_size}, got {arr.shape[1:]}")
-        t = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device).permute(0, 3, 1, 2).float()
-        return (t - self._mean) / self._std
+        dtype = next(self.parameters()).dtype
+        t = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device).permute(0, 3, 1, 2).to(dtype)
+        return (t - self._mean.to(dtype)) / self._std.to(dtype)
 
     def to_uint8(self, x: torch.Tensor) -> np.ndarray:
         """Inverse of preprocess: (N,3,H,W) normalized -> (N,H,W,3) uint8."""
-        img = (x.detach() * self._std + self._mean).clamp(0, 255).round().byte()
+        img = (x.detach().float() * self._std + self._mean).clamp(0, 255).round().byte()
         return img.permute(0, 2, 3, 1).cpu().numpy()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ Public API (stable; all ids are ints, all times are ISO-8601 UTC strings, all er
                                                # Creates/upgrades the database (backup xfr.sqlite.v<N>.bak first).
     store.data_dir, store.db_path, store.images_dir           # Paths
     store.close()                              # also usable as `with open_store(d) as store:`
+    store.schema_version() -> int              # == SCHEMA_VERSION once open
     with store.session(write=True) as s: ...   # SQLAlchemy Session; commits on exit, rolls back on error.
                                                # One per call/thread; never share a Session between threads.
                                                # Repository methods below open their own short sessions, so
@@ -83,11 +84,15 @@ Records are frozen dataclasses (detached copies, safe to hand between threads):
     ConclusionRecord(id, case_id, comparison_id, text, scale, notes, author, created_at)
     ModelRecord(id, name, path, sha256, card, active, registered_at)
     AuditRecord(id, time, actor, action, case_id, object_type, object_id, details, prev_hash, hash)
+        (details is the canonical JSON text exactly as hashed; .details_dict parses it)
 
 Audit actions logged by the store itself: case.created, case.updated, image.imported, comparison.added,
 analysis.saved, parameters.saved, conclusion.edited, model.registered, model.activated.
 Report/GUI helpers log: report.exported, report.signed (and anything else with log_event).
-Schema: ``SCHEMA_VERSION`` (current) with ordered upgrade steps in :mod:`xfr_desktop.store.migrations`.
+Schema: ``SCHEMA_VERSION`` (current) with ordered upgrade steps in :mod:`xfr_desktop.store.migrations`;
+``migrations.create_database_at_version(path, 1)`` writes an empty v1 database (for "opens an old database" tests:
+put it at ``<data_dir>/xfr.sqlite`` and open the store). Thread use: one Store per process is enough; its methods
+may be called from the GUI thread and worker threads alike (each call has its own session and transaction).
 """
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -82,8 +81,6 @@ def append(session: Session, action: str, *, case_id: int | None = None, object_
     """Append an entry inside the caller's (write) transaction, so it commits or rolls back with the change."""
     if not action:
         raise StoreError("an audit entry needs an action")
-    if isinstance(details, float) and not math.isfinite(details):
-        raise StoreError("audit details must be finite")
     head = session.scalar(select(AuditLog.hash).where(_chain_filter(case_id)).order_by(AuditLog.id.desc()).limit(1))
     prev_hash = head or GENESIS_HASH
     row = AuditLog(time=utc_now(), actor=actor or default_actor(), action=action,

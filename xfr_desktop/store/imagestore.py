@@ -114,6 +114,18 @@ class ImageStore:
                 except OSError:
                     pass
 
+    def remove_stale_temp_files(self, older_than_s: float = 3600.0) -> None:
+        """Temp files of imports killed midway (older than an hour, so never one being written now)."""
+        import time
+
+        incoming = self.root / ".incoming"
+        try:
+            for part in incoming.glob("*.part"):
+                if time.time() - part.stat().st_mtime > older_than_s:
+                    part.unlink()
+        except OSError:  # best effort: leftovers are harmless
+            pass
+
     def find(self, sha256: str, ext: str) -> Path:
         path = self.path_for(sha256, ext)
         if not path.is_file():

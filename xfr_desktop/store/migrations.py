@@ -113,3 +113,16 @@ def upgrade_statements(from_version: int, to_version: int = SCHEMA_VERSION) -> l
     if from_version < to_version:
         statements.append(f"UPDATE schema_version SET version = {int(to_version)}")
     return statements
+
+
+def create_database_at_version(db_path, version: int) -> None:
+    """Write an empty database of an older schema `version` with plain sqlite3 (for upgrade tests)."""
+    import sqlite3
+
+    connection = sqlite3.connect(db_path)
+    try:
+        with connection:
+            for statement in upgrade_statements(0, version):
+                connection.execute(statement)
+    finally:
+        connection.close()

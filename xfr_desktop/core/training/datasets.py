@@ -150,9 +150,9 @@ class FaceChipLoader:
         if self._aligner is None:
             from ..alignment import FaceAligner
 
-            self._aligner = FaceAligner.for_model(self.spec)
+            self._aligner = FaceAligner(self.spec)  # template, input size and landmark weights of the spec
         try:
-            chip = self._aligner.align(read_image(path)).aligned
+            chip = self._aligner.align(read_image(path), source=str(path)).aligned
         except NoFaceError:
             return None
         try:  # the cache only saves time; a read-only dataset still trains
@@ -357,16 +357,20 @@ class ValidationPairs:
         return len(self.issame)
 
 
+class RefusedPickleError(pickle.UnpicklingError):
+    """The pickle asks for something other than bytes, lists, tuples and bools."""
+
+
 def _latin1_bytes(text: str = "", encoding: str = "latin1") -> bytes:
     # Protocol-2 pickles written by Python 3 store bytes as _codecs.encode(str, 'latin1').
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError("only latin1 bytes may be encoded")
+        raise RefusedPickleError("only latin1 bytes may be encoded")
     return codecs.encode(text, "latin1")
 
 
 def _empty_bytes(*args) -> bytes:
     if args and not isinstance(args[0], (bytes, bytearray)):
-        raise pickle.UnpicklingError("bytes() may only copy bytes")
+        raise RefusedPickleError("bytes() may only copy bytes")
     return bytes(*args)
 
 
@@ -380,7 +384,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         fn = self._ALLOWED.get((module, name))
         if fn is None:
-            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+            raise RefusedPickleError(f"refused global {module}.{name}")
         return fn
 
 
@@ -392,9 +396,9 @@ def read_bin_pairs(path, input_size: tuple[int, int] | None = None) -> Validatio
     try:
         with open(path, "rb") as f:
             obj = RestrictedUnpickler(f, encoding="bytes").load()
-    except pickle.UnpicklingError as exc:
+    except RefusedPickleError as exc:
         raise DatasetError(f"{path.name} was refused: {exc} (only image bytes and flags are allowed)") from None
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, struct.error,
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, struct.error,
             UnicodeDecodeError, MemoryError, RecursionError) as exc:
         raise DatasetError(f"{path.name} is not a readable insightface .bin ({type(exc).__name__})") from None
     if not (isinstance(obj, (tuple, list)) and len(obj) == 2):
@@ -414,12 +418,15 @@ def read_bin_pairs(path, input_size: tuple[int, int] | None = None) -> Validatio
 
 def read_pair_list(path, model_spec: dict, images_root=None, aligned: bool | str = "auto",
                    cache_dir=None, limit: int | None = None) -> ValidationPairs:
-    """LFW ``pairs.txt`` or CSV pairs (parsed by :mod:`core.pairs`), faces aligned like a training folder."""
-    from .. import pairs as pairs_mod
+    """LFW ``pairs.txt`` or CSV pairs (parsed by :mod:`core.pairs`; image paths relative to ``images_root``,
+    default the list's folder), faces aligned like a training folder. ``limit`` keeps that many pairs spread
+    evenly over the list (so matched and mismatched pairs stay balanced)."""
+    from ..pairs import read_pairs
 
-    pair_list = list(pairs_mod.load_pairs(path, images_root))
-    if limit:
-        pair_list = pair_list[:limit]
+    path = Path(path)
+    pair_list = list(read_pairs(path, images_root if images_root else path.parent))
+    if limit and limit < len(pair_list):
+        pair_list = [pair_list[i] for i in np.linspace(0, len(pair_list) - 1, limit).round().astype(int)]
     if not pair_list:
         raise DatasetError(f"{path} lists no pairs")
     load = FaceChipLoader(model_spec, aligned, cache_dir)

@@ -1,0 +1,98 @@
+"""Shared test setup and fixtures (names are stable: other test files rely on them).
+
+At import: ``QT_QPA_PLATFORM=offscreen`` (Qt tests need no display) and ``OMP_NUM_THREADS=1`` /
+``MKL_NUM_THREADS=1`` unless already set (CI machines are small and tests run side by side).
+
+Fixtures:
+- ``shared_dir``  -> Path of ../shared (the read-only development data, or $XFR_SHARED_DIR); skips the test with a
+  clear reason when its ``data`` folder is absent (a user's fresh clone has no ../shared).
+- ``lfw_dir``     -> Path of the LFW deep-funneled images (``<Person>/<Person>_NNNN.jpg``); skips when absent.
+- ``lfw_pairs_file`` -> Path of LFW ``pairs.txt``; skips when absent.
+- ``yunet_path``  -> Path of the bundled YuNet detector (``models/face_detection_yunet.onnx``).
+- ``samples_dir`` -> Path of ``resources/samples`` (the bundled sample case: ``case.json`` + images).
+- ``tiny_model``  -> a small random :class:`JointModel` (iresnet-18 with widths 8/8/16/16, 16 channels, a 4-layer
+  decoder 16->16->8->8->3; 112x112 input, ArcFace template), seeded, in eval mode, on the CPU. Fresh per test.
+- ``tiny_spec``   -> the spec dict ``tiny_model`` is built from (a fresh copy per test).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(os.environ.get("XFR_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED_DIR / "data").is_dir():
+        pytest.skip(f"shared development data not found at {SHARED_DIR / 'data'} (set XFR_SHARED_DIR)")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def lfw_dir(shared_dir: Path) -> Path:
+    path = shared_dir / "data" / "lfw" / "lfw-deepfunneled"
+    if not path.is_dir():
+        pytest.skip(f"LFW images not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lfw_pairs_file(shared_dir: Path) -> Path:
+    path = shared_dir / "data" / "lfw" / "pairs.txt"
+    if not path.is_file():
+        pytest.skip(f"LFW pairs.txt not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def yunet_path() -> Path:
+    path = REPO_ROOT / "models" / "face_detection_yunet.onnx"
+    assert path.is_file(), f"bundled face detector missing: {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    return REPO_ROOT / "resources" / "samples"
+
+
+@pytest.fixture
+def tiny_spec() -> dict:
+    from xfr_desktop.core.decoder import paper_decoder_spec
+    from xfr_desktop.core.model import default_spec
+
+    return default_spec(
+        name="tiny-test-model",
+        depth=18,
+        widths=[8, 8, 16, 16],
+        channels=16,
+        decoder=paper_decoder_spec((16, 16, 8, 8, 3)),
+    )
+
+
+@pytest.fixture
+def tiny_model(tiny_spec: dict):
+    import torch
+
+    from xfr_desktop.core.model import JointModel
+
+    torch.manual_seed(0)
+    model = JointModel(tiny_spec)
+    # give BatchNorm non-trivial running statistics so eval-mode outputs are not degenerate
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.1, 0.1)
+    return model.eval()

@@ -1,0 +1,195 @@
+"""Algorithm 1's engines give the same residuals; the maps decompose the decision margin."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from xfr_desktop.core import JointModel, default_spec, explain_pair
+from xfr_desktop.core.decoder import build_decoder
+from xfr_desktop.core.engines import compute_residuals, window_geometry, flatten_decoder
+from xfr_desktop.core.explain import ResidualStack
+
+ACTS = ["relu", "prelu", "leaky_relu", "tanh", "sigmoid", "identity"]
+
+
+def dense(raw, size):
+    stack = ResidualStack(values=raw.values, offsets=raw.offsets, image_size=size, raw_sums=np.zeros(len(raw.values)))
+    return stack.dense().astype(np.float64)
+
+
+def randomize_bn(module: nn.Module, gen: torch.Generator) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.randn(m.num_features, generator=gen))
+            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
+        if isinstance(m, nn.PReLU):
+            m.weight.data.uniform_(-0.5, 0.5, generator=gen)
+
+
+@st.composite
+def decoder_specs(draw):
+    n_layers = draw(st.integers(1, 3))
+    chans = [draw(st.integers(2, 5)) for _ in range(n_layers)] + [3]
+    layers = []
+    for a, b in zip(chans[:-1], chans[1:]):
+        k = draw(st.integers(1, 5))
+        s = draw(st.integers(1, 3))
+        p = draw(st.integers(0, k - 1))
+        op = draw(st.integers(0, s - 1))
+        d = draw(st.sampled_from([1, 1, 2]))
+        layers.append({"in": a, "out": b, "kernel": k, "stride": s, "padding": p, "output_padding": op,
+                       "dilation": d})
+    return {"layers": layers, "hidden_activation": draw(st.sampled_from(ACTS)),
+            "final_activation": draw(st.sampled_from(ACTS))}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=decoder_specs(), hw=st.tuples(st.integers(1, 5), st.integers(1, 5)), seed=st.integers(0, 10_000))
+def test_fast_engine_equals_literal_loop_for_any_geometry(spec, hw, seed):
+    gen = torch.Generator().manual_seed(seed)
+    decoder = build_decoder(spec).double().eval()
+    for p in decoder.parameters():
+        p.data.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.7)
+    randomize_bn(decoder, gen)
+    H, W = hw
+    for layer in spec["layers"]:
+        H, W = ((n - 1) * layer["stride"] - 2 * layer["padding"] + layer["dilation"] * (layer["kernel"] - 1)
+                + layer["output_padding"] + 1 for n in (H, W))
+        assume(min(H, W) >= 1)
+    C = torch.randn((1, spec["layers"][0]["in"], *hw), generator=gen, dtype=torch.float64)
+    R0 = decoder(C)
+    literal = compute_residuals(decoder, C, engine="literal")
+    fast = compute_residuals(decoder, C, engine="fast")
+    batched = compute_residuals(decoder, C, engine="batched", chunk=3)
+    size = tuple(R0.shape[2:])
+    assert fast.engine == "fast"
+    ref = dense(literal, size)
+    np.testing.assert_allclose(dense(fast, size), ref, atol=1e-9 * max(1.0, ref.max()))
+    np.testing.assert_allclose(dense(batched, size), ref, atol=1e-9 * max(1.0, ref.max()))
+    np.testing.assert_array_equal(fast.argmax, literal.argmax)
+
+
+def test_residuals_stay_inside_the_change_window():
+    spec = {"layers": [{"in": 4, "out": 3, "kernel": 4, "stride": 2, "padding": 1},
+                       {"in": 3, "out": 3, "kernel": 4, "stride": 2, "padding": 1}]}
+    decoder = build_decoder(spec).double().eval()
+    C = torch.rand((1, 4, 6, 6), dtype=torch.float64) + 0.1
+    raw = compute_residuals(decoder, C, engine="literal")
+    geo = window_geometry(flatten_decoder(decoder), (6, 6))
+    assert geo.size == (10, 10)          # 4 rows after layer 1, (4-1)*2+4 after layer 2
+    assert raw.values.shape[1:] == (10, 10)
+
+
+def test_unsupported_decoder_falls_back_to_full_passes():
+    decoder = nn.Sequential(nn.ConvTranspose2d(3, 3, 4, 2, 1), nn.Upsample(scale_factor=2), nn.Tanh()).double().eval()
+    C = torch.rand((1, 3, 3, 3), dtype=torch.float64)
+    fast = compute_residuals(decoder, C, engine="fast")
+    literal = compute_residuals(decoder, C, engine="literal")
+    assert fast.engine == "batched"
+    np.testing.assert_allclose(dense(fast, (12, 12)), dense(literal, (12, 12)), atol=1e-12)
+
+
+def test_argmax_ties_take_the_first_index():
+    decoder = build_decoder({"layers": [{"in": 2, "out": 3, "kernel": 3, "stride": 1, "padding": 1}]}).double()
+    C = torch.zeros((1, 2, 3, 3), dtype=torch.float64)
+    C[0, 0, 1, 1] = C[0, 0, 2, 0] = 5.0
+    raw = compute_residuals(decoder.eval(), C, engine="fast")
+    assert tuple(raw.argmax[0]) == (1, 1)
+
+
+# --- explain_pair -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_model():
+    torch.manual_seed(3)
+    spec = default_spec(depth=18, widths=[8, 8, 16, 16], channels=16, input_size=[48, 48], threshold=0.25,
+                        decoder={"layers": [{"in": 16, "out": 8, "kernel": 4, "stride": 2, "padding": 1},
+                                            {"in": 8, "out": 8, "kernel": 4, "stride": 2, "padding": 1},
+                                            {"in": 8, "out": 8, "kernel": 4, "stride": 2, "padding": 1},
+                                            {"in": 8, "out": 3, "kernel": 4, "stride": 2, "padding": 1}],
+                                 "hidden_activation": "relu", "final_activation": "tanh"})
+    model = JointModel(spec).eval()
+    randomize_bn(model, torch.Generator().manual_seed(4))
+    bn2 = model.backbone.bn2
+    bn2.bias.data.fill_(3.0)          # every channel's maximum > 0: every channel contributes
+    return model
+
+
+@pytest.fixture(scope="module")
+def faces():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-40, 40, a.shape), 0, 255).astype(np.uint8)
+    return a, b
+
+
+def test_embedding_is_the_max_pool_of_the_conv_map(small_model, faces):
+    C, F = small_model.embed(small_model.preprocess(np.stack(faces)))
+    assert torch.equal(F, C.amax((2, 3)))
+    assert C.shape[1:] == (16, 3, 3)
+
+
+def test_heatmap_sums_to_the_decision_margin(small_model, faces):
+    result = explain_pair(small_model, *faces)
+    assert result.selected.all()
+    margin = result.score - result.threshold
+    for side in (result.a, result.b):
+        assert side.H.sum() == pytest.approx(margin, abs=1e-5)
+        np.testing.assert_allclose(side.S_pos - side.S_neg, side.H, atol=1e-7)
+        np.testing.assert_allclose(side.S, np.abs(side.H))
+    assert result.products.sum() == pytest.approx(result.score, abs=1e-9)
+
+
+def test_fast_float32_matches_a_float64_literal_reference(small_model, faces):
+    import copy
+
+    fast = explain_pair(small_model, *faces, engine="fast")
+    literal = explain_pair(copy.deepcopy(small_model).double(), *faces, engine="literal")
+    for s in "ab":
+        ref = getattr(literal, s).H
+        np.testing.assert_allclose(getattr(fast, s).H, ref, atol=1e-5 * np.abs(ref).max())
+
+
+def test_recombine_changes_threshold_and_channels_without_the_model(small_model, faces):
+    base = explain_pair(small_model, *faces)
+    moved = base.recombine(threshold=0.6)
+    assert moved.a.H.sum() == pytest.approx(base.score - 0.6, abs=1e-5)
+    assert moved.decision == (base.score >= 0.6)
+    top = base.recombine(top_k=3)
+    assert top.selected.sum() == 3
+    strongest = np.argsort(-np.abs(base.products - base.T))[:3]
+    assert set(np.flatnonzero(top.selected)) == set(strongest)
+    one = base.recombine(channels=[5])
+    assert np.flatnonzero(one.a.weights).tolist() == [5]
+    np.testing.assert_allclose(one.a.H, one.a.weights[5] * base.a.residuals.channel(5), atol=1e-7)
+    with pytest.raises(ValueError, match="channel indices"):
+        base.recombine(channels=[99])
+
+
+def test_max_normalization_peaks_at_the_weight(small_model, faces):
+    result = explain_pair(small_model, *faces, normalization="max")
+    stack = result.a.residuals
+    for i in range(stack.channels):
+        assert stack.channel(i).max() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_channel_with_non_positive_maximum_contributes_nothing(small_model, faces):
+    model = small_model
+    saved = model.backbone.bn2.bias.data.clone()
+    try:
+        model.backbone.bn2.bias.data[2] = -1e4     # channel 2's map is all negative
+        result = explain_pair(model, *faces)
+        assert not result.a.contributing[2] and result.a.weights[2] == 0
+        assert np.isfinite(result.a.H).all() and np.isfinite(result.b.H).all()
+    finally:
+        model.backbone.bn2.bias.data.copy_(saved)
+
+
+def test_bad_face_arrays_are_rejected_with_a_clear_message(small_model, faces):
+    with pytest.raises(ValueError, match="aligned RGB uint8 face"):
+        explain_pair(small_model, faces[0][:10], faces[1])

@@ -1,0 +1,209 @@
+"""Transactional writes: a process killed mid-save leaves no half result and loses nothing saved before;
+a full disk or a read-only store gives a clear StoreError and loses nothing."""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import event
+
+from xfr_desktop.core.errors import StoreError
+from xfr_desktop.store import open_store, pack_arrays, unpack_arrays
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The child saves results forever; each is large enough (~0.5 MB of incompressible data) that the write takes a
+# while, and is fully determined by its seed so the parent can check every byte that claims to be saved.
+CHILD = r"""
+import sys
+import numpy as np
+from xfr_desktop.store import open_store, pack_arrays
+
+def payload(seed):
+    rng = np.random.default_rng(seed)
+    maps = {side: {k: rng.random((112, 112), dtype=np.float32) for k in ("H", "S", "S_pos", "S_neg")}
+            for side in ("a", "b")}
+    return {"score": float(seed), "threshold": 0.3, "decision": bool(seed % 2),
+            "parameters": {"seed": seed}, "maps": maps,
+            "residuals": pack_arrays({"r": rng.random((128, 32, 32), dtype=np.float32)})}
+
+store = open_store(sys.argv[1])
+comparison_id, seed = int(sys.argv[2]), int(sys.argv[3])
+while True:
+    result = payload(seed)
+    print("saving", seed, flush=True)
+    store.save_result(comparison_id, result)
+    print("saved", seed, flush=True)
+    seed += 1
+"""
+
+
+def expected_payload(seed):
+    namespace: dict = {}
+    exec(CHILD.split("store = open_store")[0], namespace)  # the same payload() the child used
+    return namespace["payload"](seed)
+
+
+def make_comparison(store, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    case = store.create_case("K-1")
+    sha = store.import_image(tmp_path / "a.png", case.id)
+    return case, store.add_comparison(case.id, sha, sha)
+
+
+def test_killed_during_saves_leaves_consistent_database(tmp_path):
+    data = tmp_path / "data"
+    with open_store(data) as store:
+        case, comparison = make_comparison(store, tmp_path)
+    acknowledged: list[int] = []
+    rng = np.random.default_rng(0)
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    for round_ in range(2):
+        line = ""
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(data), str(comparison.id), str(100 * round_)],
+                                 stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+        try:
+            # Let it save twice, then kill it at a random moment inside a later save (a save takes ~30-100 ms).
+            while len([s for s in acknowledged if s >= 100 * round_]) < 2 or not line.startswith("saving"):
+                line = child.stdout.readline()
+                assert line, "the child died before saving"
+                if line.startswith("saved"):
+                    acknowledged.append(int(line.split()[1]))
+            time.sleep(float(rng.uniform(0.0, 0.04)))
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.kill()
+            child.wait()
+        acknowledged.extend(int(x.split()[1]) for x in child.stdout.read().splitlines() if x.startswith("saved"))
+        child.stdout.close()
+
+    with sqlite3.connect(data / "xfr.sqlite") as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    with open_store(data) as store:
+        results = store.list_results(comparison.id, include_blobs=True)
+        seeds = [r.parameters["seed"] for r in results]
+        assert set(acknowledged) <= set(seeds), "a result reported as saved was lost"
+        for result in results:  # every row complete and byte-exact, including the earliest ones
+            expected = expected_payload(result.parameters["seed"])
+            assert result.score == expected["score"] and result.decision == expected["decision"]
+            assert result.residuals == expected["residuals"]
+            maps = unpack_arrays(result.maps_npz)
+            for side in ("a", "b"):
+                for key, array in expected["maps"][side].items():
+                    np.testing.assert_array_equal(maps[side][key], array)
+        verification = store.verify_audit(case.id)
+        assert verification.ok, verification.message
+        saved_entries = [e for e in store.list_audit(case.id) if e.action in ("analysis.saved", "parameters.saved")]
+        assert sorted(int(e.object_id) for e in saved_entries) == sorted(r.id for r in results)
+
+
+def test_full_disk_while_copying_an_image(tmp_path, monkeypatch):
+    from PIL import Image
+
+    with open_store(tmp_path / "data") as store:
+        case, comparison = make_comparison(store, tmp_path)
+        before = store.list_audit()
+        Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "b.png")
+
+        def no_space(fd):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(os, "fsync", no_space)
+        with pytest.raises(StoreError, match=r"disk holding .* is full: the image was not imported"):
+            store.import_image(tmp_path / "b.png", case.id)
+        monkeypatch.undo()
+        assert not list((store.images_dir / ".incoming").glob("*"))  # no half file left behind
+        assert store.list_audit() == before and len(store.list_comparisons(case.id)) == 1
+        sha = store.import_image(tmp_path / "b.png", case.id)  # works again once there is space
+        assert store.verify_image(sha)
+
+
+def test_read_only_image_store(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import xfr_desktop.store.imagestore as imagestore
+
+    with open_store(tmp_path / "data") as store:
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+
+        def read_only(*args, **kwargs):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+        monkeypatch.setattr(imagestore.tempfile, "mkstemp", read_only)
+        with pytest.raises(StoreError, match="read-only: the image was not imported"):
+            store.import_image(tmp_path / "a.png")
+        assert store.list_audit() == []
+
+
+def test_full_database_keeps_earlier_results(tmp_path):
+    """SQLite's own 'database or disk is full' (forced with max_page_count) is a clear StoreError."""
+    with open_store(tmp_path / "data") as store:
+        case, comparison = make_comparison(store, tmp_path)
+        first = store.save_result(comparison.id, {"score": 0.5, "threshold": 0.3, "decision": True})
+        with store.engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+
+        @event.listens_for(store.engine, "connect")
+        def cap_size(dbapi_connection, _record):
+            dbapi_connection.execute(f"PRAGMA max_page_count = {pages + 2}")
+
+        store.engine.dispose()  # reconnect with the cap
+        big = {"score": 0.6, "threshold": 0.3, "decision": True,
+               "residuals": pack_arrays({"r": np.random.default_rng(1).random(200_000)})}
+        with pytest.raises(StoreError, match="is full: nothing was saved"):
+            store.save_result(comparison.id, big)
+        event.remove(store.engine, "connect", cap_size)
+        store.engine.dispose()
+        assert [r.id for r in store.list_results(comparison.id)] == [first.id]
+        assert store.verify_audit().ok
+
+
+def test_read_only_database(tmp_path):
+    """A database SQLite may not write (here forced with query_only) is a clear StoreError, data intact."""
+    with open_store(tmp_path / "data") as store:
+        case = store.create_case("R-1")
+
+        @event.listens_for(store.engine, "connect")
+        def read_only(dbapi_connection, _record):
+            dbapi_connection.execute("PRAGMA query_only = ON")
+
+        store.engine.dispose()
+        with pytest.raises(StoreError, match="read-only: nothing was saved"):
+            store.create_case("R-2")
+        assert [c.number for c in store.list_cases()] == ["R-1"]  # reading still works
+        event.remove(store.engine, "connect", read_only)
+        store.engine.dispose()
+        assert store.get_case(case.id).number == "R-1"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores folder permissions")
+def test_read_only_data_folder(tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "data"
+    with open_store(data) as store:
+        store.create_case("P-1")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    modes = {p: p.stat().st_mode for p in [data, data / "images", *data.glob("xfr.sqlite*")]}
+    try:
+        for p in modes:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+        with pytest.raises(StoreError, match="read-only|cannot open"):
+            with open_store(data) as store:
+                store.import_image(tmp_path / "a.png")
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+    with open_store(data) as store:
+        assert [c.number for c in store.list_cases()] == ["P-1"]

@@ -1,0 +1,96 @@
+"""`xfr evaluate verify`: verification accuracy on an LFW pairs.txt or a CSV pair list (10-fold protocol)."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+
+def register(evaluate_subparsers) -> None:
+    p = evaluate_subparsers.add_parser(
+        "verify", help="10-fold verification accuracy, ROC, TAR@FAR1e-3 and EER on a pair list",
+        description="Aligns every image with YuNet onto the model's template, embeds it (cached by image sha256) "
+                    "and scores pairs by cosine. Writes DIR/verify.json, DIR/roc.png and DIR/scores.npz.")
+    p.add_argument("--pairs", required=True, help="LFW pairs.txt or CSV with columns img_a,img_b,same")
+    p.add_argument("--root", required=True, help="folder the pair list's images are relative to")
+    p.add_argument("--model", help="model file (.pt; default: the bundled model) or dlib's original network "
+                                   "(.dat; evaluated through the same alignment as the bundled model)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--cache", help="embedding cache file (default: OUT/embeddings.npz)")
+    p.add_argument("--aligned", action="store_true", help="images are already aligned crops (no detection)")
+    p.add_argument("--folds", type=int, default=10, help="folds for CSV lists (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the CSV fold split (default 0)")
+    p.add_argument("--threshold", type=float, help="decision threshold for accuracy_at_threshold "
+                                                  "(default: the model's own)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def load_any_model(path: str | None, device=None):
+    """A .pt joint model, or dlib's .dat network wrapped with the bundled model's alignment and threshold."""
+    from ..core.model import load_model, resolve_device
+
+    if path is None or not str(path).lower().endswith(".dat"):
+        return load_model(path, device=device)
+    from ..core.dlib_import import DlibReferenceModel, dlib_joint_spec, load_dlib_resnet
+    from ..core.errors import ModelFileError
+    from ..core.model import file_sha256
+
+    spec = dlib_joint_spec()
+    try:
+        joint = load_model(None, device="cpu")
+        if joint.spec.get("family") == "dlib-resnet":
+            spec = dict(joint.spec)
+            hist = spec.get("provenance", {}).get("history") or [{}]
+            spec["threshold"] = hist[-1].get("teacher_threshold", spec["threshold"])
+    except ModelFileError:
+        pass  # no bundled model: the built-in template and a nominal threshold
+    net = load_dlib_resnet(path)
+    model = DlibReferenceModel(net, spec).to(resolve_device(device))
+    model.sha256 = file_sha256(path)
+    model.path = str(path)
+    return model
+
+
+class Progress:
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.t0 = time.time()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        now = time.time()
+        if done < total and now - self.last < 0.5:
+            return
+        self.last = now
+        frac = done / max(total, 1)
+        bar = "#" * int(28 * frac)
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (total - done) / rate if rate > 0 else 0
+        end = "\n" if done >= total or not sys.stderr.isatty() else ""
+        sys.stderr.write(f"\rembedding images [{bar:<28}] {done}/{total} eta {eta:4.0f}s{end}")
+        sys.stderr.flush()
+
+
+def run(args) -> int:
+    from ..core.evaluation.verify import verify_pairs
+    from ..core.pairs import read_pairs
+
+    pairs = read_pairs(args.pairs, args.root, missing="error", n_folds=args.folds, seed=args.seed)
+    model = load_any_model(args.model, device=args.device)
+    if args.threshold is not None:
+        model.spec = {**model.spec, "threshold": float(args.threshold)}
+    out = Path(args.out)
+    cache = args.cache or (out / "embeddings.npz")
+    res = verify_pairs(model, pairs, out, cache_path=cache, progress=Progress(args.quiet),
+                       batch_size=args.batch_size, prealigned=args.aligned)
+    print(f"{res['model']}: {res['n_pairs']} pairs ({res['n_folds']} folds), accuracy "
+          f"{res['accuracy_mean'] * 100:.2f}% ± {res['accuracy_std'] * 100:.2f}, at threshold {res['threshold']:.4f}: "
+          f"{res['accuracy_at_threshold'] * 100:.2f}%, TAR@FAR1e-3 {res['tar_at_far_1e-3'] * 100:.2f}%, "
+          f"EER {res['eer'] * 100:.2f}%, images without a face: {res['n_no_face']}")
+    print(f"wrote {out / 'verify.json'} and {out / 'roc.png'}")
+    return 0

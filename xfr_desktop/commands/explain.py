@@ -1,0 +1,107 @@
+"""`xfr explain IMG_A IMG_B --out DIR`: verify a pair and explain the decision with Algorithm 1."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("explain", help="verify two face images and write the explanation maps",
+                              description="Detect, align, verify and explain a pair of face images.")
+    p.add_argument("image_a", help="first image (A)")
+    p.add_argument("image_b", help="second image (B)")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--model", help="joint model file (default: the bundled model)")
+    p.add_argument("--threshold", type=float, help="decision threshold on the cosine score (default: the model's)")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
+    p.add_argument("--aligned", action="store_true", help="inputs are pre-aligned face crops: skip detection")
+    p.add_argument("--channels", type=int, metavar="K", help="explain with the K strongest channels only (top-k)")
+    p.add_argument("--face-a", type=int, default=0, help="which detected face of A (0 = largest)")
+    p.add_argument("--face-b", type=int, default=0, help="which detected face of B (0 = largest)")
+    p.add_argument("--normalization", choices=["sum", "max"], default="sum",
+                   help="residual normalization: sum (maps decompose score - threshold) or max")
+    p.add_argument("--engine", choices=["fast", "batched", "literal"], default="fast")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..core.alignment import FaceAligner
+    from ..core.explain import explain_pair
+    from ..core.imageio import image_sha256
+    from ..core.model import load_model
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    model = load_model(args.model, device=None if args.device == "auto" else args.device)
+    timings["load_model"] = (time.perf_counter() - t0) * 1e3
+
+    t1 = time.perf_counter()
+    aligner = FaceAligner.for_model(model)
+    faces = [aligner.align_file(path, face_index=idx, prealigned=args.aligned)
+             for path, idx in ((args.image_a, args.face_a), (args.image_b, args.face_b))]
+    timings["align"] = (time.perf_counter() - t1) * 1e3
+
+    result = explain_pair(model, faces[0].aligned, faces[1].aligned, threshold=args.threshold,
+                          top_k=args.channels, normalization=args.normalization, engine=args.engine)
+    timings.update(result.timings_ms)
+    timings["total"] = (time.perf_counter() - t0) * 1e3
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_outputs(out, result, faces, model, [args.image_a, args.image_b],
+                  [image_sha256(args.image_a), image_sha256(args.image_b)], timings)
+    print(f"{result.decision_label}: score {result.score:.4f} (threshold {result.threshold:.4f}); "
+          f"faces found: A {faces[0].n_faces}, B {faces[1].n_faces}")
+    print(f"outputs: {out.resolve()}")
+    return 0
+
+
+def write_outputs(out: Path, result, faces, model, paths, hashes, timings) -> None:
+    """result.json, maps.npz and PNG overlays (S, S+, S-, aligned face, reconstruction) for both sides."""
+    import numpy as np
+
+    from ..core.render import overlay_with_colorbar, save_png
+
+    info = {
+        "score": result.score,
+        "threshold": result.threshold,
+        "decision": result.decision_label,
+        "margin": result.score - result.threshold,
+        "faces_found": {"a": faces[0].n_faces, "b": faces[1].n_faces},
+        "face_index": {"a": faces[0].face_index, "b": faces[1].face_index},
+        "normalization": result.normalization,
+        "channels_used": int(result.selected.sum()),
+        "top_k": result.top_k,
+        "engine": result.engine,
+        "device": result.device,
+        "timings_ms": {k: round(v, 2) for k, v in timings.items()},
+        "model": {"name": model.spec.get("name"), "path": model.path},
+        "model_sha256": model.sha256,
+        "inputs": {side: {"path": str(Path(p).resolve()), "sha256": h}
+                   for side, p, h in zip("ab", paths, hashes)},
+    }
+    arrays = {}
+    for side_name in "ab":
+        side = getattr(result, side_name)
+        for key in ("H", "S", "S_pos", "S_neg", "weights"):
+            arrays[f"{side_name}_{key}"] = getattr(side, key)
+    _atomic_write(out / "maps.npz", lambda f: np.savez_compressed(f, **arrays))
+    for kind in ("S", "S_pos", "S_neg"):
+        vmax = max(float(getattr(result.a, kind).max()), float(getattr(result.b, kind).max()))  # one scale for A, B
+        for side_name in "ab":
+            side = getattr(result, side_name)
+            img = overlay_with_colorbar(side.aligned, getattr(side, kind), vmax, kind=kind)
+            save_png(out / f"{side_name}_{kind}.png", img)
+    for side_name in "ab":
+        side = getattr(result, side_name)
+        save_png(out / f"{side_name}_aligned.png", side.aligned)
+        save_png(out / f"{side_name}_reconstruction.png", side.reconstruction)
+    _atomic_write(out / "result.json", lambda f: f.write(json.dumps(info, indent=2).encode()))
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    tmp.replace(path)

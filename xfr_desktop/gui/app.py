@@ -1,0 +1,240 @@
+"""``xfr-desktop``: the desktop application's entry point.
+
+    xfr-desktop [--data-dir DIR] [--model PATH] [--device cpu|cuda]
+    xfr-desktop --demo                                  # the bundled sample case, analysed
+    xfr-desktop --offscreen --demo --screenshot FILE.png  # render the window after the analysis, exit 0
+
+Without a display (Linux, no DISPLAY or WAYLAND_DISPLAY) ``--demo`` still runs: offscreen, with the screenshot
+written to ``<data_dir>/demo/xfr-desktop-demo.png`` unless ``--screenshot`` names another file.
+Torch is not imported here: the worker thread imports it when the window is up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+SCREENSHOT_SIZE = (1280, 800)
+DEMO_TIMEOUT_S = 300
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "samples"
+EXIT_OK, EXIT_USAGE, EXIT_FAILED, EXIT_TIMEOUT = 0, 2, 1, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xfr-desktop", description="XFR Desktop: explainable face recognition for "
+                                "forensic examiners.")
+    p.add_argument("--data-dir", metavar="DIR", help="case database and image store (default: $XFR_DATA_DIR or the "
+                   "user data folder)")
+    p.add_argument("--model", metavar="PATH", help="model file (default: the store's active model, else the "
+                   "bundled models/xfr-dlib-maxpool-joint.pt)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the model runs (default: CUDA when available)")
+    p.add_argument("--demo", action="store_true", help="open the bundled sample case and analyse its first pair")
+    p.add_argument("--offscreen", action="store_true", help="no window on screen (Qt's offscreen platform)")
+    p.add_argument("--screenshot", metavar="FILE.png", help="after the analysis, save the window as PNG and exit")
+    p.add_argument("--timeout", type=float, default=DEMO_TIMEOUT_S, help=argparse.SUPPRESS)
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    return p
+
+
+def display_available() -> bool:
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+# --- the sample case -----------------------------------------------------------------------------------------
+def load_sample_case(path: Path | None = None) -> dict:
+    """The bundled case file: ``{"number", "title", "examiner", "notes", "pairs": [(a, b, prealigned, label)]}``."""
+    path = Path(path or SAMPLES_DIR / "case.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FileNotFoundError(f"the sample case {path} is missing or unreadable ({type(exc).__name__})") from None
+    root = path.parent
+    pairs = []
+    for entry in data.get("pairs", []):
+        if isinstance(entry, dict):
+            a = entry.get("image_a") or entry.get("a")
+            b = entry.get("image_b") or entry.get("b")
+            pre = bool(entry.get("aligned") or entry.get("prealigned"))
+            label = entry.get("label", "")
+        else:
+            a, b, pre, label = entry[0], entry[1], False, ""
+        if a and b:
+            pairs.append((root / a, root / b, pre, label))
+    if not pairs:
+        raise FileNotFoundError(f"the sample case {path} lists no image pairs")
+    return {
+        "number": str(data.get("case_number") or data.get("number") or "SAMPLE-0001"),
+        "title": data.get("title", "Sample case"), "examiner": data.get("examiner", ""),
+        "organisation": data.get("organisation", ""),
+        "notes": data.get("description") or data.get("notes", ""), "pairs": pairs,
+    }
+
+
+def open_demo_case(window, store) -> bool:
+    """Select the sample case (created on first use) and show its first pair: stored result, else analyse.
+
+    Returns True when an analysis was started, False when a stored result is shown.
+    """
+    from ..core.errors import StoreError
+
+    sample = load_sample_case()
+    try:
+        case = store.find_case(sample["number"])
+    except StoreError:
+        case = store.create_case(sample["number"], title=sample["title"], examiner=sample["examiner"],
+                                 organisation=sample["organisation"], notes=sample["notes"])
+    window.select_case(case.id)
+    for comp in store.list_comparisons(case.id):
+        if comp.n_results:
+            window.refresh_comparisons(select=comp.id)
+            return False
+    comps = store.list_comparisons(case.id)
+    if comps:  # imported before but never finished: analyse it now
+        window.refresh_comparisons(select=comps[0].id)
+        return window.run_analysis()
+    a, b, pre, _label = sample["pairs"][0]
+    comp_id = window.import_pair(a, b, prealigned=pre, run=False)
+    if comp_id is None:
+        raise RuntimeError("the sample photos could not be imported")
+    return window.run_analysis()
+
+
+class ScreenshotTaker:
+    """Waits for the shown result, renders the window to PNG and quits (exit code through ``app.exit``)."""
+
+    def __init__(self, app, window, path: Path, timeout_s: float):
+        from PySide6.QtCore import QTimer
+
+        self.app, self.window, self.path = app, window, Path(path)
+        self.started = time.monotonic()
+        self.done = False
+        window.result_shown.connect(self.on_result)
+        window.analysis_failed.connect(self.on_failed)
+        window.analysis_cancelled.connect(self.on_cancelled)
+        self.timer = QTimer()
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self.on_timeout)
+        self.timer.start(int(timeout_s * 1000))
+
+    def on_result(self, _result_id: int) -> None:
+        from PySide6.QtCore import QTimer
+
+        if not self.done:
+            QTimer.singleShot(300, self.capture)  # let layouts and pyqtgraph settle
+
+    def capture(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.window.resize(*SCREENSHOT_SIZE)
+        self.app.processEvents()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ok = self.window.grab().save(str(self.path))
+        if not ok:
+            print(f"xfr-desktop: cannot write the screenshot {self.path}", file=sys.stderr)
+            self.app.exit(EXIT_FAILED)
+            return
+        print(f"xfr-desktop: screenshot saved to {self.path} ({time.monotonic() - self.started:.1f} s)")
+        self.app.exit(EXIT_OK)
+
+    def on_failed(self, kind: str, message: str) -> None:
+        if not self.done:
+            self.done = True
+            print(f"xfr-desktop: analysis failed: {message}", file=sys.stderr)
+            self.app.exit(EXIT_FAILED)
+
+    def on_cancelled(self) -> None:
+        self.on_failed("Cancelled", "cancelled")
+
+    def on_timeout(self) -> None:
+        if not self.done:
+            self.done = True
+            print(f"xfr-desktop: the analysis did not finish within {self.timer.interval() / 1000:.0f} s",
+                  file=sys.stderr)
+            self.window.controller.cancel()
+            self.app.exit(EXIT_TIMEOUT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        from .. import __version__
+
+        print(f"xfr-desktop {__version__}")
+        return EXIT_OK
+    headless_demo = False
+    if not args.offscreen and not display_available():
+        if not args.demo:
+            print("xfr-desktop: no display found (DISPLAY/WAYLAND_DISPLAY unset). Start it in a desktop session, or"
+                  " use --demo / --offscreen --screenshot FILE.png to render without one.", file=sys.stderr)
+            return EXIT_USAGE
+        headless_demo = True
+        print("xfr-desktop: no display found; running the demo offscreen.")
+    if args.offscreen or headless_demo:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    if args.screenshot and not args.demo:
+        print("xfr-desktop: --screenshot needs --demo (it renders the window once the demo analysis is shown)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    from ..core.errors import XfrError
+    from ..store import open_store
+
+    try:
+        store = open_store(args.data_dir)
+    except XfrError as exc:
+        print(f"xfr-desktop: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    screenshot = Path(args.screenshot) if args.screenshot else None
+    if headless_demo and screenshot is None:
+        screenshot = Path(store.data_dir) / "demo" / "xfr-desktop-demo.png"
+
+    from PySide6.QtWidgets import QApplication
+
+    from .main_window import MainWindow, app_icon, apply_style
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("XFR Desktop")
+    app.setOrganizationName("XFR")
+    app.setWindowIcon(app_icon())
+    apply_style(app)
+    model_path = args.model
+    if model_path is None:
+        try:
+            active = store.active_model()
+        except XfrError:
+            active = None
+        if active is not None and Path(active.path).is_file():
+            model_path = active.path
+    window = MainWindow(store, model_path=model_path, device=None if args.device == "auto" else args.device)
+    window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    taker = ScreenshotTaker(app, window, screenshot, args.timeout) if screenshot is not None else None
+    if args.demo:
+        try:
+            open_demo_case(window, store)
+        except (XfrError, FileNotFoundError, RuntimeError) as exc:
+            print(f"xfr-desktop: cannot open the sample case: {exc}", file=sys.stderr)
+            if taker is not None:
+                window.close()
+                store.close()
+                return EXIT_FAILED
+    code = app.exec()
+    window.close()
+    store.close()
+    if taker is not None and code == EXIT_OK:
+        print(f"xfr-desktop: demo outputs in {store.data_dir} (database {store.db_path.name}, screenshot "
+              f"{screenshot})")
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The channel table: one row per channel of C, sorted by weight (positive = similar, negative = dissimilar)."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QBrush, QColor
+
+COLUMNS = ("Channel", "Weight wᵢ", "F̂A·F̂B", "Contribution", "Share of |ΣH|", "Used")
+COL_CHANNEL, COL_WEIGHT, COL_PRODUCT, COL_CONTRIB, COL_SHARE, COL_USED = range(len(COLUMNS))
+SIMILAR = QColor(76, 175, 80, 60)
+DISSIMILAR = QColor(239, 83, 80, 60)
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class ChannelTableModel(QAbstractTableModel):
+    """Rows are channels in index order; a :class:`QSortFilterProxyModel` sorts them for display.
+
+    The weight column shows w_i = F̂A[i]·F̂B[i] − T for every channel (also unused ones, so the order does not
+    jump when top-k changes); the contribution column is w_i where the channel is used and 0 otherwise.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._products = np.zeros(0)
+        self._weights = np.zeros(0)
+        self._selected = np.zeros(0, bool)
+        self._share = np.zeros(0)
+
+    def set_result(self, result) -> None:
+        products = np.asarray(result.products, float)
+        weights = products - result.T
+        selected = np.asarray(result.selected, bool)
+        contrib = np.where(selected, weights, 0.0)
+        total = np.abs(contrib).sum()
+        share = np.abs(contrib) / total if total > 0 else np.zeros_like(contrib)
+        if len(products) != len(self._products):
+            self.beginResetModel()
+            self._products, self._weights, self._selected, self._share = products, weights, selected, share
+            self.endResetModel()
+        else:
+            self._products, self._weights, self._selected, self._share = products, weights, selected, share
+            if len(products):
+                self.dataChanged.emit(self.index(0, 0), self.index(len(products) - 1, len(COLUMNS) - 1))
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._products = self._weights = self._share = np.zeros(0)
+        self._selected = np.zeros(0, bool)
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._products)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return {
+                COL_WEIGHT: "wᵢ = F̂A[i]·F̂B[i] − T (T = τ / channels): positive pulls towards a match",
+                COL_PRODUCT: "the channel's term of the cosine score",
+                COL_CONTRIB: "wᵢ if the channel is used in H, else 0",
+                COL_SHARE: "|contribution| / Σ|contributions|",
+                COL_USED: "used in H (contributing, and within the top-k when set)",
+            }.get(section)
+        return None
+
+    def channel_at(self, row: int) -> int:
+        return int(row)
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        i, col = index.row(), index.column()
+        w = float(self._weights[i])
+        used = bool(self._selected[i])
+        if role == SORT_ROLE:
+            return [i, w, float(self._products[i]), w if used else 0.0, float(self._share[i]), int(used)][col]
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == COL_CHANNEL:
+                return str(i)
+            if col == COL_WEIGHT:
+                return f"{w:+.5f}"
+            if col == COL_PRODUCT:
+                return f"{float(self._products[i]):+.5f}"
+            if col == COL_CONTRIB:
+                return f"{w:+.5f}" if used else "0"
+            if col == COL_SHARE:
+                return f"{100 * float(self._share[i]):.1f} %"
+            if col == COL_USED:
+                return "yes" if used else "—"
+        if role == Qt.ItemDataRole.TextAlignmentRole and col != COL_USED:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.BackgroundRole and col in (COL_WEIGHT, COL_CONTRIB) and used:
+            return QBrush(SIMILAR if w > 0 else DISSIMILAR)
+        if role == Qt.ItemDataRole.ForegroundRole and not used:
+            return QBrush(QColor(150, 150, 150))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            kind = "similar" if w > 0 else "dissimilar"
+            return f"channel {i}: weight {w:+.5f} ({kind}){'' if used else ', not used in H'}"
+        return None
+
+
+def make_proxy(model: ChannelTableModel, parent=None) -> QSortFilterProxyModel:
+    proxy = QSortFilterProxyModel(parent)
+    proxy.setSourceModel(model)
+    proxy.setSortRole(SORT_ROLE)
+    proxy.setDynamicSortFilter(True)
+    proxy.sort(COL_WEIGHT, Qt.SortOrder.DescendingOrder)
+    return proxy

@@ -1,0 +1,360 @@
+"""Side-by-side pyqtgraph views of a pair: photo (box, landmarks), aligned face, reconstruction, map overlay.
+
+Every panel in aligned coordinates (aligned, reconstruction, overlay; A and B) shares one linked view range, so
+zoom and pan move them together; a crosshair follows the cursor across all of them and is projected back onto
+both photos through the inverse of each side's alignment transform.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="#1e1f22", foreground="#d8d8d8")
+
+MAP_MODES = {  # key -> menu label
+    "S": "S  — all evidence |H|",
+    "S_pos": "S⁺ — similar regions",
+    "S_neg": "S⁻ — dissimilar regions",
+    "H": "H  — signed (similar − dissimilar)",
+    "channel": "Selected channel residual",
+}
+COLORMAPS = ["inferno", "viridis", "magma", "plasma", "turbo", "cividis"]
+DIVERGING = "CET-D1A"
+PANEL_TITLES = ("Photo", "Aligned face", "Reconstruction", "Overlay")
+BOX_PEN = QPen(QColor("#4fc3f7"), 2)
+CROSS_PEN = pg.mkPen("#80deea", width=1, style=Qt.PenStyle.DashLine)
+
+
+@dataclass
+class DisplaySettings:
+    mode: str = "S"
+    colormap: str = "inferno"
+    opacity: float = 0.6
+    channel: int | None = None
+
+
+@dataclass
+class SideSource:
+    """What the photo panel shows for one side."""
+
+    photo: np.ndarray | None = None        # RGB uint8
+    box: np.ndarray | None = None          # x, y, w, h
+    landmarks: np.ndarray | None = None    # (5, 2)
+    transform: np.ndarray | None = None    # (2, 3) photo -> aligned
+
+
+def _cosmetic(pen: QPen) -> QPen:
+    pen.setCosmetic(True)
+    return pen
+
+
+def map_for(side, mode: str, channel: int | None) -> np.ndarray:
+    """The H×W array a display mode shows for one side of an explanation."""
+    if mode == "channel":
+        if channel is None:
+            return np.zeros_like(side.S)
+        return side.residuals.channel(int(channel))
+    return getattr(side, mode)
+
+
+def levels_for(maps: list[np.ndarray], mode: str) -> tuple[float, float]:
+    """Common colour levels for both sides, so equal colours mean equal values on A and B."""
+    peak = max((float(np.nanmax(np.abs(m))) if m.size else 0.0) for m in maps) if maps else 0.0
+    if peak <= 0 or not np.isfinite(peak):
+        peak = 1.0
+    return (-peak, peak) if mode == "H" else (0.0, peak)
+
+
+class PairViews(QWidget):
+    """The eight image panels with a shared colour bar and the value readout under the cursor."""
+
+    cursor_moved = Signal(float, float)   # aligned-space x, y
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.sources = {"a": SideSource(), "b": SideSource()}
+        self.result = None
+        self.display = DisplaySettings()
+        self._maps: dict[str, np.ndarray] = {}
+        self._cursor: tuple[float, float] | None = None
+
+        self.stack = QStackedWidget(self)
+        self.empty_label = QLabel(
+            "<h3>No comparison shown</h3><p>Create a case (Ctrl+N), then import two photos (Ctrl+O) or drop them"
+            " here.<br>The analysis starts by itself; Ctrl+R runs it again.</p>")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setObjectName("emptyState")
+        self.glw = pg.GraphicsLayoutWidget()
+        self.glw.ci.layout.setSpacing(6)
+        self.glw.ci.setContentsMargins(4, 4, 4, 4)
+        self.stack.addWidget(self.empty_label)
+        self.stack.addWidget(self.glw)
+
+        self.value_label = QLabel("Move the cursor over a face to read the map values.")
+        self.value_label.setObjectName("valueReadout")
+        self.value_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.value_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.value_label)
+        self._build()
+
+    # --- construction ------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.glw.addLabel("", row=0, col=0)
+        for col, title in enumerate(PANEL_TITLES, start=1):
+            self.glw.addLabel(f"<b>{title}</b>", row=0, col=col, size="10pt")
+        self.vb: dict[tuple[str, str], pg.ViewBox] = {}
+        self.items: dict[tuple[str, str], pg.ImageItem] = {}
+        self.heat: dict[str, pg.ImageItem] = {}
+        self.cross: dict[str, list[pg.InfiniteLine]] = {"a": [], "b": []}
+        self.photo_overlays: dict[str, dict] = {}
+        for row, side in enumerate("ab", start=1):
+            self.glw.addLabel(f"<b>{side.upper()}</b>", row=row, col=0, size="14pt")
+            for col, panel in enumerate(("photo", "aligned", "recon", "overlay"), start=1):
+                vb = self.glw.addViewBox(row=row, col=col, lockAspect=True, invertY=True, enableMenu=False)
+                vb.setBorder(pg.mkPen("#3a3d42"))
+                vb.setDefaultPadding(0.01)
+                item = pg.ImageItem()
+                vb.addItem(item)
+                self.vb[side, panel] = vb
+                self.items[side, panel] = item
+                if panel == "overlay":
+                    heat = pg.ImageItem()
+                    heat.setOpacity(self.display.opacity)
+                    heat.setZValue(5)
+                    vb.addItem(heat)
+                    self.heat[side] = heat
+                if panel != "photo":
+                    v = pg.InfiniteLine(angle=90, movable=False, pen=CROSS_PEN)
+                    h = pg.InfiniteLine(angle=0, movable=False, pen=CROSS_PEN)
+                    for line in (v, h):
+                        line.setZValue(10)
+                        line.setVisible(False)
+                        vb.addItem(line, ignoreBounds=True)
+                    self.cross[side] += [v, h]
+            vb = self.vb[side, "photo"]
+            box = QGraphicsRectItem()
+            box.setPen(_cosmetic(QPen(BOX_PEN)))
+            box.setZValue(5)
+            vb.addItem(box)
+            crop = pg.PlotCurveItem(pen=pg.mkPen("#ffd54f", width=1, style=Qt.PenStyle.DotLine))
+            crop.setZValue(5)
+            vb.addItem(crop)
+            marks = pg.ScatterPlotItem(size=7, pen=pg.mkPen("#000000"), brush=pg.mkBrush("#ff5252"))
+            marks.setZValue(6)
+            vb.addItem(marks)
+            cursor = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen("#80deea", width=2), brush=None)
+            cursor.setZValue(7)
+            vb.addItem(cursor)
+            self.photo_overlays[side] = {"box": box, "crop": crop, "landmarks": marks, "cursor": cursor}
+
+        # one view range for every panel in aligned coordinates
+        self.linked = [self.vb[s, p] for s in "ab" for p in ("aligned", "recon", "overlay")]
+        master = self.linked[0]
+        for vb in self.linked[1:]:
+            vb.setXLink(master)
+            vb.setYLink(master)
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(self.display.colormap),
+                                        interactive=False, width=12, label="")
+        self.colorbar.getAxis("right").setWidth(52)
+        self.colorbar.setImageItem([self.heat["a"], self.heat["b"]])
+        self.glw.addItem(self.colorbar, row=1, col=5, rowspan=2)
+        self.glw.ci.layout.setColumnStretchFactor(0, 0)
+        for col in range(1, 5):
+            self.glw.ci.layout.setColumnStretchFactor(col, 1)
+        self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    # --- content -----------------------------------------------------------------------------------------
+    def clear(self) -> None:
+        self.result = None
+        self.sources = {"a": SideSource(), "b": SideSource()}
+        self._maps = {}
+        for item in list(self.items.values()) + list(self.heat.values()):
+            item.clear()
+        self.stack.setCurrentWidget(self.empty_label)
+
+    def set_empty_message(self, html: str) -> None:
+        self.empty_label.setText(html)
+
+    def set_sources(self, sources: dict[str, SideSource]) -> None:
+        self.sources = {s: sources.get(s) or SideSource() for s in "ab"}
+        for side in "ab":
+            src = self.sources[side]
+            overlays = self.photo_overlays[side]
+            item = self.items[side, "photo"]
+            if src.photo is not None:
+                item.setImage(src.photo, autoLevels=False, levels=(0, 255))
+            else:
+                item.clear()
+            if src.box is not None:
+                x, y, w, h = (float(v) for v in src.box)
+                overlays["box"].setRect(QRectF(x, y, w, h))
+                overlays["box"].setVisible(True)
+            else:
+                overlays["box"].setVisible(False)
+            if src.landmarks is not None:
+                pts = np.asarray(src.landmarks, float)
+                overlays["landmarks"].setData(pts[:, 0], pts[:, 1])
+            else:
+                overlays["landmarks"].clear()
+            outline = self._crop_outline(side)
+            if outline is not None:
+                overlays["crop"].setData(outline[:, 0], outline[:, 1])
+            else:
+                overlays["crop"].clear()
+            overlays["cursor"].clear()
+            vb = self.vb[side, "photo"]
+            if src.photo is not None:
+                vb.setRange(QRectF(0, 0, src.photo.shape[1], src.photo.shape[0]), padding=0.01)
+
+    def _crop_outline(self, side: str) -> np.ndarray | None:
+        src = self.sources[side]
+        if src.transform is None or src.photo is None or self.result is None:
+            return None
+        h, w = self.result.a.S.shape
+        corners = np.array([[0, 0], [w, 0], [w, h], [0, h], [0, 0]], float)
+        return self._to_photo(side, corners)
+
+    def _to_photo(self, side: str, points: np.ndarray) -> np.ndarray | None:
+        M = self.sources[side].transform
+        if M is None:
+            return None
+        M = np.asarray(M, float)
+        A, t = M[:, :2], M[:, 2]
+        try:
+            inv = np.linalg.inv(A)
+        except np.linalg.LinAlgError:
+            return None
+        return (np.asarray(points, float) - t) @ inv.T
+
+    def _to_aligned(self, side: str, point) -> np.ndarray | None:
+        M = self.sources[side].transform
+        if M is None:
+            return None
+        M = np.asarray(M, float)
+        return M[:, :2] @ np.asarray(point, float) + M[:, 2]
+
+    def show_result(self, result, display: DisplaySettings | None = None, reset_range: bool = False) -> None:
+        """Show an explanation (faces, reconstructions and the chosen map); cheap enough for every slider move."""
+        first = self.result is None or reset_range
+        self.result = result
+        if display is not None:
+            self.display = display
+        self.stack.setCurrentWidget(self.glw)
+        for side in "ab":
+            s = getattr(result, side)
+            self.items[side, "aligned"].setImage(s.aligned, autoLevels=False, levels=(0, 255))
+            self.items[side, "recon"].setImage(s.reconstruction, autoLevels=False, levels=(0, 255))
+            gray = s.aligned.astype(np.float32).mean(axis=2)
+            self.items[side, "overlay"].setImage(gray, autoLevels=False, levels=(0, 255))
+        self.update_maps()
+        if first:
+            h, w = result.a.S.shape
+            self.linked[0].setRange(QRectF(0, 0, w, h), padding=0.01)
+            for side in "ab":
+                outline = self._crop_outline(side)
+                if outline is not None:
+                    self.photo_overlays[side]["crop"].setData(outline[:, 0], outline[:, 1])
+
+    def update_maps(self) -> None:
+        if self.result is None:
+            return
+        d = self.display
+        maps = {side: map_for(getattr(self.result, side), d.mode, d.channel) for side in "ab"}
+        self._maps = maps
+        lo, hi = levels_for(list(maps.values()), d.mode)
+        cmap = pg.colormap.get(DIVERGING if d.mode == "H" else d.colormap)
+        for side in "ab":
+            self.heat[side].setImage(maps[side], autoLevels=False, levels=(lo, hi))
+            self.heat[side].setOpacity(d.opacity)
+        self.colorbar.setColorMap(cmap)
+        self.colorbar.setLevels((lo, hi))
+        if self._cursor is not None:
+            self._show_values(*self._cursor)
+
+    def set_display(self, display: DisplaySettings) -> None:
+        self.display = display
+        self.update_maps()
+
+    def reset_zoom(self) -> None:
+        if self.result is not None:
+            h, w = self.result.a.S.shape
+            self.linked[0].setRange(QRectF(0, 0, w, h), padding=0.01)
+        for side in "ab":
+            src = self.sources[side]
+            if src.photo is not None:
+                self.vb[side, "photo"].setRange(QRectF(0, 0, src.photo.shape[1], src.photo.shape[0]), padding=0.01)
+
+    # --- crosshair ---------------------------------------------------------------------------------------
+    def _mouse_moved(self, scene_pos: QPointF) -> None:
+        if self.result is None:
+            return
+        for vb in self.linked:
+            if vb.sceneBoundingRect().contains(scene_pos):
+                p = vb.mapSceneToView(scene_pos)
+                self.set_cursor(p.x(), p.y())
+                return
+        for side in "ab":
+            vb = self.vb[side, "photo"]
+            if vb.sceneBoundingRect().contains(scene_pos):
+                p = vb.mapSceneToView(scene_pos)
+                aligned = self._to_aligned(side, (p.x(), p.y()))
+                if aligned is not None:
+                    self.set_cursor(float(aligned[0]), float(aligned[1]))
+                return
+
+    def set_cursor(self, x: float, y: float) -> None:
+        """Put the crosshair at aligned-space (x, y) in every view and read the values there."""
+        self._cursor = (x, y)
+        for side in "ab":
+            v1, h1, v2, h2, v3, h3 = self.cross[side]
+            for line in (v1, v2, v3):
+                line.setPos(x)
+                line.setVisible(True)
+            for line in (h1, h2, h3):
+                line.setPos(y)
+                line.setVisible(True)
+            p = self._to_photo(side, np.array([[x, y]]))
+            cursor = self.photo_overlays[side]["cursor"]
+            if p is not None and self.sources[side].photo is not None:
+                cursor.setData([p[0, 0]], [p[0, 1]])
+            else:
+                cursor.clear()
+        self._show_values(x, y)
+        self.cursor_moved.emit(x, y)
+
+    def values_at(self, x: float, y: float) -> dict[str, dict[str, float]] | None:
+        if self.result is None or not self._maps:
+            return None
+        h, w = self.result.a.S.shape
+        col, row = int(np.floor(x)), int(np.floor(y))
+        if not (0 <= col < w and 0 <= row < h):
+            return None
+        out = {}
+        for side in "ab":
+            s = getattr(self.result, side)
+            out[side] = {"shown": float(self._maps[side][row, col]), "H": float(s.H[row, col])}
+        return out
+
+    def _show_values(self, x: float, y: float) -> None:
+        values = self.values_at(x, y)
+        if values is None:
+            self.value_label.setText("Cursor outside the aligned faces.")
+            return
+        name = {"S": "S", "S_pos": "S⁺", "S_neg": "S⁻", "H": "H", "channel": "residual"}[self.display.mode]
+        if self.display.mode == "channel" and self.display.channel is not None:
+            name = f"channel {self.display.channel}"
+        parts = [f"pixel ({int(np.floor(x))}, {int(np.floor(y))})"]
+        for side in "ab":
+            v = values[side]
+            parts.append(f"<b>{side.upper()}</b>: {name} = {v['shown']:.3e}, H = {v['H']:+.3e}")
+        self.value_label.setText("   ·   ".join(parts))

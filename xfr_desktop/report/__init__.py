@@ -1,0 +1,16 @@
+"""Case reports: PDF building (reportlab), PAdES signing and verification (pyHanko). Qt-free.
+
+    from xfr_desktop.report import ReportData, build_report_for_case, report_data_from_explanation, render_report
+    from xfr_desktop.report.signing import sign_pdf, load_signing_identity, create_identity
+    from xfr_desktop.report.verify import verify_pdf
+"""
+from __future__ import annotations
+
+from .building import (ChannelInfo, ComparisonSection, ImageInfo, ModelInfo, RenderedReport, ReportData,
+                       build_report_for_case, comparison_from_explanation, render_report,
+                       report_data_from_explanation)
+
+__all__ = [
+    "ReportData", "ComparisonSection", "ImageInfo", "ModelInfo", "ChannelInfo", "RenderedReport",
+    "build_report_for_case", "comparison_from_explanation", "report_data_from_explanation", "render_report",
+]

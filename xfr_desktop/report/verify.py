@@ -1,0 +1,166 @@
+"""Verify a signed report: intact, cryptographically valid, covering the whole file (or only harmless later
+updates), and made with a certificate that chains to a trusted one. Qt-free.
+
+Every failure, including any exception inside pyHanko, is a :class:`VerificationResult` with ``ok=False`` and a
+one-line reason: never a traceback. Bytes outside a signature's byte range (the signature value's own padding) are
+not covered by any PDF signature; everything else in the signed revision is.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# status words (also the CLI's summary); exit codes of `xfr verify-report`
+VALID, UNSIGNED, MODIFIED, INVALID, UNTRUSTED, MALFORMED, ERROR = (
+    "valid", "unsigned", "modified", "invalid", "untrusted", "malformed", "error")
+EXIT_CODES = {VALID: 0, UNSIGNED: 3, MODIFIED: 4, INVALID: 4, UNTRUSTED: 5, MALFORMED: 6, ERROR: 2}
+
+
+@dataclass
+class SignatureReport:
+    field_name: str
+    signer: str
+    signing_time: str          # as claimed by the signer (local clock; no timestamp authority)
+    coverage: str
+    intact: bool
+    valid: bool
+    trusted: bool
+    modification: str
+    subfilter: str
+
+
+@dataclass
+class VerificationResult:
+    ok: bool
+    status: str
+    message: str
+    signatures: list[SignatureReport] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.status, 2)
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"{self.status.upper()}: {self.message}"]
+        for s in self.signatures:
+            lines.append(f"  signature {s.field_name!r} by {s.signer}; signed at {s.signing_time} (signer's clock, "
+                         f"no timestamp authority); coverage {s.coverage}; intact {s.intact}; valid {s.valid}; "
+                         f"trusted {s.trusted}; later changes {s.modification}")
+        return lines
+
+
+def _load_trust(trust: list[str | os.PathLike] | None):
+    from pyhanko.keys import load_certs_from_pemder_data
+
+    certs = []
+    for path in trust or []:
+        p = Path(path)
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:
+            raise ValueError(f"trust certificate not found: {p}") from None
+        except OSError as exc:
+            raise ValueError(f"cannot read trust certificate {p} ({exc.strerror or exc})") from None
+        try:
+            loaded = list(load_certs_from_pemder_data(data))
+        except Exception:  # noqa: BLE001
+            loaded = []
+        if not loaded:
+            raise ValueError(f"{p} holds no PEM or DER certificate")
+        certs.extend(loaded)
+    return certs
+
+
+def verify_pdf(pdf: bytes | str | os.PathLike, trust: list[str | os.PathLike] | None = None) -> VerificationResult:
+    """Verify every signature of ``pdf`` (bytes or a path) against the ``trust`` certificates (PEM/DER files)."""
+    try:
+        return _verify(pdf, trust)
+    except Exception as exc:  # noqa: BLE001 - anything unexpected means "not verified", with a reason
+        return VerificationResult(False, INVALID, f"validation failed: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _verify(pdf, trust) -> VerificationResult:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.settings import KeyUsageConstraints
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko.sign.diff_analysis import ModificationLevel
+    from pyhanko_certvalidator import ValidationContext
+
+    if isinstance(pdf, (bytes, bytearray)):
+        data, name = bytes(pdf), "the PDF"
+    else:
+        p = Path(pdf)
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:
+            return VerificationResult(False, ERROR, f"file not found: {p}")
+        except OSError as exc:
+            return VerificationResult(False, ERROR, f"cannot read {p} ({exc.strerror or exc})")
+        name = p.name
+    try:
+        certs = _load_trust(trust)
+    except ValueError as exc:
+        return VerificationResult(False, ERROR, str(exc))
+    if not data.lstrip()[:5].startswith(b"%PDF-"):
+        return VerificationResult(False, MALFORMED, f"{name} is not a PDF file")
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        sigs = list(reader.embedded_signatures)
+    except Exception as exc:  # noqa: BLE001
+        return VerificationResult(False, MALFORMED, f"{name} is damaged or not a readable PDF "
+                                                    f"({type(exc).__name__})")
+    if not sigs:
+        return VerificationResult(False, UNSIGNED, f"{name} carries no digital signature")
+    if not certs:
+        return VerificationResult(False, ERROR, "no trust certificate given (use --trust CERT.pem)")
+
+    reports: list[SignatureReport] = []
+    verdict: tuple[str, str] | None = None
+    for sig in sigs:
+        ctx = ValidationContext(trust_roots=certs, allow_fetching=False, revocation_mode="soft-fail")
+        usage = KeyUsageConstraints(key_usage={"non_repudiation", "digital_signature"}, match_all_key_usages=False)
+        try:
+            status = validate_pdf_signature(sig, ctx, key_usage_settings=usage)
+        except Exception as exc:  # noqa: BLE001
+            reports.append(SignatureReport(str(sig.field_name), "?", "?", "?", False, False, False, "?", "?"))
+            verdict = verdict or (INVALID, f"signature {sig.field_name!r} could not be validated "
+                                           f"({type(exc).__name__}: {str(exc)[:160]})")
+            continue
+        try:
+            signer = status.signing_cert.subject.human_friendly
+        except Exception:  # noqa: BLE001
+            signer = "?"
+        claimed = sig.self_reported_timestamp
+        level = status.modification_level
+        rep = SignatureReport(
+            field_name=str(sig.field_name), signer=signer,
+            signing_time=claimed.isoformat() if claimed else "not stated",
+            coverage=status.coverage.name if status.coverage is not None else "UNKNOWN",
+            intact=bool(status.intact), valid=bool(status.valid), trusted=bool(status.trusted),
+            modification=level.name if level is not None else "UNKNOWN",
+            subfilter=str(sig.sig_object.get("/SubFilter", "?")),
+        )
+        reports.append(rep)
+        if verdict is not None:
+            continue
+        if not status.intact:
+            verdict = (MODIFIED, f"the signed content of {name} was changed after signing "
+                                 f"(digest mismatch in signature {rep.field_name!r})")
+        elif not status.valid:
+            verdict = (INVALID, f"the cryptographic signature {rep.field_name!r} does not verify")
+        elif status.coverage is None or status.coverage < SignatureCoverageLevel.ENTIRE_REVISION:
+            verdict = (MODIFIED, f"signature {rep.field_name!r} does not cover its whole revision of {name}")
+        elif level not in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES) or status.docmdp_ok is False:
+            verdict = (MODIFIED, f"{name} was changed after it was signed (later update: "
+                                 f"{level.name if level is not None else 'not analysable'})")
+        elif not status.trusted:
+            why = status.trust_problem_indic.name if status.trust_problem_indic is not None else "no chain"
+            verdict = (UNTRUSTED, f"the signer's certificate ({signer}) is not trusted by the given certificate(s) "
+                                  f"({why})")
+    if verdict is not None:
+        return VerificationResult(False, verdict[0], verdict[1], reports)
+    who = ", ".join(r.signer for r in reports)
+    return VerificationResult(True, VALID, f"{name} is intact and signed by {who} (trusted)", reports)
