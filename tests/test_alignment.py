@@ -198,3 +198,13 @@ def test_missing_detector_file_is_a_clear_error(tmp_path):
 def test_wrong_array_shape_is_rejected(aligner):
     with pytest.raises(ValueError, match="RGB uint8"):
         aligner.detect(np.zeros((64, 64), np.uint8))
+
+
+def test_align_reuses_given_detections(aligner, sample_images):
+    image = load_image(sample_images[4])
+    faces = aligner.detect(image)
+    direct = aligner.align(image)
+    reused = aligner.align(image, faces=faces)
+    np.testing.assert_array_equal(direct.aligned, reused.aligned)
+    with pytest.raises(NoFaceError):
+        aligner.align(image, faces=[], source="x.jpg")

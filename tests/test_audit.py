@@ -142,10 +142,10 @@ def test_log_event_checks_its_input(tmp_path):
             store.log_event("report.signed", case_id=7)
         with pytest.raises(StoreError, match="needs an action"):
             store.log_event("")
-        with pytest.raises(StoreError, match="JSON"):
-            store.log_event("x", details={"bad": float("nan")})
+        odd = store.log_event("x", details={"nan": float("nan"), "inf": np.float32("inf"), 3: np.arange(2)})
+        assert odd.details == '{"3":[0,1],"inf":"Infinity","nan":"NaN"}'
         with pytest.raises(StoreError, match="JSON"):
             store.log_event("x", details={"bad": object()})
         record = store.log_event("app.started", details={"version": "0.1.0"})
-        assert record.case_id is None and record.prev_hash == GENESIS_HASH
-        assert store.verify_audit().ok and store.verify_audit().n_entries == 1
+        assert record.case_id is None and odd.prev_hash == GENESIS_HASH and record.prev_hash == odd.hash
+        assert store.verify_audit().ok and store.verify_audit().n_entries == 2

@@ -180,3 +180,25 @@ def test_missing_images_are_listed_or_counted(tmp_path):
     assert len(ignored) == 8 and ignored.missing == []
     with pytest.raises(ValueError):
         read_pairs(path, root, missing="skip")
+
+
+# --- the bundled sample case ---------------------------------------------------------------------------------
+def test_sample_case_matches_its_pair_list_and_attribution(samples_dir):
+    import json
+    import re
+
+    from xfr_desktop.core.imageio import image_sha256
+
+    case = json.loads((samples_dir / "case.json").read_text(encoding="utf-8"))
+    assert case["case_number"] and case["title"] and "examiner" in case
+    listed = read_pairs(samples_dir / "pairs.csv", samples_dir)  # raises if an image is missing
+    assert len(case["pairs"]) == len(listed) == 4
+    assert sorted(p["expected"] for p in case["pairs"]) == ["different", "different", "same", "same"]
+    for entry, pair in zip(case["pairs"], listed):
+        assert samples_dir / entry["image_a"] == pair.path_a and samples_dir / entry["image_b"] == pair.path_b
+        assert (entry["expected"] == "same") == pair.same
+    attribution = (samples_dir / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    recorded = dict((name, sha) for sha, name in re.findall(r"^([0-9a-f]{64})  (\S+\.jpg)$", attribution, re.M))
+    assert len(recorded) == 8
+    for image in listed.images:
+        assert recorded[image.name] == image_sha256(image), image.name

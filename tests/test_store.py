@@ -71,7 +71,7 @@ def test_cases_create_search_update(store):
         store.create_case("   ")
     assert [c.number for c in store.list_cases("robbery")] == ["2026-0001"]
     assert [c.number for c in store.list_cases("lab north")] == ["2026-0001"]
-    assert store.list_cases("no such thing") == []
+    assert store.list_cases("no such thing") == [] and store.list_cases("%") == [] and store.list_cases("_") == []
     assert [c.number for c in store.list_cases()] == ["2026-0002", "2026-0001"]  # newest first
     updated = store.update_case(a.id, title="Bank robbery, 3 May", notes="")
     assert updated.title == "Bank robbery, 3 May" and updated.notes == "" and updated.modified_at > a.modified_at
@@ -151,6 +151,10 @@ def test_results_are_never_overwritten_and_round_trip(store, tmp_path):
     assert store.get_comparison(comp.id).n_results == 2 and store.get_case(case.id).n_comparisons == 1
     actions = [e.action for e in store.list_audit(case.id)]
     assert actions[-2:] == ["analysis.saved", "parameters.saved"]
+    odd = store.save_result(comp.id, {"score": np.float32(0.2), "threshold": 0.3, "decision": np.bool_(False),
+                                      "parameters": {"likelihood_ratio": float("inf"), "top_k": np.int64(5)}})
+    assert store.get_result(odd.id).parameters == {"likelihood_ratio": float("inf"), "top_k": 5}
+    assert store.verify_audit(case.id).ok
     with pytest.raises(StoreError, match="needs score"):
         store.save_result(comp.id, {"threshold": 0.3, "decision": False})
     store.set_comparison_status(comp.id, "failed", "no face in B")

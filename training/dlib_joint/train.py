@@ -79,6 +79,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(HERE.parents[1] / "models" / "xfr-dlib-maxpool-joint.pt"))
     ap.add_argument("--epochs", type=float, default=None, help="override the config (fractions allowed)")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after N steps (timing runs)")
+    ap.add_argument("--time-budget-min", type=float, default=0,
+                    help="shorten the schedule so training ends within this many minutes (measured after 10 steps)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = json.loads(Path(args.config).read_text())
@@ -119,9 +121,10 @@ def main(argv=None) -> int:
     total = max(1, int(epochs * steps_per_epoch))
     if args.max_steps:
         total = min(total, args.max_steps)
-    warmup = min(100, total // 10)
+    sched = {"total": total, "warmup": min(100, total // 10)}
 
     def lr_factor(step):
+        warmup, total = sched["warmup"], sched["total"]
         if step < warmup:
             return (step + 1) / warmup
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
@@ -160,11 +163,11 @@ def main(argv=None) -> int:
     model.train()
     bb.eval()
     step, t0 = 0, time.time()
-    log.info("%d steps of batch %d (%.2f epochs), warm-up %d", total, bs, total / steps_per_epoch, warmup)
-    while step < total:
+    log.info("%d steps of batch %d (%.2f epochs), warm-up %d", total, bs, total / steps_per_epoch, sched["warmup"])
+    while step < sched["total"]:
         perm = rng.permutation(train_idx)
         for s in range(0, len(perm) - bs + 1, bs):
-            if step >= total:
+            if step >= sched["total"]:
                 break
             idx = np.sort(perm[s:s + bs])
             view = torch.from_numpy(rng.integers(0, 4, len(idx)))
@@ -188,6 +191,14 @@ def main(argv=None) -> int:
             sgd.step()
             adam.step()
             step += 1
+            if step == 10 and args.time_budget_min:
+                fit = int(args.time_budget_min * 60 / ((time.time() - t0) / step))
+                if fit < sched["total"]:
+                    sched["total"] = max(fit, 20)
+                    sched["warmup"] = min(100, sched["total"] // 10)
+                    log.info("time budget %.0f min: schedule shortened to %d steps (%.2f epochs)",
+                             args.time_budget_min, sched["total"], sched["total"] / steps_per_epoch)
+            total = sched["total"]
             if step % 20 == 0 or step == 1:
                 el = time.time() - t0
                 log.info("step %d/%d  L_id %.4f  L_rec %.5f  %.2f s/step  eta %.0f min", step, total,

@@ -154,6 +154,11 @@ def run(args) -> int:
     except OSError as exc:
         raise XfrError(f"cannot create output folder {out}: {exc.strerror}") from None
     model = load_model(args.model, device=args.device)
+    if model.device.type == "cuda":  # TF32 would move scores by ~1e-3 and decisions near the threshold
+        import torch
+
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     aligner = FaceAligner.for_model(model)
     jobs = build_jobs(chosen, aligner, args.aligned)
     explainers = {}

@@ -25,6 +25,12 @@ import cv2
 import numpy as np
 
 from .errors import ImageError, ModelFileError, NoFaceError
+from .imageio import image_sha256, load_image  # noqa: F401  (re-exported: callers load then align)
+
+__all__ = [
+    "AlignedFace", "Face", "FaceAligner", "FaceIndexError", "NoFaceError", "ImageError", "load_image",
+    "image_sha256", "umeyama_similarity", "warp_points", "default_detector_path", "DEFAULT_LANDMARK_WEIGHTS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +174,16 @@ class FaceAligner:
         self._detector = None
         self._lock = threading.Lock()
 
+    def __getstate__(self):  # picklable for worker processes: the detector and lock are rebuilt there
+        state = self.__dict__.copy()
+        state["_detector"] = None
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @classmethod
     def for_model(cls, model, **kwargs) -> "FaceAligner":
         """An aligner for a JointModel (its spec's template, input size and optional landmark_weights)."""
@@ -198,15 +214,20 @@ class FaceAligner:
                     cv2.utils.logging.setLogLevel(level)
         return self._detector
 
-    def _run_detector(self, bgr: np.ndarray) -> np.ndarray:
+    def _run_detector(self, bgr: np.ndarray, name: str) -> np.ndarray:
         detector = self._get_detector()
         h, w = bgr.shape[:2]
-        detector.setInputSize((w, h))
-        _, rows = detector.detect(bgr)
+        try:
+            detector.setInputSize((w, h))
+            _, rows = detector.detect(bgr)
+        except cv2.error as exc:
+            msg = str(exc).strip().splitlines()[-1][:160]
+            raise ImageError(f"{name}: face detection failed on this {w}x{h} image ({msg})") from None
         return np.zeros((0, 15), np.float32) if rows is None else np.asarray(rows, np.float32)
 
-    def detect(self, image_rgb: np.ndarray) -> list[Face]:
+    def detect(self, image_rgb: np.ndarray, source: str | None = None) -> list[Face]:
         """All faces with score >= score_threshold, largest box first, in image_rgb's pixel coordinates."""
+        name = source or "the image"
         image = _check_image(image_rgb)
         h, w = image.shape[:2]
         scale = min(1.0, self.detect_max_side / max(h, w))
@@ -217,13 +238,13 @@ class FaceAligner:
             small = image
         bgr = np.ascontiguousarray(small[:, :, ::-1])
         with self._lock:
-            rows = self._run_detector(bgr)
+            rows = self._run_detector(bgr, name)
             offset = 0
             if len(rows) == 0:
                 # the face may fill the whole frame (a tight crop): give the detector some context
                 offset = int(round(RETRY_PAD_FRACTION * max(bgr.shape[:2])))
                 padded = cv2.copyMakeBorder(bgr, offset, offset, offset, offset, cv2.BORDER_CONSTANT, value=0)
-                rows = self._run_detector(padded)
+                rows = self._run_detector(padded, name)
         faces = []
         for row in rows:
             box = (row[0:4].astype(np.float64) - [offset, offset, 0, 0]) / scale
@@ -267,13 +288,17 @@ class FaceAligner:
         return cv2.warpAffine(image, M, (w_out, h_out), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
-    def align(self, image_rgb: np.ndarray, face_index: int = 0, source: str | None = None) -> AlignedFace:
+    def align(
+        self, image_rgb: np.ndarray, face_index: int = 0, source: str | None = None,
+        faces: list[Face] | None = None,
+    ) -> AlignedFace:
         """Detect, pick face ``face_index`` (0 = largest) and warp it onto the template.
 
-        ``source`` names the image in error messages (NoFaceError, FaceIndexError).
+        ``source`` names the image in error messages (NoFaceError, FaceIndexError). ``faces``: the result of an
+        earlier ``detect(image_rgb)`` (e.g. after asking the user which face), so detection is not run twice.
         """
         name = source or "the image"
-        faces = self.detect(image_rgb)
+        faces = self.detect(image_rgb, source=source) if faces is None else list(faces)
         if not faces:
             raise NoFaceError(f"{name}: no face found (detector score threshold {self.score_threshold:g})")
         if not isinstance(face_index, (int, np.integer)) or face_index < 0 or face_index >= len(faces):
@@ -311,8 +336,6 @@ class FaceAligner:
         **load_kwargs,
     ) -> AlignedFace:
         """load_image + align (or align_prealigned); errors name ``source`` or the path."""
-        from .imageio import load_image
-
         name = source if source is not None else str(path)
         image = load_image(path, source=name, **load_kwargs)
         if prealigned:

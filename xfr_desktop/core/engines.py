@@ -266,8 +266,9 @@ def _propagate_group(layers, base_inputs, C, idx, cmax, r, q):
                 else:
                     D = torch.zeros((n, Wt.shape[1], d0 * (k0 - 1) + 1, d1 * (k1 - 1) + 1), dtype=dtype, device=dev)
                     D[:, :, ::d0, ::d1] = taps
-            else:
-                D = Fn.conv_transpose2d(D, Wt, None, stride=(s0, s1), padding=0, dilation=(d0, d1))
+            else:  # channels_last: oneDNN's transposed convolution is ~1.5-2x faster on these small windows
+                D = Fn.conv_transpose2d(D.contiguous(memory_format=torch.channels_last), Wt, None,
+                                        stride=(s0, s1), padding=0, dilation=(d0, d1))
             r0, c0 = r0 * s0 - p0, c0 * s1 - p1
             H = (H - 1) * s0 - 2 * p0 + d0 * (k0 - 1) + m.output_padding[0] + 1
             W = (W - 1) * s1 - 2 * p1 + d1 * (k1 - 1) + m.output_padding[1] + 1

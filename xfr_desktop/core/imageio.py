@@ -119,9 +119,9 @@ def _to_rgb_array(im: Image.Image) -> np.ndarray:
             gray = np.clip(np.nan_to_num(arr) * scale, 0, 255).round().astype(np.uint8)
         else:
             arr = arr.astype(np.int64)
-            # 16-bit data (I;16, or 16-bit PNG opened as I) spans 0..65535; genuine 8-bit data in I stays as is
-            peak = int(arr.max()) if arr.size else 0
-            gray = (np.clip(arr, 0, 65535) // 257 if peak > 255 else np.clip(arr, 0, 255)).astype(np.uint8)
+            # I;16 is 16-bit by definition; 32-bit I holds 16-bit data (some PNG/TIFF readers) or plain 8-bit values
+            sixteen = mode.startswith("I;16") or (arr.size > 0 and int(arr.max()) > 255)
+            gray = (np.clip(arr, 0, 65535) // 257 if sixteen else np.clip(arr, 0, 255)).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         mode in ("P", "L", "RGB") and "transparency" in im.info

@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self._pending_choice: dict | None = None
         self._pending_drop: str | None = None
         self._photos: dict[str, np.ndarray] = {}
+        self._fresh: AnalysisOutcome | None = None  # the outcome just computed: shown without reloading it
         self.last_update_ms = 0.0
         self.display = DisplaySettings()
 
@@ -93,7 +94,11 @@ class MainWindow(QMainWindow):
         self._set_busy(False)
         self._update_result_controls()
         self.refresh_cases()
-        QTimer.singleShot(0, self.controller.warm_up)
+        QTimer.singleShot(0, self._warm_up)
+
+    @Slot()
+    def _warm_up(self) -> None:
+        self.controller.warm_up(self.device)
 
     # --- construction ------------------------------------------------------------------------------------
     def _icon(self, pixmap: QStyle.StandardPixmap) -> QIcon:
@@ -513,24 +518,28 @@ class MainWindow(QMainWindow):
         if self.record is not None and self.record.id == result_id:
             return
         try:
-            record = self.store.get_result(int(result_id))
-            self.show_record(record)
+            fresh, self._fresh = self._fresh, None
+            if fresh is not None and fresh.record.id == result_id:
+                self.show_record(fresh.record, fresh.result, fresh.faces_extra)
+            else:
+                self.show_record(self.store.get_result(int(result_id)))
         except (XfrError, ValueError, KeyError) as exc:
             show_error(self, "The stored result cannot be shown", str(exc),
                        "Run the analysis again (Ctrl+R); the stored data is left as it is.")
 
     # --- showing results ---------------------------------------------------------------------------------
-    def show_record(self, record, result=None) -> None:
-        """Show a stored result; ``result`` is the in-memory explanation when it was just computed."""
+    def show_record(self, record, result=None, faces: dict | None = None) -> None:
+        """Show a stored result; ``result`` and ``faces`` are passed when it was just computed (no reload)."""
         from ..core.serialize import explanation_from_result
 
         if result is None:
             result = explanation_from_result(record)
+        if faces is None:
+            faces = record.faces()
         self.record = record
         self.base_result = result
         self.result = result
         self._set_parameter_controls(result.threshold, result.top_k)
-        faces = record.faces()
         comp = self.store.get_comparison(record.comparison_id)
         sources = {}
         for side, sha in (("a", comp.image_a), ("b", comp.image_b)):
@@ -851,10 +860,16 @@ class MainWindow(QMainWindow):
         comp_id = outcome.job.comparison_id
         self.statusBar().showMessage(f"Analysis of comparison #{comp_id} finished in {outcome.seconds:.1f} s; "
                                      f"saved as result #{outcome.record.id}.", 10000)
+        comp = self.store.get_comparison(comp_id)
+        for side, sha in (("a", comp.image_a), ("b", comp.image_b)):
+            if side in outcome.photos:
+                self._photos[sha] = outcome.photos[side]
         self.refresh_cases(select=self.case_id)
         if comp_id == self.comparison_id:
             self.record = None
+            self._fresh = outcome
             self.refresh_comparisons(select=comp_id)
+            self._fresh = None
         self.analysis_finished.emit(outcome)
 
     @Slot(str, str)

@@ -6,6 +6,7 @@ time it is needed, so the window appears without waiting for it.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -69,6 +70,18 @@ class AnalysisOutcome:
     model_sha256: str | None = None
     likelihood_ratio: object = None
     seconds: float = 0.0
+    photos: dict = field(default_factory=dict)   # side -> the decoded source photo (spares the GUI a decode)
+
+
+def freeze_long_lived_objects() -> None:
+    """Move the objects alive now (modules, the model) out of the garbage collector's reach.
+
+    A full collection walks every tracked object while holding the GIL; with torch, SQLAlchemy and pyqtgraph
+    loaded that takes hundreds of milliseconds and, when the worker triggers it, freezes the GUI thread too.
+    Freezing what is long-lived anyway keeps later collections small.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class AnalysisWorker(QObject):
@@ -91,22 +104,23 @@ class AnalysisWorker(QObject):
     def request_cancel(self) -> None:
         self._cancel.set()
 
-    @Slot()
-    def warm_up(self) -> None:
+    @Slot(object)
+    def warm_up(self, device: str | None = None) -> None:
         """Import torch and the engine in the background so the first analysis (or reopened result) is quick."""
         try:
             from ..core import explain, serialize  # noqa: F401
             from ..core.model import resolve_device
 
-            dev = resolve_device(None)
+            dev = resolve_device(device)
             if dev.type == "cuda":
                 import torch
 
                 self.device_ready.emit(f"CUDA ({torch.cuda.get_device_name(dev)})")
             else:
                 self.device_ready.emit("CPU")
-        except Exception:  # pragma: no cover - reported when an analysis actually runs
-            log.exception("warm-up import failed")
+        except Exception as exc:  # reported again, with advice, when an analysis runs
+            self.device_ready.emit(f"unavailable ({exc})")
+        freeze_long_lived_objects()
         self.warmed_up.emit()
 
     # --- helpers ---------------------------------------------------------------------------------------------
@@ -130,6 +144,7 @@ class AnalysisWorker(QObject):
         if key not in self._models:
             self._models[key] = load_model(resolved, dev)
             self._aligners.pop(id(self._models[key]), None)
+            freeze_long_lived_objects()
         return self._models[key]
 
     def _aligner(self, model):
@@ -183,10 +198,10 @@ class AnalysisWorker(QObject):
             self._check_cancel()
             self.store.set_comparison_status(job.comparison_id, "running")
             status_set = True
-            aligned = {}
+            aligned, photos = {}, {}
             for k, side in enumerate("ab"):
                 self._report("detect", k / 2)
-                _, face = self._align(model, job, side)
+                photos[side], face = self._align(model, job, side)
                 if isinstance(face, FaceChoiceRequest):
                     self.store.set_comparison_status(job.comparison_id, "new", "waiting for a face choice")
                     self.face_choice_needed.emit(face)
@@ -201,6 +216,7 @@ class AnalysisWorker(QObject):
             self._check_cancel()
             self._report("save", 0.0)
             outcome = self._save(job, model, result, aligned)
+            outcome.photos = photos
             outcome.seconds = time.perf_counter() - t0
             self._report("save", 1.0)
             self.finished.emit(outcome)
@@ -256,7 +272,7 @@ class AnalysisController(QObject):
     """Owns the worker thread; lives on the GUI thread. Start jobs with :meth:`start`, stop with :meth:`cancel`."""
 
     _run_requested = Signal(object)
-    _warm_up_requested = Signal()
+    _warm_up_requested = Signal(object)
 
     def __init__(self, store, parent: QObject | None = None):
         super().__init__(parent)
@@ -271,8 +287,8 @@ class AnalysisController(QObject):
         self.busy = False
         self.thread.start()
 
-    def warm_up(self) -> None:
-        self._warm_up_requested.emit()
+    def warm_up(self, device: str | None = None) -> None:
+        self._warm_up_requested.emit(device)
 
     def start(self, job: AnalysisJob) -> bool:
         if self.busy:

@@ -527,6 +527,19 @@ def _table_style(header: bool = False, grid: bool = True):
     return TableStyle(cmds)
 
 
+def short_time(iso: str) -> str:
+    """'2026-11-28T02:30:29.297897+00:00' -> '2026-11-28 02:30:29 UTC' (other offsets kept)."""
+    if not iso:
+        return ""
+    try:
+        t = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)
+    if t.tzinfo is None or t.utcoffset() == timezone.utc.utcoffset(None):
+        return t.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+    return t.replace(microsecond=0).isoformat(sep=" ")
+
+
 def _fmt_float(v, digits=4) -> str:
     try:
         return f"{float(v):.{digits}f}"
@@ -567,7 +580,7 @@ def _comparison_flowables(section: ComparisonSection, st) -> list:
         (f"SHA-256 of image {section.image_a.label}", _p(section.image_a.sha256 or "n/a", st["mono"])),
         (f"SHA-256 of image {section.image_b.label}", _p(section.image_b.sha256 or "n/a", st["mono"])),
         ("Model SHA-256", _p(section.model_sha256 or "n/a", st["mono"])),
-        ("Analysed at", section.analysed_at or "n/a"),
+        ("Analysed at", short_time(section.analysed_at) or "n/a"),
     ]))
     # result
     p = section.parameters or {}
@@ -777,8 +790,8 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None) -
         _p(f"Case {data.case_number}" + (f": {data.title}" if data.title else ""), st["big"]), Spacer(1, 6),
         _kv_table([
             ("Case number", data.case_number), ("Title", data.title or "—"), ("Examiner", data.examiner or "—"),
-            ("Organisation", data.organisation or "—"), ("Case created", data.case_created or "—"),
-            ("Case last modified", data.case_modified or "—"), ("Report generated", generated_at),
+            ("Organisation", data.organisation or "—"), ("Case created", short_time(data.case_created) or "—"),
+            ("Case last modified", short_time(data.case_modified) or "—"), ("Report generated", generated_at),
             ("Software", f"XFR Desktop {data.software_version}"),
             ("Comparisons in this report", str(len(data.comparisons))),
         ]),
@@ -818,7 +831,7 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None) -
         rows = [("Conclusion", data.conclusion)]
         if data.conclusion_scale:
             rows.append(("Scale", data.conclusion_scale))
-        rows += [("Author", data.conclusion_author or "—"), ("Entered", data.conclusion_time or "—")]
+        rows += [("Author", data.conclusion_author or "—"), ("Entered", short_time(data.conclusion_time) or "—")]
         if data.conclusion_notes:
             rows.append(("Notes", data.conclusion_notes))
         story.append(_kv_table(rows))
@@ -835,11 +848,13 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None) -
         rows = [[_p(h, st["tiny"]) for h in ("#", "time (UTC)", "actor", "action", "object", "details",
                                              "entry hash")]]
         for r in data.audit:
-            rows.append([_p(r.get("id", ""), st["tiny"]), _p(r.get("time", ""), st["tiny"]),
+            obj = str(r.get("object", ""))
+            rows.append([_p(r.get("id", ""), st["tiny"]), _p(short_time(r.get("time", "")), st["tiny"]),
                          _p(r.get("actor", ""), st["tiny"]), _p(r.get("action", ""), st["tiny"]),
-                         _p(r.get("object", ""), st["tiny"]), _p(str(r.get("details", ""))[:600], st["tiny"]),
-                         _p(str(r.get("hash", ""))[:16] + "…", st["mono"])])
-        at = Table(rows, colWidths=[0.8 * cm, 2.6 * cm, 1.6 * cm, 2.4 * cm, 1.8 * cm, 5.4 * cm, 2.4 * cm],
+                         _p(obj if len(obj) <= 24 else obj[:22] + "…", st["tiny"]),
+                         _p(str(r.get("details", ""))[:600], st["tiny"]),
+                         _p(str(r.get("hash", ""))[:12] + "…", st["mono"])])
+        at = Table(rows, colWidths=[0.7 * cm, 2.5 * cm, 1.5 * cm, 2.4 * cm, 2.2 * cm, 6.0 * cm, 2.2 * cm],
                    repeatRows=1, hAlign="LEFT")
         at.setStyle(_table_style(header=True))
         story.append(at)

@@ -230,6 +230,21 @@ def _static_style(appearance_pdf: bytes):
                                                                   margins=Margins.uniform(0)))
 
 
+def _align_producer(writer) -> None:
+    """pyHanko writes its own name as the XMP producer but appends it to the Info producer; PDF/A wants the two
+    equal, so the signing revision's Info dictionary names pyHanko alone (it produced that revision)."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.metadata.model import VENDOR
+
+    old = writer.prev.trailer_view.get("/Info")
+    info = generic.DictionaryObject()
+    if old is not None:
+        for key, value in old.get_object().items():
+            info[key] = value
+    info[generic.NameObject("/Producer")] = generic.TextStringObject(VENDOR)
+    writer.set_info(info)
+
+
 @dataclass
 class SignedReport:
     pdf: bytes
@@ -252,6 +267,7 @@ def sign_pdf(pdf: bytes, identity: SigningIdentity, *, box: tuple[float, float, 
         reason=reason, location=location, name=identity.common_name)
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+        _align_producer(writer)
         pdf_signer = signers.PdfSigner(
             meta, signer=identity.signer, stamp_style=_static_style(appearance),
             new_field_spec=fields.SigFieldSpec(sig_field_name=SIGNATURE_FIELD, on_page=-1, box=box))

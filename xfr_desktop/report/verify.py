@@ -7,7 +7,9 @@ not covered by any PDF signature; everything else in the signed revision is.
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,20 @@ class VerificationResult:
         return lines
 
 
+@contextlib.contextmanager
+def _quiet_pyhanko():
+    """pyHanko logs expected validation failures (untrusted, self-signed) with tracebacks; the verdict says it."""
+    loggers = [logging.getLogger(n) for n in ("pyhanko", "pyhanko_certvalidator")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def _load_trust(trust: list[str | os.PathLike] | None):
     from pyhanko.keys import load_certs_from_pemder_data
 
@@ -76,9 +92,23 @@ def _load_trust(trust: list[str | os.PathLike] | None):
 def verify_pdf(pdf: bytes | str | os.PathLike, trust: list[str | os.PathLike] | None = None) -> VerificationResult:
     """Verify every signature of ``pdf`` (bytes or a path) against the ``trust`` certificates (PEM/DER files)."""
     try:
-        return _verify(pdf, trust)
+        with _quiet_pyhanko():
+            return _verify(pdf, trust)
     except Exception as exc:  # noqa: BLE001 - anything unexpected means "not verified", with a reason
         return VerificationResult(False, INVALID, f"validation failed: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _appended_bytes(sig, data: bytes, reader) -> int:
+    """Bytes after the signed range of the last revision's signature that form no revision (readers ignore
+    them; we do not)."""
+    try:
+        if sig.signed_revision != reader.xrefs.total_revisions - 1:
+            return 0  # later revisions exist: the difference analysis judges them
+
+        _, _, start2, len2 = (int(v) for v in sig.byte_range)
+    except (TypeError, ValueError):
+        return 0
+    return len(data[start2 + len2:].strip())
 
 
 def _verify(pdf, trust) -> VerificationResult:
@@ -151,6 +181,9 @@ def _verify(pdf, trust) -> VerificationResult:
                                  f"(digest mismatch in signature {rep.field_name!r})")
         elif not status.valid:
             verdict = (INVALID, f"the cryptographic signature {rep.field_name!r} does not verify")
+        elif _appended_bytes(sig, data, reader):
+            verdict = (MODIFIED, f"{_appended_bytes(sig, data, reader)} bytes were appended to {name} after the signed "
+                                 f"content; they are not covered by the signature")
         elif status.coverage is None or status.coverage < SignatureCoverageLevel.ENTIRE_REVISION:
             verdict = (MODIFIED, f"signature {rep.field_name!r} does not cover its whole revision of {name}")
         elif level not in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES) or status.docmdp_ok is False:

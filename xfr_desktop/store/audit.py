@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,24 +39,45 @@ def default_actor() -> str:
 
 
 def _jsonable(value):
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (PurePath, bytes)):
-        return str(value) if isinstance(value, PurePath) else value.hex()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
     if isinstance(value, (set, frozenset)):
-        return sorted(value)
+        return sorted(value, key=str)
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
+def to_plain(value, keep_nonfinite: bool = False):
+    """JSON-ready copy: numpy scalars/arrays -> Python, keys -> str, NaN/inf -> "NaN"/"Infinity"/"-Infinity"
+    (unless `keep_nonfinite`), so a stray infinity never stops a result or an audit entry from being saved."""
+    if isinstance(value, dict):
+        return {str(k): to_plain(v, keep_nonfinite) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v, keep_nonfinite) for v in value]
+    if hasattr(value, "tolist") and callable(value.tolist) and not isinstance(value, (str, bytes)):  # numpy
+        return to_plain(value.tolist(), keep_nonfinite)
+    if isinstance(value, float) and not math.isfinite(value) and not keep_nonfinite:
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
 def canonical_json(value) -> str:
-    """Deterministic JSON: sorted keys, no spaces, UTF-8 text, no NaN/Infinity."""
+    """Deterministic JSON: sorted keys, no spaces, UTF-8 text, strictly valid (non-finite numbers as strings)."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                          default=_jsonable)
+        return json.dumps(to_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False, default=_jsonable)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"audit details cannot be recorded as JSON: {exc}") from exc
+
+
+def stored_json(value) -> str:
+    """JSON for parameters/timings columns: like canonical_json but NaN/inf stay numbers (json.loads reads them)."""
+    try:
+        return json.dumps(to_plain(value or {}, keep_nonfinite=True), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False, default=_jsonable)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"parameters cannot be stored as JSON: {exc}") from exc
 
 
 def entry_hash(prev_hash: str, time: str, actor: str, action: str, case_id: int | None, object_type: str | None,

@@ -37,7 +37,7 @@ def _loads(text: str | None) -> dict:
 
 
 def _dumps(value: dict | None) -> str:
-    return audit.canonical_json(value or {})
+    return audit.stored_json(value)
 
 
 class Store(Database):
@@ -77,8 +77,9 @@ class Store(Database):
         query = (select(Case, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.case_id == Case.id)
                  .order_by(Case.modified_at.desc(), Case.id.desc()))
         if search and search.strip():
-            pattern = f"%{search.strip()}%"
-            query = query.where(or_(*(getattr(Case, f).ilike(pattern) for f in CASE_FIELDS)))
+            literal = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{literal}%"
+            query = query.where(or_(*(getattr(Case, f).ilike(pattern, escape="\\") for f in CASE_FIELDS)))
         with self.session(write=False) as s:
             return [self._case_record(s, case, n) for case, n in s.execute(query)]
 

@@ -3,6 +3,7 @@
 Per channel k: α_ij = g² / (2g² + Σ_ab A_ab · g³) (0 where g = 0), w_k = Σ_ij α_ij ReLU(g_ij); map = ReLU(Σ_k w_k
 A_k), upsampled bilinearly to the image — the closed form used by pytorch-grad-cam. With a max-pooled embedding
 the gradient of the score reaches C only at each channel's maximum, so each channel has one non-zero g.
+Where ReLU leaves an all-zero map (C can be negative here), the signed sum Σ_k w_k A_k is returned instead.
 """
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ class GradCamPlusPlusExplainer(Explainer):
         alpha = torch.where((g != 0) & (denom != 0), g2 / torch.where(denom != 0, denom, torch.ones_like(denom)),
                             torch.zeros_like(g))
         weights = (alpha * torch.relu(g)).sum(dim=(2, 3))                 # (2, c)
-        cam = torch.relu((weights[:, :, None, None] * A).sum(dim=1))     # (2, h, w)
+        raw = (weights[:, :, None, None] * A).sum(dim=1)                 # (2, h, w)
+        cam = torch.relu(raw)
+        # C may be negative (no ReLU after the last conv), and ReLU can then leave nothing; keep the signed
+        # map there so it still ranks pixels (pytorch-grad-cam would return zeros).
+        empty = cam.flatten(1).amax(dim=1) <= 0
+        cam[empty] = raw[empty]
         maps = upsample(cam, model.input_size)
         return maps[0], maps[1]

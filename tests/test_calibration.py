@@ -1,0 +1,137 @@
+"""Score-to-LR calibration: logistic regression, PAV diagnostic, Cllr, verbal scale, storage, `xfr calibrate`."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from xfr_desktop.cli import main as xfr_main
+from xfr_desktop.core.calibration import (Calibration, CalibrationError, calibration_path, cllr, cllr_min,
+                                          fit_calibration, format_lr, likelihood_ratio, load_calibration_for,
+                                          render_tippett, save_tippett, verbal_equivalent)
+
+
+def synthetic_scores(n=1500, seed=0, genuine=(0.55, 0.12), impostor=(0.05, 0.1)):
+    rng = np.random.default_rng(seed)
+    return rng.normal(*genuine, n), rng.normal(*impostor, n)
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    g, i = synthetic_scores()
+    return fit_calibration(g, i, model_sha256="ab" * 32, model_name="synthetic", reference="synthetic normals")
+
+
+def test_lr_increases_with_score_and_crosses_one_between_the_means(calibration):
+    scores = np.linspace(-0.3, 0.9, 200)
+    llr = calibration.log10_lr(scores)
+    assert np.all(np.diff(llr) >= 0)
+    assert np.diff(llr).max() > 0
+    assert calibration.lr(0.05) < 1 < calibration.lr(0.55)
+    # equal variances would put LR = 1 near the midpoint; unequal ones shift it a little
+    crossing = scores[np.argmin(np.abs(llr))]
+    assert 0.2 < crossing < 0.4
+
+
+def test_cllr_is_informative_and_at_least_cllr_min(calibration):
+    assert 0 < calibration.cllr < 1
+    assert calibration.cllr_min <= calibration.cllr + 1e-9
+    assert calibration.cllr - calibration.cllr_min < 0.05  # well calibrated on its own data
+    assert 0 < calibration.eer < 0.1
+
+
+def test_uninformative_system_has_cllr_one_and_overlap_gives_high_cllr_min():
+    assert cllr(np.zeros(10), np.zeros(10)) == pytest.approx(1.0)
+    rng = np.random.default_rng(3)
+    g, i = rng.normal(0, 1, 800), rng.normal(0, 1, 800)  # same distribution: nothing to learn
+    assert cllr_min(g, i) > 0.9
+
+
+def test_wrongly_ordered_scores_are_refused():
+    g, i = synthetic_scores()
+    with pytest.raises(CalibrationError, match="not higher"):
+        fit_calibration(i, g)
+    with pytest.raises(CalibrationError, match="at least 2"):
+        fit_calibration([0.5], [0.1, 0.2])
+
+
+def test_lrs_are_bounded_by_the_reference_set(calibration):
+    assert calibration.lr(5.0) == pytest.approx(calibration.n_impostor)
+    assert calibration.lr(-5.0) == pytest.approx(1 / calibration.n_genuine)
+
+
+def test_verbal_scale_is_enfsi_and_symmetric():
+    assert verbal_equivalent(1.0).startswith("no support")
+    assert verbal_equivalent(5).startswith("weak support for the proposition that the two images show the same")
+    assert verbal_equivalent(50).startswith("moderate support")
+    assert verbal_equivalent(500).startswith("moderately strong support")
+    assert verbal_equivalent(5000).startswith("strong support")
+    assert verbal_equivalent(5e5).startswith("very strong support")
+    assert verbal_equivalent(5e6).startswith("extremely strong support")
+    assert verbal_equivalent(1 / 5000).startswith("strong support for the proposition that the two images show two")
+    with pytest.raises(ValueError):
+        verbal_equivalent(0)
+    assert format_lr(2500) == "2,500" and format_lr(1 / 320) == "1/320" and format_lr(2.5) == "2.5"
+
+
+def test_json_round_trip_and_lookup_next_to_the_model(tmp_path, calibration):
+    model_file = tmp_path / "m.pt"
+    model_file.write_bytes(b"not really a model")
+    path = calibration.save(calibration_path(model_file))
+    assert path.name == "m.calibration.json"
+    loaded = Calibration.load(path)
+    assert loaded.slope == pytest.approx(calibration.slope) and loaded.cllr == pytest.approx(calibration.cllr)
+    assert load_calibration_for(model_file).model_name == "synthetic"
+    lr, verbal = likelihood_ratio(model_file, 0.6)
+    assert lr > 1 and "same person" in verbal
+
+    class FakeModel:  # a loaded model carries its file's path and sha256
+        path = str(model_file)
+        sha256 = "cd" * 32
+
+    with pytest.raises(CalibrationError, match="another model"):
+        likelihood_ratio(FakeModel(), 0.6)
+    with pytest.raises(CalibrationError, match="no calibration"):
+        likelihood_ratio(tmp_path / "other.pt", 0.6)
+    path.write_text("{not json")
+    with pytest.raises(CalibrationError, match="cannot read"):
+        Calibration.load(path)
+
+
+def test_tippett_plot(tmp_path, calibration):
+    g, i = synthetic_scores()
+    img = render_tippett(calibration, g, i, title="synthetic")
+    assert img.shape == (600, 960, 3) and img.dtype == np.uint8
+    assert (img != 255).any(axis=2).mean() > 0.02   # something was drawn
+    out = save_tippett(calibration, g, i, tmp_path / "t.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_xfr_calibrate_from_scores_file(tmp_path, tiny_model, capsys):
+    from xfr_desktop.core.model import save_model
+
+    model_file = tmp_path / "tiny.pt"
+    save_model(tiny_model, model_file)
+    g, i = synthetic_scores(n=300, seed=5)
+    scores = np.concatenate([g, i, [-1.0]])       # the last pair had no face: left out
+    same = np.concatenate([np.ones(300, bool), np.zeros(300, bool), [True]])
+    np.savez(tmp_path / "scores.npz", scores=scores, same=same)
+    rc = xfr_main(["calibrate", "--model", str(model_file), "--scores", str(tmp_path / "scores.npz"),
+                   "--tippett", str(tmp_path / "tippett.png")])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.split("Tippett plot")[0])
+    assert summary["n_genuine"] == 300 and summary["left_out_no_face"] == 1
+    assert 0 < summary["cllr"] < 1
+    cal = Calibration.load(tmp_path / "tiny.calibration.json")
+    from xfr_desktop.core.model import file_sha256
+
+    assert cal.model_sha256 == file_sha256(model_file)
+    assert (tmp_path / "tippett.png").is_file()
+    assert not math.isnan(likelihood_ratio(model_file, 0.5)[0])
+
+
+def test_xfr_calibrate_needs_pairs_or_scores(capsys):
+    assert xfr_main(["calibrate"]) == 2
+    assert "--pairs" in capsys.readouterr().err

@@ -1,0 +1,439 @@
+"""The desktop application (pytest-qt, offscreen): import, analysis, views, controls, persistence, errors."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+torch = pytest.importorskip("torch")
+
+from PIL import Image  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QRectF, QTimer  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from xfr_desktop.core.decoder import paper_decoder_spec  # noqa: E402
+from xfr_desktop.core.model import JointModel, default_spec, save_model  # noqa: E402
+from xfr_desktop.gui import dialogs  # noqa: E402
+from xfr_desktop.gui.dialogs import FacePickerDialog, NewCaseDialog  # noqa: E402
+from xfr_desktop.gui.main_window import MainWindow  # noqa: E402
+from xfr_desktop.store import open_store  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "resources" / "samples" / "images"
+ANALYSIS_TIMEOUT_MS = 60_000
+
+
+def _model_file(path: Path, channels: int, decoder_width: int, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    spec = default_spec(name=f"test-random-{channels}", depth=18, widths=[8, 16, 16, channels], channels=channels,
+                        decoder=paper_decoder_spec((channels, decoder_width, 16, 8, 3)), threshold=0.3)
+    save_model(JointModel(spec).eval(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """16 channels: an analysis takes well under a second."""
+    return _model_file(tmp_path_factory.mktemp("models") / "tiny.pt", 16, 16)
+
+
+@pytest.fixture(scope="session")
+def slow_model(tmp_path_factory) -> Path:
+    """128 channels and a wider decoder: an analysis takes about a second on one CPU thread."""
+    return _model_file(tmp_path_factory.mktemp("models") / "slow.pt", 128, 64)
+
+
+def _face_like(seed: int, size: int = 112) -> np.ndarray:
+    """A smooth synthetic 'pre-aligned face' (the model is random: only the plumbing matters here)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    img = np.zeros((size, size, 3), np.float64)
+    for c in range(3):
+        for _ in range(4):
+            fx, fy, ph = rng.uniform(1, 5), rng.uniform(1, 5), rng.uniform(0, 6.3)
+            img[:, :, c] += np.sin(2 * np.pi * (fx * xx + fy * yy) + ph)
+    img = (img - img.min()) / (img.max() - img.min())
+    return (img * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def pair(tmp_path) -> tuple[Path, Path]:
+    paths = []
+    for i in range(2):
+        p = tmp_path / f"face_{i}.png"
+        Image.fromarray(_face_like(i)).save(p)
+        paths.append(p)
+    return paths[0], paths[1]
+
+
+class DialogRecorder:
+    """A dialog hook: records every dialog the app opens and answers it like an examiner would."""
+
+    def __init__(self, face_index: int = 1):
+        self.seen: list = []
+        self.face_index = face_index
+
+    def __call__(self, dialog) -> None:
+        if isinstance(dialog, QMessageBox):
+            self.seen.append(("message", dialog.text(), dialog.informativeText()))
+            dialog.accept()
+        elif isinstance(dialog, FacePickerDialog):
+            self.seen.append(("faces", dialog.side, dialog.choices.count()))
+            dialog.choose(self.face_index)
+            dialog.accept()
+        elif isinstance(dialog, NewCaseDialog):
+            self.seen.append(("new_case", dialog.number.text()))
+            dialog.number.setText("T-AUTO")
+            dialog.accept()
+        else:
+            self.seen.append((type(dialog).__name__,))
+
+    def messages(self) -> list[str]:
+        return [f"{s[1]}\n{s[2]}" for s in self.seen if s[0] == "message"]
+
+
+@pytest.fixture
+def recorder():
+    rec = DialogRecorder()
+    dialogs.add_dialog_hook(rec)
+    yield rec
+    dialogs.remove_dialog_hook(rec)
+
+
+def _open_window(qtbot, data_dir: Path, model: Path) -> tuple[MainWindow, object]:
+    store = open_store(data_dir)
+    window = MainWindow(store, model_path=str(model), device="cpu")
+    qtbot.addWidget(window)
+    window.resize(1280, 800)
+    window.show()
+    return window, store
+
+
+@pytest.fixture
+def app_window(qtbot, tmp_path, tiny_model, recorder):
+    window, store = _open_window(qtbot, tmp_path / "data", tiny_model)
+    yield window
+    window.close()
+    store.close()
+
+
+def _new_case(window: MainWindow, number: str = "T-0001") -> int:
+    case = window.store.create_case(number, title="GUI test", examiner="tester")
+    window.select_case(case.id)
+    return case.id
+
+
+def _analyse(qtbot, window: MainWindow, a, b, prealigned: bool = True):
+    with qtbot.waitSignal(window.analysis_finished, timeout=ANALYSIS_TIMEOUT_MS) as blocker:
+        assert window.import_pair(a, b, prealigned=prealigned) is not None
+    return blocker.args[0]
+
+
+def test_import_run_results_appear(qtbot, app_window, pair, recorder):
+    w = app_window
+    case_id = _new_case(w)
+    outcome = _analyse(qtbot, w, *pair)
+    assert outcome.record is not None
+    qtbot.waitUntil(lambda: w.record is not None and w.record.id == outcome.record.id, timeout=5000)
+    assert w.result is not None and np.isclose(w.result.score, outcome.result.score)
+    assert w.score_label.text().find(f"{outcome.result.score:+.4f}") >= 0
+    assert w.decision_label.text() in ("MATCH", "NON-MATCH")
+    assert w.channel_model.rowCount() == 16
+    heat = w.views.heat["a"].image
+    assert heat is not None and heat.shape == (112, 112)
+    np.testing.assert_allclose(heat, w.result.a.S)
+    comp = w.store.get_comparison(outcome.job.comparison_id)
+    assert comp.status == "done" and comp.case_id == case_id
+    assert len(w.store.list_results(comp.id)) == 1
+    assert "Device: CPU" in w.device_label.text()
+    assert not recorder.messages()
+    # drag and drop of two files makes another comparison in the same case
+    with qtbot.waitSignal(w.analysis_finished, timeout=ANALYSIS_TIMEOUT_MS):
+        w.act_prealigned.setChecked(True)
+        w.handle_dropped_files([str(pair[1])])
+        assert len(w.store.list_comparisons(case_id)) == 1  # one photo: waits for the second
+        w.handle_dropped_files([str(pair[0])])
+    assert len(w.store.list_comparisons(case_id)) == 2
+
+
+def test_threshold_changes_maps_and_saves_new_result(qtbot, app_window, pair):
+    w = app_window
+    _new_case(w)
+    outcome = _analyse(qtbot, w, *pair)
+    qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+    before = w.views.heat["a"].image.copy()
+    H_before = w.result.a.H.copy()
+    assert w.threshold_spin.value() == pytest.approx(0.3)  # the model's threshold
+    assert not w.save_btn.isEnabled()
+    w.threshold_slider.setValue(-400)  # τ = -0.4
+    assert w.threshold_spin.value() == pytest.approx(-0.4)
+    assert w.result.threshold == pytest.approx(-0.4)
+    assert not np.allclose(w.result.a.H, H_before)
+    assert not np.allclose(w.views.heat["a"].image, before)
+    np.testing.assert_allclose(w.views.heat["a"].image, w.result.a.S, rtol=1e-6)
+    assert w.last_update_ms < 50, f"threshold update took {w.last_update_ms:.1f} ms"
+    assert w.threshold_value_label.text() == "-0.400"
+    # the spin box drives the same path
+    w.threshold_spin.setValue(0.25)
+    assert w.threshold_slider.value() == 250 and w.result.threshold == pytest.approx(0.25)
+    assert w.save_btn.isEnabled()
+    w.save_as_new_result()
+    results = w.store.list_results(outcome.job.comparison_id)
+    assert len(results) == 2
+    assert results[0].threshold == pytest.approx(0.3)   # never overwritten
+    assert results[1].threshold == pytest.approx(0.25)
+    assert results[1].parameters["derived_from_result"] == results[0].id
+    assert w.record.id == results[1].id and not w.save_btn.isEnabled()
+    w.reset_parameters()
+    assert w.threshold_spin.value() == pytest.approx(0.3)
+
+
+def test_channel_selection_and_top_k(qtbot, app_window, pair):
+    w = app_window
+    _new_case(w)
+    _analyse(qtbot, w, *pair)
+    qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+    # rows are sorted by weight, strongest similar channel first
+    first = w.channel_proxy.index(0, 0)
+    top_channel = int(w.channel_proxy.data(first))
+    weights = w.result.products - w.result.T
+    assert top_channel == int(np.argmax(weights))
+    w.channel_table.selectRow(0)
+    assert w.display.mode == "channel" and w.display.channel == top_channel
+    for side in "ab":
+        expected = getattr(w.result, side).residuals.channel(top_channel)
+        np.testing.assert_allclose(w.views.heat[side].image, expected)
+    assert f"Channel {top_channel}" in w.channel_caption.text()
+    # top-k restricts H to the k strongest channels, without the model
+    w.topk_spin.setValue(3)
+    assert int(w.result.selected.sum()) <= 3
+    assert w.result.top_k == 3
+    used = [w.channel_model.data(w.channel_model.index(i, 5)) for i in range(w.channel_model.rowCount())]
+    assert used.count("yes") == int(w.result.selected.sum())
+    expected_H = np.tensordot(w.result.a.weights, w.result.a.residuals.dense(), axes=1)
+    np.testing.assert_allclose(w.result.a.H, expected_H, atol=1e-6)
+    w.map_combo.setCurrentIndex(w.map_combo.findData("S_neg"))
+    np.testing.assert_allclose(w.views.heat["b"].image, w.result.b.S_neg)
+
+
+def test_linked_views_and_crosshair(qtbot, app_window, pair):
+    w = app_window
+    _new_case(w)
+    _analyse(qtbot, w, *pair)
+    qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+    v = w.views
+    v.vb["b", "overlay"].setRange(QRectF(20, 30, 40, 40), padding=0)
+    qtbot.wait(20)
+    for key in v.vb:
+        if key[1] == "photo":
+            continue
+        # linked: every aligned-space panel shows the same region (aspect locking may widen one axis a little)
+        (x0, x1), (y0, y1) = v.vb[key].viewRange()
+        assert (x0 + x1) / 2 == pytest.approx(40, abs=0.5) and (y0 + y1) / 2 == pytest.approx(50, abs=0.5), key
+        assert x0 <= 20.01 and x1 >= 59.99 and y0 <= 30.01 and y1 >= 69.99, key
+        assert max(x1 - x0, y1 - y0) < 70, key
+    v.set_cursor(50.5, 60.5)
+    for side in "ab":
+        lines = v.cross[side]
+        assert all(line.isVisible() for line in lines)
+        assert lines[0].value() == pytest.approx(50.5) and lines[1].value() == pytest.approx(60.5)
+    values = v.values_at(50.5, 60.5)
+    assert values["a"]["shown"] == pytest.approx(float(w.result.a.S[60, 50]))
+    assert values["b"]["H"] == pytest.approx(float(w.result.b.H[60, 50]))
+    assert "pixel (50, 60)" in v.value_label.text()
+    v.set_cursor(500, 500)
+    assert "outside" in v.value_label.text()
+    w.views.reset_zoom()
+    assert v.vb["a", "aligned"].viewRange()[0][1] == pytest.approx(112, abs=2)
+
+
+def test_results_persist_across_restart(qtbot, tmp_path, tiny_model, pair, recorder):
+    data = tmp_path / "data"
+    w1, store1 = _open_window(qtbot, data, tiny_model)
+    case_id = _new_case(w1, "T-PERSIST")
+    outcome = _analyse(qtbot, w1, *pair)
+    original = outcome.result
+    w1.close()
+    store1.close()
+
+    w2, store2 = _open_window(qtbot, data, tiny_model)
+    try:
+        with qtbot.waitSignal(w2.result_shown, timeout=10_000):
+            w2.select_case(case_id)
+        assert not w2.controller.busy
+        assert w2.controller.worker._models == {}  # nothing was recomputed: the model was never loaded
+        assert len(store2.list_results(outcome.job.comparison_id)) == 1
+        r = w2.result
+        assert r.score == pytest.approx(original.score)
+        for side in "ab":
+            np.testing.assert_allclose(getattr(r, side).H, getattr(original, side).H, atol=1e-7)
+            np.testing.assert_array_equal(getattr(r, side).aligned, getattr(original, side).aligned)
+        # the stored residuals recombine exactly like the in-memory ones
+        w2.threshold_spin.setValue(0.1)
+        np.testing.assert_allclose(w2.result.a.H, original.recombine(threshold=0.1).a.H, atol=1e-7)
+        assert w2.views.sources["a"].photo is not None
+        assert "T-PERSIST" in w2.windowTitle()
+    finally:
+        w2.close()
+        store2.close()
+
+
+def test_cancel_mid_analysis(qtbot, tmp_path, slow_model, pair, recorder):
+    w, store = _open_window(qtbot, tmp_path / "data", slow_model)
+    try:
+        case_id = _new_case(w)
+        stages = []
+        w.controller.worker.progress.connect(lambda s, f: stages.append(s))  # noqa: the list is thread-safe enough
+        with qtbot.waitSignal(w.analysis_cancelled, timeout=ANALYSIS_TIMEOUT_MS):
+            comp_id = w.import_pair(*pair, prealigned=True)
+            qtbot.waitUntil(lambda: w.stage_label.text() == "Computing channel residuals", timeout=30_000)
+            w.cancel_analysis()
+        assert store.get_comparison(comp_id).status == "cancelled"
+        assert store.list_results(comp_id) == []
+        assert store.get_case(case_id).number == "T-0001"
+        assert not w.controller.busy and w.act_run.isEnabled()
+        assert not recorder.messages()
+        # the same comparison can be analysed afterwards; the loaded model is reused
+        with qtbot.waitSignal(w.analysis_finished, timeout=ANALYSIS_TIMEOUT_MS):
+            assert w.run_analysis()
+        assert len(w.controller.worker._models) == 1
+        assert store.get_comparison(comp_id).status == "done"
+    finally:
+        w.close()
+        store.close()
+
+
+def test_error_dialogs_keep_the_case(qtbot, app_window, pair, tmp_path, recorder):
+    w = app_window
+    case_id = _new_case(w)
+    _analyse(qtbot, w, *pair)
+    corrupt = tmp_path / "broken.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG" * 3)
+    assert w.import_pair(corrupt, pair[1], prealigned=True) is None
+    assert any("cannot be used as an image" in m for m in recorder.messages())
+    assert any("broken.jpg" in m for m in recorder.messages())
+    assert len(w.store.list_comparisons(case_id)) == 1          # nothing half-imported
+    assert w.result is not None                                 # the shown result stays
+    # a photo without a face (detection on): a clear message, the comparison is kept as failed
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (160, 160, 3), dtype=np.uint8)).save(noise)
+    with qtbot.waitSignal(w.analysis_failed, timeout=ANALYSIS_TIMEOUT_MS) as blocker:
+        comp_id = w.import_pair(noise, pair[0], prealigned=False)
+    assert blocker.args[0] == "NoFaceError"
+    assert any("No face was found" in m and "noise.png" in m for m in recorder.messages())
+    assert w.store.get_comparison(comp_id).status == "failed"
+    assert w.store.get_case(case_id).n_comparisons == 2
+    assert len(w.store.list_results(w.store.list_comparisons(case_id)[0].id)) == 1
+
+
+def test_several_faces_ask_which(qtbot, app_window, recorder, tmp_path):
+    left, right = SAMPLES / "John_Kerry_0009.jpg", SAMPLES / "Sergey_Lavrov_0003.jpg"
+    if not (left.is_file() and right.is_file()):
+        pytest.skip("bundled sample photos (resources/samples/images) are missing")
+    w = app_window
+    group = tmp_path / "group.jpg"
+    Image.fromarray(np.concatenate([np.asarray(Image.open(left).convert("RGB")),
+                                    np.asarray(Image.open(right).convert("RGB"))], axis=1)).save(group)
+    _new_case(w)
+    outcome = _analyse(qtbot, w, left, group, prealigned=False)
+    assert ("faces", "b", 2) in recorder.seen
+    assert outcome.record.parameters["face_index_b"] == 1
+    assert outcome.record.parameters["face_index_a"] == 0
+    from xfr_desktop.core.alignment import FaceAligner
+    from xfr_desktop.core.imageio import load_image
+
+    faces = FaceAligner(default_spec()).detect(load_image(group))
+    np.testing.assert_allclose(outcome.record.faces()["b"]["box"], faces[1].box, atol=1e-3)  # the chosen one
+
+
+def test_about_dialog_and_new_case_dialog(qtbot, app_window, recorder):
+    w = app_window
+    about = w.show_about()
+    assert "PyTorch" in about.versions_label.text() and "Qt" in about.versions_label.text()
+    assert about.card.toPlainText().strip()
+    about.close()
+    w.new_case()
+    assert ("new_case",) == recorder.seen[-1][:1]
+    assert w.store.find_case("T-AUTO").title == ""
+    assert "T-AUTO" in w.windowTitle()
+    assert w.act_export.isEnabled() == w.has_export
+
+
+def test_gui_thread_never_blocks_during_analysis(qtbot, tmp_path, slow_model, pair, recorder):
+    w, store = _open_window(qtbot, tmp_path / "data", slow_model)
+    try:
+        _new_case(w)
+        with qtbot.waitSignal(w.controller.worker.warmed_up, timeout=30_000):
+            pass
+        gaps: list[float] = []
+        clock = QElapsedTimer()
+        clock.start()
+        last = [clock.elapsed()]
+
+        def tick():
+            now = clock.elapsed()
+            gaps.append(now - last[0])
+            last[0] = now
+
+        timer = QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(tick)
+        w.import_pair(*pair, prealigned=True, run=False)  # importing (copy + fsync) comes before the analysis
+        t0 = time.perf_counter()
+        timer.start()
+        with qtbot.waitSignal(w.analysis_finished, timeout=ANALYSIS_TIMEOUT_MS):
+            assert w.run_analysis()
+        qtbot.wait(30)  # include showing the result
+        timer.stop()
+        elapsed = time.perf_counter() - t0
+        assert elapsed >= 1.0, f"the analysis took only {elapsed:.2f} s; the test needs a slower model"
+        assert len(gaps) > 20
+        assert max(gaps) <= 50, f"the GUI thread was blocked for {max(gaps)} ms (gaps > 30 ms: " \
+                                f"{sorted(g for g in gaps if g > 30)})"
+    finally:
+        w.close()
+        store.close()
+
+
+def test_xfr_desktop_demo_without_display(tmp_path, tiny_model):
+    """`xfr-desktop --demo` with no display renders offscreen and saves a screenshot; reopening is instant."""
+    if not (REPO / "resources" / "samples" / "case.json").is_file():
+        pytest.skip("the bundled sample case is missing")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    data = tmp_path / "data"
+    cmd = [sys.executable, "-m", "xfr_desktop.gui.app", "--demo", "--data-dir", str(data), "--model", str(tiny_model)]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    shot = data / "demo" / "xfr-desktop-demo.png"
+    assert shot.is_file() and str(shot) in run.stdout
+    with Image.open(shot) as im:
+        assert im.size == (1280, 800)
+    # with --offscreen and --screenshot: the stored result is shown again (no second result row)
+    other = tmp_path / "again.png"
+    run = subprocess.run(cmd + ["--offscreen", "--screenshot", str(other)], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert other.is_file()
+    with open_store(data) as store:
+        case = store.find_case("SAMPLE-0001")
+        comps = store.list_comparisons(case.id)
+        assert len(comps) == 1 and len(store.list_results(comps[0].id)) == 1
+    # a bad model: a clear message and a non-zero exit
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    run = subprocess.run([sys.executable, "-m", "xfr_desktop.gui.app", "--demo", "--offscreen", "--data-dir",
+                          str(tmp_path / "d2"), "--model", str(bad), "--screenshot", str(tmp_path / "x.png")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "bad.pt" in run.stderr and "Traceback" not in run.stderr

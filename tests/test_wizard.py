@@ -1,0 +1,174 @@
+"""The training wizard, offscreen: every page refuses bad input with a clear message, a run trains, registers
+its model with a card and activates it on request; pause holds the run and cancel leaves a usable checkpoint."""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+import torch
+
+from test_training import make_identity_folder, small_spec
+from xfr_desktop.core.model import JointModel, load_model, save_model
+from xfr_desktop.core.training.engine import CHECKPOINT_NAME, inspect_base
+from xfr_desktop.gui.training_wizard import TrainingWizard
+from xfr_desktop.store import open_store
+
+
+@pytest.fixture
+def setup(tmp_path, qtbot):
+    torch.manual_seed(0)
+    save_model(JointModel(small_spec()), tmp_path / "base.pt")
+    make_identity_folder(tmp_path / "data")
+    store = open_store(tmp_path / "store")
+    wizard = TrainingWizard(None, store)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    yield tmp_path, wizard, store
+    wizard.controller.shutdown()
+    store.close()
+
+
+def go_to_hyper(wizard, tmp_path, base=None, resume=False):
+    wizard.page_named("dataset").path_edit.setText(str(tmp_path / "data"))
+    wizard.next()
+    page = wizard.page_named("base")
+    (page.resume_radio if resume else page.file_radio).setChecked(True)
+    page.path_edit.setText(str(base or tmp_path / "base.pt"))
+    wizard.next()
+    assert wizard.current_name() == "hyper", page.error_label.text()
+
+
+def set_hyper(wizard, tmp_path, epochs=1, max_steps=2, out="run"):
+    page = wizard.page_named("hyper")
+    page.epochs.setValue(epochs)
+    page.max_steps.setValue(max_steps)
+    page.batch.setValue(4)
+    page.out_edit.setText(str(tmp_path / out))
+    return page
+
+
+def test_pages_refuse_bad_input(setup, monkeypatch):
+    tmp_path, wizard, _ = setup
+    ds = wizard.page_named("dataset")
+    cases = [("", "Choose the training data"), (tmp_path / "nothing", "not found")]
+    (tmp_path / "empty").mkdir()
+    cases.append((tmp_path / "empty", "no images found"))
+    make_identity_folder(tmp_path / "one", n_ids=1)
+    cases.append((tmp_path / "one", "1 identity folder"))
+    make_identity_folder(tmp_path / "few", n_ids=2, per_id=1)
+    cases.append((tmp_path / "few", "only 2 image"))
+    for path, message in cases:
+        ds.path_edit.setText(str(path))
+        wizard.next()
+        assert wizard.current_name() == "dataset"
+        assert message in ds.error_label.text()
+    ds.path_edit.setText(str(tmp_path / "data"))
+    wizard.next()
+    assert wizard.current_name() == "base" and "12 images of 3 identities" in ds.summary.text()
+
+    base = wizard.page_named("base")
+    torch.save({"encoder.weight": torch.zeros(3)}, tmp_path / "other.pth")
+    base.file_radio.setChecked(True)
+    base.path_edit.setText(str(tmp_path / "other.pth"))
+    wizard.next()
+    assert wizard.current_name() == "base" and "not an insightface IResNet" in base.error_label.text()
+    base.resume_radio.setChecked(True)
+    base.path_edit.setText(str(tmp_path / "base.pt"))
+    wizard.next()
+    assert wizard.current_name() == "base" and "not a training checkpoint" in base.error_label.text()
+    base.file_radio.setChecked(True)
+    wizard.next()
+    assert wizard.current_name() == "hyper"
+
+    hyper = set_hyper(wizard, tmp_path)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr("xfr_desktop.core.training.engine.shutil.disk_usage", lambda p: usage(10**9, 10**9, 1000))
+    wizard.next()
+    assert wizard.current_name() == "hyper" and "not enough disk space" in hyper.error_label.text()
+    monkeypatch.undo()
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / CHECKPOINT_NAME).write_bytes(b"x")
+    hyper.out_edit.setText(str(tmp_path / "old"))
+    wizard.next()
+    assert wizard.current_name() == "hyper" and "holds a previous run" in hyper.error_label.text()
+    wizard.back()
+    wizard.back()
+    assert wizard.current_name() == "dataset"
+
+
+def test_run_registers_and_activates_the_model(setup, qtbot):
+    tmp_path, wizard, store = setup
+    go_to_hyper(wizard, tmp_path)
+    set_hyper(wizard, tmp_path, epochs=2, max_steps=0)
+    wizard.next()
+    device = wizard.page_named("device")
+    assert wizard.current_name() == "device"
+    qtbot.waitUntil(lambda: "Estimated training time" in device.estimate_label.text(), timeout=20000)
+    assert "6 steps" in device.estimate_label.text()
+    if device.device_combo.currentData() == "cpu":
+        assert "CPU is slow" in device.warning_label.text()
+    device.device_combo.setCurrentIndex(device.device_combo.findData("cpu"))
+    wizard.next()
+    review = wizard.page_named("review")
+    assert str(tmp_path / "data") in review.text.toPlainText() and 'mode = "joint"' in review.text.toPlainText()
+    wizard.next()
+    run = wizard.page_named("run")
+    assert wizard.current_name() == "run"
+    qtbot.waitUntil(lambda: run.finished, timeout=120000)
+    assert not run.error_label.text()
+    assert run.steps[-1] == 6 and len(run.val_accs) == 2 and all(np.isfinite(run.losses))
+    assert run.sample_labels[1].pixmap() is not None and not run.sample_labels[1].pixmap().isNull()
+    wizard.next()
+    result = wizard.page_named("result")
+    models = store.list_models()
+    assert len(models) == 1 and models[0].card and "12 images of 3 identities" in models[0].card
+    assert load_model(models[0].path).spec["name"] == models[0].name
+    assert store.active_model() is None or store.active_model().sha256 != models[0].sha256
+    assert "registered" in result.summary.text()
+    with qtbot.waitSignal(wizard.model_activated, timeout=5000):
+        result.activate_btn.click()
+    assert store.active_model().sha256 == models[0].sha256
+
+
+def test_pause_and_cancel_keep_a_resumable_checkpoint(setup, qtbot):
+    tmp_path, wizard, store = setup
+    go_to_hyper(wizard, tmp_path)
+    set_hyper(wizard, tmp_path, epochs=50, max_steps=0)
+    wizard.next()
+    wizard.page_named("device").device_combo.setCurrentIndex(
+        wizard.page_named("device").device_combo.findData("cpu"))
+    wizard.next()
+    wizard.next()
+    run = wizard.page_named("run")
+    qtbot.waitUntil(lambda: len(run.steps) >= 1, timeout=60000)
+    run.pause_btn.click()
+    qtbot.waitUntil(lambda: "Paused at step" in run.status_label.text(), timeout=60000)
+    paused_at = wizard.controller.worker.pause_event.is_set() and len(run.steps)
+    qtbot.wait(300)
+    assert len(run.steps) == paused_at  # nothing moves while paused
+    run.cancel_btn.click()
+    qtbot.waitUntil(lambda: run.finished, timeout=60000)
+    res = wizard.state.result
+    assert res.cancelled and res.steps < 150
+    info = inspect_base(tmp_path / "run")
+    assert info.kind == "checkpoint" and f"step {res.steps}" in info.description
+    wizard.next()
+    assert "cancelled" in wizard.page_named("result").summary.text() and store.list_models() == []
+
+    # a second wizard resumes the cancelled run: mode and folder come from the checkpoint
+    again = TrainingWizard(None, store)
+    qtbot.addWidget(again)
+    again.show()
+    try:
+        go_to_hyper(again, tmp_path, base=tmp_path / "run", resume=True)
+        hyper = again.page_named("hyper")
+        assert not hyper.mode_combo.isEnabled() and hyper.out_edit.text() == str(tmp_path / "run")
+        hyper.max_steps.setValue(res.steps + 1)
+        again.next()
+        again.next()
+        again.next()
+        qtbot.waitUntil(lambda: again.page_named("run").finished, timeout=60000)
+        assert again.state.result.steps == res.steps + 1 and not again.state.result.cancelled
+    finally:
+        again.controller.shutdown()

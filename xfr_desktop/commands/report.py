@@ -1,0 +1,84 @@
+"""`xfr report` (build and optionally sign a case's PDF report) and `xfr verify-report` (check a signed report)."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report", help="write a case's PDF report, optionally signed (PAdES)",
+        description="Builds the report from the latest result of each comparison of the case (global --data-dir) "
+                    "and logs the export (and signing) to the case's audit trail.")
+    p.add_argument("--case", required=True, metavar="ID", help="case id or case number")
+    p.add_argument("--out", required=True, metavar="FILE.pdf", help="the PDF to write")
+    p.add_argument("--sign", metavar="FILE.p12", help="sign with this PKCS#12 key file (see `xfr keys create`)")
+    add_passphrase_options(p)
+    p.add_argument("--force", action="store_true", help="overwrite FILE.pdf if it exists")
+    p.set_defaults(func=run_report)
+
+    v = subparsers.add_parser(
+        "verify-report", help="check a signed report: intact, unmodified and signed by a trusted certificate",
+        description="Exit status 0 when every signature is intact, covers the document and chains to a --trust "
+                    "certificate; 3 unsigned, 4 modified or invalid, 5 untrusted, 6 not a readable PDF, 2 other "
+                    "errors.")
+    v.add_argument("pdf", metavar="FILE.pdf")
+    v.add_argument("--trust", required=True, action="append", metavar="CERT.pem",
+                   help="trusted signer or CA certificate (PEM or DER); repeat for several")
+    v.add_argument("--json", action="store_true", help="print the result as JSON")
+    v.set_defaults(func=run_verify)
+
+
+def add_passphrase_options(parser) -> None:
+    parser.add_argument("--passphrase-file", metavar="FILE", help="read the key passphrase from the first line of FILE")
+    parser.add_argument("--passphrase-env", metavar="VAR", help="read the key passphrase from environment variable VAR")
+
+
+def ask_passphrase(args, *, confirm: bool = False, what: str = "key file") -> str:
+    """From --passphrase-file/--passphrase-env, else asked on the terminal (twice when ``confirm``)."""
+    import getpass
+
+    from ..core.errors import XfrError
+    from ..report.signing import read_passphrase
+
+    value = read_passphrase(getattr(args, "passphrase_file", None), getattr(args, "passphrase_env", None))
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise XfrError(f"no terminal to ask for the {what} passphrase; use --passphrase-file or --passphrase-env")
+    value = getpass.getpass(f"Passphrase for the {what}: ")
+    if confirm and getpass.getpass("Repeat the passphrase: ") != value:
+        raise XfrError("the two passphrases differ")
+    return value
+
+
+def run_report(args) -> int:
+    from ..report.export import export_case_report
+    from ..report.signing import load_signing_identity
+    from ..store import open_store
+
+    identity = None
+    if args.sign:
+        identity = load_signing_identity(args.sign, ask_passphrase(args))
+    elif args.passphrase_file or args.passphrase_env:
+        print("xfr: note: a passphrase was given without --sign; the report is not signed", file=sys.stderr)
+    with open_store(args.data_dir) as store:
+        case = store.find_case(args.case)
+        result = export_case_report(store, case.id, args.out, identity=identity, overwrite=args.force)
+    print(f"wrote {result.path} ({result.n_pages} pages, sha256 {result.sha256})")
+    if result.signed:
+        print(f"signed by {result.signer} at {result.signed_at} (this computer's clock; no timestamp authority)")
+    return 0
+
+
+def run_verify(args) -> int:
+    from ..report.verify import verify_pdf
+
+    result = verify_pdf(args.pdf, args.trust)
+    if args.json:
+        print(json.dumps({"ok": result.ok, "status": result.status, "message": result.message,
+                          "signatures": [vars(s) for s in result.signatures]}, indent=2))
+    else:
+        lines = result.summary_lines()
+        print("\n".join(lines), file=sys.stdout if result.ok else sys.stderr)
+    return result.exit_code

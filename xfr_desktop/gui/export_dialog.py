@@ -1,0 +1,220 @@
+"""Export dialog: write the case's PDF report, optionally signed with the examiner's PKCS#12 key file.
+
+The passphrase is only held in the dialog's field while it is open; it is never stored. Building and signing run in
+a worker thread (the store's methods are thread-safe); the export and the signing are logged to the case's audit
+trail by :func:`xfr_desktop.report.export.export_case_report`. Errors (wrong passphrase, unreadable key file,
+unwritable folder...) are shown in the dialog, in one line, and nothing is written.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSettings, Qt, QThread, Signal
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QVBoxLayout, QWidget)
+
+SETTINGS_KEY_FILE = "export/key_file"
+SETTINGS_FOLDER = "export/folder"
+
+
+class _ExportWorker(QObject):
+    finished = Signal(object)   # ExportResult
+    failed = Signal(str)
+
+    def __init__(self, store, case_id: int, path: str, identity, overwrite: bool):
+        super().__init__()
+        self.args = (store, case_id, path, identity, overwrite)
+
+    def run(self) -> None:
+        from ..core.errors import XfrError
+        from ..report.export import export_case_report
+
+        store, case_id, path, identity, overwrite = self.args
+        try:
+            result = export_case_report(store, case_id, path, identity=identity, overwrite=overwrite)
+        except XfrError as exc:
+            self.failed.emit(str(exc))
+        except OSError as exc:
+            self.failed.emit(f"cannot write {path}: {exc.strerror or exc}")
+        except Exception as exc:  # noqa: BLE001 - the dialog shows one line instead of dying
+            self.failed.emit(f"the report could not be exported ({type(exc).__name__}: {str(exc)[:200]})")
+        else:
+            self.finished.emit(result)
+
+
+class ExportDialog(QDialog):
+    """``ExportDialog(parent, store, case_id)``; emits ``exported(ExportResult)`` after a successful export."""
+
+    exported = Signal(object)
+
+    def __init__(self, parent, store, case_id: int):
+        super().__init__(parent)
+        self.store = store
+        self.case_id = case_id
+        self.case = store.get_case(case_id)
+        self.result = None
+        self._thread: QThread | None = None
+        self._worker: _ExportWorker | None = None
+        self.setWindowTitle(f"Export report: case {self.case.number}")
+        self.setMinimumWidth(560)
+        settings = QSettings()
+
+        self.path_edit = QLineEdit(self._default_path(settings))
+        browse_out = QPushButton("Browse…")
+        browse_out.clicked.connect(self._browse_output)
+        self.overwrite_check = QCheckBox("Overwrite the file if it exists")
+
+        self.sign_check = QCheckBox("Sign the report (PAdES, SHA-256) with my key file")
+        self.sign_check.setChecked(True)
+        self.key_edit = QLineEdit(str(settings.value(SETTINGS_KEY_FILE, "") or ""))
+        self.key_edit.setPlaceholderText("examiner.p12 (create one with `xfr keys create`)")
+        browse_key = QPushButton("Browse…")
+        browse_key.clicked.connect(self._browse_key)
+        self.passphrase_edit = QLineEdit()
+        self.passphrase_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.passphrase_edit.setPlaceholderText("never stored")
+        self.sign_check.toggled.connect(self._sign_toggled)
+
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        form = QFormLayout()
+        form.addRow("Report file", _row(self.path_edit, browse_out))
+        form.addRow("", self.overwrite_check)
+        form.addRow("", self.sign_check)
+        form.addRow("Key file", _row(self.key_edit, browse_key))
+        form.addRow("Passphrase", self.passphrase_edit)
+        note = QLabel("The signing time comes from this computer's clock (no timestamp authority is used).")
+        note.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.export_button.setDefault(True)
+        self.buttons.accepted.connect(self.export)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(self.status)
+        layout.addWidget(self.buttons)
+
+    # --- helpers -------------------------------------------------------------------------------------------
+    def _default_path(self, settings) -> str:
+        folder = Path(str(settings.value(SETTINGS_FOLDER, "") or Path.home()))
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.case.number) or "case"
+        return str(folder / f"report-{safe}.pdf")
+
+    def _browse_output(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save report as", self.path_edit.text(), "PDF files (*.pdf)")
+        if path:
+            if not path.lower().endswith(".pdf"):
+                path += ".pdf"
+            self.path_edit.setText(path)
+            self.overwrite_check.setChecked(Path(path).exists())  # the file dialog already asked
+
+    def _browse_key(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Examiner key file", self.key_edit.text(),
+                                              "PKCS#12 key files (*.p12 *.pfx);;All files (*)")
+        if path:
+            self.key_edit.setText(path)
+
+    def _sign_toggled(self, on: bool) -> None:
+        self.key_edit.setEnabled(on)
+        self.passphrase_edit.setEnabled(on)
+
+    def show_error(self, message: str) -> None:
+        self.status.setStyleSheet("color: #b00020;")
+        self.status.setText(message)
+
+    def show_info(self, message: str) -> None:
+        self.status.setStyleSheet("")
+        self.status.setText(message)
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None
+
+    # --- export --------------------------------------------------------------------------------------------
+    def export(self) -> None:
+        """Validate the fields, open the key file (fast: wrong passphrases are reported at once), then build and
+        sign in a worker thread."""
+        from ..core.errors import XfrError
+        from ..report.signing import WrongPassphraseError, load_signing_identity
+
+        if self.busy:
+            return
+        path = self.path_edit.text().strip()
+        if not path:
+            self.show_error("Choose where to save the report.")
+            return
+        if not path.lower().endswith(".pdf"):
+            path += ".pdf"
+            self.path_edit.setText(path)
+        if Path(path).exists() and not self.overwrite_check.isChecked():
+            self.show_error(f"{path} exists. Choose another name or tick 'Overwrite the file if it exists'.")
+            return
+        identity = None
+        if self.sign_check.isChecked():
+            key = self.key_edit.text().strip()
+            if not key:
+                self.show_error("Choose your key file (.p12), or untick 'Sign the report'.")
+                return
+            try:
+                identity = load_signing_identity(key, self.passphrase_edit.text())
+            except WrongPassphraseError:
+                self.show_error(f"Wrong passphrase for key file {Path(key).name}. Nothing was written.")
+                self.passphrase_edit.selectAll()
+                self.passphrase_edit.setFocus()
+                return
+            except XfrError as exc:
+                self.show_error(f"{exc}. Nothing was written.")
+                return
+            QSettings().setValue(SETTINGS_KEY_FILE, key)
+        QSettings().setValue(SETTINGS_FOLDER, str(Path(path).parent))
+        self.show_info("Building the report…" + (" and signing it…" if identity else ""))
+        self.export_button.setEnabled(False)
+        self._thread = QThread(self)
+        self._worker = _ExportWorker(self.store, self.case_id, path, identity, self.overwrite_check.isChecked())
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.finished.connect(self._done)
+        self._worker.failed.connect(self._failed)
+        self._thread.start()
+
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait()
+            self._thread = None
+            self._worker = None
+        self.export_button.setEnabled(True)
+
+    def _done(self, result) -> None:
+        self._stop_thread()
+        self.result = result
+        self.passphrase_edit.clear()
+        text = f"Wrote {result.path} ({result.n_pages} pages)"
+        if result.signed:
+            text += f", signed by {result.signer} at {result.signed_at} (this computer's clock)"
+        self.show_info(text + f". SHA-256 {result.sha256}")
+        self.exported.emit(result)
+
+    def _failed(self, message: str) -> None:
+        self._stop_thread()
+        self.show_error(f"{message}. Nothing was written.")
+
+    def reject(self) -> None:
+        if self.busy:  # let the export finish: a half-done export must not be abandoned silently
+            self.show_info("Please wait: the report is being written…")
+            return
+        self.passphrase_edit.clear()
+        super().reject()
+
+
+def _row(*widgets) -> QWidget:
+    w = QWidget()
+    lay = QHBoxLayout(w)
+    lay.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        lay.addWidget(widget)
+    return w

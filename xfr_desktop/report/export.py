@@ -1,0 +1,60 @@
+"""Export a case's report: build, optionally sign, write atomically, and log both steps to the case's audit trail.
+
+Shared by ``xfr report`` and the desktop app's Export dialog. Nothing is written when building or signing fails.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .building import ReportError, build_report_for_case, render_report, write_atomically
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    sha256: str               # of the file written (signed when signed)
+    n_pages: int
+    signed: bool
+    signer: str = ""
+    signed_at: str = ""       # local clock
+    unsigned_sha256: str = ""
+
+
+def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, identity=None, actor: str | None = None,
+                       overwrite: bool = False) -> ExportResult:
+    """Build the report of ``case_id`` into ``out_path``; sign it with ``identity`` (a SigningIdentity) if given.
+
+    Audit: ``report.exported`` (file, sha256 of the unsigned report, pages) and, when signed, ``report.signed``
+    (file, sha256 of the signed file, signer, certificate fingerprint, signing time from the local clock).
+    """
+    out_path = Path(out_path)
+    if out_path.exists() and not overwrite:
+        raise ReportError(f"{out_path} exists; choose another file name (or allow overwriting)")
+    if out_path.is_dir():
+        raise ReportError(f"{out_path} is a folder; give a file name ending in .pdf")
+    case = store.get_case(case_id)
+    data = build_report_for_case(store, case.id)
+    rendered = render_report(data)
+    pdf, signed = rendered.pdf, None
+    if identity is not None:
+        from .signing import sign_pdf
+
+        signed = sign_pdf(pdf, identity, box=rendered.signature_box, location=case.organisation or None)
+        pdf = signed.pdf
+    write_atomically(out_path, pdf)
+    final_sha = hashlib.sha256(pdf).hexdigest()
+    store.log_event("report.exported", case_id=case.id, object_type="report", object_id=out_path.name,
+                    details={"file": str(out_path.resolve()), "sha256_unsigned": rendered.sha256,
+                             "pages": rendered.n_pages, "comparisons": len(data.comparisons)}, actor=actor)
+    if signed is not None:
+        store.log_event("report.signed", case_id=case.id, object_type="report", object_id=out_path.name,
+                        details={"file": str(out_path.resolve()), "sha256": final_sha, "signer": signed.signer,
+                                 "certificate_sha256": signed.fingerprint_sha256,
+                                 "signing_time_local_clock": signed.signed_at, "format": "PAdES B-B, SHA-256"},
+                        actor=actor)
+    return ExportResult(path=out_path, sha256=final_sha, n_pages=rendered.n_pages, signed=signed is not None,
+                        signer=signed.signer if signed else "", signed_at=signed.signed_at if signed else "",
+                        unsigned_sha256=rendered.sha256)
