@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = False
     aligner = FaceAligner.for_model(model)
     folds = {int(f) for f in args.folds.split(",")}
-    pairs = [p for p in read_pairs(args.pairs, args.root) if p.same and p.fold + 1 in folds][: args.limit]
+    pairs = [p for p in read_pairs(args.pairs, args.root, missing="ignore") if p.same and p.fold + 1 in folds][: args.limit]
     template = model.template
     rows, n_no_face, examples = [], 0, []
     t0 = time.perf_counter()

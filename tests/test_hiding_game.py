@@ -231,3 +231,25 @@ def test_cli_bad_arguments_get_clear_messages(tmp_path, capsys):
     assert hiding_main(["--pairs", str(pairs), "--root", str(tmp_path), "--out", str(tmp_path / "o"),
                         "--folds", "3"]) == 2
     assert "folds 1.." in capsys.readouterr().err
+
+
+def test_synthetic_occluders_cover_their_part_of_the_face_and_mass_share_counts_inside():
+    from xfr_desktop.core.evaluation.occlusion import mass_share, occluder_mask, paste_occluder
+    from xfr_desktop.core.model import ARCFACE_TEMPLATE_112
+
+    template = np.asarray(ARCFACE_TEMPLATE_112)
+    mask = occluder_mask("mask", template, (112, 112))
+    glasses = occluder_mask("sunglasses", template, (112, 112))
+    mouth = template[3:].mean(0).round().astype(int)
+    eye = template[0].round().astype(int)
+    assert mask[mouth[1], mouth[0]] and not mask[eye[1], eye[0]]
+    assert glasses[eye[1], eye[0]] and not glasses[mouth[1], mouth[0]]
+    assert 0.1 < mask.mean() < 0.5 and 0.03 < glasses.mean() < 0.2
+    face = np.full((112, 112, 3), 128, np.uint8)
+    painted, region = paste_occluder(face, "sunglasses", template)
+    assert (painted[region] < 40).all() and (painted[~region] == 128).all()
+    heat = np.zeros((112, 112))
+    heat[region] = 1.0
+    assert mass_share(heat, region) == 1.0 and mass_share(heat, ~region) == 0.0
+    with pytest.raises(ValueError, match="occluder must be"):
+        occluder_mask("hat", template, (112, 112))

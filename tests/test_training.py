@@ -263,3 +263,14 @@ def test_validation_from_csv_pairs_and_bin(workdir):
     assert result.history[-1]["val_pairs"] == 3 and 0 <= result.history[-1]["val_acc"] <= 1
     with pytest.raises(XfrError):
         Trainer(config(workdir, out="bad", val=str(workdir / "data" / "person_0" / "00.png"), max_steps=1)).run()
+
+
+def test_trains_from_recordio_with_worker_processes(workdir):
+    from test_training_data import write_recordio
+
+    (workdir / "rec").mkdir()
+    write_recordio(workdir / "rec", [0, 0, 0, 1, 1, 1, 2, 2])
+    result = Trainer(config(workdir, data=str(workdir / "rec" / "train.rec"), workers=2, batch_size=4,
+                            epochs=2)).run()
+    assert result.steps == 4 and not result.cancelled
+    assert load_model(result.model_path).spec["provenance"]["training"]["n_classes"] == 3

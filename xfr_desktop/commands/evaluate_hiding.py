@@ -19,7 +19,7 @@ DEFAULT_METHODS = "ours,gradient,gradcampp,stylianou,xface"
 def register(evaluate_subparsers) -> None:
     p = evaluate_subparsers.add_parser(
         "hiding-game", help="hiding-game accuracy curves and AUC of explanation methods (paper's Table II)",
-        description="For each pair and method, blur each image's least salient p%% of pixels and verify the pair "
+        description="For each pair and method, blur each image's least salient p% of pixels and verify the pair "
                     "again; report accuracy per p and the AUC (trapezoid over p in [0, 0.9], x100).")
     p.add_argument("--pairs", required=True, help="LFW pairs.txt or CSV with columns img_a,img_b,same")
     p.add_argument("--root", required=True, help="folder the pair list's images are relative to")
@@ -129,7 +129,8 @@ def run(args) -> int:
     from ..core.evaluation.hiding_game import (HidingGameConfig, markdown_table, plot_curves,
                                                run_hiding_game)
     from ..core.model import load_model
-    from ..core.pairs import read_pairs
+    from ..core.errors import PairListError
+    from ..core.pairs import PairList, find_missing, missing_message, read_pairs
 
     try:
         methods = parse_methods(args.methods)
@@ -144,10 +145,15 @@ def run(args) -> int:
         raise XfrError("--batch-size must be at least 1")
     if args.xface_stride < 1:
         raise XfrError("--xface-stride must be at least 1")
-    pairs = read_pairs(args.pairs, root, missing="error", seed=args.seed)
+    # Only the selected pairs' images must exist (--folds 1 need not fail on fold 7's files).
+    pairs = read_pairs(args.pairs, root, missing="ignore", seed=args.seed)
     chosen = select_pairs(pairs, folds, args.limit)
     if not chosen:
         raise XfrError("no pairs selected")
+    selected = PairList(chosen, source=pairs.source, fmt=pairs.format, n_folds=pairs.n_folds)
+    selected.missing = find_missing(selected)
+    if selected.missing:
+        raise PairListError(missing_message(selected))
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)

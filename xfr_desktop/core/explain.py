@@ -63,10 +63,44 @@ class ResidualStack:
     def dense(self) -> np.ndarray:
         """(c, H, W) float32."""
         H, W = self.image_size
-        out = np.zeros((self.channels, H, W), np.float32)
-        for i in range(self.channels):
-            self._paste(out[i], self.values[i], self.offsets[i])
-        return out
+        pad, (Hp, Wp) = self._padding()
+        out = np.zeros((self.channels, Hp, Wp), np.float32)
+        out.reshape(-1)[self._flat_index(with_channel=True).reshape(-1)] = self.values.reshape(-1)
+        return out[:, pad:pad + H, pad:pad + W]
+
+    def combine(self, weights: np.ndarray) -> np.ndarray:
+        """Σ_i weights[i] · residual_i as an H×W float32 map, straight from the windows (no dense stack)."""
+        H, W = self.image_size
+        pad, (Hp, Wp) = self._padding()
+        nz = np.flatnonzero(weights)
+        if nz.size == 0:
+            return np.zeros((H, W), np.float32)
+        idx = self._flat_index(with_channel=False)[nz]
+        contrib = self.values[nz].astype(np.float64) * np.asarray(weights, np.float64)[nz, None, None]
+        acc = np.bincount(idx.reshape(-1), weights=contrib.reshape(-1), minlength=Hp * Wp)
+        return acc.reshape(Hp, Wp)[pad:pad + H, pad:pad + W].astype(np.float32)
+
+    def _padding(self):
+        h, w = self.values.shape[1:]
+        H, W = self.image_size
+        pad = int(max(h, w, np.abs(self.offsets).max(initial=0)))
+        return pad, (H + 2 * pad, W + 2 * pad)
+
+    def _flat_index(self, with_channel: bool) -> np.ndarray:
+        """Flat indices of every window pixel in a padded (c,) H+2p × W+2p canvas (cached)."""
+        key = "_flat_c" if with_channel else "_flat"
+        cached = self.__dict__.get(key)
+        if cached is not None:
+            return cached
+        pad, (Hp, Wp) = self._padding()
+        h, w = self.values.shape[1:]
+        rows = self.offsets[:, 0, None, None] + pad + np.arange(h)[None, :, None]
+        cols = self.offsets[:, 1, None, None] + pad + np.arange(w)[None, None, :]
+        flat = rows * Wp + cols
+        if with_channel:
+            flat = flat + (np.arange(self.channels) * Hp * Wp)[:, None, None]
+        self.__dict__[key] = flat
+        return flat
 
     @staticmethod
     def _paste(dst: np.ndarray, win: np.ndarray, offset) -> None:
@@ -109,12 +143,6 @@ class SideExplanation:
     embedding: np.ndarray         # (c,) F = amax(C)
     argmax: np.ndarray            # (c, 2) row, col of each channel's maximum in C
     contributing: np.ndarray      # (c,) bool: max > 0 and residual not all zero
-    _dense: np.ndarray | None = field(default=None, repr=False, compare=False)
-
-    def dense_residuals(self) -> np.ndarray:
-        if self._dense is None:
-            self._dense = self.residuals.dense()
-        return self._dense
 
 
 @dataclass
@@ -157,8 +185,8 @@ class PairExplanation:
         selected = select_channels(self.products, self.a.contributing & self.b.contributing, threshold,
                                    channels, top_k)
         weights = channel_weights(self.products, threshold, selected)
-        a = _side_maps(self.a, weights)
-        b = _side_maps(self.b, weights)
+        a = _side_maps(self.a, self.products, selected, threshold, weights)
+        b = _side_maps(self.b, self.products, selected, threshold, weights)
         timings = dict(self.timings_ms, recombine=(time.perf_counter() - t0) * 1e3)
         return replace(self, threshold=threshold, a=a, b=b, selected=selected,
                        channels=None if channels is None else [int(c) for c in channels], top_k=top_k,
@@ -192,15 +220,19 @@ def select_channels(products, contributing, threshold, channels=None, top_k=None
     return selected
 
 
-def _side_maps(side: SideExplanation, weights: np.ndarray) -> SideExplanation:
-    dense = side.dense_residuals()
-    nz = np.flatnonzero(weights)
-    if nz.size == 0:
-        H = np.zeros(dense.shape[1:], np.float32)
-    else:
-        H = np.tensordot(weights[nz], dense[nz], axes=1).astype(np.float32)
-    return replace(side, H=H, S=np.abs(H), S_pos=np.maximum(H, 0), S_neg=np.maximum(-H, 0), weights=weights,
-                   _dense=dense)
+def _side_maps(side: SideExplanation, products: np.ndarray, selected: np.ndarray, threshold: float,
+               weights: np.ndarray) -> SideExplanation:
+    # H = Σ_sel (p_i - T) r_i = P - T·Q with P = Σ_sel p_i r_i and Q = Σ_sel r_i: cached per selection, so
+    # moving the threshold slider costs one H×W operation.
+    key = selected.tobytes()
+    cache = side.residuals.__dict__.setdefault("_pq_cache", {})
+    if key not in cache:
+        cache.clear()
+        sel = selected.astype(np.float64)
+        cache[key] = (side.residuals.combine(products * sel), side.residuals.combine(sel))
+    P, Q = cache[key]
+    H = (P - np.float32(threshold / len(products)) * Q).astype(np.float32)
+    return replace(side, H=H, S=np.abs(H), S_pos=np.maximum(H, 0), S_neg=np.maximum(-H, 0), weights=weights)
 
 
 def _check_face(model: JointModel, img: np.ndarray, name: str) -> np.ndarray:

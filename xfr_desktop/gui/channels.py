@@ -25,6 +25,7 @@ class ChannelTableModel(QAbstractTableModel):
         self._weights = np.zeros(0)
         self._selected = np.zeros(0, bool)
         self._share = np.zeros(0)
+        self._keys: list[list[float]] = []
 
     def set_result(self, result) -> None:
         products = np.asarray(result.products, float)
@@ -33,6 +34,9 @@ class ChannelTableModel(QAbstractTableModel):
         contrib = np.where(selected, weights, 0.0)
         total = np.abs(contrib).sum()
         share = np.abs(contrib) / total if total > 0 else np.zeros_like(contrib)
+        # sort keys per column, precomputed: the proxy asks for them thousands of times when it sorts
+        self._keys = np.stack([np.arange(len(products), dtype=float), weights, products, contrib, share,
+                               selected.astype(float)], axis=1).tolist()
         if len(products) != len(self._products):
             self.beginResetModel()
             self._products, self._weights, self._selected, self._share = products, weights, selected, share
@@ -46,6 +50,7 @@ class ChannelTableModel(QAbstractTableModel):
         self.beginResetModel()
         self._products = self._weights = self._share = np.zeros(0)
         self._selected = np.zeros(0, bool)
+        self._keys = []
         self.endResetModel()
 
     def rowCount(self, parent=QModelIndex()) -> int:
@@ -71,13 +76,13 @@ class ChannelTableModel(QAbstractTableModel):
         return int(row)
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if role == SORT_ROLE:
+            return self._keys[index.row()][index.column()]
         if not index.isValid():
             return None
         i, col = index.row(), index.column()
         w = float(self._weights[i])
         used = bool(self._selected[i])
-        if role == SORT_ROLE:
-            return [i, w, float(self._products[i]), w if used else 0.0, float(self._share[i]), int(used)][col]
         if role == Qt.ItemDataRole.DisplayRole:
             if col == COL_CHANNEL:
                 return str(i)

@@ -144,7 +144,7 @@ class AnalysisWorker(QObject):
         if key not in self._models:
             self._models[key] = load_model(resolved, dev)
             self._aligners.pop(id(self._models[key]), None)
-            freeze_long_lived_objects()
+            gc.freeze()  # the model lives as long as the worker (no collection here: it would hold the GIL)
         return self._models[key]
 
     def _aligner(self, model):

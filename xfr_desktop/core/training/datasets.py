@@ -179,6 +179,9 @@ class FaceChipLoader:
     def pre_aligned(self) -> bool | str:
         return self.aligned
 
+    def __getstate__(self) -> dict:  # data-loading processes build their own detector
+        return {**self.__dict__, "_aligner": None}
+
 
 class FolderDataset:
     """A folder per identity; items are (aligned RGB uint8 at the model's input size, label), or (None, label)
@@ -258,20 +261,33 @@ class RecordIOReader:
                 self.offsets[key] = off
         if not self.offsets:
             raise DatasetError(f"{self.idx_path} lists no records")
-        self._f = open(self.rec_path, "rb")
+        self._f = None
+        self._pid = None
+
+    def _file(self):
+        # One handle per process: forked data-loading workers must not share a file offset.
+        if self._f is None or self._pid != os.getpid():
+            self._f = open(self.rec_path, "rb")
+            self._pid = os.getpid()
+        return self._f
 
     def close(self) -> None:
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_f": None, "_pid": None}
 
     def __del__(self):
         f = getattr(self, "_f", None)
-        if f is not None:
+        if f is not None and getattr(self, "_pid", None) == os.getpid():
             f.close()
 
     def read_at(self, offset: int) -> bytes:
         """One logical record starting at ``offset``; multi-part records are joined with the magic between parts
         (the writer split the data where the magic occurred)."""
-        f = self._f
+        f = self._file()
         f.seek(offset)
         parts: list[bytes] = []
         while True:

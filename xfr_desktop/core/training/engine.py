@@ -623,7 +623,7 @@ class Trainer:
 
     def _train_step(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, float, torch.Tensor, torch.Tensor]:
         cfg, model = self.config, self.model
-        x = model.preprocess(images)
+        x = model.preprocess(images).contiguous()  # channels-last input crashes conv backward (torch 2.13 CPU)
         if cfg.augment:
             g = torch.Generator().manual_seed(cfg.seed * 7919 + self.step)
             flip = (torch.rand(len(x), generator=g) < 0.5).to(x.device)

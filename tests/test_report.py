@@ -1,0 +1,165 @@
+"""The PDF case report: contents (via pypdf's text extractor), embedded fonts, PDF/A metadata, from a stored case."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xfr_desktop import __version__
+from xfr_desktop.cli import main as xfr_main
+from xfr_desktop.core.calibration import fit_calibration
+from xfr_desktop.core.explain import explain_pair
+from xfr_desktop.report import ImageInfo, render_report, report_data_from_explanation
+from xfr_desktop.report.building import ReportError, build_report_for_case, top_channels
+
+pypdf = pytest.importorskip("pypdf")
+
+
+def faces(seed=0, size=112):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 255, (size, size, 3), dtype=np.uint8),
+            rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
+
+
+def pdf_text(pdf: bytes) -> tuple[str, list[str]]:
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    pages = [p.extract_text() for p in reader.pages]
+    return "\n".join(pages), pages
+
+
+def font_names(pdf: bytes) -> set[str]:
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    names = set()
+    for page in reader.pages:
+        for ref in page["/Resources"].get("/Font", {}).values():
+            font = ref.get_object()
+            names.add(str(font["/BaseFont"]))
+            assert "/FontDescriptor" in font and "/FontFile2" in font["/FontDescriptor"], font["/BaseFont"]
+    return names
+
+
+@pytest.fixture
+def explanation(tiny_model):
+    a, b = faces()
+    return explain_pair(tiny_model, a, b)
+
+
+def synthetic_calibration():
+    rng = np.random.default_rng(0)
+    return fit_calibration(rng.normal(0.6, 0.1, 400), rng.normal(0.1, 0.1, 400), reference="synthetic")
+
+
+def test_report_from_explanation_holds_the_key_fields(explanation, tiny_model):
+    rng = np.random.default_rng(1)
+    photo = rng.integers(0, 255, (240, 200, 3), dtype=np.uint8)
+    data = report_data_from_explanation(
+        explanation, model=tiny_model, case_number="2026-0042", title="Burglary Main Street",
+        examiner="Jane Doe", organisation="Forensic Lab", calibration=synthetic_calibration(),
+        image_a=ImageInfo("A", "suspect.jpg", "a1" * 32, photo, (40, 50, 100, 120)),
+        image_b=ImageInfo("B", "cctv.jpg", "b2" * 32, photo), conclusion="Moderate support for same person.")
+    rendered = render_report(data)
+    assert rendered.pdf.startswith(b"%PDF-") and rendered.n_pages >= 3
+    text, pages = pdf_text(rendered.pdf)
+    flat = " ".join(text.split())
+    for needle in ("2026-0042", "Burglary Main Street", "Jane Doe", "Forensic Lab", f"XFR Desktop {__version__}",
+                   "suspect.jpg", "cctv.jpg", "a1" * 32, "b2" * 32, f"{explanation.score:.4f}",
+                   explanation.decision_label.upper(), "Likelihood ratio", "ENFSI", "moderately strong support",
+                   "Limitations", "Moderate support for same person.", "Appendix: audit trail",
+                   "Top similar channels", "not certified by a timestamp authority", "Not signed"):
+        assert needle in flat, needle
+    n = rendered.n_pages
+    for k, page in enumerate(pages, 1):
+        assert f"page {k} of {n}" in page
+    lr, verbal = synthetic_calibration().describe(explanation.score)
+    assert verbal in flat
+
+
+def test_fonts_are_embedded_and_pdfa_metadata_present(explanation, tiny_model):
+    pdf = render_report(report_data_from_explanation(explanation, model=tiny_model, case_number="X-1")).pdf
+    names = font_names(pdf)
+    assert names and all("DejaVu" in n for n in names), names   # no base-14 (non-embedded) font anywhere
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    root = reader.trailer["/Root"]
+    xmp = root["/Metadata"].get_object().get_data().decode("utf-8")
+    assert "<pdfaid:part>2</pdfaid:part>" in xmp and "<pdfaid:conformance>B</pdfaid:conformance>" in xmp
+    assert "Face comparison report, case X-1" in xmp
+    intent = root["/OutputIntents"][0].get_object()
+    assert intent["/S"] == "/GTS_PDFA1" and len(intent["/DestOutputProfile"].get_object().get_data()) > 100
+
+
+def test_report_without_calibration_says_so(explanation):
+    text, _ = pdf_text(render_report(report_data_from_explanation(explanation, case_number="C-7")).pdf)
+    assert "no likelihood ratio is reported" in " ".join(text.split())
+
+
+def test_top_channels_split_by_sign():
+    w = np.array([0.3, -0.2, 0.0, 0.1, -0.5])
+    similar, dissimilar = top_channels(w, w, k=2)
+    assert similar == [0, 3] and dissimilar == [4, 1]
+
+
+# --- from the store -------------------------------------------------------------------------------------------
+def analysed_case(store, model, tmp_path, seed=0):
+    from xfr_desktop.core.serialize import result_payload
+
+    rng = np.random.default_rng(seed)
+    paths = []
+    for name in ("probe.jpg", "reference.jpg"):
+        p = tmp_path / name
+        Image.fromarray(rng.integers(0, 255, (150, 130, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    case = store.create_case("2026-0099", title="Stored case", examiner="Ann Examiner", organisation="Lab North")
+    sha_a = store.import_image(paths[0], case_id=case.id)
+    sha_b = store.import_image(paths[1], case_id=case.id)
+    comp = store.add_comparison(case.id, sha_a, sha_b, model_sha256="ee" * 32, model_name="tiny")
+    result = explain_pair(model, *faces(seed))
+    store.save_result(comp.id, result_payload(result, model_sha256="ee" * 32, model_name="tiny",
+                                              faces_extra={"a": {"box": np.array([10.0, 20.0, 80.0, 90.0])}}))
+    store.set_conclusion(case.id, "Support for different people.", scale="ENFSI verbal", author="Ann")
+    return case, sha_a, sha_b, result
+
+
+def test_report_for_stored_case(tmp_path, tiny_model):
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, sha_a, sha_b, result = analysed_case(store, tiny_model, tmp_path)
+        data = build_report_for_case(store, case.id)
+        assert data.audit and data.audit[0]["action"] == "case.created"
+        rendered = render_report(data)
+    flat = " ".join(pdf_text(rendered.pdf)[0].split())
+    for needle in ("2026-0099", "Stored case", "Ann Examiner", "Lab North", sha_a, sha_b, "probe.jpg",
+                   f"{result.score:.4f}", "Support for different people.", "ENFSI verbal", "case.created",
+                   "analysis.saved", "conclusion.edited", "chain intact"):
+        assert needle in flat, needle
+
+
+def test_xfr_report_cli_writes_and_audits(tmp_path, tiny_model, capsys):
+    from xfr_desktop.store import open_store
+
+    data_dir = tmp_path / "data"
+    with open_store(data_dir) as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+    out = tmp_path / "r.pdf"
+    assert xfr_main(["--data-dir", str(data_dir), "report", "--case", case.number, "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(b"%PDF-")
+    assert xfr_main(["--data-dir", str(data_dir), "report", "--case", case.number, "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+    with open_store(data_dir) as store:
+        events = [e for e in store.list_audit(case.id) if e.action == "report.exported"]
+        assert len(events) == 1
+        details = events[0].details if isinstance(events[0].details, dict) else json.loads(events[0].details)
+        assert details["pages"] >= 3 and len(details["sha256_unsigned"]) == 64
+        assert store.verify_audit(case.id).ok
+
+
+def test_case_without_results_is_a_clear_error(tmp_path):
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case = store.create_case("EMPTY-1")
+        with pytest.raises(ReportError, match="no analysed comparison"):
+            build_report_for_case(store, case.id)
