@@ -134,6 +134,72 @@ def wheel_name_version(filename: str) -> tuple[str, str]:
     return re.sub(r"[-_.]+", "-", parts[0]).lower(), parts[1]
 
 
+def repack_installed_wheels(dest: Path, skip: set[str] = frozenset({"pip", "xfr-desktop"})) -> list[Path]:
+    """Rebuild wheels of this environment's installed pure-Python packages (files from each RECORD).
+
+    For building a wheelhouse offline when some packages' wheel files are not at hand (a developer machine that
+    installed them from an index it can no longer reach). Packages with compiled code, files outside
+    site-packages other than console scripts, or an editable/local install are left out.
+    """
+    import base64
+    import csv
+    import io
+
+    dest.mkdir(parents=True, exist_ok=True)
+    made = []
+    for dist in importlib.metadata.distributions():
+        name = re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower()
+        wheel_info = dist.read_text("WHEEL") or ""
+        if not name or name in skip or "Root-Is-Purelib: true" not in wheel_info:
+            continue
+        tags = [line.split(":", 1)[1].strip() for line in wheel_info.splitlines() if line.startswith("Tag:")]
+        if not tags or any(not t.endswith("-none-any") for t in tags):
+            continue
+        direct = dist.read_text("direct_url.json")
+        if direct and ("dir_info" in direct or "vcs_info" in direct):
+            continue  # editable or local checkout: not a released wheel
+        record = dist.read_text("RECORD")
+        if not record:
+            continue
+        site = Path(dist.locate_file(""))
+        entries, ok = [], True
+        for row in csv.reader(io.StringIO(record)):
+            if not row:
+                continue
+            rel = row[0]
+            if rel.startswith("../") or rel.startswith("/"):
+                if "/bin/" in rel and dist.read_text("entry_points.txt"):
+                    continue  # console scripts: pip writes them again from entry_points.txt
+                ok = False
+                break
+            if "__pycache__/" in rel or rel.endswith(".pyc"):
+                continue
+            if rel.split("/")[-1] in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json") and ".dist-info/" in rel:
+                continue
+            entries.append(rel)
+        if not ok:
+            continue
+        dist_info = next((e.split("/")[0] for e in entries if e.split("/")[0].endswith(".dist-info")), None)
+        if dist_info is None:
+            continue
+        interpreters = sorted({t.split("-")[0] for t in tags})
+        stem = f"{re.sub(r'[-_.]+', '_', dist.metadata['Name']).lower()}-{dist.version}"
+        path = dest / f"{stem}-{'.'.join(interpreters)}-none-any.whl"
+        rows = []
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for rel in entries:
+                data = (site / rel).read_bytes()
+                zf.writestr(rel, data)
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                rows.append((rel, f"sha256={digest}", len(data)))
+            rows.append((f"{dist_info}/RECORD", "", ""))
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerows(rows)  # quotes names with commas
+            zf.writestr(f"{dist_info}/RECORD", text.getvalue())
+        made.append(path)
+    return made
+
+
 def build_project_wheel(wheelhouse: Path, build_isolation: bool) -> Path:
     before = set(wheelhouse.glob("*.whl"))
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheelhouse), str(REPO)]
@@ -159,6 +225,10 @@ def download_dependencies(wheelhouse: Path, requirements: list[str], args, tags:
             cmd += ["--platform", tag]
     if args.no_index:
         cmd.append("--no-index")
+    elif args.index_url:  # the caller names every index: pip's configured ones and the PyTorch index are not used
+        cmd += ["--index-url", args.index_url[0]]
+        for url in args.index_url[1:]:
+            cmd += ["--extra-index-url", url]
     else:
         for url in extra_indexes:
             cmd += ["--extra-index-url", url]
@@ -263,7 +333,17 @@ def build(args) -> Path:
     torch_req, torch_indexes = torch_requirement(args.torch, torch_version, os_family, args.cuda_tag)
 
     project_wheel = build_project_wheel(wheelhouse, args.build_isolation)
-    download_dependencies(wheelhouse, [f"{PROJECT_NAME}=={version}", torch_req], args, tags, torch_indexes)
+    if args.repack_installed:
+        staging = root.with_name(root.name + ".repacked")
+        shutil.rmtree(staging, ignore_errors=True)
+        made = repack_installed_wheels(staging)
+        print(f"[bundle] rebuilt {len(made)} wheels of installed pure-Python packages in {staging}", flush=True)
+        args.find_links.append(str(staging))
+    try:
+        download_dependencies(wheelhouse, [f"{PROJECT_NAME}=={version}", torch_req], args, tags, torch_indexes)
+    finally:
+        if args.repack_installed:
+            shutil.rmtree(staging, ignore_errors=True)
     stray = [p.name for p in wheelhouse.iterdir() if not p.name.endswith(".whl")]
     if stray:
         raise BundleError(f"the wheelhouse holds non-wheel files {stray}: every package must be a binary wheel")
@@ -322,6 +402,12 @@ def parse_args(argv=None):
     p.add_argument("--no-index", action="store_true", help="use only --find-links folders (fully offline build)")
     p.add_argument("--find-links", action="append", default=[], metavar="DIR",
                    help="extra folder of wheels (repeatable), e.g. a local mirror")
+    p.add_argument("--index-url", action="append", default=[], metavar="URL",
+                   help="package index to use instead of pip's configured ones (repeatable; the first is the main "
+                        "index, e.g. a file:// mirror); the PyTorch index is then not added either")
+    p.add_argument("--repack-installed", action="store_true",
+                   help="also offer wheels rebuilt from this environment's installed pure-Python packages "
+                        "(offline builds where some wheel files are not at hand)")
     p.add_argument("--build-isolation", action="store_true",
                    help="build the project wheel in an isolated environment (downloads setuptools)")
     p.add_argument("--archive", choices=("none", "tar", "tar.gz", "zip"), default="none",

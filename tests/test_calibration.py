@@ -117,13 +117,14 @@ def test_xfr_calibrate_from_scores_file(tmp_path, tiny_model, capsys):
     g, i = synthetic_scores(n=300, seed=5)
     scores = np.concatenate([g, i, [-1.0]])       # the last pair had no face: left out
     same = np.concatenate([np.ones(300, bool), np.zeros(300, bool), [True]])
-    np.savez(tmp_path / "scores.npz", scores=scores, same=same)
+    folds = np.arange(len(scores)) % 4
+    np.savez(tmp_path / "scores.npz", scores=scores, same=same, folds=folds)
     rc = xfr_main(["calibrate", "--model", str(model_file), "--scores", str(tmp_path / "scores.npz"),
                    "--tippett", str(tmp_path / "tippett.png")])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.split("Tippett plot")[0])
     assert summary["n_genuine"] == 300 and summary["left_out_no_face"] == 1
-    assert 0 < summary["cllr"] < 1
+    assert 0 < summary["cllr"] < 1 and 0 < summary["cllr_cross_validated"] < 1
     cal = Calibration.load(tmp_path / "tiny.calibration.json")
     from xfr_desktop.core.model import file_sha256
 
@@ -135,3 +136,14 @@ def test_xfr_calibrate_from_scores_file(tmp_path, tiny_model, capsys):
 def test_xfr_calibrate_needs_pairs_or_scores(capsys):
     assert xfr_main(["calibrate"]) == 2
     assert "--pairs" in capsys.readouterr().err
+
+
+def test_cross_validated_cllr_is_close_to_but_not_below_the_fit(calibration):
+    from xfr_desktop.core.calibration import cross_validated_cllr
+
+    g, i = synthetic_scores()
+    folds = np.arange(len(g)) % 5
+    cv = cross_validated_cllr(g, i, folds, folds)
+    assert 0 < cv < 1
+    assert cv >= calibration.cllr - 0.005 and cv - calibration.cllr < 0.02
+    assert cross_validated_cllr(g, i, np.zeros(len(g)), np.zeros(len(i))) is None

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from xfr_desktop.core import JointModel, default_spec, explain_pair
 from xfr_desktop.core.decoder import build_decoder
-from xfr_desktop.core.engines import compute_residuals, window_geometry, flatten_decoder
+from xfr_desktop.core.engines import (RawResiduals, _fast_one_batch, channel_maxima, compute_residuals,
+                                      flatten_decoder, window_geometry)
 from xfr_desktop.core.explain import ResidualStack
 
 ACTS = ["relu", "prelu", "leaky_relu", "tanh", "sigmoid", "identity"]
@@ -73,6 +74,13 @@ def test_fast_engine_equals_literal_loop_for_any_geometry(spec, hw, seed):
     np.testing.assert_allclose(dense(fast, size), ref, atol=1e-9 * max(1.0, ref.max()))
     np.testing.assert_allclose(dense(batched, size), ref, atol=1e-9 * max(1.0, ref.max()))
     np.testing.assert_array_equal(fast.argmax, literal.argmax)
+    # the one-batch layout the GPU uses gives the same numbers
+    layers = flatten_decoder(decoder)
+    _, pos, cmax = channel_maxima(C)
+    with torch.no_grad():
+        values, offsets, _, _ = _fast_one_batch(layers, C, pos, cmax, lambda f: None)
+    one = RawResiduals(values.numpy(), offsets.numpy(), size, R0, None, None, "fast")
+    np.testing.assert_allclose(dense(one, size), ref, atol=1e-9 * max(1.0, ref.max()))
 
 
 def test_residuals_stay_inside_the_change_window():

@@ -253,3 +253,18 @@ def test_synthetic_occluders_cover_their_part_of_the_face_and_mass_share_counts_
     assert mass_share(heat, region) == 1.0 and mass_share(heat, ~region) == 0.0
     with pytest.raises(ValueError, match="occluder must be"):
         occluder_mask("hat", template, (112, 112))
+
+
+@pytest.mark.shared
+def test_cli_on_real_lfw_pairs_with_face_alignment(tiny_model, tmp_path, lfw_dir, lfw_pairs_file):
+    """Two LFW pairs of fold 1 through YuNet alignment; a rerun resumes everything from the cache."""
+    save_model(tiny_model, tmp_path / "tiny.pt")
+    argv = ["--pairs", str(lfw_pairs_file), "--root", str(lfw_dir), "--folds", "1", "--limit", "2",
+            "--model", str(tmp_path / "tiny.pt"), "--methods", "stylianou,centre", "--steps", "0,50,90",
+            "--out", str(tmp_path / "out"), "--no-progress"]
+    assert hiding_main(argv) == 0
+    first = json.loads((tmp_path / "out" / "hiding_game.json").read_text())
+    assert first["n_pairs"] + first["n_no_face"] == 2 and first["n_matched"] <= 1
+    assert hiding_main(argv) == 0
+    second = json.loads((tmp_path / "out" / "hiding_game.json").read_text())
+    assert second["n_resumed_from_cache"] == 2 and second["auc"] == first["auc"]

@@ -97,7 +97,7 @@ def test_report_without_calibration_says_so(explanation):
 
 def test_top_channels_split_by_sign():
     w = np.array([0.3, -0.2, 0.0, 0.1, -0.5])
-    similar, dissimilar = top_channels(w, w, k=2)
+    similar, dissimilar = top_channels(w, k=2)
     assert similar == [0, 3] and dissimilar == [4, 1]
 
 
@@ -163,3 +163,29 @@ def test_case_without_results_is_a_clear_error(tmp_path):
         case = store.create_case("EMPTY-1")
         with pytest.raises(ReportError, match="no analysed comparison"):
             build_report_for_case(store, case.id)
+
+
+def test_stored_likelihood_ratio_is_the_one_reported(tmp_path, tiny_model):
+    from xfr_desktop.core.serialize import result_parameters, result_payload
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        comp = store.list_comparisons(case.id)[0]
+        result = explain_pair(tiny_model, *faces(3))
+        params = result_parameters(result, likelihood_ratio={"value": 420.0, "verbal": None})
+        store.save_result(comp.id, result_payload(result, model_sha256="ee" * 32, parameters=params))
+        flat = " ".join(pdf_text(render_report(build_report_for_case(store, case.id)).pdf)[0].split())
+    assert "LR = 420 (moderately strong support for the proposition that the two images show the same" in flat
+
+
+def test_export_to_a_missing_folder_writes_and_logs_nothing(tmp_path, tiny_model):
+    from xfr_desktop.report.export import export_case_report
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        n_before = len(store.list_audit(case.id))
+        with pytest.raises(ReportError, match="does not exist"):
+            export_case_report(store, case.id, tmp_path / "nowhere" / "r.pdf")
+        assert len(store.list_audit(case.id)) == n_before

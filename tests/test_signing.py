@@ -185,3 +185,39 @@ def test_cli_report_signed_and_wrong_passphrase(tmp_path, tiny_model, identity_f
     with open_store(data_dir) as store:
         actions = [e.action for e in store.list_audit(case.id)]
     assert actions[-2:] == ["report.exported", "report.signed"]
+
+
+def test_rsa_identity_from_a_lab_pki_signs_and_verifies(rendered, tmp_path):
+    """Lab PKIs mostly issue RSA keys; a CA-issued certificate verifies against the CA certificate."""
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(timezone.utc) - timedelta(minutes=1)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lab Root CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Rita RSA")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2).not_valid_before(now)
+            .not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    p12 = tmp_path / "rita.p12"
+    p12.write_bytes(pkcs12.serialize_key_and_certificates(b"rita", key, cert, [ca],
+                                                          serialization.BestAvailableEncryption(b"pw")))
+    ca_pem = tmp_path / "ca.pem"
+    ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    signed = sign_pdf(rendered.pdf, load_signing_identity(p12, "pw"), box=rendered.signature_box)
+    result = verify_pdf(signed.pdf, [ca_pem])
+    assert result.ok, result.message
+    assert "Rita RSA" in result.signatures[0].signer

@@ -91,11 +91,11 @@ def test_pair_accuracy_finds_the_separating_threshold():
 # --- training in each mode and loss ---------------------------------------------------------------------------
 @pytest.mark.parametrize("mode,loss", [("decoder", "arcface"), ("joint", "arcface"), ("joint", "distill")])
 def test_trains_each_mode_and_loss(workdir, mode, loss):
-    base = load_model(workdir / "base.pt")
+    base = load_model(workdir / "base.pt", device="cpu")
     events = []
     result = Trainer(config(workdir, mode=mode, loss=loss, epochs=2), callback=events.append).run()
     assert not result.cancelled and result.steps == 6 and result.epochs_done == 2  # 12 images / batch 4 x 2
-    trained = load_model(result.model_path)
+    trained = load_model(result.model_path, device="cpu")
     assert trained.spec["provenance"]["training"]["mode"] == mode
     changed = {part: any(not torch.equal(a, b) for a, b in zip(getattr(base, part).state_dict().values(),
                                                                 getattr(trained, part).state_dict().values()))
@@ -129,7 +129,7 @@ def test_resume_continues_with_the_same_step_count_and_weights(workdir):
     assert ck["step"] == 2
     second = Trainer(config(workdir, out="split", base=str(workdir / "split"), epochs=3, max_steps=5)).run()
     assert second.steps == straight.steps == 5
-    a, b = load_model(straight.model_path), load_model(second.model_path)
+    a, b = load_model(straight.model_path, device="cpu"), load_model(second.model_path, device="cpu")
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(va, vb, atol=1e-6), k  # same data order, flips and optimizer state
     log_steps = [json.loads(line)["step"] for line in open(second.log_path) if '"event": "step"' in line]
@@ -148,7 +148,7 @@ def test_cancel_leaves_a_usable_checkpoint(workdir):
     info = inspect_base(workdir / "run")
     assert info.kind == "checkpoint" and "step 2" in info.description
     resumed = Trainer(config(workdir, base=str(workdir / "run"), epochs=3)).run()
-    assert resumed.steps == 9 and load_model(resumed.model_path).input_size == (SIZE, SIZE)
+    assert resumed.steps == 9 and load_model(resumed.model_path, device="cpu").input_size == (SIZE, SIZE)
 
 
 def test_pause_blocks_until_released(workdir):
@@ -187,7 +187,7 @@ def test_insightface_backbone_is_recognized_and_trains(workdir):
     info = inspect_base(workdir / "backbone.pth")
     assert info.kind == "insightface"
     result = Trainer(config(workdir, base=str(workdir / "backbone.pth"), mode="decoder", max_steps=2)).run()
-    trained = load_model(result.model_path)
+    trained = load_model(result.model_path, device="cpu")
     assert torch.equal(trained.backbone.state_dict()["conv1.weight"], body["conv1.weight"])
 
 
@@ -236,7 +236,7 @@ def test_cli_trains_and_reports_errors(workdir, capsys):
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert "trained 2 steps" in out.out
-    assert load_model(workdir / "cli" / "model.pt").spec["provenance"]["training"]["loss"] == "distill"
+    assert load_model(workdir / "cli" / "model.pt", device="cpu").spec["provenance"]["training"]["loss"] == "distill"
     rc = main(["train", "--data", str(workdir / "nowhere"), "--out", str(workdir / "x"), "--base",
                str(workdir / "base.pt")])
     err = capsys.readouterr().err
@@ -273,4 +273,4 @@ def test_trains_from_recordio_with_worker_processes(workdir):
     result = Trainer(config(workdir, data=str(workdir / "rec" / "train.rec"), workers=2, batch_size=4,
                             epochs=2)).run()
     assert result.steps == 4 and not result.cancelled
-    assert load_model(result.model_path).spec["provenance"]["training"]["n_classes"] == 3
+    assert load_model(result.model_path, device="cpu").spec["provenance"]["training"]["n_classes"] == 3

@@ -123,7 +123,7 @@ def test_run_registers_and_activates_the_model(setup, qtbot):
     result = wizard.page_named("result")
     models = store.list_models()
     assert len(models) == 1 and models[0].card and "12 images of 3 identities" in models[0].card
-    assert load_model(models[0].path).spec["name"] == models[0].name
+    assert load_model(models[0].path, device="cpu").spec["name"] == models[0].name
     assert store.active_model() is None or store.active_model().sha256 != models[0].sha256
     assert "registered" in result.summary.text()
     with qtbot.waitSignal(wizard.model_activated, timeout=5000):
@@ -172,3 +172,18 @@ def test_pause_and_cancel_keep_a_resumable_checkpoint(setup, qtbot):
         assert again.state.result.steps == res.steps + 1 and not again.state.result.cancelled
     finally:
         again.controller.shutdown()
+
+
+def test_closing_during_a_run_cancels_it_and_keeps_the_checkpoint(setup, qtbot):
+    tmp_path, wizard, store = setup
+    go_to_hyper(wizard, tmp_path)
+    set_hyper(wizard, tmp_path, epochs=50, max_steps=0)
+    for _ in range(3):
+        wizard.next()
+    run = wizard.page_named("run")
+    qtbot.waitUntil(lambda: len(run.steps) >= 1, timeout=60000)
+    wizard.reject()  # the window's close button
+    assert wizard.isVisible()  # stays open until the step ends and the checkpoint is written
+    qtbot.waitUntil(lambda: not wizard.isVisible(), timeout=60000)
+    assert wizard.state.result.cancelled and (tmp_path / "run" / CHECKPOINT_NAME).is_file()
+    assert inspect_base(tmp_path / "run").kind == "checkpoint"

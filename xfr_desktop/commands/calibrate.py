@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def reference_scores(model, pairs, cache_path=None, progress=None, batch_size: int = 32):
-    """(genuine scores, impostor scores, number of pairs left out for want of a face)."""
+    """(scores, same, folds) of the pairs whose images both have a face, and how many pairs were left out."""
     import numpy as np
 
     from ..core.evaluation.verify import EmbeddingCache, cosine, embed_images, model_cache_key
@@ -36,20 +36,23 @@ def reference_scores(model, pairs, cache_path=None, progress=None, batch_size: i
     cache = EmbeddingCache.open(cache_path, model_cache_key(model))
     embs, _failures = embed_images(model, pairs.images, cache, batch_size=batch_size, progress=progress)
     cache.save()
-    genuine, impostor, skipped = [], [], 0
+    scores, same, folds, skipped = [], [], [], 0
     for pr in pairs:
         a, b = embs.get(pr.path_a), embs.get(pr.path_b)
         if a is None or b is None:
             skipped += 1
             continue
-        (genuine if pr.same else impostor).append(cosine(a, b))
-    return np.asarray(genuine), np.asarray(impostor), skipped
+        scores.append(cosine(a, b))
+        same.append(pr.same)
+        folds.append(pr.fold)
+    return np.asarray(scores, np.float64), np.asarray(same, bool), np.asarray(folds), skipped
 
 
 def run(args) -> int:
     import numpy as np
 
-    from ..core.calibration import CalibrationError, calibration_path, fit_calibration, save_tippett
+    from ..core.calibration import (CalibrationError, calibration_path, cross_validated_cllr, fit_calibration,
+                                    save_tippett)
     from ..core.errors import XfrError
     from .evaluate_verify import Progress, load_any_model
 
@@ -62,26 +65,33 @@ def run(args) -> int:
         try:
             with np.load(args.scores, allow_pickle=False) as z:
                 scores, same = np.asarray(z["scores"], np.float64), np.asarray(z["same"], bool)
+                folds = np.asarray(z["folds"]) if "folds" in z.files else np.zeros(len(scores), int)
         except (OSError, ValueError, KeyError) as exc:
             raise CalibrationError(f"cannot read scores file {args.scores} ({type(exc).__name__}); expected the "
                                    f"scores.npz of `xfr evaluate verify`") from None
         from ..core.evaluation.verify import NO_FACE_SCORE
 
         keep = scores != NO_FACE_SCORE  # pairs whose image had no face carry the sentinel, not a real score
-        genuine, impostor = scores[keep & same], scores[keep & ~same]
+        scores, same, folds = scores[keep], same[keep], folds[keep]
         skipped = int((~keep).sum())
-        reference = f"scores file {Path(args.scores).name} ({len(scores)} pairs)"
+        reference = f"scores file {Path(args.scores).name} ({len(keep)} pairs" + (
+            f", {skipped} left out (no face found))" if skipped else ")")
         extra["scores_file"] = str(args.scores)
     else:
         from ..core.pairs import read_pairs
 
         pairs = read_pairs(args.pairs, args.root, missing="error")
         cache = args.cache or (Path(args.out) / "embeddings.npz" if args.out else None)
-        genuine, impostor, skipped = reference_scores(model, pairs, cache, Progress(args.quiet), args.batch_size)
+        scores, same, folds, skipped = reference_scores(model, pairs, cache, Progress(args.quiet), args.batch_size)
         reference = f"{Path(args.pairs).name}: {len(pairs)} pairs" + (
             f", {skipped} left out (no face found)" if skipped else "")
         extra["pair_list"] = str(args.pairs)
     extra["n_pairs_left_out_no_face"] = skipped
+    genuine, impostor = scores[same], scores[~same]
+    cv = cross_validated_cllr(genuine, impostor, folds[same], folds[~same])
+    if cv is not None:
+        extra["cllr_cross_validated"] = cv
+        extra["n_folds"] = int(len(np.unique(folds)))
     cal = fit_calibration(genuine, impostor, model_sha256=getattr(model, "sha256", None),
                           model_name=model.spec.get("name"), reference=reference, extra=extra)
     if args.out:
@@ -89,7 +99,7 @@ def run(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
         cal_file = out / calibration_path(model_path).name
         tippett = out / "tippett.png"
-        np.savez_compressed(out / "calibration_scores.npz", genuine=genuine, impostor=impostor)
+        np.savez_compressed(out / "calibration_scores.npz", scores=scores, same=same, folds=folds)
     else:
         cal_file = calibration_path(model_path)
         tippett = None
@@ -100,7 +110,8 @@ def run(args) -> int:
     lo, hi = cal.log10_lr_bounds
     summary = {"calibration": str(cal_file), "n_genuine": cal.n_genuine, "n_impostor": cal.n_impostor,
                "left_out_no_face": skipped, "slope": round(cal.slope, 4), "intercept": round(cal.intercept, 4),
-               "cllr": round(cal.cllr, 4), "cllr_min": round(cal.cllr_min, 4), "eer": round(cal.eer, 4),
+               "cllr": round(cal.cllr, 4), "cllr_min": round(cal.cllr_min, 4),
+               "cllr_cross_validated": None if cv is None else round(cv, 4), "eer": round(cal.eer, 4),
                "lr_range": [10 ** lo, 10 ** hi],
                "lr_at_threshold": cal.describe(model.threshold)[0]}
     print(json.dumps(summary, indent=2))

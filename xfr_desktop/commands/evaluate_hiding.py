@@ -84,13 +84,22 @@ class ProgressBar:
         sys.stderr.flush()
 
 
-def build_jobs(pairs, aligner, prealigned: bool):
-    """PairJob per pair; keys hold the fold, the line and a digest of the two paths."""
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def build_jobs(pairs, aligner, prealigned: bool, root: Path):
+    """PairJob per pair; keys hold the fold, the line and a digest of the two paths relative to ``root`` (so a
+    cache made on another machine, with the images elsewhere, still matches)."""
     from ..core.evaluation.hiding_game import PairJob
 
     jobs = []
     for pair in pairs:
-        digest = hashlib.sha1(f"{pair.path_a}|{pair.path_b}|{pair.same}".encode()).hexdigest()[:8]
+        names = f"{_relative(pair.path_a, root)}|{_relative(pair.path_b, root)}|{pair.same}"
+        digest = hashlib.sha1(names.encode()).hexdigest()[:8]
         label = f"line {pair.line} ({pair.path_a.name} / {pair.path_b.name})"
 
         def load(pair=pair):
@@ -166,7 +175,7 @@ def run(args) -> int:
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
     aligner = FaceAligner.for_model(model)
-    jobs = build_jobs(chosen, aligner, args.aligned)
+    jobs = build_jobs(chosen, aligner, args.aligned, root)
     explainers = {}
     if "xface" in methods:
         explainers["xface"] = XFaceExplainer(stride=args.xface_stride,

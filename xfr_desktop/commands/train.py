@@ -1,7 +1,6 @@
 """`xfr train`: fine-tune the joint model (recognition + reconstruction) from a TOML config or flags."""
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading

@@ -243,6 +243,22 @@ def fit_calibration(genuine, impostor, *, model_sha256: str | None = None, model
     return cal
 
 
+def cross_validated_cllr(genuine, impostor, folds_genuine, folds_impostor) -> float | None:
+    """Cllr of LRs each computed by a calibration fitted on the other folds (no resubstitution); None with
+    fewer than two folds."""
+    g, i = np.asarray(genuine, np.float64), np.asarray(impostor, np.float64)
+    fg, fi = np.asarray(folds_genuine), np.asarray(folds_impostor)
+    folds = np.unique(np.concatenate([fg, fi]))
+    if len(folds) < 2:
+        return None
+    lg, li = np.empty_like(g), np.empty_like(i)
+    for k in folds:
+        cal = fit_calibration(g[fg != k], i[fi != k])
+        lg[fg == k] = cal.log10_lr(g[fg == k])
+        li[fi == k] = cal.log10_lr(i[fi == k])
+    return cllr(lg, li)
+
+
 # --- finding a model's calibration ----------------------------------------------------------------------
 def calibration_path(model_path: str | os.PathLike) -> Path:
     """``models/foo.pt`` -> ``models/foo.calibration.json``."""

@@ -244,6 +244,7 @@ def dense_backbone_state(ref_sd: dict) -> dict:
     """The original weights in the dense backbone's layout: fc (128x256) becomes the 1x1 head conv."""
     sd = {k: v for k, v in ref_sd.items() if not k.startswith("fc.")}
     sd["head.weight"] = ref_sd["fc.weight"].reshape(128, 256, 1, 1).clone()
+    sd["head.bias"] = torch.zeros(128)
     return sd
 
 

@@ -203,16 +203,16 @@ def _full_passes(decoder, layers, C, flat_idx, pos, can_localize, chunk, progres
 
 
 def _fast(layers, C, pos, cmax, chunk, progress):
-    """Exact incremental residuals, channels grouped by argmax position.
+    """Exact incremental residuals. On the CPU channels are grouped by argmax position (no gathers, cropped
+    windows); on a GPU all channels go as one batch with gathered windows (few kernel launches, no host sync)."""
+    if C.is_cuda:
+        return _fast_one_batch(layers, C, pos, cmax, progress)
+    return _fast_grouped(layers, C, pos, cmax, chunk, progress)
 
-    Channels whose maxima sit at the same element of C change the same window of every layer, so a group shares
-    the slices of the stored base activations (no gathers) and its window is cropped to the valid region once
-    per layer (no masks, fewer FLOPs at the borders).
-    """
-    c = C.shape[1]
-    dtype, dev = C.dtype, C.device
-    # Base pass, keeping each elementwise layer's input (for ReLU: its two halves, which make the exact
-    # difference max(dz + min(z,0), -max(z,0)) two cheap ops).
+
+def _base_pass(layers, C):
+    """The decoder on C, keeping each elementwise layer's input (for ReLU: its two halves, which make the
+    exact difference max(dz + min(z,0), -max(z,0)) two cheap ops)."""
     base_inputs: list = []
     x = C
     for m in layers:
@@ -221,7 +221,75 @@ def _fast(layers, C, pos, cmax, chunk, progress):
         else:
             base_inputs.append(x if isinstance(m, ELEMENTWISE) else None)
         x = m(x)
-    R0 = x
+    return base_inputs, x
+
+
+def _relu_diff(base, D, window):
+    zneg, negzpos = base
+    return torch.maximum(D + window(zneg), window(negzpos))
+
+
+def _fast_one_batch(layers, C, pos, cmax, progress):
+    c = C.shape[1]
+    dtype, dev = C.dtype, C.device
+    base_inputs, R0 = _base_pass(layers, C)
+    idx = torch.arange(c, device=dev)
+    offs = pos.clone()
+    hw = tuple(C.shape[2:])
+    D = None                          # (c,ch,h,w) change; None while it is still the one-hot at C
+    for li, m in enumerate(layers):
+        if isinstance(m, nn.ConvTranspose2d):
+            (s0, s1), (p0, p1), (d0, d1), (k0, k1) = m.stride, m.padding, m.dilation, m.kernel_size
+            Wt = m.weight.to(dtype)
+            if D is None:
+                D = _kernel_taps(Wt, idx, cmax, (d0, d1), (k0, k1))
+            else:
+                D = Fn.conv_transpose2d(D, Wt, None, stride=(s0, s1), padding=0, dilation=(d0, d1))
+            offs = torch.stack([offs[:, 0] * s0 - p0, offs[:, 1] * s1 - p1], 1)
+            hw = ((hw[0] - 1) * s0 - 2 * p0 + d0 * (k0 - 1) + m.output_padding[0] + 1,
+                  (hw[1] - 1) * s1 - 2 * p1 + d1 * (k1 - 1) + m.output_padding[1] + 1)
+            D = D * _window_mask(offs, D.shape[2:], hw).to(dtype)
+            continue
+        if D is None:
+            D = _one_hot(c, idx, cmax, dtype, dev)
+        if isinstance(m, nn.BatchNorm2d):
+            D = D * _bn_scale(m, dtype)
+        elif isinstance(m, nn.ReLU):
+            D = _relu_diff(base_inputs[li], D, lambda t: _gather_windows(t, offs, D.shape[2:]))
+        else:
+            D = activation_diff(m, _gather_windows(base_inputs[li], offs, D.shape[2:]), D)
+    progress(1.0)
+    return D.abs().sum(1), offs, R0, tuple(R0.shape[2:])
+
+
+def _kernel_taps(Wt, idx, cmax, dilation, kernel):
+    """The first transposed convolution's response to -C[i,y,x] at channel i: a scaled kernel slice."""
+    taps = -cmax[idx].to(Wt.dtype)[:, None, None, None] * Wt[idx]
+    if dilation == (1, 1):
+        return taps
+    (d0, d1), (k0, k1) = dilation, kernel
+    D = torch.zeros((len(idx), Wt.shape[1], d0 * (k0 - 1) + 1, d1 * (k1 - 1) + 1), dtype=Wt.dtype, device=Wt.device)
+    D[:, :, ::d0, ::d1] = taps
+    return D
+
+
+def _one_hot(c, idx, cmax, dtype, dev):
+    """The change at C itself, for decoders that start with something other than a transposed convolution."""
+    D = torch.zeros((len(idx), c, 1, 1), dtype=dtype, device=dev)
+    D[torch.arange(len(idx), device=dev), idx, 0, 0] = -cmax[idx].to(dtype)
+    return D
+
+
+def _fast_grouped(layers, C, pos, cmax, chunk, progress):
+    """Exact incremental residuals, channels grouped by argmax position.
+
+    Channels whose maxima sit at the same element of C change the same window of every layer, so a group shares
+    the slices of the stored base activations (no gathers) and its window is cropped to the valid region once
+    per layer (no masks, fewer FLOPs at the borders).
+    """
+    c = C.shape[1]
+    dtype, dev = C.dtype, C.device
+    base_inputs, R0 = _base_pass(layers, C)
     out_hw = tuple(R0.shape[2:])
     geo = window_geometry(layers, C.shape[2:])
     values = torch.zeros((c, *geo.size), dtype=dtype, device=dev)
@@ -229,12 +297,13 @@ def _fast(layers, C, pos, cmax, chunk, progress):
     offsets = pos_cpu * torch.tensor(geo.scale) + torch.tensor(geo.shift)
     keys = (pos_cpu[:, 0] * C.shape[3] + pos_cpu[:, 1]).numpy()
     order = np.argsort(keys, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(keys[order])) + 1)
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(keys[order])) + 1, [c]])
+    order_dev = torch.as_tensor(order, device=dev)  # one upload; groups are slices of it
     done = 0
-    for group in groups:
-        for part in range(0, len(group), chunk):
-            members = group[part:part + chunk]
-            idx = torch.as_tensor(members, device=dev)
+    for g0, g1 in zip(bounds[:-1], bounds[1:]):
+        for start in range(int(g0), int(g1), chunk):
+            members = order[start:min(start + chunk, g1)]
+            idx = order_dev[start:min(start + chunk, g1)]
             r, q = (int(v) for v in pos_cpu[members[0]])
             D, (r0, c0) = _propagate_group(layers, base_inputs, C, idx, cmax, r, q)
             orow, ocol = (int(v) for v in offsets[members[0]])
@@ -259,13 +328,8 @@ def _propagate_group(layers, base_inputs, C, idx, cmax, r, q):
         if isinstance(m, nn.ConvTranspose2d):
             (s0, s1), (p0, p1), (d0, d1), (k0, k1) = m.stride, m.padding, m.dilation, m.kernel_size
             Wt = m.weight.to(dtype)
-            if D is None:  # the one-hot at C: a scaled kernel slice
-                taps = -cmax[idx].to(dtype)[:, None, None, None] * Wt[idx]
-                if (d0, d1) == (1, 1):
-                    D = taps
-                else:
-                    D = torch.zeros((n, Wt.shape[1], d0 * (k0 - 1) + 1, d1 * (k1 - 1) + 1), dtype=dtype, device=dev)
-                    D[:, :, ::d0, ::d1] = taps
+            if D is None:
+                D = _kernel_taps(Wt, idx, cmax, (d0, d1), (k0, k1))
             else:  # channels_last: oneDNN's transposed convolution is ~1.5-2x faster on these small windows
                 D = Fn.conv_transpose2d(D.contiguous(memory_format=torch.channels_last), Wt, None,
                                         stride=(s0, s1), padding=0, dilation=(d0, d1))
@@ -278,15 +342,13 @@ def _propagate_group(layers, base_inputs, C, idx, cmax, r, q):
             D = D[:, :, top:bottom, left:right]
             r0, c0 = r0 + top, c0 + left
             continue
-        if D is None:  # a layer before the first transposed convolution: explicit one-hot
-            D = torch.zeros((n, c, 1, 1), dtype=dtype, device=dev)
-            D[torch.arange(n, device=dev), idx, 0, 0] = -cmax[idx].to(dtype)
+        if D is None:
+            D = _one_hot(c, idx, cmax, dtype, dev)
         h, w = D.shape[2:]
         if isinstance(m, nn.BatchNorm2d):
             D = D * _bn_scale(m, dtype)
         elif isinstance(m, nn.ReLU):
-            zneg, negzpos = base_inputs[li]
-            D = torch.maximum(D + zneg[:, :, r0:r0 + h, c0:c0 + w], negzpos[:, :, r0:r0 + h, c0:c0 + w])
+            D = _relu_diff(base_inputs[li], D, lambda t: t[:, :, r0:r0 + h, c0:c0 + w])
         else:
             D = activation_diff(m, base_inputs[li][:, :, r0:r0 + h, c0:c0 + w], D)
     return D, (r0, c0)

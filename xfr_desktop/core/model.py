@@ -116,7 +116,8 @@ class JointModel(nn.Module):
             raise ValueError(f"expected aligned RGB faces of {self.input_size}, got {arr.shape[1:]}")
         dtype = next(self.parameters()).dtype
         t = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device).permute(0, 3, 1, 2).to(dtype)
-        return (t - self._mean.to(dtype)) / self._std.to(dtype)
+        # contiguous: the permuted NHWC view is channels-last, and backward through conv on it crashes torch 2.13 CPU
+        return ((t - self._mean.to(dtype)) / self._std.to(dtype)).contiguous()
 
     def to_uint8(self, x: torch.Tensor) -> np.ndarray:
         """Inverse of preprocess: (N,3,H,W) normalized -> (N,H,W,3) uint8."""

@@ -100,7 +100,7 @@ def open_demo_case(window, store) -> bool:
         window.refresh_comparisons(select=comps[0].id)
         return window.run_analysis()
     a, b, pre, _label = sample["pairs"][0]
-    comp_id = window.import_pair(a, b, prealigned=pre, run=False)
+    comp_id = window.import_pair(a, b, prealigned=pre, run=False, ask_face=False)  # unattended: largest face
     if comp_id is None:
         raise RuntimeError("the sample photos could not be imported")
     return window.run_analysis()
@@ -134,6 +134,12 @@ class ScreenshotTaker:
             return
         self.done = True
         self.window.resize(*SCREENSHOT_SIZE)
+        result = self.window.result
+        if result is not None:  # show the crosshair and its readout between the eyes
+            h, w = result.a.S.shape
+            self.app.processEvents()
+            self.window.views.reset_zoom()
+            self.window.views.set_cursor(w * 0.5, h * 0.42)
         self.app.processEvents()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         ok = self.window.grab().save(str(self.path))

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPalette
+from PySide6.QtGui import QAction, QActionGroup, QColor, QIcon, QKeySequence, QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QDockWidget, QDoubleSpinBox,
                                QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QListWidget, QListWidgetItem, QMainWindow, QProgressBar, QPushButton, QSlider,
+                               QListWidget, QListWidgetItem, QMainWindow, QPlainTextEdit, QProgressBar,
+                               QPushButton, QScrollArea, QSlider, QFrame,
                                QSpinBox, QSplitter, QStyle, QTableView, QToolBar, QToolButton, QVBoxLayout,
                                QWidget)
 
-from ..core.errors import ImageError, StoreError, XfrError
+from ..core.errors import ImageError, XfrError
 from .calibration_hook import format_likelihood_ratio
 from .channels import ChannelTableModel, make_proxy
 from .dialogs import (AboutDialog, FacePickerDialog, NewCaseDialog, present, show_error, show_error_for)
@@ -51,10 +52,10 @@ class MainWindow(QMainWindow):
     analysis_cancelled = Signal()
     result_shown = Signal(int)             # result id
 
-    def __init__(self, store, model_path: str | None = None, device: str | None = None,
-                 prealigned: bool = False):
+    def __init__(self, store, model_path: str | None = None, device: str | None = None, engine: str = "fast"):
         super().__init__()
         self.store = store
+        self.engine = engine   # explain_pair engine: "fast" (exact, default), "batched", "literal" (the paper's loop)
         self.model_path = model_path
         self.device = device
         self.case_id: int | None = None
@@ -84,6 +85,8 @@ class MainWindow(QMainWindow):
         w.cancelled.connect(self._on_cancelled)
         w.face_choice_needed.connect(self._on_face_choice)
         w.device_ready.connect(self._on_device)
+        w.warmed_up.connect(self._on_warmed_up)
+        self.engine_ready = False  # torch and the engine imported (by the worker, in the background)
 
         self._build_actions()
         self._build_central()
@@ -152,6 +155,16 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Analysis")
         for a in (self.act_run, self.act_cancel, self.act_save, None, self.act_prealigned, self.act_model):
             m.addSeparator() if a is None else m.addAction(a)
+        engines = m.addMenu("Residual &engine")
+        self.engine_group = QActionGroup(self)
+        for key, label in (("fast", "Fast (exact, default)"), ("batched", "Batched (full decoder passes)"),
+                           ("literal", "Literal (the paper's loop; slow reference)")):
+            act = engines.addAction(label)
+            act.setCheckable(True)
+            act.setChecked(key == self.engine)
+            act.setData(key)
+            self.engine_group.addAction(act)
+        self.engine_group.triggered.connect(self._engine_chosen)
         m = mb.addMenu("&View")
         m.addAction(self.act_reset_zoom)
         m.addSeparator()
@@ -281,7 +294,7 @@ class MainWindow(QMainWindow):
         self.timing_label = QLabel("—")
         score_box = QGroupBox("Score")
         form = QFormLayout(score_box)
-        form.setVerticalSpacing(6)
+        form.setVerticalSpacing(3)
         form.addRow(self.decision_label)
         form.addRow("Cosine score:", self.score_label)
         form.addRow("Threshold τ:", self.threshold_value_label)
@@ -293,6 +306,9 @@ class MainWindow(QMainWindow):
         for key, label in MAP_MODES.items():
             self.map_combo.addItem(label, key)
         self.map_combo.currentIndexChanged.connect(self._display_changed)
+        for combo in (self.map_combo, self.result_combo):  # long entries must not widen the docks
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(14)
         self.cmap_combo = QComboBox()
         self.cmap_combo.addItems(COLORMAPS)
         self.cmap_combo.currentIndexChanged.connect(self._display_changed)
@@ -324,10 +340,11 @@ class MainWindow(QMainWindow):
         self.topk_spin.setSpecialValueText("all channels")
         self.topk_spin.setToolTip("Use only the k channels with the largest |weight| (0 = all)")
         self.topk_spin.valueChanged.connect(self._parameters_changed)
-        self.reset_btn = QPushButton("Model default")
+        self.reset_btn = QPushButton("Reset")
         self.reset_btn.setToolTip("Back to the model's threshold and all channels")
         self.reset_btn.clicked.connect(self.reset_parameters)
         self.save_btn = QPushButton(self._icon(QStyle.StandardPixmap.SP_DialogSaveButton), "Save as new result")
+        self.save_btn.setToolTip("Store these parameters as a new result (the shown one is kept unchanged)")
         self.save_btn.clicked.connect(self.save_as_new_result)
         thr_row = QHBoxLayout()
         thr_row.addWidget(self.threshold_slider, 1)
@@ -338,25 +355,55 @@ class MainWindow(QMainWindow):
         form.addRow("Top-k:", self.topk_spin)
         btn_row = QHBoxLayout()
         btn_row.addWidget(self.reset_btn)
-        btn_row.addWidget(self.save_btn)
+        btn_row.addWidget(self.save_btn, 1)
         form.addRow(btn_row)
         self.params_note = QLabel("")
         self.params_note.setObjectName("hint")
         self.params_note.setWordWrap(True)
         form.addRow(self.params_note)
+        # the examiner's conclusion (goes into the report; every save is a new, audited row)
+        self.conclusion_scope = QComboBox()
+        self.conclusion_scope.addItem("Whole case", "case")
+        self.conclusion_scope.addItem("This comparison", "comparison")
+        self.conclusion_scope.currentIndexChanged.connect(self._load_conclusion)
+        self.conclusion_text = QPlainTextEdit()
+        self.conclusion_text.setObjectName("conclusionText")
+        self.conclusion_text.setPlaceholderText("Your conclusion, in your own words…")
+        self.conclusion_text.setFixedHeight(50)
+        self.conclusion_scale = QLineEdit()
+        self.conclusion_scale.setPlaceholderText("scale used, e.g. ENFSI verbal scale")
+        self.conclusion_save = QPushButton(self._icon(QStyle.StandardPixmap.SP_DialogApplyButton), "Save conclusion")
+        self.conclusion_save.clicked.connect(self.save_conclusion)
+        self.conclusion_status = QLabel("")
+        self.conclusion_status.setObjectName("hint")
+        self.conclusion_status.setWordWrap(True)
+        conclusion_box = QGroupBox("Examiner's conclusion")
+        form = QFormLayout(conclusion_box)
+        form.addRow("For:", self.conclusion_scope)
+        form.addRow(self.conclusion_text)
+        form.addRow("Scale:", self.conclusion_scale)
+        form.addRow(self.conclusion_save)
+        form.addRow(self.conclusion_status)
         panel = QWidget()
         lay = QVBoxLayout(panel)
-        lay.setContentsMargins(8, 8, 8, 8)
-        lay.setSpacing(10)
+        lay.setContentsMargins(6, 4, 6, 4)
+        lay.setSpacing(6)
         lay.addWidget(score_box)
         lay.addWidget(params_box)
         lay.addWidget(display_box)
+        lay.addWidget(conclusion_box)
         lay.addStretch(1)
+        scroll = QScrollArea()  # small screens: the controls scroll instead of being squeezed
+        scroll.setWidget(panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.control_dock = QDockWidget("Explanation", self)
         self.control_dock.setObjectName("controlDock")
         self.control_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        self.control_dock.setWidget(panel)
-        self.control_dock.setMinimumWidth(270)
+        self.control_dock.setWidget(scroll)
+        # as wide as the controls need, plus room for the vertical scroll bar
+        self.control_dock.setMinimumWidth(panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.control_dock)
         self._docks_sized = False
 
@@ -468,12 +515,56 @@ class MainWindow(QMainWindow):
         else:
             self._load_comparison(None)
 
+    # --- conclusion --------------------------------------------------------------------------------------
+    def _conclusion_target(self) -> int | None:
+        return self.comparison_id if self.conclusion_scope.currentData() == "comparison" else None
+
+    @Slot()
+    def _load_conclusion(self, *_) -> None:
+        have_case = self.case_id is not None
+        scoped = self.conclusion_scope.currentData() == "comparison"
+        enabled = have_case and (not scoped or self.comparison_id is not None)
+        for wdg in (self.conclusion_text, self.conclusion_scale, self.conclusion_save):
+            wdg.setEnabled(enabled)
+        record = None
+        if enabled:
+            target = self._conclusion_target()
+            try:  # the newest conclusion of exactly this scope (the case's, or this comparison's)
+                record = next((c for c in reversed(self.store.list_conclusions(self.case_id))
+                               if c.comparison_id == target), None)
+            except XfrError:
+                record = None
+        self.conclusion_text.setPlainText(record.text if record else "")
+        self.conclusion_scale.setText((record.scale or "") if record else "")
+        self.conclusion_status.setText(
+            f"Saved {record.created_at[:16].replace('T', ' ')} UTC by {record.author}" if record else
+            ("Not concluded yet." if enabled else ""))
+
+    @Slot()
+    def save_conclusion(self) -> None:
+        if self.case_id is None:
+            return
+        text = self.conclusion_text.toPlainText().strip()
+        if not text:
+            self.conclusion_status.setText("Write the conclusion first.")
+            return
+        try:
+            case = self.store.get_case(self.case_id)
+            self.store.set_conclusion(self.case_id, text, scale=self.conclusion_scale.text().strip() or None,
+                                      author=case.examiner or None, comparison_id=self._conclusion_target())
+        except XfrError as exc:
+            show_error_for(self, "StoreError", str(exc))
+            return
+        self._load_conclusion()
+        self.statusBar().showMessage("Conclusion saved (earlier versions are kept in the audit trail).", 6000)
+
     @Slot(object, object)
     def _comparison_item_changed(self, current, _previous) -> None:
         self._load_comparison(None if current is None else int(current.data(Qt.ItemDataRole.UserRole)))
 
     def _load_comparison(self, comparison_id: int | None, select_result: int | None = None) -> None:
         self.comparison_id = comparison_id
+        self._load_conclusion()
         self.result_combo.blockSignals(True)
         self.result_combo.clear()
         results = self.store.list_results(comparison_id) if comparison_id is not None else []
@@ -748,10 +839,14 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Only the first two photos are used.", 6000)
         self.import_pair(paths[0], paths[1])
 
-    def import_pair(self, path_a, path_b, prealigned: bool | None = None, run: bool = True) -> int | None:
-        """Copy both photos into the store, add a comparison to the current case and (by default) analyse it."""
+    def import_pair(self, path_a, path_b, prealigned: bool | None = None, run: bool = True,
+                    ask_face: bool = True) -> int | None:
+        """Copy both photos into the store, add a comparison to the current case and (by default) analyse it.
+
+        ``ask_face``: when a photo shows several faces, ask which one (else the largest is used).
+        """
         if self.case_id is None:
-            self.new_case(then=lambda: self.import_pair(path_a, path_b, prealigned, run))
+            self.new_case(then=lambda: self.import_pair(path_a, path_b, prealigned, run, ask_face))
             return None
         prealigned = self.act_prealigned.isChecked() if prealigned is None else bool(prealigned)
         shas = []
@@ -766,7 +861,7 @@ class MainWindow(QMainWindow):
                 return None
         try:
             comp = self.store.add_comparison(self.case_id, shas[0], shas[1],
-                                             parameters={"prealigned": prealigned, "ask_face": True})
+                                             parameters={"prealigned": prealigned, "ask_face": bool(ask_face)})
         except XfrError as exc:
             show_error_for(self, "StoreError", str(exc))
             return None
@@ -820,8 +915,8 @@ class MainWindow(QMainWindow):
             comparison_id=comp.id, image_a=img_a, image_b=img_b, name_a=f"A ({name_a})", name_b=f"B ({name_b})",
             face_index_a=chosen.get("a", None if ask else comp.face_index_a),
             face_index_b=chosen.get("b", None if ask else comp.face_index_b),
-            prealigned=bool((comp.parameters or {}).get("prealigned", False)),
-            model_path=self.model_path, device=self.device,
+            prealigned=bool((comp.parameters or {}).get("prealigned", False)) or self.act_prealigned.isChecked(),
+            model_path=self.model_path, device=self.device, engine=self.engine,
         )
         if not self.controller.start(job):
             return False
@@ -849,6 +944,10 @@ class MainWindow(QMainWindow):
     def _on_progress(self, stage: str, fraction: float) -> None:
         self.stage_label.setText(stage)
         self.progress_bar.setValue(int(fraction * 1000))
+
+    @Slot()
+    def _on_warmed_up(self) -> None:
+        self.engine_ready = True
 
     @Slot(str)
     def _on_device(self, text: str) -> None:
@@ -910,6 +1009,11 @@ class MainWindow(QMainWindow):
             self.run_analysis()
 
     # --- other actions -----------------------------------------------------------------------------------
+    @Slot(QAction)
+    def _engine_chosen(self, action: QAction) -> None:
+        self.engine = action.data()
+        self.statusBar().showMessage(f"Residual engine for new analyses: {self.engine}", 6000)
+
     @Slot()
     def choose_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a model file", "", "XFR models (*.pt);;All files (*)")
@@ -944,7 +1048,8 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._docks_sized:  # docks take their share only once the window has a size
             self._docks_sized = True
-            self.resizeDocks([self.case_dock, self.control_dock], [215, 285], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.case_dock, self.control_dock], [215, self.control_dock.minimumWidth()],
+                             Qt.Orientation.Horizontal)
 
     def closeEvent(self, event) -> None:
         self.controller.shutdown()
@@ -953,7 +1058,7 @@ class MainWindow(QMainWindow):
 
 STYLE = """
 QWidget { font-size: 10pt; }
-QGroupBox { font-weight: 600; border: 1px solid #c9ccd1; border-radius: 6px; margin-top: 10px; padding: 8px 6px 6px 6px; }
+QGroupBox { font-weight: 600; border: 1px solid #c9ccd1; border-radius: 6px; margin-top: 10px; padding: 6px 6px 4px 6px; }
 QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; }
 QLabel#sectionCaption { font-weight: 600; color: #3c4043; }
 QLabel#hint { color: #8a5a00; }

@@ -38,6 +38,8 @@ CPU_WARN_SECONDS = 30 * 60
 def _fmt_duration(seconds: float | None) -> str:
     if seconds is None or not np.isfinite(seconds):
         return "unknown"
+    if seconds < 10:
+        return f"{seconds:.2g} s"
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds} s"
@@ -490,7 +492,7 @@ class HyperparametersPage(_Page):
 
     def validatePage(self) -> bool:  # noqa: N802
         from ..core.training.engine import (CHECKPOINT_NAME, TrainConfig, TrainingError, check_disk_space,
-                                            required_disk_bytes_for_spec)
+                                            planned_steps, required_disk_bytes_for_spec)
 
         self.clear_error()
         st = self.state
@@ -512,6 +514,8 @@ class HyperparametersPage(_Page):
                 recon_weight=self.recon_weight.value(), seed=self.seed.value(), aligned=st.aligned,
                 val=st.val, val_images_root=st.val_images_root, name=self.name_edit.text().strip() or None,
                 samples=4,
+                log_every=max(1, min(10, planned_steps(st.n_images or 1000, self.batch.value(),
+                                                       self.epochs.value(), self.max_steps.value() or None) // 50)),
             )
             config.validate()
         except (TrainingError, XfrError) as exc:
@@ -665,6 +669,7 @@ class RunPage(_Page):
         self.loss_plot = pg.PlotWidget(title="Loss")
         self.loss_plot.addLegend()
         self.loss_plot.setLabel("bottom", "step")
+        self.loss_plot.setLogMode(y=True)  # ArcFace (~10) and reconstruction (~0.1) on one readable axis
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#4fc3f7", width=2), name="total")
         self.recon_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#ffb74d", width=2), name="reconstruction")
         self.val_plot = pg.PlotWidget(title="Validation accuracy")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPen
+from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="#1e1f22", foreground="#d8d8d8")
@@ -91,6 +91,7 @@ class PairViews(QWidget):
         self.empty_label.setWordWrap(True)
         self.empty_label.setObjectName("emptyState")
         self.glw = pg.GraphicsLayoutWidget()
+        self.glw.setAcceptDrops(False)  # dropped photos go to the main window (import), not the scene
         self.glw.ci.layout.setSpacing(6)
         self.glw.ci.setContentsMargins(4, 4, 4, 4)
         self.stack.addWidget(self.empty_label)
@@ -356,5 +357,5 @@ class PairViews(QWidget):
         parts = [f"pixel ({int(np.floor(x))}, {int(np.floor(y))})"]
         for side in "ab":
             v = values[side]
-            parts.append(f"<b>{side.upper()}</b>: {name} = {v['shown']:.3e}, H = {v['H']:+.3e}")
-        self.value_label.setText("   ·   ".join(parts))
+            parts.append(f"<b>{side.upper()}</b>: {name} {v['shown']:.3g}, H {v['H']:+.3g}")
+        self.value_label.setText("  ·  ".join(parts))

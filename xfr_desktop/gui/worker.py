@@ -78,9 +78,9 @@ def freeze_long_lived_objects() -> None:
 
     A full collection walks every tracked object while holding the GIL; with torch, SQLAlchemy and pyqtgraph
     loaded that takes hundreds of milliseconds and, when the worker triggers it, freezes the GUI thread too.
-    Freezing what is long-lived anyway keeps later collections small.
+    Freezing what is long-lived anyway keeps later collections small. (No collection first: that alone would
+    hold the GIL for as long.)
     """
-    gc.collect()
     gc.freeze()
 
 
@@ -305,7 +305,7 @@ class AnalysisController(QObject):
     def _job_ended(self, *args) -> None:
         self.busy = False
 
-    def shutdown(self, wait_ms: int = 10000) -> None:
+    def shutdown(self, wait_ms: int = 30000) -> None:
         """Cancel any job and stop the thread (called when the window closes)."""
         self.worker.request_cancel()
         self.thread.quit()

@@ -250,7 +250,7 @@ def channel_region(aligned: np.ndarray | None, residual: np.ndarray, upscale: in
 
 
 # --- from an explanation ------------------------------------------------------------------------------------
-def top_channels(weights: np.ndarray, products: np.ndarray, k: int = TOP_CHANNELS) -> tuple[list[int], list[int]]:
+def top_channels(weights: np.ndarray, k: int = TOP_CHANNELS) -> tuple[list[int], list[int]]:
     """Indices of the k most positive (similar) and k most negative (dissimilar) channel weights."""
     w = np.asarray(weights, np.float64)
     order = np.argsort(-w, kind="stable")
@@ -272,7 +272,7 @@ def comparison_from_explanation(result, *, title: str = "Comparison", image_a: I
         if info.reconstruction is None:
             info.reconstruction = side.reconstruction
     weights = np.asarray(result.a.weights, np.float64)
-    similar, dissimilar = top_channels(weights, result.products, k)
+    similar, dissimilar = top_channels(weights, k)
 
     def info(i: int) -> ChannelInfo:
         return ChannelInfo(index=i, weight=float(weights[i]), product=float(result.products[i]),
@@ -315,12 +315,39 @@ def model_card_excerpt(readme: str | os.PathLike | None = None, max_chars: int =
     return "\n\n".join(paragraphs)
 
 
+def _is_bundled_model(path) -> bool:
+    from ..core.model import default_model_path
+
+    try:
+        return bool(path) and Path(path).resolve() == default_model_path().resolve()
+    except OSError:
+        return False
+
+
 def model_info(model=None, *, name: str = "", sha256: str = "") -> ModelInfo:
+    """Name, sha256 and, for the bundled model, an excerpt of its card (models/README.md)."""
     path = getattr(model, "path", None) or ""
     spec = getattr(model, "spec", None) or {}
     return ModelInfo(name=name or (Path(path).name if path else spec.get("name", "")),
-                     sha256=sha256 or (getattr(model, "sha256", None) or ""), card_excerpt=model_card_excerpt(),
-                     path=str(path))
+                     sha256=sha256 or (getattr(model, "sha256", None) or ""),
+                     card_excerpt=model_card_excerpt() if _is_bundled_model(path) else "", path=str(path))
+
+
+def _stored_model_info(store, sha256: str, name: str) -> ModelInfo:
+    """From the store's model registry: its card if registered with one, else the bundled card when it is the
+    bundled model's file."""
+    card, path = "", ""
+    if sha256:
+        try:
+            record = store.get_model(sha256)
+            name, path = name or record.name, str(record.path or "")
+            card = record.card if isinstance(record.card, str) else (
+                json.dumps(record.card, indent=1, ensure_ascii=False) if record.card else "")
+        except XfrError:
+            pass
+    if not card and path and _is_bundled_model(path):
+        card = model_card_excerpt()
+    return ModelInfo(name=name, sha256=sha256, card_excerpt=card[:CARD_EXCERPT_CHARS], path=path)
 
 
 def calibration_summary(cal) -> dict | None:
@@ -382,6 +409,20 @@ def _find_calibration(store, model_sha256: str | None, explicit=None):
     return None
 
 
+def _stored_lr(parameters) -> tuple[float, str] | None:
+    """The LR the app showed when the result was saved (``parameters["likelihood_ratio"]``), if any."""
+    from ..core.calibration import verbal_equivalent
+
+    stored = (parameters or {}).get("likelihood_ratio")
+    if not isinstance(stored, dict):
+        return None
+    try:
+        value = float(stored.get("value"))
+        return value, str(stored.get("verbal") or verbal_equivalent(value))
+    except (TypeError, ValueError):
+        return None
+
+
 def _audit_rows(records) -> list[dict]:
     rows = []
     for r in records:
@@ -423,7 +464,7 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
                                     landmarks=f.get("landmarks"), aligned=f.get("aligned"),
                                     reconstruction=f.get("reconstruction")))
         cal = _find_calibration(store, record.model_sha256, calibration)
-        lr = cal.describe(record.score) if cal is not None else None
+        lr = _stored_lr(record.parameters) or (cal.describe(record.score) if cal is not None else None)
         cal_used = cal_used or cal
         concl = store.latest_conclusion(case_id, comparison_id=comp.id)
         title = f"Comparison {n}: {images[0].name or comp.image_a[:12]} vs {images[1].name or comp.image_b[:12]}"
@@ -445,18 +486,12 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
     if not sections:
         raise ReportError(f"case {case.number} has no analysed comparison to report")
     sha = model_sha256 or next(iter(used_models), "")
-    name = used_models.get(sha, "")
-    if sha and not name:
-        try:
-            name = store.get_model(sha).name
-        except XfrError:
-            pass
     concl = store.latest_conclusion(case_id)
     verification = store.verify_audit(case_id)
     return ReportData(
         case_number=case.number, title=case.title, examiner=case.examiner, organisation=case.organisation,
         case_created=case.created_at, case_modified=case.modified_at,
-        model=ModelInfo(name=name, sha256=sha, card_excerpt=model_card_excerpt()),
+        model=_stored_model_info(store, sha, used_models.get(sha, "")),
         calibration=calibration_summary(cal_used), comparisons=sections,
         conclusion=concl.text if concl else "", conclusion_scale=(concl.scale or "") if concl else "",
         conclusion_notes=concl.notes if concl else "", conclusion_author=(concl.author or "") if concl else "",
@@ -559,7 +594,7 @@ def _comparison_flowables(section: ComparisonSection, st) -> list:
     from reportlab.lib.units import cm
     from reportlab.platypus import CondPageBreak, KeepTogether, Spacer, Table
 
-    out = [CondPageBreak(8 * cm), _p(section.title, st["h1"])]
+    heading = _p(section.title, st["h1"])
     # images and hashes
     cells, caps = [], []
     for info in (section.image_a, section.image_b):
@@ -575,7 +610,8 @@ def _comparison_flowables(section: ComparisonSection, st) -> list:
     t = Table([cells, caps, crops, [_p("aligned crop | reconstruction", st["caption"])] * 2],
               colWidths=[8.3 * cm, 8.3 * cm])
     t.setStyle(_table_style())
-    out += [t, Spacer(1, 4)]
+    t.setStyle([("ALIGN", (0, 0), (-1, -1), "CENTER")])
+    out = [CondPageBreak(4 * cm), KeepTogether([heading, t]), Spacer(1, 4)]
     out.append(_kv_table([
         (f"SHA-256 of image {section.image_a.label}", _p(section.image_a.sha256 or "n/a", st["mono"])),
         (f"SHA-256 of image {section.image_b.label}", _p(section.image_b.sha256 or "n/a", st["mono"])),
@@ -596,7 +632,8 @@ def _comparison_flowables(section: ComparisonSection, st) -> list:
         ("Normalization", str(p.get("normalization", "n/a"))),
         ("Channels", f"{chan_text}; top-k: {p.get('top_k') or 'off'}{used}"),
         ("Other parameters", json.dumps({k: v for k, v in p.items()
-                                         if k not in ("threshold", "normalization", "channels", "top_k")},
+                                         if k not in ("threshold", "normalization", "channels", "top_k",
+                                                      "likelihood_ratio")},
                                         sort_keys=True, default=str)),
     ])]
     # maps
@@ -643,7 +680,7 @@ def _comparison_flowables(section: ComparisonSection, st) -> list:
 class _SignaturePlaceholder:
     """Factory for a flowable that reserves (and frames) the signature box and records where it landed."""
 
-    def __new__(cls, record: dict, st):
+    def __new__(cls, record: dict):
         from reportlab.lib import colors
         from reportlab.platypus import Flowable
 
@@ -673,7 +710,8 @@ def _canvas_class(data: ReportData, generated_at: str, record: dict):
     from reportlab.lib import colors
     from reportlab.pdfgen import canvas
 
-    header = f"XFR Desktop case report · case {data.case_number}"
+    number = data.case_number if len(data.case_number) <= 40 else data.case_number[:39] + "…"
+    header = f"XFR Desktop case report · case {number}"
 
     class NumberedCanvas(canvas.Canvas):
         """Two passes in one: pages are kept until save() so each can say 'page x of y'."""
@@ -807,8 +845,9 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None) -
         _kv_table([("Model", data.model.name or "—"), ("Model SHA-256", _p(data.model.sha256 or "n/a", st["mono"]))]),
     ]
     if data.model.card_excerpt:
-        story += [Spacer(1, 3), _p("Excerpt of the model card (models/README.md):", st["small"]),
-                  _p(data.model.card_excerpt, st["tiny"])]
+        story += [Spacer(1, 3), _p("Excerpt of the model card:", st["small"]), _p(data.model.card_excerpt, st["tiny"])]
+    else:
+        story.append(_p("No model card is available for this model file.", st["small"]))
     story.append(_p("Likelihood ratio", st["h1"]))
     if data.calibration:
         c = data.calibration
@@ -828,13 +867,13 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None) -
         story += _comparison_flowables(section, st)
     story += [CondPageBreak(6 * cm), _p("Examiner's conclusion", st["h1"])]
     if data.conclusion:
-        rows = [("Conclusion", data.conclusion)]
-        if data.conclusion_scale:
-            rows.append(("Scale", data.conclusion_scale))
-        rows += [("Author", data.conclusion_author or "—"), ("Entered", short_time(data.conclusion_time) or "—")]
+        # long texts go in paragraphs (which split across pages), not in table cells (which cannot)
+        story.append(_p(data.conclusion, st["body"]))
+        rows = [("Scale", data.conclusion_scale or "—"), ("Author", data.conclusion_author or "—"),
+                ("Entered", short_time(data.conclusion_time) or "—")]
+        story += [Spacer(1, 4), _kv_table(rows)]
         if data.conclusion_notes:
-            rows.append(("Notes", data.conclusion_notes))
-        story.append(_kv_table(rows))
+            story += [_p("Notes", st["h2"]), _p(data.conclusion_notes, st["body"])]
     else:
         story.append(_p("No conclusion has been entered for this case.", st["body"]))
     if data.case_notes:
@@ -860,7 +899,7 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None) -
         story.append(at)
     else:
         story.append(_p("No audit trail is attached (report built outside a case).", st["small"]))
-    story += [Spacer(1, 14), CondPageBreak(SIGNATURE_BOX_SIZE[1] + 20), _SignaturePlaceholder(record, st)]
+    story += [Spacer(1, 14), CondPageBreak(SIGNATURE_BOX_SIZE[1] + 20), _SignaturePlaceholder(record)]
 
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=1.6 * cm, rightMargin=1.6 * cm, topMargin=1.6 * cm,

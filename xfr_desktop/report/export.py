@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .building import ReportError, build_report_for_case, render_report, write_atomically
+from .building import ReportError, build_report_for_case, render_report
 
 
 @dataclass
@@ -44,17 +45,30 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
 
         signed = sign_pdf(pdf, identity, box=rendered.signature_box, location=case.organisation or None)
         pdf = signed.pdf
-    write_atomically(out_path, pdf)
     final_sha = hashlib.sha256(pdf).hexdigest()
-    store.log_event("report.exported", case_id=case.id, object_type="report", object_id=out_path.name,
-                    details={"file": str(out_path.resolve()), "sha256_unsigned": rendered.sha256,
-                             "pages": rendered.n_pages, "comparisons": len(data.comparisons)}, actor=actor)
-    if signed is not None:
-        store.log_event("report.signed", case_id=case.id, object_type="report", object_id=out_path.name,
-                        details={"file": str(out_path.resolve()), "sha256": final_sha, "signer": signed.signer,
-                                 "certificate_sha256": signed.fingerprint_sha256,
-                                 "signing_time_local_clock": signed.signed_at, "format": "PAdES B-B, SHA-256"},
-                        actor=actor)
+    # the file appears only once the audit trail has recorded it (and never when the logging fails)
+    if not out_path.parent.is_dir():
+        raise ReportError(f"the folder {out_path.parent} does not exist")
+    fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pdf)
+            f.flush()
+            os.fsync(f.fileno())
+        store.log_event("report.exported", case_id=case.id, object_type="report", object_id=out_path.name,
+                        details={"file": str(out_path.resolve()), "sha256_unsigned": rendered.sha256,
+                                 "pages": rendered.n_pages, "comparisons": len(data.comparisons)}, actor=actor)
+        if signed is not None:
+            store.log_event("report.signed", case_id=case.id, object_type="report", object_id=out_path.name,
+                            details={"file": str(out_path.resolve()), "sha256": final_sha, "signer": signed.signer,
+                                     "certificate_sha256": signed.fingerprint_sha256,
+                                     "signing_time_local_clock": signed.signed_at,
+                                     "format": "PAdES B-B, SHA-256"}, actor=actor)
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return ExportResult(path=out_path, sha256=final_sha, n_pages=rendered.n_pages, signed=signed is not None,
                         signer=signed.signer if signed else "", signed_at=signed.signed_at if signed else "",
                         unsigned_sha256=rendered.sha256)

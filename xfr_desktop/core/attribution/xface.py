@@ -56,29 +56,32 @@ class XFaceExplainer(Explainer):
     def explain_maps(self, model, a, b):
         H, W = model.input_size
         x = model.preprocess(np.stack([a, b]))
+        dev = x.device
         _, F = model.embed(x)
-        s0 = float(cosine(F[0:1], F[1:2])[0])
-        fill = ((torch.full((1, 3, 1, 1), self.fill, device=x.device) - model._mean) / model._std)[0]
-        patches = self.patches(H, W)
+        s0 = cosine(F[0:1], F[1:2])[0].double()
+        fill = ((torch.full((1, 3, 1, 1), self.fill, device=dev) - model._mean) / model._std)[0]
+        patches = torch.tensor(self.patches(H, W), dtype=torch.long, device=dev)     # (P, 3): size, top, left
+        size_of = torch.tensor(self.sizes, device=dev)
+        which = (patches[:, 0:1] == size_of[None]).double()                          # (P, n_sizes)
+        rows = torch.arange(H, device=dev)
+        cols = torch.arange(W, device=dev)
         maps = []
         for k in range(2):
-            other = F[1 - k:2 - k]
-            deltas = np.empty(len(patches), np.float64)
+            total = torch.zeros((len(self.sizes), H * W), dtype=torch.float64, device=dev)
+            count = torch.zeros_like(total)
             for start in range(0, len(patches), self.batch_size):
-                chunk = patches[start:start + self.batch_size]
-                batch = x[k:k + 1].repeat(len(chunk), 1, 1, 1)
-                for j, (s, y, xx) in enumerate(chunk):
-                    batch[j, :, y:y + s, xx:xx + s] = fill
+                p = patches[start:start + self.batch_size]
+                s, y, xx = p[:, 0, None], p[:, 1, None], p[:, 2, None]
+                in_rows = (rows[None] >= y) & (rows[None] < y + s)                 # (B, H)
+                in_cols = (cols[None] >= xx) & (cols[None] < xx + s)              # (B, W)
+                mask = in_rows[:, :, None] & in_cols[:, None, :]                  # (B, H, W)
+                batch = torch.where(mask[:, None], fill, x[k:k + 1])
                 _, Fo = model.embed(batch)
-                deltas[start:start + len(chunk)] = (s0 - cosine(Fo, other)).double().cpu().numpy()
-            per_size = []
-            for size in self.sizes:
-                total = np.zeros((H, W), np.float64)
-                count = np.zeros((H, W), np.float64)
-                for (s, y, xx), d in zip(patches, deltas):
-                    if s == size:
-                        total[y:y + s, xx:xx + s] += d / (s * s)
-                        count[y:y + s, xx:xx + s] += 1
-                per_size.append(total / np.maximum(count, 1))
-            maps.append(gaussian_smooth(np.mean(per_size, axis=0), self.smooth_sigma))
+                delta = s0 - cosine(Fo, F[1 - k:2 - k]).double()                 # (B,)
+                flat = mask.reshape(len(p), -1).double()
+                w = which[start:start + self.batch_size]                          # (B, n_sizes)
+                total += (w * (delta / (s[:, 0].double() ** 2))[:, None]).T @ flat
+                count += w.T @ flat
+            per_size = (total / count.clamp(min=1)).mean(dim=0).reshape(H, W)
+            maps.append(gaussian_smooth(per_size.cpu().numpy(), self.smooth_sigma))
         return maps[0], maps[1]

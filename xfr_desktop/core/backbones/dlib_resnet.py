@@ -133,7 +133,8 @@ class DlibDenseBackbone(nn.Module):
         super().__init__()
         self.stem = DlibStem()
         self.blocks = make_blocks(dense=True)
-        self.head = nn.Conv2d(256, channels, 1, bias=False)
+        # the bias (0 at import) lets training remove the common positive offset a spatial max adds to every channel
+        self.head = nn.Conv2d(256, channels, 1, bias=True)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen part: stem and the strided blocks through the 128 stage (128x8x8 for a 150 chip)."""

@@ -258,7 +258,7 @@ def _save_maps(path: Path, maps: tuple[np.ndarray, np.ndarray], seconds: float) 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        np.savez_compressed(f, map_a=maps[0], map_b=maps[1], seconds=np.float64(seconds))
+        np.savez(f, map_a=maps[0], map_b=maps[1], seconds=np.float64(seconds))
     os.replace(tmp, path)
 
 

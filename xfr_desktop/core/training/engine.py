@@ -112,6 +112,8 @@ class TrainConfig:
         if base_dir is not None:  # paths in a TOML file are relative to that file
             for key in ("data", "out", "base", "teacher", "val", "val_images_root", "cache_dir"):
                 v = values.get(key)
+                if key == "base" and v in ("default", "bundled"):
+                    continue
                 if isinstance(v, str) and v and not Path(v).expanduser().is_absolute():
                     values[key] = str(base_dir / v)
         cfg = cls(**values)
@@ -431,6 +433,20 @@ class _BatchSource(torch.utils.data.Dataset):
         return self.dataset[i]
 
 
+class _EpochBatches:
+    """A batch sampler whose batches the trainer sets per epoch, so one DataLoader (and its worker processes)
+    serves the whole run."""
+
+    def __init__(self):
+        self.batches: list[list[int]] = []
+
+    def __iter__(self):
+        return iter(list(self.batches))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def _collate(items):
     items = [(img, lab) for img, lab in items if img is not None]
     if not items:
@@ -480,6 +496,8 @@ class Trainer:
         cfg = self.config
         self.device = resolve_device(cfg.device)
         self.use_amp = bool(cfg.amp and self.device.type == "cuda")
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % (2 ** 32))
         self.base_info = inspect_base(cfg.base)
@@ -693,14 +711,18 @@ class Trainer:
                                             f"{self.device}"))
         self._set_train_mode()
         t_start, paused_s, steps_at_start = time.monotonic(), 0.0, self.step
+        self._window = (time.monotonic(), self.step)  # for the recent training speed (epoch ends excluded)
         acc = {"id": 0.0, "rec": 0.0, "n": 0}
         cancelled = False
-        loader_kwargs = dict(num_workers=cfg.workers, collate_fn=_collate)
+        sampler = _EpochBatches()
+        loader = torch.utils.data.DataLoader(_BatchSource(self.dataset), batch_sampler=sampler,
+                                             num_workers=cfg.workers, collate_fn=_collate,
+                                             persistent_workers=cfg.workers > 0,
+                                             )
         while self.step < self.total_steps:
             epoch = self.step // self.steps_per_epoch
             self.epoch = epoch
-            batches = self._epoch_batches(epoch)[self.step % self.steps_per_epoch:]
-            loader = torch.utils.data.DataLoader(_BatchSource(self.dataset), batch_sampler=batches, **loader_kwargs)
+            sampler.batches = self._epoch_batches(epoch)[self.step % self.steps_per_epoch:]
             for batch in loader:
                 paused_s += self._wait_if_paused()
                 if self.cancel_event.is_set():
@@ -727,6 +749,7 @@ class Trainer:
             epoch_done = self.step % self.steps_per_epoch == 0 or self.step >= self.total_steps
             if epoch_done:
                 self._end_epoch(epoch, val_pairs)
+                self._window = (time.monotonic(), self.step)
         if cancelled:
             self.save_checkpoint()
             self._log({"event": "cancelled", "step": self.step})
@@ -743,8 +766,11 @@ class Trainer:
         elapsed = max(time.monotonic() - t_start - paused_s, 1e-6)
         rate = (self.step - steps_at_start) / elapsed
         eta = (self.total_steps - self.step) / rate if rate > 0 else None
+        now = time.monotonic()
+        recent = (self.step - self._window[1]) / max(now - self._window[0], 1e-6)
+        self._window = (now, self.step)
         record = {"event": "step", "step": self.step, "epoch": self.epoch, "loss": id_l + cfg.recon_weight * rec_l,
-                  "id_loss": id_l, "recon_loss": rec_l, "steps_per_s": rate}
+                  "id_loss": id_l, "recon_loss": rec_l, "steps_per_s": rate, "recent_steps_per_s": recent}
         self._log(record)
         self._emit(TrainingProgress("step", self.step, self.total_steps, self.epoch, cfg.epochs,
                                     loss=record["loss"], id_loss=id_l, recon_loss=rec_l, eta_s=eta,
@@ -834,21 +860,32 @@ def model_card(spec: dict, sha256: str, history: list[dict]) -> str:
 
 def estimate_step_seconds(model: JointModel, batch_size: int, device: str | torch.device = "cpu",
                           mode: str = "joint", probe_batch: int = 2) -> float:
-    """Seconds per training step, measured on a small random batch and scaled linearly (weights untouched)."""
+    """Seconds per training step (forward + backward), measured on random data; weights are untouched.
+
+    On a CPU a small batch is timed and scaled linearly; on a GPU the real batch is timed (a GPU is not linear
+    in the batch size), after a warm-up."""
     device = resolve_device(device)
     probe = copy.deepcopy(model).to(device).train()
     h, w = probe.input_size
-    x = torch.randn(probe_batch, 3, h, w, device=device)
+    n = probe_batch if device.type == "cpu" else batch_size
+    x = torch.randn(n, 3, h, w, device=device)
     times = []
-    for _ in range(2):
+    for _ in range(2 if device.type == "cpu" else 4):
         t0 = time.perf_counter()
-        C, emb = probe.embed(x) if mode == "joint" else (probe.backbone(x).detach(), None)
-        loss = reconstruction_loss(probe.reconstruct(C), x) + (emb.float().pow(2).mean() if emb is not None else 0)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            if mode == "joint":
+                C, emb = probe.embed(x)
+            else:
+                with torch.no_grad():
+                    C, emb = probe.backbone(x), None
+            loss = reconstruction_loss(probe.reconstruct(C), x)
+            if emb is not None:
+                loss = loss + emb.float().pow(2).mean()
         loss.backward()
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return min(times) * batch_size / probe_batch
+    return min(times[1:] if len(times) > 2 else times) * batch_size / n
 
 
 def planned_steps(n_images: int, batch_size: int, epochs: int, max_steps: int | None = None) -> int:
