@@ -242,7 +242,9 @@ def copy_models(dest: Path, models_dir: Path, require_default: bool) -> list[str
     dest.mkdir(parents=True, exist_ok=True)
     copied = []
     for path in sorted(models_dir.glob("*")):
-        if path.is_file() and path.suffix.lower() in MODEL_SUFFIXES and not path.name.startswith("."):
+        unfinished = ".partial" in path.name or path.name.endswith((".tmp", "~"))  # training checkpoints
+        if path.is_file() and path.suffix.lower() in MODEL_SUFFIXES and not path.name.startswith(".") \
+                and not unfinished:
             shutil.copy2(path, dest / path.name)
             copied.append(path.name)
     default = "xfr-dlib-maxpool-joint.pt"

@@ -168,7 +168,7 @@ def test_import_run_results_appear(qtbot, app_window, pair, recorder):
     assert outcome.record is not None
     qtbot.waitUntil(lambda: w.record is not None and w.record.id == outcome.record.id, timeout=5000)
     assert w.result is not None and np.isclose(w.result.score, outcome.result.score)
-    assert w.score_label.text().find(f"{outcome.result.score:+.4f}") >= 0
+    assert w.score_label.text().find(f"{outcome.result.score:+.5f}") >= 0
     assert w.decision_label.text() in ("MATCH", "NON-MATCH")
     assert w.channel_model.rowCount() == 16
     heat = w.views.heat["a"].image
@@ -197,17 +197,23 @@ def test_threshold_changes_maps_and_saves_new_result(qtbot, app_window, pair):
     H_before = w.result.a.H.copy()
     assert w.threshold_spin.value() == pytest.approx(0.3)  # the model's threshold
     assert not w.save_btn.isEnabled()
-    w.threshold_slider.setValue(-400)  # τ = -0.4
-    assert w.threshold_spin.value() == pytest.approx(-0.4)
-    assert w.result.threshold == pytest.approx(-0.4)
+    lo, hi = w.threshold_range  # the slider spans the score and the threshold, with a margin
+    assert lo < min(w.result.score, 0.3) and hi > max(w.result.score, 0.3)
+    w.threshold_slider.setValue(0)  # τ = lo
+    assert w.threshold_spin.value() == pytest.approx(lo, abs=1e-5)
+    assert w.result.threshold == pytest.approx(lo, abs=1e-5)
     assert not np.allclose(w.result.a.H, H_before)
     assert not np.allclose(w.views.heat["a"].image, before)
     np.testing.assert_allclose(w.views.heat["a"].image, w.result.a.S, rtol=1e-6)
     assert w.last_update_ms < 50, f"threshold update took {w.last_update_ms:.1f} ms"
-    assert w.threshold_value_label.text() == "-0.400"
+    assert w.threshold_value_label.text() == f"{w.result.threshold:.5f}"
     # the spin box drives the same path
     w.threshold_spin.setValue(0.25)
-    assert w.threshold_slider.value() == 250 and w.result.threshold == pytest.approx(0.25)
+    assert w.result.threshold == pytest.approx(0.25)
+    assert w.threshold_slider.value() == round((0.25 - lo) / (hi - lo) * w.threshold_slider.maximum())
+    w.threshold_spin.setValue(-0.9)  # outside the slider's span: the span widens
+    assert w.threshold_range[0] <= -0.9 and w.result.threshold == pytest.approx(-0.9)
+    w.threshold_spin.setValue(0.25)
     assert w.save_btn.isEnabled()
     w.save_as_new_result()
     results = w.store.list_results(outcome.job.comparison_id)

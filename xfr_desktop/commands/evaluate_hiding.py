@@ -191,9 +191,9 @@ def run(args) -> int:
     summary["folds"] = folds
     summary["limit"] = args.limit
     (out / "hiding_game.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    title = (f"Hiding game: {summary['n_pairs']} pairs of {Path(args.pairs).name}"
-             f"{' folds ' + ','.join(map(str, folds)) if folds else ''}, model {model.spec.get('name')}, "
-             f"blur sigma {summary['configuration']['blur_sigma']:g} px")
+    fold_text = (" fold" + ("s " if len(folds) > 1 else " ") + ",".join(map(str, folds))) if folds else ""
+    title = (f"Hiding game: {summary['n_pairs']} pairs of {Path(args.pairs).name}{fold_text}, "
+             f"model {model.spec.get('name')}, blur sigma {summary['configuration']['blur_sigma']:g} px")
     plot_curves(summary, out / "hiding_game.png", title)
     header = (f"# Hiding game\n\n{title}. Threshold {summary['model']['threshold']:g}; "
               f"{summary['n_no_face']} pairs without a detectable face left out.\n\n")

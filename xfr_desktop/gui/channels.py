@@ -87,11 +87,11 @@ class ChannelTableModel(QAbstractTableModel):
             if col == COL_CHANNEL:
                 return str(i)
             if col == COL_WEIGHT:
-                return f"{w:+.5f}"
+                return f"{w:+.3e}"
             if col == COL_PRODUCT:
-                return f"{float(self._products[i]):+.5f}"
+                return f"{float(self._products[i]):.5f}"
             if col == COL_CONTRIB:
-                return f"{w:+.5f}" if used else "0"
+                return f"{w:+.3e}" if used else "0"
             if col == COL_SHARE:
                 return f"{100 * float(self._share[i]):.1f} %"
             if col == COL_USED:
@@ -104,7 +104,7 @@ class ChannelTableModel(QAbstractTableModel):
             return QBrush(QColor(150, 150, 150))
         if role == Qt.ItemDataRole.ToolTipRole:
             kind = "similar" if w > 0 else "dissimilar"
-            return f"channel {i}: weight {w:+.5f} ({kind}){'' if used else ', not used in H'}"
+            return f"channel {i}: weight {w:+.4e} ({kind}){'' if used else ', not used in H'}"
         return None
 
 

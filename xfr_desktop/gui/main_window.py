@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 ICON_PATH = RESOURCES / "icons" / "xfr-desktop.png"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.pgm *.ppm);;All files (*)"
-THRESHOLD_STEPS = 1000  # slider ticks per unit of τ
+THRESHOLD_STEPS = 2000  # slider ticks over the slider's current τ range
 
 
 def app_icon() -> QIcon:
@@ -324,14 +324,16 @@ class MainWindow(QMainWindow):
         # parameters
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
         self.threshold_slider.setObjectName("thresholdSlider")
-        self.threshold_slider.setRange(-THRESHOLD_STEPS, THRESHOLD_STEPS)
-        self.threshold_slider.setSingleStep(5)
-        self.threshold_slider.setPageStep(50)
+        self.threshold_slider.setRange(0, THRESHOLD_STEPS)
+        self.threshold_slider.setSingleStep(10)
+        self.threshold_slider.setPageStep(100)
+        self.threshold_range = (-1.0, 1.0)  # τ at the slider's ends; narrowed around each result's scores
         self.threshold_spin = QDoubleSpinBox()
         self.threshold_spin.setObjectName("thresholdSpin")
         self.threshold_spin.setRange(-1.0, 1.0)
-        self.threshold_spin.setDecimals(3)
-        self.threshold_spin.setSingleStep(0.01)
+        self.threshold_spin.setDecimals(5)
+        self.threshold_spin.setSingleStep(0.001)
+        self.threshold_spin.setKeyboardTracking(False)
         self.threshold_slider.valueChanged.connect(self._threshold_slider_moved)
         self.threshold_spin.valueChanged.connect(self._threshold_spin_changed)
         self.topk_spin = QSpinBox()
@@ -572,7 +574,7 @@ class MainWindow(QMainWindow):
             p = r.parameters or {}
             k = p.get("top_k")
             self.result_combo.addItem(
-                f"#{r.id} · τ {r.threshold:.3f} · {'top-' + str(k) if k else 'all channels'} · "
+                f"#{r.id} · τ {r.threshold:.4f} · {'top-' + str(k) if k else 'all channels'} · "
                 f"{r.created_at[:16].replace('T', ' ')}", r.id)
         self.result_combo.blockSignals(False)
         self._update_result_controls()
@@ -630,6 +632,9 @@ class MainWindow(QMainWindow):
         self.record = record
         self.base_result = result
         self.result = result
+        model_threshold = (record.parameters or {}).get("model_threshold")
+        self.set_threshold_range(result.score, result.threshold,
+                                 *([model_threshold] if model_threshold is not None else []))
         self._set_parameter_controls(result.threshold, result.top_k)
         comp = self.store.get_comparison(record.comparison_id)
         sources = {}
@@ -668,11 +673,11 @@ class MainWindow(QMainWindow):
         return self._photos[sha]
 
     def _update_score(self, result) -> None:
-        self.score_label.setText(f"<b>{result.score:+.4f}</b>")
-        self.threshold_value_label.setText(f"{result.threshold:.3f}")
+        self.score_label.setText(f"<b>{result.score:+.5f}</b>")
+        self.threshold_value_label.setText(f"{result.threshold:.5f}")
         match = result.decision
         self.decision_label.setText("MATCH" if match else "NON-MATCH")
-        self.decision_label.setToolTip(f"score {result.score:+.4f} {'≥' if match else '<'} τ {result.threshold:.3f}")
+        self.decision_label.setToolTip(f"score {result.score:+.5f} {'≥' if match else '<'} τ {result.threshold:.5f}")
         self.decision_label.setProperty("verdict", "match" if match else "nonmatch")
         self._restyle(self.decision_label)
 
@@ -682,11 +687,34 @@ class MainWindow(QMainWindow):
         widget.style().polish(widget)
 
     # --- parameters --------------------------------------------------------------------------------------
+    def set_threshold_range(self, *anchors: float) -> None:
+        """Spread the slider over the τ values that matter: the scores and thresholds given, with a margin.
+
+        Cosine scores of some models crowd near 1 (thresholds like 0.9989), where a fixed −1…1 slider would be
+        useless; the spin box still takes any τ in −1…1 and widens the slider when needed.
+        """
+        lo, hi = min(anchors), max(anchors)
+        margin = max(hi - lo, 0.001, 0.02 * max(abs(lo), abs(hi)))
+        self.threshold_range = (max(-1.0, lo - margin), min(1.0, hi + margin))
+        span = self.threshold_range[1] - self.threshold_range[0]
+        self.threshold_spin.setSingleStep(max(10 ** np.floor(np.log10(span / 100)), 1e-5))
+
+    def _slider_to_threshold(self, value: int) -> float:
+        lo, hi = self.threshold_range
+        return lo + (hi - lo) * value / THRESHOLD_STEPS
+
+    def _threshold_to_slider(self, threshold: float) -> int:
+        lo, hi = self.threshold_range
+        if not lo <= threshold <= hi:  # typed outside the slider's span: widen it
+            self.set_threshold_range(lo, hi, threshold)
+            lo, hi = self.threshold_range
+        return int(round((threshold - lo) / (hi - lo) * THRESHOLD_STEPS))
+
     def _set_parameter_controls(self, threshold: float, top_k: int | None) -> None:
         for w in (self.threshold_slider, self.threshold_spin, self.topk_spin):
             w.blockSignals(True)
         self.threshold_spin.setValue(float(threshold))
-        self.threshold_slider.setValue(int(round(threshold * THRESHOLD_STEPS)))
+        self.threshold_slider.setValue(self._threshold_to_slider(float(threshold)))
         self.topk_spin.setValue(int(top_k or 0))
         for w in (self.threshold_slider, self.threshold_spin, self.topk_spin):
             w.blockSignals(False)
@@ -694,14 +722,14 @@ class MainWindow(QMainWindow):
     @Slot(int)
     def _threshold_slider_moved(self, value: int) -> None:
         self.threshold_spin.blockSignals(True)
-        self.threshold_spin.setValue(value / THRESHOLD_STEPS)
+        self.threshold_spin.setValue(self._slider_to_threshold(value))
         self.threshold_spin.blockSignals(False)
         self._parameters_changed()
 
     @Slot(float)
     def _threshold_spin_changed(self, value: float) -> None:
         self.threshold_slider.blockSignals(True)
-        self.threshold_slider.setValue(int(round(value * THRESHOLD_STEPS)))
+        self.threshold_slider.setValue(self._threshold_to_slider(value))
         self.threshold_slider.blockSignals(False)
         self._parameters_changed()
 
@@ -813,7 +841,7 @@ class MainWindow(QMainWindow):
             if self.result is not None:
                 w = float(self.result.products[channel] - self.result.T)
                 self.channel_caption.setText(
-                    f"Channel {channel}: weight {w:+.5f} ({'similar' if w > 0 else 'dissimilar'}) — its residual"
+                    f"Channel {channel}: weight {w:+.3e} ({'similar' if w > 0 else 'dissimilar'}) — its residual"
                     " region is shown on both faces")
         self._display_changed()
 

@@ -46,6 +46,7 @@ METHOD_COLOURS = {"ours": (40, 40, 220), "gradient": (200, 120, 0), "gradcampp":
                   "stylianou": (180, 0, 180), "xface": (0, 140, 230), "random": (128, 128, 128),
                   "centre": (90, 90, 40), "ours-pos": (120, 60, 220), "ours-neg": (60, 160, 160)}
 RESULTS_FILE = "results.jsonl"
+FULLY_BLURRED = "_fully_blurred"   # pseudo-method in the records: the pair with both faces entirely blurred
 
 
 # --- the game on one image / one pair -----------------------------------------------------------------------
@@ -96,19 +97,20 @@ def embed_batch(model, images: np.ndarray, batch_size: int = 128) -> torch.Tenso
 def play_pair(model, a: np.ndarray, b: np.ndarray, maps: dict[str, tuple[np.ndarray, np.ndarray]],
               steps: Sequence[int], blur_sigma: float, tiebreak: np.ndarray,
               batch_size: int = 128) -> dict[str, list[float]]:
-    """Cosine scores of the modified pair, method -> one per step. All steps of all methods go in one batch."""
+    """Cosine scores of the modified pair, method -> one per step, plus ``FULLY_BLURRED`` -> [score of the pair
+    with both faces entirely blurred] (the floor: what the model sees when nothing is kept). One batch."""
     fractions = [s / 100.0 for s in steps]
     blurred = (blur_face(a, blur_sigma), blur_face(b, blur_sigma))
     nonzero = [f for f in fractions if f > 0]
-    images = [a[None], b[None]]                       # step 0 (and any p = 0) shared by all methods
+    images = [a[None], b[None], blurred[0][None], blurred[1][None]]   # step 0 (shared), fully blurred pair
     for method, (map_a, map_b) in maps.items():
         images.append(hidden_versions(a, blurred[0], map_a, nonzero, tiebreak))
         images.append(hidden_versions(b, blurred[1], map_b, nonzero, tiebreak))
     F = embed_batch(model, np.concatenate(images), batch_size)
     base = float((F[0] * F[1]).sum())
     n = len(nonzero)
-    scores: dict[str, list[float]] = {}
-    offset = 2
+    scores: dict[str, list[float]] = {FULLY_BLURRED: [float((F[2] * F[3]).sum())]}
+    offset = 4
     for method in maps:
         fa, fb = F[offset:offset + n], F[offset + n:offset + 2 * n]
         offset += 2 * n
@@ -329,16 +331,20 @@ def run_hiding_game(model, jobs: Iterable[PairJob], methods: Sequence[str], conf
         scores = play_pair(model, a, b, maps, cfg.steps, cfg.blur_sigma, tiebreak, cfg.batch_size)
         timings["game_s"] += time.perf_counter() - t2
         rec = run.records.setdefault(job.key, {"same": bool(job.same), "scores": {}, "map_seconds": {}})
-        for m in todo:
+        for m in todo + ([FULLY_BLURRED] if FULLY_BLURRED not in rec["scores"] else []):
             rec["scores"][m] = scores[m]
-            rec["map_seconds"][m] = seconds[m]
+            rec["map_seconds"][m] = seconds.get(m)
             if run.cache_dir is not None:
                 run.append({"game": game_hash, "key": job.key, "same": bool(job.same), "method": m,
-                            "scores": scores[m], "map_seconds": seconds[m]})
+                            "scores": scores[m], "map_seconds": seconds.get(m)})
         report(i + 1, len(jobs), "")
     # Summarise over the pairs of this run only (the cache may hold others).
     wanted = [run.records[j.key] for j in jobs if j.key in run.records and j.key not in run.no_face]
     summary = summarize(wanted, methods, cfg.steps, cfg.threshold)
+    floor = summarize(wanted, [FULLY_BLURRED], [0], cfg.threshold)
+    summary["accuracy_fully_blurred"] = {name: floor[f"accuracy{suffix}"].get(FULLY_BLURRED, [None])[0]
+                                         for name, suffix in (("all", ""), ("matched", "_matched"),
+                                                              ("mismatched", "_mismatched"))}
     no_face = [(j.label or j.key, run.no_face[j.key]) for j in jobs if j.key in run.no_face]
     n_done = len(wanted)
     summary.update({
@@ -368,6 +374,7 @@ def run_hiding_game(model, jobs: Iterable[PairJob], methods: Sequence[str], conf
             "maps_s_per_pair_mean": {
                 m: round(float(np.mean([r["map_seconds"][m] for r in wanted if r["map_seconds"].get(m)
                                         is not None] or [float("nan")])), 4) for m in methods},
+            "note": "maps_s_per_pair_mean includes pairs whose maps came from the cache (their original time)",
             "torch_threads": torch.get_num_threads(),
         },
         "paper_lfw_auc": PAPER_LFW_AUC,
@@ -386,6 +393,10 @@ def markdown_table(summary: dict, paper: dict[str, float] | None = PAPER_LFW_AUC
         lines.append(f"| {METHOD_LABELS.get(m, m)} | {summary['auc'][m]:.2f} | "
                      f"{summary['auc_matched'].get(m, float('nan')):.2f} | "
                      f"{summary['auc_mismatched'].get(m, float('nan')):.2f} | {ref} |")
+    floor = summary.get("accuracy_fully_blurred") or {}
+    if floor.get("all") is not None:
+        lines += ["", f"Both faces entirely blurred (nothing kept): accuracy {floor['all']:.1f}% "
+                      f"(matched {floor.get('matched') or 0:.1f}%, mismatched {floor.get('mismatched') or 0:.1f}%)."]
     lines += ["", "| Method | " + " | ".join(f"{s}%" for s in steps) + " |",
               "|---|" + "---:|" * len(steps)]
     for m in methods:
@@ -424,6 +435,12 @@ def plot_curves(summary: dict, path: str | os.PathLike, title: str = "") -> None
             cv2.putText(img, f"{a:.0f}", (x0 - 30, int(fy(a)) + 4), font, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(img, f"{name}: accuracy (%) vs hidden pixels (%)", (x0, y0 - 10), font, 0.45, (0, 0, 0), 1,
                     cv2.LINE_AA)
+        floor = (summary.get("accuracy_fully_blurred") or {}).get(name.split()[0])
+        if floor is not None:
+            yf = int(fy(max(floor, lo)))
+            for xs in range(x0, x1, 12):
+                cv2.line(img, (xs, yf), (min(xs + 6, x1), yf), (110, 110, 110), 1, cv2.LINE_AA)
+            cv2.putText(img, "all blurred", (x1 - 80, yf - 4), font, 0.38, (110, 110, 110), 1, cv2.LINE_AA)
         for m in methods:
             acc = summary[acc_key].get(m)
             if not acc:
