@@ -201,3 +201,21 @@ def test_channel_with_non_positive_maximum_contributes_nothing(small_model, face
 def test_bad_face_arrays_are_rejected_with_a_clear_message(small_model, faces):
     with pytest.raises(ValueError, match="aligned RGB uint8 face"):
         explain_pair(small_model, faces[0][:10], faces[1])
+
+
+def test_signed_conv_maps_can_include_nonpositive_channels(small_model, faces):
+    model = small_model
+    saved = model.backbone.bn2.bias.data.clone()
+    try:
+        model.backbone.bn2.bias.data[2] = -1e4     # channel 2's maximum is negative, yet it enters the score
+        excluded = explain_pair(model, *faces)
+        included = explain_pair(model, *faces, nonpositive="include")
+        margin = included.score - included.threshold
+        assert included.a.contributing[2] and included.a.weights[2] != 0
+        assert included.a.H.sum() == pytest.approx(margin, abs=1e-4)
+        assert excluded.a.H.sum() != pytest.approx(margin, abs=1e-4)
+        model.spec["explain"] = {"nonpositive_channels": "include"}
+        assert explain_pair(model, *faces).a.contributing[2]      # the model's spec sets the default
+    finally:
+        model.backbone.bn2.bias.data.copy_(saved)
+        model.spec.pop("explain", None)

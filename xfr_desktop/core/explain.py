@@ -9,7 +9,12 @@ T = τ/c (τ: the decision threshold on the cosine score, c: channels) that is s
 decision margin, positive where the pair looks alike. ``"max"`` divides by the residual's maximum (the map's peak
 is the channel's weight), which is closer to a plain heat map but loses that accounting.
 
-A channel whose maximum is <= 0 (zeroing it would raise it) or whose residual is all zero contributes nothing.
+Channels whose maximum is not positive. By default (``nonpositive="exclude"``) a channel whose maximum is <= 0 or
+whose residual is all zero contributes nothing: for a conv map that passed a ReLU such a channel is dead. A model
+whose conv map is signed (e.g. a plain 1×1 convolution, as in the bundled dlib-based model, where about half the
+channels have a negative maximum and carry half the score) declares ``"explain": {"nonpositive_channels":
+"include"}`` in its spec: the paper's step is applied to every channel (its max element is set to 0, here raising
+it) and only channels whose residual is all zero are left out, so ΣH = s - τ still holds.
 
 The residual computation is separate from the recombination: :meth:`PairExplanation.recombine` changes τ, the
 channel subset or top-k in milliseconds from cached residuals.
@@ -255,6 +260,7 @@ def explain_pair(
     top_k: int | None = None,
     normalization: str = "sum",
     engine: str = "fast",
+    nonpositive: str | None = None,
     progress: ProgressCallback | None = None,
     is_cancelled: Callable[[], bool] | None = None,
 ) -> PairExplanation:
@@ -263,11 +269,17 @@ def explain_pair(
     ``engine``: ``"fast"`` (exact incremental; falls back to ``"batched"`` where the decoder cannot be
     localized), ``"batched"`` (all modified maps through the full decoder in chunks) or ``"literal"`` (the
     paper's loop, one decoder pass per channel; the reference for tests and benchmarks).
+    ``nonpositive``: ``"exclude"`` or ``"include"`` channels whose maximum is <= 0 (see the module docstring);
+    ``None`` takes the model's ``spec["explain"]["nonpositive_channels"]``, else ``"exclude"``.
     ``progress(stage, fraction)`` is called between stages; ``is_cancelled()`` is polled and raises
     :class:`Cancelled`.
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}")
+    if nonpositive is None:
+        nonpositive = model.spec.get("explain", {}).get("nonpositive_channels", "exclude")
+    if nonpositive not in ("exclude", "include"):
+        raise ValueError("nonpositive must be 'exclude' or 'include'")
     a = _check_face(model, a, "A")
     b = _check_face(model, b, "B")
     dev = resolve_device(device) if device is not None else model.device
@@ -309,7 +321,8 @@ def explain_pair(
     sides = []
     for k, (res, img) in enumerate(zip(sides_raw, (a, b))):
         stack = _normalize(res.values, res.offsets, res.image_size, normalization)
-        contributing = (res.cmax > 0) & (stack.raw_sums > 0)
+        live = res.cmax > 0 if nonpositive == "exclude" else res.cmax != 0
+        contributing = live & (stack.raw_sums > 0)
         sides.append(
             SideExplanation(
                 H=np.zeros(model.input_size, np.float32), S=np.zeros(model.input_size, np.float32),
