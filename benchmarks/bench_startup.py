@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Start-up time of the desktop app: from launching `xfr-desktop` to its main window shown.
 
-    python benchmarks/bench_startup.py [--runs 7] [--offscreen] [--python PATH] [--json FILE]
+    python benchmarks/bench_startup.py [--runs 7] [--offscreen] [--python PATH | --frozen EXE] [--json FILE]
 
 Each run is a fresh process (what a user's double-click does: interpreter start, imports, the case database
-opened, the window built). The child runs `xfr_desktop.gui.app.main` exactly as the `xfr-desktop` script does,
-with one hook: the main window's first show event and the first pass of the event loop after it are timestamped
-(wall clock, against the launch time the parent took just before spawning), then the app quits. It also records
+opened, the window built). The child is `packaging/pyinstaller/xfr_desktop_entry.py` (`xfr_desktop.gui.app.main`,
+exactly what the `xfr-desktop` script runs) or a PyInstaller build of it, with XFR_STARTUP_PROBE=1: the main
+window's first show event and the first pass of the event loop after it are timestamped (wall clock, against the
+launch time the parent took just before spawning), then the app quits. `--python` picks the environment, e.g. an
+installation made by the offline bundle (PREFIX/current/venv/bin/python). It also records
 whether torch was already imported when the window appeared (it should not be: the analysis worker imports it).
 Run 0 opens a new data folder (creates the database) and is reported apart; the medians are over the warm runs.
 For reference the time of `python -c "import torch"` is measured the same way.
@@ -14,6 +16,7 @@ For reference the time of `python -c "import torch"` is measured the same way.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import statistics
@@ -23,30 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-CHILD = r"""
-import os, sys, time
-from PySide6.QtCore import QTimer
-from xfr_desktop.gui import app as app_module
-from xfr_desktop.gui.main_window import MainWindow
-
-marks = {}
-original_show_event = MainWindow.showEvent
-
-def show_event(self, event):
-    original_show_event(self, event)
-    if "shown" not in marks:
-        marks["shown"] = time.time()
-        marks["torch_loaded_at_show"] = "torch" in sys.modules
-        def ready():
-            marks["ready"] = time.time()
-            print("BENCH " + repr(marks), flush=True)
-            from PySide6.QtWidgets import QApplication
-            QApplication.instance().exit(0)
-        QTimer.singleShot(0, ready)
-
-MainWindow.showEvent = show_event
-sys.exit(app_module.main(sys.argv[1:]))
-"""
+REPO = Path(__file__).resolve().parents[1]
+ENTRY = REPO / "packaging" / "pyinstaller" / "xfr_desktop_entry.py"  # xfr-desktop's main + the XFR_STARTUP_PROBE hook
 
 
 def launch(cmd: list[str], env: dict, timeout: float) -> tuple[float, subprocess.CompletedProcess]:
@@ -55,12 +36,12 @@ def launch(cmd: list[str], env: dict, timeout: float) -> tuple[float, subprocess
     return t0, proc
 
 
-def startup_run(python: str, data_dir: Path, extra: list[str], env: dict, timeout: float) -> dict:
-    t0, proc = launch([python, "-c", CHILD, "--data-dir", str(data_dir), *extra], env, timeout)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH ")), None)
+def startup_run(app: list[str], data_dir: Path, extra: list[str], env: dict, timeout: float) -> dict:
+    t0, proc = launch([*app, "--data-dir", str(data_dir), *extra], dict(env, XFR_STARTUP_PROBE="1"), timeout)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("XFR_STARTUP ")), None)
     if proc.returncode != 0 or line is None:
         raise SystemExit(f"bench_startup: the app did not start (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-    marks = eval(line[len("BENCH "):], {"__builtins__": {}})  # a dict literal of floats and a bool, written above
+    marks = ast.literal_eval(line[len("XFR_STARTUP "):])
     return {"shown_s": marks["shown"] - t0, "ready_s": marks["ready"] - t0,
             "torch_loaded_at_show": marks["torch_loaded_at_show"]}
 
@@ -77,6 +58,7 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=7, help="warm runs (default 7; one more cold run comes first)")
     p.add_argument("--python", default=sys.executable, help="interpreter of the installation to measure "
                    "(e.g. PREFIX/current/venv/bin/python; default: this one)")
+    p.add_argument("--frozen", metavar="EXE", help="measure a PyInstaller build's xfr-desktop executable instead")
     p.add_argument("--offscreen", action="store_true", help="Qt's offscreen platform (default when no display)")
     p.add_argument("--model", help="model file passed to the app (default: the app's own choice)")
     p.add_argument("--timeout", type=float, default=120)
@@ -93,13 +75,14 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="xfr-bench-startup-") as tmp:
         data_dir = Path(tmp) / "data"
-        cold = startup_run(args.python, data_dir, extra, env, args.timeout)
-        warm = [startup_run(args.python, data_dir, extra, env, args.timeout) for _ in range(args.runs)]
+        app = [args.frozen] if args.frozen else [args.python, str(ENTRY)]
+        cold = startup_run(app, data_dir, extra, env, args.timeout)
+        warm = [startup_run(app, data_dir, extra, env, args.timeout) for _ in range(args.runs)]
     torch_import = [import_torch_run(args.python, env, args.timeout) for _ in range(max(3, args.runs // 2))]
 
     figures = {
-        "command": " ".join([Path(args.python).name, "-c <xfr-desktop main with a show-event hook>",
-                             "--data-dir DIR", *extra]),
+        "command": " ".join([args.frozen or f"{args.python} {ENTRY.relative_to(REPO)}", "--data-dir DIR", *extra]),
+        "app": "frozen (PyInstaller)" if args.frozen else "python environment",
         "platform": "offscreen" if extra[:1] == ["--offscreen"] else "display",
         "runs": args.runs,
         "cold_first_start_shown_s": round(cold["shown_s"], 3),

@@ -48,8 +48,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--model")
     ap.add_argument("--index", type=int, default=0, help="which pair of the list (0-based)")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
-    model = load_model(args.model)
+    model = load_model(args.model, device=args.device)
     aligner = FaceAligner.for_model(model)
     pair = read_pairs(args.pairs, args.root, missing="ignore")[args.index]
     a = aligner.align_file(pair.path_a).aligned

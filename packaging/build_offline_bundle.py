@@ -42,6 +42,7 @@ PROJECT_NAME = "xfr-desktop"
 DEFAULT_TORCH_VERSION = "2.13.0"
 DEFAULT_GLIBC = "2.34"  # PySide6 6.11 ships manylinux_2_34 wheels only (Ubuntu 22.04+, RHEL 9+)
 PYTORCH_INDEX = "https://download.pytorch.org/whl/{tag}"
+DEFAULT_MODEL_NAME = "xfr-dlib-maxpool-joint.pt"
 MODEL_SUFFIXES = {".pt", ".onnx", ".md", ".txt", ".json"}
 RESOURCE_DIRS = ("icons", "fonts", "samples")
 
@@ -200,16 +201,28 @@ def repack_installed_wheels(dest: Path, skip: set[str] = frozenset({"pip", "xfr-
     return made
 
 
+SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in")
+
+
 def build_project_wheel(wheelhouse: Path, build_isolation: bool) -> Path:
+    """The project's wheel, built from a clean copy of the sources (a stale build/ folder cannot leak into it)."""
+    import tempfile
+
     before = set(wheelhouse.glob("*.whl"))
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheelhouse), str(REPO)]
-    if not build_isolation:
-        cmd.insert(4, "--no-build-isolation")  # setuptools from this environment: no download
-    run(cmd, "building the project wheel")
+    with tempfile.TemporaryDirectory(prefix="xfr-wheel-src-") as tmp:
+        src = Path(tmp) / "src"
+        shutil.copytree(REPO / "xfr_desktop", src / "xfr_desktop",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+        for name in SOURCE_FILES:
+            if (REPO / name).is_file():
+                shutil.copy2(REPO / name, src / name)
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheelhouse), str(src)]
+        if not build_isolation:
+            cmd.insert(4, "--no-build-isolation")  # setuptools from this environment: no download
+        run(cmd, "building the project wheel")
     new = [p for p in set(wheelhouse.glob("*.whl")) - before if p.name.startswith("xfr_desktop-")]
     if len(new) != 1:
         raise BundleError(f"expected one new xfr_desktop wheel in {wheelhouse}, found {[p.name for p in new]}")
-    # pip wheel may leave a build/ folder and egg-info behind: harmless, they are git-ignored
     return new[0]
 
 
@@ -247,9 +260,8 @@ def copy_models(dest: Path, models_dir: Path, require_default: bool) -> list[str
                 and not unfinished:
             shutil.copy2(path, dest / path.name)
             copied.append(path.name)
-    default = "xfr-dlib-maxpool-joint.pt"
-    if default not in copied:
-        msg = f"the default model {models_dir / default} is missing"
+    if DEFAULT_MODEL_NAME not in copied:
+        msg = f"the default model {models_dir / DEFAULT_MODEL_NAME} is missing"
         if require_default:
             raise BundleError(msg + " (train or copy it first, or pass --allow-missing-model)")
         print(f"[bundle] WARNING: {msg}; the bundle installs without it (xfr needs --model then)", flush=True)
@@ -318,6 +330,10 @@ def build(args) -> Path:
     os_family = PLATFORMS[args.platform][1]
     if args.torch == "cuda" and os_family == "macos":
         raise BundleError("there is no CUDA build of torch for macOS; use --torch cpu")
+    default_model = Path(args.models_dir) / DEFAULT_MODEL_NAME
+    if not default_model.is_file() and not args.allow_missing_model:  # say so before minutes of downloads
+        raise BundleError(f"the default model {default_model} is missing (train or copy it first, or pass "
+                          "--allow-missing-model)")
     version = project_version()
     torch_version = args.torch_version or installed_torch_version()
     variant = "cpu" if args.torch == "cpu" else ("cuda" if args.cuda_tag == "pypi" else args.cuda_tag)

@@ -2,6 +2,7 @@
 # Install XFR Desktop from this offline bundle (Linux). Nothing is downloaded.
 #
 #   ./install.sh [--prefix DIR] [--python PYTHON] [--bin-dir DIR|none] [--no-desktop-entry]
+#                [--apps-dir DIR] [--icons-dir DIR]   # where the desktop entry and the hicolor icons go
 #   ./install.sh --verify-only          # check SHA256SUMS and stop
 #   ./install.sh --uninstall [--prefix DIR]
 #
@@ -32,6 +33,8 @@ while [ $# -gt 0 ]; do
     --python) PYTHON=${2:?--python needs an interpreter}; shift 2 ;;
     --bin-dir) BIN_DIR=${2:?--bin-dir needs a folder or none}; shift 2 ;;
     --no-desktop-entry) DESKTOP_ENTRY=0; shift ;;
+    --apps-dir) APPS_DIR=${2:?--apps-dir needs a folder}; shift 2 ;;
+    --icons-dir) ICONS_DIR=${2:?--icons-dir needs a folder}; shift 2 ;;
     --verify-only) VERIFY_ONLY=1; shift ;;
     --uninstall) UNINSTALL=1; shift ;;
     --verbose) QUIET=""; shift ;;
@@ -39,7 +42,7 @@ while [ $# -gt 0 ]; do
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
-PREFIX=$(mkdir -p "$PREFIX" && cd "$PREFIX" && pwd) || die "cannot create the install folder $PREFIX"
+case "$PREFIX" in /*) ;; *) PREFIX="$PWD/$PREFIX" ;; esac  # absolute: it goes into symlinks and the desktop entry
 
 if [ "$UNINSTALL" = 1 ]; then
   for link in "$BIN_DIR/xfr" "$BIN_DIR/xfr-desktop"; do
@@ -106,10 +109,10 @@ HAVE_PY=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/de
 "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || die "$PYTHON cannot create virtual environments (install python$WANT_PY-venv)"
 
 # --- 3. a fresh virtual environment, installed from the wheelhouse only ------------------------------------------
+mkdir -p "$PREFIX/versions" || die "cannot create the install folder $PREFIX"
 BUNDLE_ID=$("$PYTHON" -c 'import hashlib; print(hashlib.sha256(open("SHA256SUMS", "rb").read()).hexdigest()[:12])')
 TARGET="$PREFIX/versions/$VERSION-$BUNDLE_ID"
 rm -rf "$TARGET"
-mkdir -p "$PREFIX/versions"
 say "creating $TARGET/venv with $PYTHON ($HAVE_PY)"
 "$PYTHON" -m venv "$TARGET/venv" || die "cannot create the virtual environment in $TARGET"
 VPY="$TARGET/venv/bin/python"
@@ -153,7 +156,7 @@ if [ "$DESKTOP_ENTRY" = 1 ]; then
   mkdir -p "$APPS_DIR" "$ICONS_DIR/scalable/apps" "$ICONS_DIR/256x256/apps"
   cp "$HERE/resources/icons/xfr-desktop.svg" "$ICONS_DIR/scalable/apps/xfr-desktop.svg" 2>/dev/null || true
   cp "$HERE/resources/icons/xfr-desktop.png" "$ICONS_DIR/256x256/apps/xfr-desktop.png" 2>/dev/null || true
-  sed -e "s|^Exec=.*|Exec=$PREFIX/current/venv/bin/xfr-desktop|" \
+  sed -e "s|^Exec=.*|Exec=\"$PREFIX/current/venv/bin/xfr-desktop\"|" \
       -e "s|^TryExec=.*|TryExec=$PREFIX/current/venv/bin/xfr-desktop|" \
       "$HERE/linux/xfr-desktop.desktop" > "$APPS_DIR/xfr-desktop.desktop"
   command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q "$APPS_DIR" 2>/dev/null || true

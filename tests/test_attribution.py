@@ -28,8 +28,8 @@ def _faces(model, seed=0):
 
 def _fast(name):
     """Explainers as registered, but xFace with few patches so the test stays fast."""
-    if name == "xface":
-        return XFaceExplainer(sizes=(28, 56), stride=28)
+    if name in ("xface", "xface-abs"):
+        return get_explainer(name, sizes=(28, 56), stride=28)
     return get_explainer(name)
 
 
@@ -102,6 +102,15 @@ def test_stylianou_grid_decomposes_the_score(tiny_model):
     assert float(grids[1].sum()) == pytest.approx(score, abs=1e-9)
     c = tiny_model.spec["channels"]
     assert int((grids[0] != 0).sum()) <= c      # one location per channel at most
+
+
+def test_magnitude_variants_are_the_absolute_signed_maps(tiny_model):
+    a, b = _faces(tiny_model, seed=5)
+    signed = StylianouExplainer()(tiny_model, a, b)
+    magnitude = get_explainer("stylianou-abs")(tiny_model, a, b)
+    np.testing.assert_array_equal(magnitude[0], np.abs(signed[0]))
+    np.testing.assert_array_equal(magnitude[1], np.abs(signed[1]))
+    assert get_explainer("xface-abs", stride=9).config()["stride"] == 9
 
 
 def test_gradcampp_is_non_negative(tiny_model):

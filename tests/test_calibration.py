@@ -147,3 +147,17 @@ def test_cross_validated_cllr_is_close_to_but_not_below_the_fit(calibration):
     assert 0 < cv < 1
     assert cv >= calibration.cllr - 0.005 and cv - calibration.cllr < 0.02
     assert cross_validated_cllr(g, i, np.zeros(len(g)), np.zeros(len(i))) is None
+
+
+def test_bundled_calibration_belongs_to_the_bundled_model():
+    """A retrained bundled model needs `xfr calibrate` again (see models/README.md)."""
+    from xfr_desktop.core.model import default_model_path, file_sha256
+
+    model_path = default_model_path()
+    if not model_path.is_file():
+        pytest.skip(f"bundled model not present at {model_path}")
+    cal_path = calibration_path(model_path)
+    assert cal_path.is_file(), f"bundled model has no calibration {cal_path.name}"
+    cal = Calibration.load(cal_path)
+    assert cal.model_sha256 == file_sha256(model_path), "calibration is for another model file: recalibrate"
+    assert cal.n_genuine >= 1000 and cal.n_impostor >= 1000 and 0 < cal.cllr < 1

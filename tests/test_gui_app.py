@@ -19,7 +19,7 @@ pytest.importorskip("pytestqt")
 torch = pytest.importorskip("torch")
 
 from PIL import Image  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QRectF, QTimer  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QRectF, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from xfr_desktop.core.decoder import paper_decoder_spec  # noqa: E402
@@ -90,7 +90,14 @@ class DialogRecorder:
             dialog.accept()
         elif isinstance(dialog, FacePickerDialog):
             self.seen.append(("faces", dialog.side, dialog.choices.count()))
-            dialog.choose(self.face_index)
+            # click inside the wanted face's box on the picture, as an examiner would
+            from PySide6.QtCore import QPoint
+            from pytestqt.qtbot import QtBot
+
+            x, y, w, h = dialog.boxes[self.face_index]
+            QtBot.mouseClick(dialog.picture, Qt.MouseButton.LeftButton,
+                             pos=QPoint(int((x + w / 2) * dialog._scale), int((y + h / 2) * dialog._scale)))
+            assert dialog.face_index() == self.face_index
             dialog.accept()
         elif isinstance(dialog, NewCaseDialog):
             self.seen.append(("new_case", dialog.number.text()))
@@ -206,6 +213,9 @@ def test_threshold_changes_maps_and_saves_new_result(qtbot, app_window, pair):
     assert not np.allclose(w.views.heat["a"].image, before)
     np.testing.assert_allclose(w.views.heat["a"].image, w.result.a.S, rtol=1e-6)
     assert w.last_update_ms < 50, f"threshold update took {w.last_update_ms:.1f} ms"
+    # the channel table follows once the slider rests
+    expected_weight = f"{w.result.products[0] - w.result.T:+.3e}"
+    qtbot.waitUntil(lambda: w.channel_model.data(w.channel_model.index(0, 1)) == expected_weight, timeout=3000)
     assert w.threshold_value_label.text() == f"{w.result.threshold:.5f}"
     # the spin box drives the same path
     w.threshold_spin.setValue(0.25)
@@ -231,17 +241,23 @@ def test_channel_selection_and_top_k(qtbot, app_window, pair):
     _new_case(w)
     _analyse(qtbot, w, *pair)
     qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
-    # rows are sorted by weight, strongest similar channel first
+    # rows are sorted by contribution: the used channel with the largest weight first, the most dissimilar last
     first = w.channel_proxy.index(0, 0)
     top_channel = int(w.channel_proxy.data(first))
-    weights = w.result.products - w.result.T
-    assert top_channel == int(np.argmax(weights))
+    assert top_channel == int(np.argmax(w.result.a.weights))
+    last = w.channel_proxy.index(w.channel_proxy.rowCount() - 1, 0)
+    assert w.result.a.weights[int(w.channel_proxy.data(last))] == pytest.approx(float(w.result.a.weights.min()))
     w.channel_table.selectRow(0)
     assert w.display.mode == "channel" and w.display.channel == top_channel
     for side in "ab":
         expected = getattr(w.result, side).residuals.channel(top_channel)
         np.testing.assert_allclose(w.views.heat[side].image, expected)
     assert f"Channel {top_channel}" in w.channel_caption.text()
+    region = w.views.channel_region["a"]
+    assert region.isVisible()
+    rect = region.rect()
+    support = np.argwhere(w.views.heat["a"].image >= 0.05 * w.views.heat["a"].image.max())
+    assert rect.left() == support[:, 1].min() and rect.top() == support[:, 0].min()
     # top-k restricts H to the k strongest channels, without the model
     w.topk_spin.setValue(3)
     assert int(w.result.selected.sum()) <= 3
@@ -252,6 +268,7 @@ def test_channel_selection_and_top_k(qtbot, app_window, pair):
     np.testing.assert_allclose(w.result.a.H, expected_H, atol=1e-6)
     w.map_combo.setCurrentIndex(w.map_combo.findData("S_neg"))
     np.testing.assert_allclose(w.views.heat["b"].image, w.result.b.S_neg)
+    assert not w.views.channel_region["b"].isVisible()
 
 
 def test_linked_views_and_crosshair(qtbot, app_window, pair):
@@ -339,6 +356,22 @@ def test_cancel_mid_analysis(qtbot, tmp_path, slow_model, pair, recorder):
         store.close()
 
 
+def test_closing_the_window_mid_analysis_stops_cleanly(qtbot, tmp_path, slow_model, pair, recorder):
+    w, store = _open_window(qtbot, tmp_path / "data", slow_model, engine="literal")
+    try:
+        _new_case(w)
+        comp_id = w.import_pair(*pair, prealigned=True)
+        qtbot.waitUntil(lambda: w.stage_label.text() == "Computing channel residuals", timeout=30_000)
+        t0 = time.perf_counter()
+        w.close()
+        assert w.controller.thread.isFinished() and w.loader.thread.isFinished()
+        assert time.perf_counter() - t0 < 10
+        assert store.get_comparison(comp_id).status == "cancelled"
+        assert store.list_results(comp_id) == []
+    finally:
+        store.close()
+
+
 def test_error_dialogs_keep_the_case(qtbot, app_window, pair, tmp_path, recorder):
     w = app_window
     case_id = _new_case(w)
@@ -388,6 +421,8 @@ def test_about_dialog_and_new_case_dialog(qtbot, app_window, recorder):
     assert "PyTorch" in about.versions_label.text() and "Qt" in about.versions_label.text()
     assert about.card.toPlainText().strip()
     about.close()
+    w.show_shortcuts()
+    assert "Ctrl+R" in recorder.messages()[-1] and "Esc" in recorder.messages()[-1]
     w.new_case()
     assert ("new_case",) == recorder.seen[-1][:1]
     assert w.store.find_case("T-AUTO").title == ""
@@ -520,3 +555,69 @@ def test_xfr_desktop_demo_without_display(tmp_path, tiny_model):
                          env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode != 0
     assert "bad.pt" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_sample_case_file_and_display_detection(tmp_path, monkeypatch):
+    from xfr_desktop.gui.app import display_available, load_sample_case
+
+    if (REPO / "resources" / "samples" / "case.json").is_file():
+        sample = load_sample_case()
+        assert sample["number"] and sample["pairs"]
+        a, b, _pre, _label = sample["pairs"][0]
+        assert a.is_file() and b.is_file()
+    broken = tmp_path / "case.json"
+    broken.write_text("{not json")
+    with pytest.raises(FileNotFoundError, match="missing or unreadable"):
+        load_sample_case(broken)
+    broken.write_text('{"case_number": "X", "pairs": []}')
+    with pytest.raises(FileNotFoundError, match="lists no image pairs"):
+        load_sample_case(broken)
+    if sys.platform.startswith("linux"):
+        monkeypatch.delenv("DISPLAY", raising=False)
+        monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+        assert not display_available()
+        monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+        assert display_available()
+
+
+def test_screenshot_needs_demo_and_no_display_without_demo_is_explained(tmp_path, capsys, monkeypatch):
+    from xfr_desktop.gui.app import main
+
+    assert main(["--screenshot", str(tmp_path / "x.png"), "--offscreen", "--data-dir", str(tmp_path)]) == 2
+    assert "--screenshot needs --demo" in capsys.readouterr().err
+    if sys.platform.startswith("linux"):
+        monkeypatch.delenv("DISPLAY", raising=False)
+        monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+        assert main(["--data-dir", str(tmp_path)]) == 2
+        assert "no display found" in capsys.readouterr().err
+
+
+def test_likelihood_ratio_shown_when_the_model_is_calibrated(qtbot, tmp_path, tiny_model, pair, recorder):
+    import shutil
+
+    from xfr_desktop.core.calibration import calibration_path, fit_calibration
+    from xfr_desktop.core.model import file_sha256
+    from xfr_desktop.gui.calibration_hook import format_likelihood_ratio, likelihood_ratio_for
+
+    model = tmp_path / "calibrated.pt"
+    shutil.copy(tiny_model, model)
+    rng = np.random.default_rng(0)
+    cal = fit_calibration(rng.normal(0.8, 0.1, 200), rng.normal(0.1, 0.1, 200), model_sha256=file_sha256(model))
+    cal.save(calibration_path(model))
+
+    class Plain:  # what the hook needs of a model: its file
+        path, sha256 = str(tiny_model), None
+
+    assert likelihood_ratio_for(Plain(), 0.5) is None  # no calibration next to this file
+    w, store = _open_window(qtbot, tmp_path / "data", model)
+    try:
+        _new_case(w)
+        outcome = _analyse(qtbot, w, *pair)
+        lr = outcome.record.parameters["likelihood_ratio"]
+        assert lr["value"] == pytest.approx(cal.describe(outcome.result.score)[0], rel=1e-6)
+        qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+        assert w.lr_label.text() == format_likelihood_ratio({"value": lr["value"]}) != "—"
+        assert w.lr_verbal_label.isVisibleTo(w) and "proposition" in w.lr_verbal_label.text()
+    finally:
+        w.close()
+        store.close()

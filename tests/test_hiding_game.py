@@ -136,6 +136,7 @@ def test_oracle_map_beats_random_map(half_model, tmp_path):
     assert summary["accuracy"]["oracle"][5] == 100.0                   # 50% hidden: only the irrelevant half
     assert summary["auc"]["oracle"] > summary["auc"]["random"] + 5
     assert summary["n_pairs"] == 12 and summary["n_matched"] == 6
+    assert 0 <= summary["accuracy_fully_blurred"]["all"] <= 100
     md = markdown_table(summary)
     assert "| oracle |" in md and "50%" in md
     plot_curves(summary, tmp_path / "plot.png", "test")

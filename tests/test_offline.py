@@ -4,7 +4,7 @@ In-process, the ``network_guard`` fixture turns every Python-level connection at
 ``connect_ex``, ``sendto`` on internet sockets, ``socket.create_connection``, ``getaddrinfo`` of a non-local host)
 into an exception AND a recorded failure (so code that swallows the exception still fails the test). Under it run
 `xfr explain` on the sample case (a tiny random model, and the bundled model when present), `xfr evaluate verify`
-on the sample pair list and the app's demo. Libraries in C (Qt, torch, OpenCV) bypass Python's socket module, so
+on the sample pair list, the app's demo and a signed report of the demo case. Libraries in C (Qt, torch, OpenCV) bypass Python's socket module, so
 `xfr explain` and the demo also run as child processes under ``strace``: any connect() or sendto() to an internet
 address fails the test.
 """
@@ -185,6 +185,30 @@ def test_gui_demo_offline(network_guard, tiny_model_file, tmp_path):
     assert network_guard == []
 
 
+def test_demo_case_report_signed_and_verified_offline(network_guard, tiny_model_file, tmp_path, monkeypatch):
+    """Signing and checking a report must not fetch revocation data or timestamps (pyHanko can do both)."""
+    for name in ("report", "keys"):
+        if not (REPO / "xfr_desktop" / "commands" / f"{name}.py").is_file():
+            pytest.skip(f"xfr {name} (xfr_desktop/commands/{name}.py) is not in this tree yet")
+    pytest.importorskip("PySide6")
+    from xfr_desktop.cli import main as xfr_main
+    from xfr_desktop.gui.app import load_sample_case, main as app_main
+
+    data = tmp_path / "data"
+    assert app_main(["--offscreen", "--demo", "--screenshot", str(tmp_path / "demo.png"), "--data-dir", str(data),
+                     "--model", str(tiny_model_file), "--device", "cpu"]) == 0
+    monkeypatch.setenv("XFR_TEST_PASSPHRASE", "correct horse battery staple")
+    key = tmp_path / "examiner.p12"
+    assert xfr_main(["keys", "create", "--name", "Offline Examiner", "--out", str(key),
+                     "--passphrase-env", "XFR_TEST_PASSPHRASE"]) == 0
+    pdf = tmp_path / "report.pdf"
+    assert xfr_main(["--data-dir", str(data), "report", "--case", load_sample_case()["number"], "--out", str(pdf),
+                     "--sign", str(key), "--passphrase-env", "XFR_TEST_PASSPHRASE"]) == 0
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    assert xfr_main(["verify-report", str(pdf), "--trust", str(key.with_suffix(".pem"))]) == 0
+    assert network_guard == []
+
+
 # --- C libraries too: child processes under strace --------------------------------------------------------------
 def _strace_usable() -> str | None:
     """None when strace can trace a child here, else why not."""
@@ -202,8 +226,8 @@ INET_CALL = re.compile(r"\b(connect|sendto|sendmsg)\(.*sa_family=AF_INET6?\b")
 
 def run_traced(cmd: list[str], log: Path, timeout: float) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", QT_QPA_PLATFORM="offscreen")
-    return subprocess.run(["strace", "-f", "-qq", "-e", "signal=none", "-e", "trace=connect,sendto,sendmsg", "-o", str(log)] + cmd,
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=log.parent)
+    strace = ["strace", "-f", "-qq", "-e", "signal=none", "-e", "trace=connect,sendto,sendmsg", "-o", str(log)]
+    return subprocess.run(strace + cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=log.parent)
 
 
 def assert_no_inet_calls(log: Path) -> None:

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -28,7 +29,8 @@ BUNDLED_MODEL = REPO / "models" / "xfr-dlib-maxpool-joint.pt"
 
 
 def load_builder():
-    spec = importlib.util.spec_from_file_location("build_offline_bundle", REPO / "packaging" / "build_offline_bundle.py")
+    path = REPO / "packaging" / "build_offline_bundle.py"
+    spec = importlib.util.spec_from_file_location("build_offline_bundle", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -94,14 +96,15 @@ def test_bundle_builds_offline_installs_with_no_index_and_explains(tiny_model, t
     offline = no_network_prefix()
 
     # 1. build: only local files (pip's own configuration is switched off, so no remote index is consulted)
-    cmd = offline + [sys.executable, str(REPO / "packaging" / "build_offline_bundle.py"), "--out", str(tmp_path / "dist"),
-                     "--allow-missing-model", "--repack-installed"]
+    cmd = offline + [sys.executable, str(REPO / "packaging" / "build_offline_bundle.py"),
+                     "--out", str(tmp_path / "dist"), "--allow-missing-model", "--repack-installed"]
     for url in indexes:
         cmd += ["--index-url", url]
     for folder in folders:
         cmd += ["--find-links", folder]
     if not indexes:
         cmd.append("--no-index")
+    build_started = time.time()
     build = run(cmd, timeout=900, env={"PIP_CONFIG_FILE": os.devnull})
     missing = re.search(r"No matching distribution found for (\S+)", build.stdout + build.stderr)
     if build.returncode != 0 and missing:
@@ -115,7 +118,8 @@ def test_bundle_builds_offline_installs_with_no_index_and_explains(tiny_model, t
     assert all(name.endswith(".whl") for name in wheels)
     assert any(name.startswith("xfr_desktop-") for name in wheels)
     assert (bundle / "models" / "face_detection_yunet.onnx").is_file()
-    assert BUNDLED_MODEL.is_file() == (bundle / "models" / BUNDLED_MODEL.name).is_file()
+    if BUNDLED_MODEL.is_file() and BUNDLED_MODEL.stat().st_mtime < build_started:
+        assert (bundle / "models" / BUNDLED_MODEL.name).is_file()
     assert (bundle / "resources" / "samples" / "case.json").is_file()
     manifest = (bundle / "SHA256SUMS").read_text().splitlines()
     assert len(manifest) == sum(1 for p in bundle.rglob("*") if p.is_file()) - 1
@@ -124,7 +128,8 @@ def test_bundle_builds_offline_installs_with_no_index_and_explains(tiny_model, t
     prefix = tmp_path / "installed"
     base_python = getattr(sys, "_base_executable", sys.executable)
     install = run(offline + ["bash", str(bundle / "install.sh"), "--prefix", str(prefix), "--python", base_python,
-                             "--bin-dir", str(tmp_path / "bin"), "--no-desktop-entry"], timeout=1200,
+                             "--bin-dir", str(tmp_path / "bin"), "--apps-dir", str(tmp_path / "apps"),
+                             "--icons-dir", str(tmp_path / "icons")], timeout=1200,
                   env={"PIP_CONFIG_FILE": os.devnull})
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     assert "checksums OK" in install.stdout
@@ -132,6 +137,13 @@ def test_bundle_builds_offline_installs_with_no_index_and_explains(tiny_model, t
     assert (venv / "pyvenv.cfg").is_file()
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
     assert os.path.realpath(tmp_path / "bin" / "xfr") == os.path.realpath(venv / "bin" / "xfr")
+    entry = (tmp_path / "apps" / "xfr-desktop.desktop").read_text()
+    exec_path = re.search(r'^Exec="([^"]+)"$', entry, re.M).group(1)
+    assert os.access(exec_path, os.X_OK) and exec_path.startswith(str(prefix / "current"))
+    assert (tmp_path / "icons" / "scalable" / "apps" / "xfr-desktop.svg").is_file()
+    if shutil.which("desktop-file-validate"):
+        check = run(["desktop-file-validate", str(tmp_path / "apps" / "xfr-desktop.desktop")], timeout=30)
+        assert check.returncode == 0, check.stdout + check.stderr
 
     # 3. `xfr explain` on the sample case, from the installed copy (not this checkout), with no network
     model_file = tmp_path / "tiny.pt"
@@ -148,11 +160,14 @@ def test_bundle_builds_offline_installs_with_no_index_and_explains(tiny_model, t
     where = run([str(venv / "bin" / "python"), "-c", "import xfr_desktop; print(xfr_desktop.__file__)"], timeout=60,
                 cwd=tmp_path)
     assert where.stdout.strip().startswith(str(prefix)), where.stdout  # the installed package, not the checkout
-    if BUNDLED_MODEL.is_file():  # the default model comes from the bundle's models/
+    if (bundle / "models" / BUNDLED_MODEL.name).is_file():  # the default model comes from the bundle's models/
         default = run(offline + [str(venv / "bin" / "xfr"), "explain", str(SAMPLES / pair["image_a"]),
                                  str(SAMPLES / pair["image_b"]), "--out", str(tmp_path / "default"), "--device",
                                  "cpu"], timeout=300, cwd=tmp_path)
         assert default.returncode == 0, default.stderr[-3000:]
+    # about 2 GB: pytest keeps the last runs' temporary folders, so free them once the test has passed
+    shutil.rmtree(prefix, ignore_errors=True)
+    shutil.rmtree(tmp_path / "dist", ignore_errors=True)
 
 
 # --- fast checks of the installer's verification and the builder's target logic ----------------------------------
@@ -238,4 +253,22 @@ def test_builder_rejects_bad_targets_with_one_line(tmp_path, capsys):
     assert "MAJOR.MINOR" in capsys.readouterr().err
     assert builder.main(["--platform", "macos-arm64", "--torch", "cuda", "--out", str(tmp_path)]) == 1
     assert "no CUDA build of torch for macOS" in capsys.readouterr().err
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    assert builder.main(["--models-dir", str(empty), "--out", str(tmp_path / "out")]) == 1
+    assert "default model" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    empty.rmdir()
     assert not any(tmp_path.iterdir())
+
+
+def test_desktop_entry_is_valid_and_its_icon_exists():
+    path = REPO / "packaging" / "linux" / "xfr-desktop.desktop"
+    lines = path.read_text().splitlines()
+    assert lines[0] == "[Desktop Entry]"
+    keys = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
+    assert keys["Type"] == "Application" and keys["Exec"] == "xfr-desktop" and keys["Terminal"] == "false"
+    assert (REPO / "resources" / "icons" / f"{keys['Icon']}.svg").is_file()
+    assert (REPO / "resources" / "icons" / f"{keys['Icon']}.png").is_file()
+    if shutil.which("desktop-file-validate"):
+        check = run(["desktop-file-validate", str(path)], timeout=30)
+        assert check.returncode == 0 and "error" not in check.stdout, check.stdout + check.stderr

@@ -21,6 +21,8 @@ def register(subparsers) -> None:
                                     "embedding the pairs again")
     p.add_argument("--cache", help="embedding cache file (shared with `xfr evaluate verify`)")
     p.add_argument("--tippett", help="also write the Tippett plot to this PNG (e.g. docs/tippett.png)")
+    p.add_argument("--reference", help="how to name the reference set in the calibration and in reports "
+                                       "(default: the pair list's file name and size)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -87,6 +89,8 @@ def run(args) -> int:
             f", {skipped} left out (no face found)" if skipped else "")
         extra["pair_list"] = str(args.pairs)
     extra["n_pairs_left_out_no_face"] = skipped
+    if args.reference:
+        reference = args.reference + (f" ({skipped} pairs left out: no face found)" if skipped else "")
     genuine, impostor = scores[same], scores[~same]
     cv = cross_validated_cllr(genuine, impostor, folds[same], folds[~same])
     if cv is not None:

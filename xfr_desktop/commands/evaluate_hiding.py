@@ -25,7 +25,8 @@ def register(evaluate_subparsers) -> None:
     p.add_argument("--root", required=True, help="folder the pair list's images are relative to")
     p.add_argument("--out", required=True, help="output folder (results, plot, table, caches)")
     p.add_argument("--methods", default=DEFAULT_METHODS,
-                   help=f"comma-separated (default {DEFAULT_METHODS}; also random, centre, ours-pos, ours-neg)")
+                   help=f"comma-separated (default {DEFAULT_METHODS}; also random, centre, ours-pos, ours-neg, "
+                        "stylianou-abs, xface-abs)")
     p.add_argument("--model", help="joint model file (default: the bundled model)")
     p.add_argument("--folds", help="1-based folds to use, e.g. 1 or 1,2 (default: all)")
     p.add_argument("--limit", type=int, help="use at most N pairs, alternating matched and mismatched")
@@ -133,12 +134,10 @@ def select_pairs(pairs, folds: list[int] | None, limit: int | None):
 
 def run(args) -> int:
     from ..core.alignment import FaceAligner
-    from ..core.attribution import parse_methods
-    from ..core.attribution.xface import XFaceExplainer
-    from ..core.evaluation.hiding_game import (HidingGameConfig, markdown_table, plot_curves,
-                                               run_hiding_game)
-    from ..core.model import load_model
+    from ..core.attribution import XFaceExplainer, XFaceMagnitudeExplainer, parse_methods
     from ..core.errors import PairListError
+    from ..core.evaluation.hiding_game import HidingGameConfig, markdown_table, plot_curves, run_hiding_game
+    from ..core.model import load_model
     from ..core.pairs import PairList, find_missing, missing_message, read_pairs
 
     try:
@@ -178,8 +177,10 @@ def run(args) -> int:
     jobs = build_jobs(chosen, aligner, args.aligned, root)
     explainers = {}
     if "xface" in methods:
-        explainers["xface"] = XFaceExplainer(stride=args.xface_stride,
-                                             batch_size=max(args.batch_size, 64))
+        explainers["xface"] = XFaceExplainer(stride=args.xface_stride, batch_size=max(args.batch_size, 64))
+    if "xface-abs" in methods:
+        explainers["xface-abs"] = XFaceMagnitudeExplainer(stride=args.xface_stride,
+                                                          batch_size=max(args.batch_size, 64))
     config = HidingGameConfig(steps=tuple(steps), blur_sigma=args.blur_sigma, seed=args.seed,
                               threshold=args.threshold, batch_size=args.batch_size)
     bar = ProgressBar(enabled=not args.no_progress)

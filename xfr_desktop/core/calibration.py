@@ -125,6 +125,7 @@ class Calibration:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(self.to_dict(), f, indent=2, sort_keys=True)
                 f.write("\n")
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; a calibration ships with its model
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -8,14 +8,12 @@ no tag ids or skip targets, so the wiring is dlib's ``anet_type`` (see ``backbon
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .backbones.dlib_resnet import (
     DLIB_BLOCKS, DLIB_MEAN_RGB, DLIB_STD, DlibDenseBackbone, DlibStem, make_blocks,

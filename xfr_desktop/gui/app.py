@@ -168,6 +168,18 @@ class ScreenshotTaker:
             self.app.exit(EXIT_TIMEOUT)
 
 
+_QUIET_QT_MESSAGES = ("propagateSizeHints",)  # the offscreen platform's notice about dialogs; not a problem
+
+
+def _qt_message(mode, context, message: str) -> None:
+    from PySide6.QtCore import QtMsgType
+
+    if any(q in message for q in _QUIET_QT_MESSAGES):
+        return
+    if mode in (QtMsgType.QtWarningMsg, QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg):
+        print(f"Qt: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.version:
@@ -203,9 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     if headless_demo and screenshot is None:
         screenshot = Path(store.data_dir) / "demo" / "xfr-desktop-demo.png"
 
+    from PySide6.QtCore import qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
     from .main_window import MainWindow, app_icon, apply_style
+
+    qInstallMessageHandler(_qt_message)
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("XFR Desktop")

@@ -113,5 +113,5 @@ def make_proxy(model: ChannelTableModel, parent=None) -> QSortFilterProxyModel:
     proxy.setSourceModel(model)
     proxy.setSortRole(SORT_ROLE)
     proxy.setDynamicSortFilter(True)
-    proxy.sort(COL_WEIGHT, Qt.SortOrder.DescendingOrder)
+    proxy.sort(COL_CONTRIB, Qt.SortOrder.DescendingOrder)
     return proxy

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QTabWidget,
@@ -82,6 +82,10 @@ def show_error(parent: QWidget | None, title: str, message: str, what_to_do: str
 def show_error_for(parent: QWidget | None, kind: str, message: str) -> QMessageBox:
     """An error dialog for an exception class name and its one-line message."""
     headline, what_to_do = advice_for(kind)
+    if kind == "ModelFileError" and "CUDA" in message:
+        headline, what_to_do = ("No CUDA device is available",
+                                "Start the program with --device cpu (or without --device, to use CUDA only when"
+                                " it is there). The case is kept.")
     return show_error(parent, headline, f"{headline}.\n\n{message}", what_to_do)
 
 
@@ -155,16 +159,20 @@ class FacePickerDialog(QDialog):
                       f"(1 is the largest).")
         info.setWordWrap(True)
         self.picture = QLabel()
-        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.picture.setToolTip("Click a face to choose it")
+        self._scale = 1.0
         self.picture.setPixmap(self._annotated(image, boxes, 560))
+        self.picture.installEventFilter(self)
         self.choices = QListWidget()
         for i, box in enumerate(boxes):
             x, y, w, h = (int(round(v)) for v in box)
-            item = QListWidgetItem(f"Face {i + 1}  —  {w}×{h} px at ({x}, {y})")
+            item = QListWidgetItem(f"Face {i + 1}: {w}×{h} px")
+            item.setToolTip(f"box at ({x}, {y}) in the photo")
             item.setData(Qt.ItemDataRole.UserRole, i)
             self.choices.addItem(item)
         self.choices.setCurrentRow(0)
-        self.choices.setMaximumWidth(240)
+        self.choices.setFixedWidth(170)
         self.choices.itemDoubleClicked.connect(self.accept)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Use this face")
@@ -180,10 +188,25 @@ class FacePickerDialog(QDialog):
         layout.addLayout(body, 1)
         layout.addWidget(buttons)
 
-    @staticmethod
-    def _annotated(image: np.ndarray, boxes: list, max_side: int) -> QPixmap:
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.picture and event.type() == QEvent.Type.MouseButtonPress:
+            pos = event.position()
+            index = self.face_at(pos.x() / self._scale, pos.y() / self._scale)
+            if index is not None:
+                self.choose(index)
+            return True
+        return super().eventFilter(watched, event)
+
+    def face_at(self, x: float, y: float) -> int | None:
+        """The smallest box containing the photo point (x, y) (boxes may nest), or None."""
+        inside = [(float(b[2] * b[3]), i) for i, b in enumerate(self.boxes)
+                  if b[0] <= x <= b[0] + b[2] and b[1] <= y <= b[1] + b[3]]
+        return min(inside)[1] if inside else None
+
+    def _annotated(self, image: np.ndarray, boxes: list, max_side: int) -> QPixmap:
         pix = QPixmap.fromImage(_qimage(image))
         scale = min(1.0, max_side / max(pix.width(), pix.height()))
+        self._scale = scale
         if scale < 1.0:
             pix = pix.scaled(int(pix.width() * scale), int(pix.height() * scale),
                              Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)

@@ -11,17 +11,19 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup, QColor, QIcon, QKeySequence, QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QDockWidget, QDoubleSpinBox,
                                QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QListWidget, QListWidgetItem, QMainWindow, QPlainTextEdit, QProgressBar,
+                               QListWidget, QListWidgetItem, QMainWindow, QMessageBox, QPlainTextEdit,
+                               QProgressBar,
                                QPushButton, QScrollArea, QSlider, QFrame,
                                QSpinBox, QSplitter, QStyle, QTableView, QToolBar, QToolButton, QVBoxLayout,
                                QWidget)
 
 from ..core.errors import ImageError, XfrError
 from .calibration_hook import format_likelihood_ratio
-from .channels import ChannelTableModel, make_proxy
+from .channels import COL_CONTRIB, ChannelTableModel, make_proxy
 from .dialogs import (AboutDialog, FacePickerDialog, NewCaseDialog, present, show_error, show_error_for)
 from .views import COLORMAPS, MAP_MODES, DisplaySettings, PairViews, SideSource
-from .worker import AnalysisController, AnalysisJob, AnalysisOutcome, FaceChoiceRequest
+from .worker import (AnalysisController, AnalysisJob, AnalysisOutcome, FaceChoiceRequest, LoadedResult,
+                     LoaderController)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,9 @@ class MainWindow(QMainWindow):
         self._pending_choice: dict | None = None
         self._pending_drop: str | None = None
         self._photos: dict[str, np.ndarray] = {}
-        self._fresh: AnalysisOutcome | None = None  # the outcome just computed: shown without reloading it
+        # a result already in memory (just computed or saved): shown without reloading it
+        self._fresh: tuple | None = None  # (record, result, faces)
+        self._wanted_result: int | None = None  # the stored result being loaded in the background
         self.last_update_ms = 0.0
         self.display = DisplaySettings()
 
@@ -86,8 +90,15 @@ class MainWindow(QMainWindow):
         w.face_choice_needed.connect(self._on_face_choice)
         w.device_ready.connect(self._on_device)
         w.warmed_up.connect(self._on_warmed_up)
+        self.loader = LoaderController(store, self)
+        self.loader.loader.loaded.connect(self._on_result_loaded)
+        self.loader.loader.failed.connect(self._on_result_load_failed)
         self.engine_ready = False  # torch and the engine imported (by the worker, in the background)
 
+        self._table_timer = QTimer(self)
+        self._table_timer.setSingleShot(True)
+        self._table_timer.setInterval(120)
+        self._table_timer.timeout.connect(self._refresh_channel_table)
         self._build_actions()
         self._build_central()
         self._build_case_dock()
@@ -176,6 +187,8 @@ class MainWindow(QMainWindow):
         self.act_wizard.setEnabled(self.has_wizard)
         m.addAction(self.act_wizard)
         m = mb.addMenu("&Help")
+        m.addAction(self._action("&Keyboard shortcuts", self.show_shortcuts, None,
+                                 QStyle.StandardPixmap.SP_DialogHelpButton))
         m.addAction(self.act_about)
 
         tb = QToolBar("Main", self)
@@ -196,7 +209,9 @@ class MainWindow(QMainWindow):
         self.channel_table.setObjectName("channelTable")
         self.channel_table.setModel(self.channel_proxy)
         self.channel_table.setSortingEnabled(True)
-        self.channel_table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+        # by contribution: the used channels in weight order, similar first, dissimilar last (unused ones, 0,
+        # in between); a click on the Weight header sorts every channel by weight
+        self.channel_table.sortByColumn(COL_CONTRIB, Qt.SortOrder.DescendingOrder)
         self.channel_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.channel_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.channel_table.verticalHeader().setVisible(False)
@@ -287,8 +302,11 @@ class MainWindow(QMainWindow):
         self.decision_label.setObjectName("decision")
         self.decision_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.lr_label = QLabel("—")
-        self.lr_label.setWordWrap(True)
         self.lr_label.setToolTip("Likelihood ratio from the model's calibration (when the model has one)")
+        self.lr_verbal_label = QLabel("")
+        self.lr_verbal_label.setObjectName("verbal")
+        self.lr_verbal_label.setWordWrap(True)
+        self.lr_verbal_label.setVisible(False)
         self.model_label = QLabel("—")
         self.model_label.setWordWrap(True)
         self.timing_label = QLabel("—")
@@ -299,6 +317,7 @@ class MainWindow(QMainWindow):
         form.addRow("Cosine score:", self.score_label)
         form.addRow("Threshold τ:", self.threshold_value_label)
         form.addRow("Likelihood ratio:", self.lr_label)
+        form.addRow(self.lr_verbal_label)
         form.addRow("Model:", self.model_label)
         form.addRow("Computed:", self.timing_label)
         # display
@@ -405,7 +424,7 @@ class MainWindow(QMainWindow):
         self.control_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.control_dock.setWidget(scroll)
         # as wide as the controls need, plus room for the vertical scroll bar
-        self.control_dock.setMinimumWidth(panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
+        self.control_dock.setMinimumWidth(panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 12)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.control_dock)
         self._docks_sized = False
 
@@ -595,6 +614,7 @@ class MainWindow(QMainWindow):
         self.record = self.base_result = self.result = None
         self.views.clear()
         self.channel_model.clear()
+        self.lr_verbal_label.setVisible(False)
         for label in (self.score_label, self.threshold_value_label, self.lr_label, self.model_label,
                       self.timing_label):
             label.setText("—")
@@ -610,15 +630,35 @@ class MainWindow(QMainWindow):
         result_id = self.result_combo.itemData(index)
         if self.record is not None and self.record.id == result_id:
             return
-        try:
-            fresh, self._fresh = self._fresh, None
-            if fresh is not None and fresh.record.id == result_id:
-                self.show_record(fresh.record, fresh.result, fresh.faces_extra)
-            else:
-                self.show_record(self.store.get_result(int(result_id)))
-        except (XfrError, ValueError, KeyError) as exc:
-            show_error(self, "The stored result cannot be shown", str(exc),
-                       "Run the analysis again (Ctrl+R); the stored data is left as it is.")
+        fresh, self._fresh = self._fresh, None
+        if fresh is not None and fresh[0].id == result_id:
+            self._wanted_result = None
+            self.show_record(*fresh)
+            return
+        # decompressing residuals (and, the first time, importing torch) happens on the loader thread
+        self._clear_result()
+        self._wanted_result = int(result_id)
+        self.statusBar().showMessage(f"Loading result #{result_id}…")
+        self.views.set_empty_message(f"<h3>Loading result #{result_id}…</h3>")
+        self.loader.request(int(result_id))
+
+    @Slot(object)
+    def _on_result_loaded(self, loaded: LoadedResult) -> None:
+        if loaded.record.id != self._wanted_result:
+            return  # the examiner has moved on
+        self._wanted_result = None
+        self._photos.update(loaded.photos)
+        self.statusBar().clearMessage()
+        self.show_record(loaded.record, loaded.result, loaded.faces)
+
+    @Slot(int, str)
+    def _on_result_load_failed(self, result_id: int, message: str) -> None:
+        if result_id != self._wanted_result:
+            return
+        self._wanted_result = None
+        self.statusBar().clearMessage()
+        show_error(self, "The stored result cannot be shown", message,
+                   "Run the analysis again (Ctrl+R); the stored data is left as it is.")
 
     # --- showing results ---------------------------------------------------------------------------------
     def show_record(self, record, result=None, faces: dict | None = None) -> None:
@@ -650,7 +690,12 @@ class MainWindow(QMainWindow):
         self.topk_spin.setMaximum(len(result.products))
         self._update_score(result)
         p = record.parameters or {}
-        self.lr_label.setText(format_likelihood_ratio(p.get("likelihood_ratio")))
+        lr = p.get("likelihood_ratio") or {}
+        self.lr_label.setText(format_likelihood_ratio({"value": lr["value"]} if lr.get("value") is not None else None))
+        verbal = lr.get("verbal")
+        self.lr_verbal_label.setText(f"{verbal[:1].upper()}{verbal[1:]}." if verbal else "")
+        self.lr_verbal_label.setToolTip(f"LR {self.lr_label.text()}: {verbal}" if verbal else "")
+        self.lr_verbal_label.setVisible(bool(verbal))
         model = record.model_name or "unknown model"
         sha = (record.model_sha256 or "")[:12]
         self.model_label.setText(f"{model}" + (f"<br><small>sha256 {sha}…</small>" if sha else ""))
@@ -724,22 +769,31 @@ class MainWindow(QMainWindow):
         self.threshold_spin.blockSignals(True)
         self.threshold_spin.setValue(self._slider_to_threshold(value))
         self.threshold_spin.blockSignals(False)
-        self._parameters_changed()
+        self._parameters_changed(defer_table=True)
 
     @Slot(float)
     def _threshold_spin_changed(self, value: float) -> None:
         self.threshold_slider.blockSignals(True)
         self.threshold_slider.setValue(self._threshold_to_slider(value))
         self.threshold_slider.blockSignals(False)
-        self._parameters_changed()
+        self._parameters_changed(defer_table=True)
+
+    @Slot()
+    def _refresh_channel_table(self) -> None:
+        if self.result is not None:
+            self.channel_model.set_result(self.result)
 
     def current_parameters(self) -> tuple[float, int | None]:
         k = self.topk_spin.value()
         return float(self.threshold_spin.value()), (k if k > 0 else None)
 
     @Slot()
-    def _parameters_changed(self, *_) -> None:
-        """Recombine from the cached residuals and refresh every view (no model call)."""
+    def _parameters_changed(self, *_, defer_table: bool = False) -> None:
+        """Recombine from the cached residuals and refresh every view (no model call).
+
+        ``defer_table``: while the threshold is dragged the channel table (re-sorting it costs ~10 ms) follows
+        when the slider pauses; the maps, score and decision follow every move.
+        """
         if self.base_result is None:
             return
         t0 = time.perf_counter()
@@ -747,7 +801,11 @@ class MainWindow(QMainWindow):
         self.result = self.base_result.recombine(threshold=threshold, channels=self.base_result.channels,
                                                  top_k=top_k)
         self.views.show_result(self.result, self.display)
-        self.channel_model.set_result(self.result)
+        if defer_table:
+            self._table_timer.start()
+        else:
+            self._table_timer.stop()
+            self.channel_model.set_result(self.result)
         self._update_score(self.result)
         self._update_result_controls()
         self.last_update_ms = (time.perf_counter() - t0) * 1e3
@@ -783,6 +841,7 @@ class MainWindow(QMainWindow):
         self.act_save.setEnabled(dirty)
         self.params_note.setText("Changed — not saved yet. Results are never overwritten: saving adds a new one."
                                  if dirty else "")
+        self.params_note.setVisible(dirty)
         self.act_export.setEnabled(self.has_export and self.case_id is not None)
         busy = self.controller.busy
         self.act_run.setEnabled(not busy and self.comparison_id is not None)
@@ -814,7 +873,9 @@ class MainWindow(QMainWindow):
         finally:
             QApplication.restoreOverrideCursor()
         self.record = None
+        self._fresh = (record, self.result, extra)
         self._load_comparison(old.comparison_id, select_result=record.id)
+        self._fresh = None
         self.statusBar().showMessage(f"Saved as result #{record.id}; result #{old.id} is kept unchanged.", 8000)
 
     # --- display -----------------------------------------------------------------------------------------
@@ -994,7 +1055,7 @@ class MainWindow(QMainWindow):
         self.refresh_cases(select=self.case_id)
         if comp_id == self.comparison_id:
             self.record = None
-            self._fresh = outcome
+            self._fresh = (outcome.record, outcome.result, outcome.faces_extra)
             self.refresh_comparisons(select=comp_id)
             self._fresh = None
         self.analysis_finished.emit(outcome)
@@ -1066,6 +1127,17 @@ class MainWindow(QMainWindow):
         open_training_wizard(self, self.store)
 
     @Slot()
+    def show_shortcuts(self) -> QMessageBox:
+        rows = [(a.shortcut().toString(QKeySequence.SequenceFormat.NativeText), a.text().replace("&", "").rstrip("…"))
+                for a in (self.act_new_case, self.act_import, self.act_run, self.act_cancel, self.act_save,
+                          self.act_export, self.act_reset_zoom, self.act_about, self.act_quit)]
+        table = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;&nbsp;</td><td>{t}</td></tr>" for k, t in rows)
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts",
+                          f"<table>{table}</table><p>Mouse: wheel zooms, drag pans (all aligned-face panels"
+                          " move together); the crosshair follows the cursor.</p>", QMessageBox.StandardButton.Ok, self)
+        return present(box)
+
+    @Slot()
     def show_about(self) -> AboutDialog:
         info = ""
         if self.record is not None:
@@ -1081,6 +1153,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.controller.shutdown()
+        self.loader.shutdown()
         super().closeEvent(event)
 
 
@@ -1090,9 +1163,10 @@ QGroupBox { font-weight: 600; border: 1px solid #c9ccd1; border-radius: 6px; mar
 QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; }
 QLabel#sectionCaption { font-weight: 600; color: #3c4043; }
 QLabel#hint { color: #8a5a00; }
+QLabel#verbal { color: #3c4043; font-size: 9pt; }
 QLabel#valueReadout { font-family: monospace; color: #3c4043; padding: 2px 4px; }
 QLabel#emptyState { color: #5f6368; font-size: 11pt; }
-QLabel#decision { font-size: 15pt; font-weight: 700; border-radius: 6px; padding: 6px; color: #5f6368; background: #eceff1; }
+QLabel#decision { font-size: 14pt; font-weight: 700; border-radius: 6px; padding: 4px; color: #5f6368; background: #eceff1; }
 QLabel#decision[verdict="match"] { color: #ffffff; background: #2e7d32; }
 QLabel#decision[verdict="nonmatch"] { color: #ffffff; background: #c62828; }
 QListWidget::item { padding: 4px 2px; }

@@ -70,6 +70,15 @@ def levels_for(maps: list[np.ndarray], mode: str) -> tuple[float, float]:
     return (-peak, peak) if mode == "H" else (0.0, peak)
 
 
+def support_box(values: np.ndarray, fraction: float = 0.05) -> tuple[float, float, float, float] | None:
+    """(x, y, w, h) around the pixels above ``fraction`` of the map's peak; None for an empty map."""
+    peak = float(np.max(np.abs(values))) if values.size else 0.0
+    if peak <= 0:
+        return None
+    rows, cols = np.nonzero(np.abs(values) >= fraction * peak)
+    return float(cols.min()), float(rows.min()), float(cols.max() - cols.min() + 1), float(rows.max() - rows.min() + 1)
+
+
 class PairViews(QWidget):
     """The eight image panels with a shared colour bar and the value readout under the cursor."""
 
@@ -82,6 +91,7 @@ class PairViews(QWidget):
         self.display = DisplaySettings()
         self._maps: dict[str, np.ndarray] = {}
         self._cursor: tuple[float, float] | None = None
+        self._faces_key: tuple | None = None
 
         self.stack = QStackedWidget(self)
         self.empty_label = QLabel(
@@ -118,6 +128,7 @@ class PairViews(QWidget):
         self.heat: dict[str, pg.ImageItem] = {}
         self.cross: dict[str, list[pg.InfiniteLine]] = {"a": [], "b": []}
         self.photo_overlays: dict[str, dict] = {}
+        self.channel_region: dict[str, QGraphicsRectItem] = {}
         for row, side in enumerate("ab", start=1):
             self.glw.addLabel(f"<b>{side.upper()}</b>", row=row, col=0, size="14pt")
             for col, panel in enumerate(("photo", "aligned", "recon", "overlay"), start=1):
@@ -129,6 +140,12 @@ class PairViews(QWidget):
                 self.vb[side, panel] = vb
                 self.items[side, panel] = item
                 if panel == "overlay":
+                    region = QGraphicsRectItem()  # the selected channel's residual support
+                    region.setPen(_cosmetic(QPen(QColor("#80deea"), 1.5, Qt.PenStyle.DashLine)))
+                    region.setZValue(8)
+                    region.setVisible(False)
+                    vb.addItem(region)
+                    self.channel_region[side] = region
                     heat = pg.ImageItem()
                     heat.setOpacity(self.display.opacity)
                     heat.setZValue(5)
@@ -179,6 +196,7 @@ class PairViews(QWidget):
         self.result = None
         self.sources = {"a": SideSource(), "b": SideSource()}
         self._maps = {}
+        self._faces_key = None
         for item in list(self.items.values()) + list(self.heat.values()):
             item.clear()
         self.stack.setCurrentWidget(self.empty_label)
@@ -251,12 +269,16 @@ class PairViews(QWidget):
         if display is not None:
             self.display = display
         self.stack.setCurrentWidget(self.glw)
-        for side in "ab":
-            s = getattr(result, side)
-            self.items[side, "aligned"].setImage(s.aligned, autoLevels=False, levels=(0, 255))
-            self.items[side, "recon"].setImage(s.reconstruction, autoLevels=False, levels=(0, 255))
-            gray = s.aligned.astype(np.float32).mean(axis=2)
-            self.items[side, "overlay"].setImage(gray, autoLevels=False, levels=(0, 255))
+        faces_key = (id(result.a.aligned), id(result.b.aligned), id(result.a.reconstruction),
+                     id(result.b.reconstruction))
+        if first or faces_key != self._faces_key:  # recombined results share their faces: redraw only the maps
+            self._faces_key = faces_key
+            for side in "ab":
+                s = getattr(result, side)
+                self.items[side, "aligned"].setImage(s.aligned, autoLevels=False, levels=(0, 255))
+                self.items[side, "recon"].setImage(s.reconstruction, autoLevels=False, levels=(0, 255))
+                gray = s.aligned.astype(np.float32).mean(axis=2)
+                self.items[side, "overlay"].setImage(gray, autoLevels=False, levels=(0, 255))
         self.update_maps()
         if first:
             h, w = result.a.S.shape
@@ -279,6 +301,12 @@ class PairViews(QWidget):
             self.heat[side].setOpacity(d.opacity)
         self.colorbar.setColorMap(cmap)
         self.colorbar.setLevels((lo, hi))
+        for side in "ab":
+            box = support_box(maps[side]) if d.mode == "channel" and d.channel is not None else None
+            region = self.channel_region[side]
+            region.setVisible(box is not None)
+            if box is not None:
+                region.setRect(QRectF(*box))
         if self._cursor is not None:
             self._show_values(*self._cursor)
 

@@ -310,3 +310,70 @@ class AnalysisController(QObject):
         self.worker.request_cancel()
         self.thread.quit()
         self.thread.wait(wait_ms)
+
+
+@dataclass
+class LoadedResult:
+    record: object            # ResultRecord with blobs
+    result: object            # PairExplanation rebuilt from the stored residuals
+    faces: dict               # side -> {box, landmarks, transform, ...}
+    photos: dict              # sha256 -> decoded photo
+
+
+class ResultLoader(QObject):
+    """Reopens stored results off the GUI thread (decompressing residuals; the first one also imports torch)."""
+
+    loaded = Signal(object)          # LoadedResult
+    failed = Signal(int, str)        # result id, one-line message
+
+    def __init__(self, store):
+        super().__init__()
+        self.store = store
+
+    @Slot(int)
+    def load(self, result_id: int) -> None:
+        try:
+            from ..core.imageio import load_image
+            from ..core.serialize import explanation_from_result
+
+            record = self.store.get_result(result_id)
+            result = explanation_from_result(record)
+            # one recombination here fills the residuals' per-selection cache: the first slider move is then quick
+            result.recombine(threshold=result.threshold, channels=result.channels, top_k=result.top_k)
+            faces = record.faces()
+            comp = self.store.get_comparison(record.comparison_id)
+            photos = {}
+            for sha in (comp.image_a, comp.image_b):
+                try:
+                    photos[sha] = load_image(self.store.image_path(sha))
+                except Exception as exc:  # the photo panel stays empty; the result itself is intact
+                    log.warning("cannot show the stored photo %s: %s", sha[:12], exc)
+            self.loaded.emit(LoadedResult(record=record, result=result, faces=faces, photos=photos))
+        except Exception as exc:
+            from ..core.errors import XfrError
+
+            message = str(exc) if isinstance(exc, (XfrError, ValueError, KeyError)) else \
+                f"unexpected {type(exc).__name__}: {exc}"
+            self.failed.emit(int(result_id), message.splitlines()[0] if message else type(exc).__name__)
+
+
+class LoaderController(QObject):
+    """Owns the loader thread; only the newest request matters (older ones are shown only if still wanted)."""
+
+    _load_requested = Signal(int)
+
+    def __init__(self, store, parent: QObject | None = None):
+        super().__init__(parent)
+        self.thread = QThread()
+        self.thread.setObjectName("xfr-result-loader")
+        self.loader = ResultLoader(store)
+        self.loader.moveToThread(self.thread)
+        self._load_requested.connect(self.loader.load)
+        self.thread.start()
+
+    def request(self, result_id: int) -> None:
+        self._load_requested.emit(int(result_id))
+
+    def shutdown(self, wait_ms: int = 30000) -> None:
+        self.thread.quit()
+        self.thread.wait(wait_ms)

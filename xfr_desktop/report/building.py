@@ -662,7 +662,7 @@ def _comparison_flowables(section: ComparisonSection, st) -> list:
                          ("Top dissimilar channels (push towards a non-match)", section.dissimilar)):
         if not chans:
             continue
-        rows = [[_p(h, st["small"]) for h in ("channel", "weight F̂A·F̂B − T", "product F̂A·F̂B",
+        rows = [[_p(h, st["small"]) for h in ("channel", "weight w = p − T", "product p = uA·uB",
                                               "region in A", "region in B")]]
         for c in chans:
             rows.append([_p(str(c.index), st["small"]), _p(f"{c.weight:+.5f}", st["small"]),
@@ -839,7 +839,10 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None) -
            "decision compares it with the threshold τ. The explanation follows Xu, Lu & Ebrahimi, 'Discriminative "
            "Deep Feature Visualization for Explainable Face Recognition': each channel's strongest activation is "
            "removed, the face reconstructed by the decoder, and the per-channel reconstruction change weighted by "
-           "F̂A[i]·F̂B[i] − T (T = τ / channels) and summed into H. S = |H|; S⁺ = ReLU(H) marks regions that make "
+           "w[i] = p[i] − T and summed into H, where p[i] = uA[i]·uB[i] is the product of the i-th components of "
+           "the two unit-length embeddings (the p[i] sum to the score) and T = τ / channels; with 'sum' "
+           "normalization and all channels, H adds up to the margin score − τ. S = |H|; S⁺ = ReLU(H) marks "
+           "regions that make "
            "the faces look alike to the model, S⁻ = ReLU(−H) regions that make them look different.", st["body"]),
         _p("Model", st["h1"]),
         _kv_table([("Model", data.model.name or "—"), ("Model SHA-256", _p(data.model.sha256 or "n/a", st["mono"]))]),

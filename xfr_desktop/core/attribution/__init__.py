@@ -4,11 +4,12 @@
     map_a, map_b = explainer(model, a, b)      # float32 H×W at model.input_size, larger = more important
 
 ``EXPLAINERS`` maps names to classes: ``ours`` (S of Algorithm 1; ``ours-pos``/``ours-neg`` for S⁺/S⁻),
-``gradient``, ``gradcampp``, ``stylianou``, ``xface``, and the floors ``random`` and ``centre``.
+``gradient``, ``gradcampp``, ``stylianou``, ``xface``, the floors ``random`` and ``centre``, and ``stylianou-abs`` /
+``xface-abs`` (the magnitude of those signed maps, ranked like S = |H|).
 """
 from __future__ import annotations
 
-from .base import Explainer
+from .base import Explainer, MagnitudeExplainer
 from .floors import CentreExplainer, RandomExplainer
 from .gradcampp import GradCamPlusPlusExplainer
 from .gradient import GradientExplainer
@@ -16,10 +17,26 @@ from .ours import OursExplainer, OursNegativeExplainer, OursPositiveExplainer
 from .stylianou import StylianouExplainer
 from .xface import XFaceExplainer
 
+
+class StylianouMagnitudeExplainer(MagnitudeExplainer):
+    name = "stylianou-abs"
+
+    def __init__(self):
+        super().__init__(StylianouExplainer())
+
+
+class XFaceMagnitudeExplainer(MagnitudeExplainer):
+    name = "xface-abs"
+
+    def __init__(self, **xface_kwargs):
+        super().__init__(XFaceExplainer(**xface_kwargs))
+
+
 EXPLAINERS: dict[str, type[Explainer]] = {
     cls.name: cls
     for cls in (OursExplainer, GradientExplainer, GradCamPlusPlusExplainer, StylianouExplainer, XFaceExplainer,
-                RandomExplainer, CentreExplainer, OursPositiveExplainer, OursNegativeExplainer)
+                RandomExplainer, CentreExplainer, OursPositiveExplainer, OursNegativeExplainer,
+                StylianouMagnitudeExplainer, XFaceMagnitudeExplainer)
 }
 PAPER_METHODS = ("ours", "gradient", "gradcampp", "stylianou", "xface")
 
@@ -42,6 +59,7 @@ def parse_methods(text: str) -> list[str]:
     return names
 
 
-__all__ = ["EXPLAINERS", "PAPER_METHODS", "Explainer", "get_explainer", "parse_methods", "CentreExplainer",
+__all__ = ["EXPLAINERS", "PAPER_METHODS", "Explainer", "MagnitudeExplainer", "StylianouMagnitudeExplainer",
+           "XFaceMagnitudeExplainer", "get_explainer", "parse_methods", "CentreExplainer",
            "RandomExplainer", "GradCamPlusPlusExplainer", "GradientExplainer", "OursExplainer",
            "OursPositiveExplainer", "OursNegativeExplainer", "StylianouExplainer", "XFaceExplainer"]

@@ -83,3 +83,21 @@ def gaussian_smooth(img: np.ndarray, sigma: float) -> np.ndarray:
     k = 2 * int(np.ceil(3 * sigma)) + 1
     return cv2.GaussianBlur(img.astype(np.float32), (k, k), sigmaX=sigma, sigmaY=sigma,
                             borderType=cv2.BORDER_REFLECT)
+
+
+class MagnitudeExplainer(Explainer):
+    """|map| of a signed method: ranks by strength of evidence, for or against a match (as S = |H| does)."""
+
+    signed = False
+
+    def __init__(self, inner: Explainer):
+        self.inner = inner
+        self.name = f"{inner.name}-abs"
+        self.description = f"|{inner.name}|: magnitude of a signed map"
+
+    def config(self) -> dict:
+        return {"inner": type(self.inner).__name__, **self.inner.config()}
+
+    def explain_maps(self, model, a, b):
+        map_a, map_b = self.inner.explain_maps(model, a, b)
+        return np.abs(map_a), np.abs(map_b)

@@ -125,7 +125,16 @@ class EmbeddingCache:
 
 
 def model_cache_key(model) -> str:
-    return f"{model.spec.get('name', '?')}:{getattr(model, 'sha256', None) or 'unsaved'}"
+    """Embeddings depend on the recognition weights and the alignment only (not on the decoder), so a model
+    whose decoder was retrained keeps its cache."""
+    h = hashlib.sha256()
+    net = getattr(model, "backbone", None) or getattr(model, "net", None) or model
+    for k, v in sorted(net.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps([model.spec.get("template"), list(model.input_size), model.spec.get("normalization"),
+                         model.spec.get("landmark_weights")], sort_keys=True).encode())
+    return f"{model.spec.get('name', '?')}:{h.hexdigest()[:32]}"
 
 
 def embed_images(
