@@ -861,6 +861,10 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None) -
             f"different-people reference comparisons ({c.get('reference') or 'reference set'}). Cllr = "
             f"{c['cllr']:.3f}, Cllr_min (pool-adjacent-violators) = {c['cllr_min']:.3f}. LRs are limited to "
             f"[1/{1 / lo:,.0f}, {hi:,.0f}], the range this reference set can support.", st["body"]))
+    elif any(c.lr is not None for c in data.comparisons):
+        story.append(_p("The likelihood ratios below are those computed when each result was saved; the "
+                        "calibration that produced them is not available for the model file now (the model or its "
+                        "calibration changed since).", st["body"]))
     else:
         story.append(_p("No calibration is stored for this model, so no likelihood ratio is reported.", st["body"]))
     from ..core.calibration import VERBAL_SCALE_TEXT
