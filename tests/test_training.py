@@ -230,7 +230,7 @@ def test_disk_space_check(tmp_path):
 def test_cli_trains_and_reports_errors(workdir, capsys):
     from xfr_desktop.cli import main
 
-    (workdir / "run.toml").write_text(f'[train]\ndata = "data"\nbase = "base.pt"\nbatch_size = 4\nmode = "joint"\n')
+    (workdir / "run.toml").write_text('[train]\ndata = "data"\nbase = "base.pt"\nbatch_size = 4\nmode = "joint"\n')
     rc = main(["train", "--config", str(workdir / "run.toml"), "--out", str(workdir / "cli"), "--max-steps", "2",
                "--device", "cpu", "--loss", "distill"])
     out = capsys.readouterr()

@@ -61,6 +61,7 @@ def write_outputs(out: Path, result, faces, model, paths, hashes, timings) -> No
     """result.json, maps.npz and PNG overlays (S, S+, S-, aligned face, reconstruction) for both sides."""
     import numpy as np
 
+    from ..core.fileio import atomic_write
     from ..core.render import overlay_with_colorbar, save_png
 
     info = {
@@ -86,7 +87,7 @@ def write_outputs(out: Path, result, faces, model, paths, hashes, timings) -> No
         side = getattr(result, side_name)
         for key in ("H", "S", "S_pos", "S_neg", "weights"):
             arrays[f"{side_name}_{key}"] = getattr(side, key)
-    _atomic_write(out / "maps.npz", lambda f: np.savez_compressed(f, **arrays))
+    atomic_write(out / "maps.npz", lambda f: np.savez_compressed(f, **arrays))
     for kind in ("S", "S_pos", "S_neg"):
         vmax = max(float(getattr(result.a, kind).max()), float(getattr(result.b, kind).max()))  # one scale for A, B
         for side_name in "ab":
@@ -97,11 +98,4 @@ def write_outputs(out: Path, result, faces, model, paths, hashes, timings) -> No
         side = getattr(result, side_name)
         save_png(out / f"{side_name}_aligned.png", side.aligned)
         save_png(out / f"{side_name}_reconstruction.png", side.reconstruction)
-    _atomic_write(out / "result.json", lambda f: f.write(json.dumps(info, indent=2).encode()))
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    tmp.replace(path)
+    atomic_write(out / "result.json", lambda f: f.write(json.dumps(info, indent=2).encode()))

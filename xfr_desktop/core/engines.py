@@ -89,8 +89,7 @@ def window_geometry(layers: list[nn.Module], C_hw: tuple[int, int]) -> _Geometry
             (s0, s1), (p0, p1), (k0, k1), (d0, d1) = m.stride, m.padding, m.kernel_size, m.dilation
             h, w = (h - 1) * s0 + d0 * (k0 - 1) + 1, (w - 1) * s1 + d1 * (k1 - 1) + 1
             sy, sx, oy, ox = sy * s0, sx * s1, oy * s0 - p0, ox * s1 - p1
-            H = (H - 1) * s0 - 2 * p0 + d0 * (k0 - 1) + m.output_padding[0] + 1
-            W = (W - 1) * s1 - 2 * p1 + d1 * (k1 - 1) + m.output_padding[1] + 1
+            H, W = _transposed_conv_size(m, (H, W))
     return _Geometry((h, w), (sy, sx), (oy, ox), (H, W))
 
 
@@ -239,15 +238,10 @@ def _fast_one_batch(layers, C, pos, cmax, progress):
     D = None                          # (c,ch,h,w) change; None while it is still the one-hot at C
     for li, m in enumerate(layers):
         if isinstance(m, nn.ConvTranspose2d):
-            (s0, s1), (p0, p1), (d0, d1), (k0, k1) = m.stride, m.padding, m.dilation, m.kernel_size
-            Wt = m.weight.to(dtype)
-            if D is None:
-                D = _kernel_taps(Wt, idx, cmax, (d0, d1), (k0, k1))
-            else:
-                D = Fn.conv_transpose2d(D, Wt, None, stride=(s0, s1), padding=0, dilation=(d0, d1))
+            D = _transposed_conv_change(m, D, idx, cmax, dtype)
+            (s0, s1), (p0, p1) = m.stride, m.padding
             offs = torch.stack([offs[:, 0] * s0 - p0, offs[:, 1] * s1 - p1], 1)
-            hw = ((hw[0] - 1) * s0 - 2 * p0 + d0 * (k0 - 1) + m.output_padding[0] + 1,
-                  (hw[1] - 1) * s1 - 2 * p1 + d1 * (k1 - 1) + m.output_padding[1] + 1)
+            hw = _transposed_conv_size(m, hw)
             D = D * _window_mask(offs, D.shape[2:], hw).to(dtype)
             continue
         if D is None:
@@ -260,6 +254,21 @@ def _fast_one_batch(layers, C, pos, cmax, progress):
             D = activation_diff(m, _gather_windows(base_inputs[li], offs, D.shape[2:]), D)
     progress(1.0)
     return D.abs().sum(1), offs, R0, tuple(R0.shape[2:])
+
+
+def _transposed_conv_change(m: nn.ConvTranspose2d, D, idx, cmax, dtype):
+    """A transposed convolution applied to the change D (bias cancels); D None = the one-hot at C."""
+    Wt = m.weight.to(dtype)
+    if D is None:
+        return _kernel_taps(Wt, idx, cmax, m.dilation, m.kernel_size)
+    # channels_last: oneDNN's transposed convolution is ~1.5-2x faster on these small windows
+    return Fn.conv_transpose2d(D.contiguous(memory_format=torch.channels_last), Wt, None, stride=m.stride,
+                               padding=0, dilation=m.dilation)
+
+
+def _transposed_conv_size(m: nn.ConvTranspose2d, hw: tuple[int, int]) -> tuple[int, int]:
+    return tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in
+                 zip(hw, m.stride, m.padding, m.dilation, m.kernel_size, m.output_padding))
 
 
 def _kernel_taps(Wt, idx, cmax, dilation, kernel):
@@ -320,22 +329,15 @@ def _propagate_group(layers, base_inputs, C, idx, cmax, r, q):
     Returns the final change (n, ch, h, w) cropped to the output and its top-left (row, col).
     """
     dtype, dev = C.dtype, C.device
-    n, c = len(idx), C.shape[1]
+    c = C.shape[1]
     D = None
     r0, c0 = r, q
     H, W = C.shape[2:]
     for li, m in enumerate(layers):
         if isinstance(m, nn.ConvTranspose2d):
-            (s0, s1), (p0, p1), (d0, d1), (k0, k1) = m.stride, m.padding, m.dilation, m.kernel_size
-            Wt = m.weight.to(dtype)
-            if D is None:
-                D = _kernel_taps(Wt, idx, cmax, (d0, d1), (k0, k1))
-            else:  # channels_last: oneDNN's transposed convolution is ~1.5-2x faster on these small windows
-                D = Fn.conv_transpose2d(D.contiguous(memory_format=torch.channels_last), Wt, None,
-                                        stride=(s0, s1), padding=0, dilation=(d0, d1))
-            r0, c0 = r0 * s0 - p0, c0 * s1 - p1
-            H = (H - 1) * s0 - 2 * p0 + d0 * (k0 - 1) + m.output_padding[0] + 1
-            W = (W - 1) * s1 - 2 * p1 + d1 * (k1 - 1) + m.output_padding[1] + 1
+            D = _transposed_conv_change(m, D, idx, cmax, dtype)
+            r0, c0 = r0 * m.stride[0] - m.padding[0], c0 * m.stride[1] - m.padding[1]
+            H, W = _transposed_conv_size(m, (H, W))
             # Crop to the layer's output: outside it nothing exists to change.
             top, left = max(0, -r0), max(0, -c0)
             bottom, right = min(D.shape[2], H - r0), min(D.shape[3], W - c0)

@@ -10,11 +10,9 @@ and load with ``torch.load(weights_only=True)``. The spec keys are documented in
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import torch.nn as nn
 from .backbones import build_backbone
 from .decoder import build_decoder, paper_decoder_spec
 from .errors import ModelFileError
+from .fileio import atomic_write, file_sha256  # noqa: F401  (file_sha256 re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +54,6 @@ def default_spec(**overrides) -> dict:
     }
     spec.update(overrides)
     return spec
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class JointModel(nn.Module):
@@ -140,19 +131,7 @@ def save_model(model: JointModel, path: str | os.PathLike) -> str:
         "backbone": {k: v.detach().cpu() for k, v in model.backbone.state_dict().items()},
         "decoder": {k: v.detach().cpu() for k, v in model.decoder.state_dict().items()},
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(payload, f))
     return file_sha256(path)
 
 

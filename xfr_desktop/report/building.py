@@ -931,21 +931,12 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None) -
 
 
 def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
-    import tempfile
-
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise ReportError(f"the folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..core.fileio import atomic_write
+
+    atomic_write(path, lambda f: f.write(data), mode=None)  # reports stay owner-only (documented)
     return path
 
 

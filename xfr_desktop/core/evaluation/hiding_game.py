@@ -40,11 +40,12 @@ DEFAULT_STEPS = tuple(range(0, 100, 10))
 PAPER_LFW_AUC = {"gradcampp": 88.05, "gradient": 89.68, "stylianou": 88.90, "xface": 90.14, "ours": 90.39}
 METHOD_LABELS = {"ours": "Ours (S)", "gradient": "Gradient", "gradcampp": "GradCAM++", "stylianou": "Stylianou",
                  "xface": "xFace", "random": "Random", "centre": "Centre prior", "ours-pos": "Ours (S+)",
-                 "ours-neg": "Ours (S-)"}
+                 "ours-neg": "Ours (S-)", "stylianou-abs": "Stylianou |map|", "xface-abs": "xFace |map|"}
 # BGR colours for the plot
 METHOD_COLOURS = {"ours": (40, 40, 220), "gradient": (200, 120, 0), "gradcampp": (0, 160, 0),
                   "stylianou": (180, 0, 180), "xface": (0, 140, 230), "random": (128, 128, 128),
-                  "centre": (90, 90, 40), "ours-pos": (120, 60, 220), "ours-neg": (60, 160, 160)}
+                  "centre": (90, 90, 40), "ours-pos": (120, 60, 220), "ours-neg": (60, 160, 160),
+                  "stylianou-abs": (200, 100, 200), "xface-abs": (80, 180, 240)}
 RESULTS_FILE = "results.jsonl"
 FULLY_BLURRED = "_fully_blurred"   # pseudo-method in the records: the pair with both faces entirely blurred
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import ImageError, XfrError
+from ..fileio import file_sha256
 
 log = logging.getLogger(__name__)
 NO_FACE_SCORE = -1.0
@@ -81,14 +82,6 @@ def roc(scores: np.ndarray, same: np.ndarray) -> dict:
 
 
 # --- embeddings ----------------------------------------------------------------------------------------------
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass
 class EmbeddingCache:
     """sha256 of the image -> embedding (or None: no face), stored per model in one .npz."""

@@ -29,7 +29,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import threading
 import time
 import tomllib
@@ -43,6 +42,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ModelFileError, XfrError
+from ..fileio import atomic_write
 from ..model import (FORMAT as MODEL_FORMAT, JointModel, default_spec, file_sha256, import_insightface_backbone,
                      load_model, resolve_device, save_model)
 from .datasets import DatasetError, FolderDataset, RecordIODataset, ValidationPairs, load_validation_pairs, \
@@ -347,16 +347,7 @@ def build_base_model(info: BaseModelInfo) -> JointModel:
 # --- helpers --------------------------------------------------------------------------------------------------
 def _atomic_torch_save(payload: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def model_bytes(model: nn.Module) -> int:

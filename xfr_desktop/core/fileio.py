@@ -1,0 +1,40 @@
+"""Small file helpers shared by models, training, reports and the CLI."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object], mode: int | None = 0o644) -> Path:
+    """Write through ``write(file)`` into a temp file beside ``path``, fsync, then rename over ``path``.
+
+    A killed process or a full disk never leaves a half-written ``path`` (the old file, if any, stays).
+    ``mode`` (umask applied) replaces mkstemp's owner-only 0600; ``None`` keeps 0600 (private files).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, mode & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
