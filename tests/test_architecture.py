@@ -1,0 +1,41 @@
+"""Import contracts: the domain core, the store and the reports never import Qt (napari-style layering)."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "xfr_desktop"
+QT_MODULES = ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "shiboken6")
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", ["core", "store", "report"])
+def test_layer_source_never_imports_qt(layer):
+    offenders = {str(p.relative_to(PACKAGE)): sorted(m for m in imported_modules(p) if m.split(".")[0] in QT_MODULES)
+                 for p in (PACKAGE / layer).rglob("*.py")}
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_importing_every_core_module_loads_no_qt():
+    modules = sorted("xfr_desktop." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts)
+                     for layer in ("core", "store", "report") for p in (PACKAGE / layer).rglob("*.py")
+                     if p.name != "__init__.py")
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            f"print(sorted(n for n in sys.modules if n.split('.')[0] in {QT_MODULES!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
