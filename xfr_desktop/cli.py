@@ -5,6 +5,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 
 from . import __version__
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .core.errors import XfrError
 
+    # Before torch loads: idle OpenMP threads sleep instead of spinning (torch's busy-wait made 2-thread runs
+    # many times slower on a shared machine).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")

@@ -228,6 +228,32 @@ def _relu_diff(base, D, window):
     return torch.maximum(D + window(zneg), window(negzpos))
 
 
+def _change_plan(layers, dtype):
+    """The decoder as steps acting on a change: batch norm after a transposed convolution is folded into its
+    weights (scale per output channel; the shift cancels), saving one full pass over the change per layer.
+
+    Steps: ("convT", module, weight, index), ("scale", None, per-channel scale, index), ("act", module, None, index).
+    """
+    steps = []
+    i = 0
+    while i < len(layers):
+        m = layers[i]
+        if isinstance(m, nn.ConvTranspose2d):
+            W = m.weight.to(dtype)
+            if i + 1 < len(layers) and isinstance(layers[i + 1], nn.BatchNorm2d):
+                W = W * _bn_scale(layers[i + 1], dtype).view(1, -1, 1, 1)
+                steps.append(("convT", m, W, i))
+                i += 2
+                continue
+            steps.append(("convT", m, W, i))
+        elif isinstance(m, nn.BatchNorm2d):
+            steps.append(("scale", None, _bn_scale(m, dtype), i))
+        else:
+            steps.append(("act", m, None, i))
+        i += 1
+    return steps
+
+
 def _fast_one_batch(layers, C, pos, cmax, progress):
     c = C.shape[1]
     dtype, dev = C.dtype, C.device
@@ -236,9 +262,9 @@ def _fast_one_batch(layers, C, pos, cmax, progress):
     offs = pos.clone()
     hw = tuple(C.shape[2:])
     D = None                          # (c,ch,h,w) change; None while it is still the one-hot at C
-    for li, m in enumerate(layers):
-        if isinstance(m, nn.ConvTranspose2d):
-            D = _transposed_conv_change(m, D, idx, cmax, dtype)
+    for kind, m, weight, li in _change_plan(layers, dtype):
+        if kind == "convT":
+            D = _transposed_conv_change(m, weight, D, idx, cmax)
             (s0, s1), (p0, p1) = m.stride, m.padding
             offs = torch.stack([offs[:, 0] * s0 - p0, offs[:, 1] * s1 - p1], 1)
             hw = _transposed_conv_size(m, hw)
@@ -246,8 +272,8 @@ def _fast_one_batch(layers, C, pos, cmax, progress):
             continue
         if D is None:
             D = _one_hot(c, idx, cmax, dtype, dev)
-        if isinstance(m, nn.BatchNorm2d):
-            D = D * _bn_scale(m, dtype)
+        if kind == "scale":
+            D = D * weight
         elif isinstance(m, nn.ReLU):
             D = _relu_diff(base_inputs[li], D, lambda t: _gather_windows(t, offs, D.shape[2:]))
         else:
@@ -256,9 +282,8 @@ def _fast_one_batch(layers, C, pos, cmax, progress):
     return D.abs().sum(1), offs, R0, tuple(R0.shape[2:])
 
 
-def _transposed_conv_change(m: nn.ConvTranspose2d, D, idx, cmax, dtype):
-    """A transposed convolution applied to the change D (bias cancels); D None = the one-hot at C."""
-    Wt = m.weight.to(dtype)
+def _transposed_conv_change(m: nn.ConvTranspose2d, Wt, D, idx, cmax):
+    """A transposed convolution (weights Wt) applied to the change D (bias cancels); D None = the one-hot at C."""
     if D is None:
         return _kernel_taps(Wt, idx, cmax, m.dilation, m.kernel_size)
     # channels_last: oneDNN's transposed convolution is ~1.5-2x faster on these small windows
@@ -308,13 +333,14 @@ def _fast_grouped(layers, C, pos, cmax, chunk, progress):
     order = np.argsort(keys, kind="stable")
     bounds = np.concatenate([[0], np.flatnonzero(np.diff(keys[order])) + 1, [c]])
     order_dev = torch.as_tensor(order, device=dev)  # one upload; groups are slices of it
+    plan = _change_plan(layers, dtype)
     done = 0
     for g0, g1 in zip(bounds[:-1], bounds[1:]):
         for start in range(int(g0), int(g1), chunk):
             members = order[start:min(start + chunk, g1)]
             idx = order_dev[start:min(start + chunk, g1)]
             r, q = (int(v) for v in pos_cpu[members[0]])
-            D, (r0, c0) = _propagate_group(layers, base_inputs, C, idx, cmax, r, q)
+            D, (r0, c0) = _propagate_group(plan, base_inputs, C, idx, cmax, r, q)
             orow, ocol = (int(v) for v in offsets[members[0]])
             h, w = D.shape[2:]
             values[idx, r0 - orow:r0 - orow + h, c0 - ocol:c0 - ocol + w] = D.abs().sum(1)
@@ -323,7 +349,7 @@ def _fast_grouped(layers, C, pos, cmax, chunk, progress):
     return values, offsets.to(dev), R0, out_hw
 
 
-def _propagate_group(layers, base_inputs, C, idx, cmax, r, q):
+def _propagate_group(plan, base_inputs, C, idx, cmax, r, q):
     """Change of every layer's output for channels idx whose maxima are all at C[:, :, r, q].
 
     Returns the final change (n, ch, h, w) cropped to the output and its top-left (row, col).
@@ -333,9 +359,9 @@ def _propagate_group(layers, base_inputs, C, idx, cmax, r, q):
     D = None
     r0, c0 = r, q
     H, W = C.shape[2:]
-    for li, m in enumerate(layers):
-        if isinstance(m, nn.ConvTranspose2d):
-            D = _transposed_conv_change(m, D, idx, cmax, dtype)
+    for kind, m, weight, li in plan:
+        if kind == "convT":
+            D = _transposed_conv_change(m, weight, D, idx, cmax)
             r0, c0 = r0 * m.stride[0] - m.padding[0], c0 * m.stride[1] - m.padding[1]
             H, W = _transposed_conv_size(m, (H, W))
             # Crop to the layer's output: outside it nothing exists to change.
@@ -347,8 +373,8 @@ def _propagate_group(layers, base_inputs, C, idx, cmax, r, q):
         if D is None:
             D = _one_hot(c, idx, cmax, dtype, dev)
         h, w = D.shape[2:]
-        if isinstance(m, nn.BatchNorm2d):
-            D = D * _bn_scale(m, dtype)
+        if kind == "scale":
+            D = D * weight
         elif isinstance(m, nn.ReLU):
             D = _relu_diff(base_inputs[li], D, lambda t: t[:, :, r0:r0 + h, c0:c0 + w])
         else:

@@ -181,6 +181,9 @@ def _qt_message(mode, context, message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before torch loads: idle OpenMP threads sleep instead of spinning, so they never starve the GUI thread
+    # (and a busy machine does not slow the analysis down many times over).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     if args.version:
         from .. import __version__
