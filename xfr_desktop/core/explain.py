@@ -240,7 +240,8 @@ def _side_maps(side: SideExplanation, products: np.ndarray, selected: np.ndarray
     return replace(side, H=H, S=np.abs(H), S_pos=np.maximum(H, 0), S_neg=np.maximum(-H, 0), weights=weights)
 
 
-def _check_face(model: JointModel, img: np.ndarray, name: str) -> np.ndarray:
+def check_face(model: JointModel, img: np.ndarray, name: str) -> np.ndarray:
+    """The array as an aligned RGB uint8 face at the model's input size, or a ValueError saying why not."""
     arr = np.asarray(img)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[:2] != model.input_size:
         raise ValueError(f"image {name} must be an aligned RGB uint8 face of {model.input_size}, "
@@ -280,8 +281,8 @@ def explain_pair(
         nonpositive = model.spec.get("explain", {}).get("nonpositive_channels", "exclude")
     if nonpositive not in ("exclude", "include"):
         raise ValueError("nonpositive must be 'exclude' or 'include'")
-    a = _check_face(model, a, "A")
-    b = _check_face(model, b, "B")
+    a = check_face(model, a, "A")
+    b = check_face(model, b, "B")
     dev = resolve_device(device) if device is not None else model.device
     if model.device != dev:
         model = model.to(dev)

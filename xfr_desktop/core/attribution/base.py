@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
+from ..explain import check_face
 from ..model import JointModel
 
 
@@ -46,14 +47,6 @@ class Explainer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
-
-
-def check_face(model: JointModel, img: np.ndarray, name: str) -> np.ndarray:
-    arr = np.asarray(img)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[:2] != model.input_size:
-        raise ValueError(f"image {name} must be an aligned RGB uint8 face of {model.input_size}, "
-                         f"got {arr.dtype} {arr.shape}")
-    return arr
 
 
 def cosine(Fa: torch.Tensor, Fb: torch.Tensor) -> torch.Tensor:
