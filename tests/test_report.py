@@ -189,3 +189,18 @@ def test_export_to_a_missing_folder_writes_and_logs_nothing(tmp_path, tiny_model
         with pytest.raises(ReportError, match="does not exist"):
             export_case_report(store, case.id, tmp_path / "nowhere" / "r.pdf")
         assert len(store.list_audit(case.id)) == n_before
+
+
+def test_stored_result_of_the_bundled_model_gets_its_card_excerpt(tmp_path):
+    """The app stores results with the model's sha256 only; the report still finds the bundled card."""
+    from xfr_desktop.core.model import default_model_path
+    from xfr_desktop.report import building
+    from xfr_desktop.store import open_store
+
+    if not default_model_path().is_file():
+        pytest.skip("bundled model not present")
+    with open_store(tmp_path) as store:
+        info = building._stored_model_info(store, building._bundled_model_sha256(), "bundled")
+        other = building._stored_model_info(store, "0" * 64, "other")
+    assert "Model card" in info.card_excerpt
+    assert other.card_excerpt == ""

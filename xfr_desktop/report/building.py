@@ -12,6 +12,8 @@ PDF/A validator (veraPDF is not available offline); see docs/reports.md for what
 """
 from __future__ import annotations
 
+import functools
+
 import io
 import json
 import os
@@ -345,9 +347,21 @@ def _stored_model_info(store, sha256: str, name: str) -> ModelInfo:
                 json.dumps(record.card, indent=1, ensure_ascii=False) if record.card else "")
         except XfrError:
             pass
-    if not card and path and _is_bundled_model(path):
+    if not card and ((path and _is_bundled_model(path)) or (sha256 and sha256 == _bundled_model_sha256())):
         card = model_card_excerpt()
     return ModelInfo(name=name, sha256=sha256, card_excerpt=card[:CARD_EXCERPT_CHARS], path=path)
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_model_sha256() -> str:
+    """A result stored by the app names its model by sha256 only; the bundled file is recognised by its hash."""
+    from ..core.fileio import file_sha256
+    from ..core.model import default_model_path
+
+    try:
+        return file_sha256(default_model_path())
+    except OSError:
+        return ""
 
 
 def calibration_summary(cal) -> dict | None:
