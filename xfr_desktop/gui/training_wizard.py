@@ -890,7 +890,12 @@ class TrainingWizard(QWizard):
     def _run_ended(self, *args) -> None:
         if self._close_when_done:
             self._close_when_done = False
-            super().reject()
+            # Close only after the run page has recorded the result: its slot is queued behind this one.
+            QTimer.singleShot(0, self._close_now)
+
+    @Slot()
+    def _close_now(self) -> None:
+        super().reject()
 
     @Slot()
     def shutdown(self) -> None:
