@@ -38,3 +38,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object], m
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_bytes(path: str | os.PathLike, what: str, error: type[Exception]) -> bytes:
+    """The file's bytes, or ``error`` with a one-line message naming ``what`` and the path."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {path} ({exc.strerror or exc})") from None

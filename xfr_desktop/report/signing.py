@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ..core.errors import XfrError
+from ..core.fileio import read_bytes
 
 SIGNATURE_FIELD = "XFRSignature"
 DEFAULT_BOX = (51.0, 60.0, 311.0, 130.0)   # used when the caller does not know where the report reserved it
@@ -73,12 +74,7 @@ def load_signing_identity(p12_path: str | os.PathLike, passphrase: str | bytes |
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
     path = Path(p12_path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SigningError(f"key file not found: {path}") from None
-    except OSError as exc:
-        raise SigningError(f"cannot read key file {path} ({exc.strerror or exc})") from None
+    data = read_bytes(path, "key file", SigningError)
     if isinstance(passphrase, str):
         passphrase = passphrase.encode("utf-8")
     try:

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.fileio import read_bytes
+
 # status words (also the CLI's summary); exit codes of `xfr verify-report`
 VALID, UNSIGNED, MODIFIED, INVALID, UNTRUSTED, MALFORMED, ERROR = (
     "valid", "unsigned", "modified", "invalid", "untrusted", "malformed", "error")
@@ -73,12 +75,7 @@ def _load_trust(trust: list[str | os.PathLike] | None):
     certs = []
     for path in trust or []:
         p = Path(path)
-        try:
-            data = p.read_bytes()
-        except FileNotFoundError:
-            raise ValueError(f"trust certificate not found: {p}") from None
-        except OSError as exc:
-            raise ValueError(f"cannot read trust certificate {p} ({exc.strerror or exc})") from None
+        data = read_bytes(p, "trust certificate", ValueError)
         try:
             loaded = list(load_certs_from_pemder_data(data))
         except Exception:  # noqa: BLE001
