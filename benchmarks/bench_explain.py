@@ -40,6 +40,48 @@ def timed(fn, repeats):
     return statistics.median(times) * 1e3, out
 
 
+def conv_gflop(module: torch.nn.Module, x: torch.Tensor) -> float:
+    """GFLOP (2 per multiply-add) of the convolutions of one forward pass of module on x."""
+    total = [0]
+
+    def hook(m, inp, out):
+        total[0] += 2 * out.numel() * m.weight[0].numel()
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        module(x)
+    for h in handles:
+        h.remove()
+    return total[0] / 1e9
+
+
+def engine_gflop(decoder: torch.nn.Module, C: torch.Tensor) -> float:
+    """GFLOP of the fast engine's transposed convolutions for C (1,c,h,w): each channel's change window
+    through every layer after the first (the first is a kernel slice), cropped at the borders as the engine
+    crops it."""
+    from xfr_desktop.core.engines import _change_plan, _crop_plan, channel_maxima, flatten_decoder
+
+    plan = _change_plan(flatten_decoder(decoder), C.dtype)
+    _, pos, _ = channel_maxima(C)
+    total = 0
+    for r, q in pos.tolist():
+        h = w = None
+        for (kind, m, _, _), (crop, _) in zip(plan, _crop_plan(plan, C.shape[2:], (r, q))):
+            if kind != "convT":
+                continue
+            if h is not None:
+                total += 2 * h * w * m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+            h, w = crop[1] - crop[0], crop[3] - crop[2]
+    return total / 1e9
+
+
+def sgemm_gflops(repeats: int) -> float:
+    """This machine's float32 matrix-product rate now (4096², median), the ceiling for both parts."""
+    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    t, _ = timed(lambda: a @ b, repeats)
+    return 2 * 4096 ** 3 / (t / 1e3) / 1e9
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -98,6 +140,10 @@ def main() -> None:
 
     H_ref = heatmap(ref_dense)
     err_H = float(np.abs(heatmap(dense(fast, size)) - H_ref).max() / np.abs(H_ref).max())
+    gflop_backbone = conv_gflop(model.backbone, x)
+    gflop_engine = engine_gflop(model.decoder, C1)
+    gemm_rate = sgemm_gflops(args.repeats)
+    floor_pair = (gflop_backbone + 2 * gflop_engine) / gemm_rate * 1e3
     figures = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, "
                    f"{args.threads} threads, device {args.device}",
@@ -112,6 +158,10 @@ def main() -> None:
         "max_rel_error_fast_vs_float64": float(err_fast),
         "max_rel_error_float32_literal_vs_float64": float(err_lit),
         "max_rel_error_H_fast_vs_float64": err_H,
+        "backbone_gflop_pair": gflop_backbone,
+        "engine_gflop_per_image": gflop_engine,
+        "sgemm_gflops": gemm_rate,
+        "pair_floor_at_sgemm_rate_ms": floor_pair,
         "peak_rss_mb_after_fast": rss_fast,
         "peak_rss_mb_start": rss0,
     }
@@ -125,6 +175,9 @@ def main() -> None:
     print(f"speed-up fast vs literal              {t_literal / t_fast:9.1f} x")
     print(f"max relative error fast vs float64    {err_fast:9.2e}   (worst channel; float32 literal: {err_lit:.2e})")
     print(f"max relative error of the map H       {err_H:9.2e}   (fast engine vs float64 literal)")
+    print(f"work: backbone {gflop_backbone:.1f} GFLOP for the pair, fast engine {gflop_engine:.1f} GFLOP per image; "
+          f"float32 matrix product here {gemm_rate:.0f} GFLOP/s")
+    print(f"pair at that rate with no other cost  {floor_pair:9.1f} ms   (the floor of this formulation)")
     print(f"peak RSS: {rss0:.0f} MB at start, {rss_fast:.0f} MB after the fast engine")
     if args.json:
         with open(args.json, "w") as f:

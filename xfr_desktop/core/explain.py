@@ -70,42 +70,46 @@ class ResidualStack:
         H, W = self.image_size
         pad, (Hp, Wp) = self._padding()
         out = np.zeros((self.channels, Hp, Wp), np.float32)
-        out.reshape(-1)[self._flat_index(with_channel=True).reshape(-1)] = self.values.reshape(-1)
+        h, w = self.values.shape[1:]
+        for (r0, c0), members in self._by_offset()[1]:
+            out[members, r0 + pad:r0 + pad + h, c0 + pad:c0 + pad + w] = self.values[members]
         return out[:, pad:pad + H, pad:pad + W]
 
     def combine(self, weights: np.ndarray) -> np.ndarray:
-        """Σ_i weights[i] · residual_i as an H×W float32 map, straight from the windows (no dense stack)."""
+        """Σ_i weights[i] · residual_i as an H×W float32 map, straight from the windows (no dense stack).
+
+        Channels whose windows sit at the same offset (one position of C) are summed by one float64
+        matrix-vector product, then each of these few sums is added at its offset.
+        """
         H, W = self.image_size
         pad, (Hp, Wp) = self._padding()
-        nz = np.flatnonzero(weights)
-        if nz.size == 0:
-            return np.zeros((H, W), np.float32)
-        idx = self._flat_index(with_channel=False)[nz]
-        contrib = self.values[nz].astype(np.float64) * np.asarray(weights, np.float64)[nz, None, None]
-        acc = np.bincount(idx.reshape(-1), weights=contrib.reshape(-1), minlength=Hp * Wp)
-        return acc.reshape(Hp, Wp)[pad:pad + H, pad:pad + W].astype(np.float32)
+        weights = np.asarray(weights, np.float64)
+        acc = np.zeros((Hp, Wp), np.float64)
+        h, w = self.values.shape[1:]
+        values64, groups = self._by_offset()
+        for (r0, c0), members in groups:
+            wg = weights[members]
+            if not wg.any():
+                continue
+            acc[r0 + pad:r0 + pad + h, c0 + pad:c0 + pad + w] += (wg @ values64[members]).reshape(h, w)
+        return acc[pad:pad + H, pad:pad + W].astype(np.float32)
+
+    def _by_offset(self):
+        """(values as (c, h·w) float64, [((row, col), channel indices) per distinct window offset]), cached."""
+        cached = self.__dict__.get("_by_offset_cache")
+        if cached is None:
+            offsets, inverse = np.unique(self.offsets, axis=0, return_inverse=True)
+            inverse = inverse.reshape(-1)
+            groups = [(tuple(int(v) for v in off), np.flatnonzero(inverse == k)) for k, off in enumerate(offsets)]
+            cached = (self.values.reshape(len(self.values), -1).astype(np.float64), groups)
+            self.__dict__["_by_offset_cache"] = cached
+        return cached
 
     def _padding(self):
         h, w = self.values.shape[1:]
         H, W = self.image_size
         pad = int(max(h, w, np.abs(self.offsets).max(initial=0)))
         return pad, (H + 2 * pad, W + 2 * pad)
-
-    def _flat_index(self, with_channel: bool) -> np.ndarray:
-        """Flat indices of every window pixel in a padded (c,) H+2p × W+2p canvas (cached)."""
-        key = "_flat_c" if with_channel else "_flat"
-        cached = self.__dict__.get(key)
-        if cached is not None:
-            return cached
-        pad, (Hp, Wp) = self._padding()
-        h, w = self.values.shape[1:]
-        rows = self.offsets[:, 0, None, None] + pad + np.arange(h)[None, :, None]
-        cols = self.offsets[:, 1, None, None] + pad + np.arange(w)[None, None, :]
-        flat = rows * Wp + cols
-        if with_channel:
-            flat = flat + (np.arange(self.channels) * Hp * Wp)[:, None, None]
-        self.__dict__[key] = flat
-        return flat
 
     @staticmethod
     def _paste(dst: np.ndarray, win: np.ndarray, offset) -> None:
