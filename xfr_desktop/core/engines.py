@@ -8,8 +8,9 @@ Three engines give the same numbers:
   only by -C[i,y,x]·kernel_i on a k×k window; every later layer needs only the change of its output inside a
   window that grows layer by layer (4→10→22→46 rows for the paper's decoder). Linear layers (transposed
   convolution without bias, batch norm's scale) act on the change directly; an elementwise activation f needs
-  f(z+dz) - f(z) at the stored base activations z, computed in a cancellation-free form. All channels share
-  the window shape, so a chunk of channels is one batched operation per layer.
+  f(z+dz) - f(z) at the stored base activations z, computed in a cancellation-free form (the base pass runs in
+  float64, so a change far smaller than the activations is still exact to float32). Channels whose windows
+  crop alike at the borders share window shapes, so a batch of them is one operation per layer.
 
 Every engine masks each residual to its change window (outside it the exact value is 0), so floating-point noise
 from comparing two separate decoder passes is not amplified by per-channel normalization.
@@ -220,7 +221,7 @@ def _base_pass(layers, C):
     """
     base_inputs: list = []
     dtype = C.dtype
-    x = C.double() if dtype == torch.float32 else C
+    x = C.double() if dtype == torch.float32 and C.device.type in ("cpu", "cuda") else C   # (no float64 on MPS)
     for m in layers:
         if isinstance(m, nn.ReLU):
             cl = torch.channels_last if x.dim() == 4 else torch.contiguous_format
