@@ -425,13 +425,15 @@ def _fast_grouped(layers, C, pos, cmax, chunk, progress):
     values = torch.zeros((c, *geo.size), dtype=dtype, device=dev)
     pos_cpu = pos.cpu()
     offsets = pos_cpu * torch.tensor(geo.scale) + torch.tensor(geo.shift)
-    crops = [_crop_plan(plan, C.shape[2:], (r, q)) for r, q in pos_cpu.tolist()]
+    positions = [tuple(p) for p in pos_cpu.tolist()]
+    per_position = {p: _crop_plan(plan, C.shape[2:], p) for p in set(positions)}   # dozens, not hundreds
+    crops = [per_position[p] for p in positions]
     classes: dict[tuple, list[int]] = {}
     for i, crop in enumerate(crops):
         classes.setdefault(tuple(cr for cr, _ in crop), []).append(i)
     done = 0
     for members in classes.values():
-        members.sort(key=lambda i: tuple(pos_cpu[i].tolist()))      # runs of channels at one position
+        members.sort(key=positions.__getitem__)      # runs of channels at one position
         for start in range(0, len(members), chunk):
             part = members[start:start + chunk]
             batch = _Batch(plan, base_inputs, bases, torch.as_tensor(part, device=dev), cmax, C,
