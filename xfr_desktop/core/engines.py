@@ -203,8 +203,9 @@ def _full_passes(decoder, layers, C, flat_idx, pos, can_localize, chunk, progres
 
 
 def _fast(layers, C, pos, cmax, chunk, progress):
-    """Exact incremental residuals. On the CPU channels are grouped by argmax position (no gathers, cropped
-    windows); on a GPU all channels go as one batch with gathered windows (few kernel launches, no host sync)."""
+    """Exact incremental residuals. On the CPU channels go in batches of one crop class (cropped windows, cache-
+    sized pieces); on a GPU all channels go as one batch with gathered windows (few kernel launches, no host
+    sync)."""
     if C.is_cuda:
         return _fast_one_batch(layers, C, pos, cmax, progress)
     return _fast_grouped(layers, C, pos, cmax, chunk, progress)
