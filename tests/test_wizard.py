@@ -131,6 +131,46 @@ def test_run_registers_and_activates_the_model(setup, qtbot):
     assert store.active_model().sha256 == models[0].sha256
 
 
+def test_time_estimate_runs_off_the_gui_thread(setup, qtbot, monkeypatch):
+    """Timing a training step takes seconds on a CPU; the device page must keep painting meanwhile."""
+    import threading
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    tmp_path, wizard, _ = setup
+    gui_thread = threading.get_ident()
+    seen = {}
+
+    def slow_estimate(model, batch_size, device="cpu", mode="joint", probe_batch=2):
+        seen["thread"] = threading.get_ident()
+        time.sleep(1.5)
+        return 0.5
+
+    monkeypatch.setattr("xfr_desktop.core.training.engine.estimate_step_seconds", slow_estimate)
+    go_to_hyper(wizard, tmp_path)
+    set_hyper(wizard, tmp_path, epochs=2, max_steps=0)
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    wizard.next()
+    device = wizard.page_named("device")
+    assert wizard.current_name() == "device" and "Estimating" in device.estimate_label.text()
+    qtbot.waitUntil(lambda: "Estimated training time" in device.estimate_label.text(), timeout=20000)
+    timer.stop()
+    assert seen["thread"] != gui_thread
+    assert "0.5 s per step" in device.estimate_label.text() and "6 steps" in device.estimate_label.text()
+    gaps = np.diff(ticks)
+    assert len(ticks) > 50 and gaps.max() < 0.5, f"GUI thread stalled {gaps.max():.2f} s during the estimate"
+    wizard.back()              # a new visit measures again for the new settings; stale answers are ignored
+    set_hyper(wizard, tmp_path, epochs=1, max_steps=0)
+    wizard.next()
+    qtbot.waitUntil(lambda: "Estimated training time" in device.estimate_label.text(), timeout=20000)
+    assert "3 steps" in device.estimate_label.text()
+
+
 def test_pause_and_cancel_keep_a_resumable_checkpoint(setup, qtbot):
     tmp_path, wizard, store = setup
     go_to_hyper(wizard, tmp_path)

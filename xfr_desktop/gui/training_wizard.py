@@ -104,6 +104,7 @@ class TrainingWorker(QObject):
     progress = Signal(object)        # TrainingProgress
     result = Signal(object)          # TrainResult (cancelled or finished)
     error = Signal(str, str)         # exception class name, one-line message
+    estimated = Signal(str, float, int)   # device, seconds per step (nan if it failed), request number
 
     def __init__(self):
         super().__init__()
@@ -132,10 +133,25 @@ class TrainingWorker(QObject):
             self.error.emit(type(exc).__name__, str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
 
 
+    @Slot(str, object, int, str, int)
+    def estimate(self, device: str, spec: dict, batch_size: int, mode: str, request: int) -> None:
+        """Time a training step on ``device`` (a few seconds on a CPU) off the GUI thread."""
+        try:
+            from ..core.model import JointModel
+            from ..core.training.engine import estimate_step_seconds
+
+            seconds = estimate_step_seconds(JointModel(spec), batch_size, device, mode)  # random weights time the same
+        except Exception as exc:  # noqa: BLE001 - an estimate must not stop the wizard
+            log.warning("time estimate failed: %s", exc)
+            seconds = float("nan")
+        self.estimated.emit(device, float(seconds), request)
+
+
 class TrainingController(QObject):
     """Owns the worker's thread (lives on the GUI thread)."""
 
     _start_requested = Signal(object)
+    _estimate_requested = Signal(str, object, int, str, int)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -144,6 +160,7 @@ class TrainingController(QObject):
         self.worker = TrainingWorker()
         self.worker.moveToThread(self.thread)
         self._start_requested.connect(self.worker.run)
+        self._estimate_requested.connect(self.worker.estimate)
         self.worker.result.connect(self._ended)
         self.worker.error.connect(self._ended)
         self.running = False
@@ -154,6 +171,10 @@ class TrainingController(QObject):
         self.worker.pause_event.clear()
         self.worker.cancel_event.clear()
         self._start_requested.emit(config)
+
+    def request_estimate(self, device: str, spec: dict, batch_size: int, mode: str, request: int) -> None:
+        """Queue a step-time estimate on the worker thread; the answer comes as ``worker.estimated``."""
+        self._estimate_requested.emit(device, spec, batch_size, mode, request)
 
     def set_paused(self, paused: bool) -> None:
         (self.worker.pause_event.set if paused else self.worker.pause_event.clear)()
@@ -548,10 +569,16 @@ class DevicePage(_Page):
         form.addRow(self.error_label)
         self.device_combo.currentIndexChanged.connect(self.device_changed)
         self._estimates: dict[str, float] = {}
+        self._requested: set[str] = set()
+        self._request = 0          # answers to requests made before the page was last entered are stale
+        self._listening = False
 
     def initializePage(self) -> None:  # noqa: N802
         import torch
 
+        if not self._listening:
+            self.wizard().controller.worker.estimated.connect(self._estimated)
+            self._listening = True
         self.device_combo.blockSignals(True)
         self.device_combo.clear()
         if torch.cuda.is_available():
@@ -560,8 +587,9 @@ class DevicePage(_Page):
         self.device_combo.addItem("CPU", "cpu")
         self.device_combo.blockSignals(False)
         self._estimates.clear()
-        self.estimate_label.setText("Estimating the training time…")
-        QTimer.singleShot(0, self.device_changed)  # let the page paint before measuring
+        self._requested.clear()
+        self._request += 1
+        self.device_changed()
 
     def total_steps(self) -> int:
         from ..core.training.engine import planned_steps
@@ -572,21 +600,32 @@ class DevicePage(_Page):
 
     @Slot()
     def device_changed(self) -> None:
-        from ..core.model import JointModel
-        from ..core.training.engine import estimate_step_seconds
-
         device = self.device_combo.currentData()
         if device is None:
             return
         self.amp_check.setEnabled(device.startswith("cuda"))
-        cfg = self.state.config
-        if device not in self._estimates:
-            try:
-                model = JointModel(self.state.base_info.spec)  # random weights time the same
-                self._estimates[device] = estimate_step_seconds(model, cfg.batch_size, device, cfg.mode)
-            except Exception as exc:  # noqa: BLE001 - an estimate must not block the wizard
-                log.warning("time estimate failed: %s", exc)
-                self._estimates[device] = float("nan")
+        if device in self._estimates:
+            self._show_estimate(device)
+            return
+        if device not in self._requested:
+            # timed on the training worker's thread (idle until a run starts): the page stays responsive
+            self._requested.add(device)
+            cfg = self.state.config
+            self.wizard().controller.request_estimate(device, self.state.base_info.spec, cfg.batch_size, cfg.mode,
+                                                      self._request)
+        self.state.estimate_s = None
+        self.estimate_label.setText(f"Estimating the training time on {self.device_combo.currentText()}…")
+        self.warning_label.clear()
+
+    @Slot(str, float, int)
+    def _estimated(self, device: str, seconds: float, request: int) -> None:
+        if request != self._request:
+            return
+        self._estimates[device] = seconds
+        if self.device_combo.currentData() == device:
+            self._show_estimate(device)
+
+    def _show_estimate(self, device: str) -> None:
         steps = self.total_steps()
         total = self._estimates[device] * steps
         self.state.estimate_s = total if np.isfinite(total) else None
