@@ -76,6 +76,12 @@ def test_distillation_and_reconstruction_losses():
     x = torch.randn(5, 8)
     assert distillation_loss(x, x).item() == pytest.approx(0.0, abs=1e-6)
     assert distillation_loss(x, -x).item() == pytest.approx(2.0, abs=1e-5)  # 1 - cos = 2; structure equal
+    # the pairwise-structure term is weighted (a max-pool head collapses onto one direction at weight 1)
+    y = torch.randn(5, 8)
+    plain = distillation_loss(x, y, structure_weight=0.0).item()
+    once = distillation_loss(x, y, structure_weight=1.0).item() - plain
+    assert once > 0
+    assert distillation_loss(x, y).item() - plain == pytest.approx(20 * once, rel=1e-5)   # the default weight
     assert distillation_loss(torch.randn(5, 8), torch.randn(5, 4)).item() > 0  # sizes differ: structure only
     assert reconstruction_loss(torch.zeros(2, 3), torch.full((2, 3), 2.0)).item() == pytest.approx(4.0)
 

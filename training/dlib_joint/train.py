@@ -24,31 +24,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from xfr_desktop.core.dlib_import import (  # noqa: E402
     DLIB_MEAN_RGB, dlib_joint_spec, joint_model_from_dlib, normalize_chips,
 )
 from xfr_desktop.core.model import file_sha256, save_model  # noqa: E402
-from xfr_desktop.core.training.losses import reconstruction_loss  # noqa: E402
+from xfr_desktop.core.training.losses import distillation_loss, reconstruction_loss  # noqa: E402
 
 log = logging.getLogger("train")
 HERE = Path(__file__).resolve().parent
-
-
-def identity_loss(student: torch.Tensor, teacher: torch.Tensor, structure_weight: float) -> torch.Tensor:
-    """mean(1 - cos(F, teacher)) + w * MSE of the batch's pairwise cosine matrices.
-
-    core.training.losses.distillation_loss is the same with w = 1; with the max-pool head that weight lets every F
-    collapse onto one common direction (run 1: cos to the teacher 0.91 but all pair cosines ~0.999, val accuracy
-    0.70), because a spatial max adds a large shared positive part. Verification only depends on the pairwise
-    cosines, so that term gets the weight.
-    """
-    s = F.normalize(student.float(), dim=1)
-    t = F.normalize(teacher.detach().float(), dim=1)
-    structure = F.mse_loss(s @ s.t(), t @ t.t())
-    return (1.0 - (s * t).sum(dim=1)).mean() + structure_weight * structure
 
 
 def best_threshold(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
@@ -196,7 +181,7 @@ def main(argv=None) -> int:
                     g["lr"] = base * lr_factor(step)
             C = bb.top(feats)
             Fm = C.amax((2, 3))
-            l_id = identity_loss(Fm, tgt_desc, cfg["structure_weight"])
+            l_id = distillation_loss(Fm, tgt_desc, cfg["structure_weight"])
             l_rec = reconstruction_loss(dec(C), target)
             loss = l_id + cfg["lambda_rec"] * l_rec
             sgd.zero_grad(set_to_none=True)

@@ -47,7 +47,7 @@ from ..model import (FORMAT as MODEL_FORMAT, JointModel, default_spec, file_sha2
                      load_model, resolve_device, save_model)
 from .datasets import DatasetError, FolderDataset, RecordIODataset, ValidationPairs, load_validation_pairs, \
     pairs_from_dataset
-from .losses import ArcFaceHead, distillation_loss, reconstruction_loss
+from .losses import DISTILL_STRUCTURE_WEIGHT, ArcFaceHead, distillation_loss, reconstruction_loss
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class TrainConfig:
     arcface_scale: float = 64.0
     arcface_margin: float = 0.5
     teacher: str | None = None         # distillation teacher model file (default: the base model, frozen)
+    distill_structure_weight: float = DISTILL_STRUCTURE_WEIGHT   # weight of the pairwise-cosine term
     val: str | None = None             # pairs.txt, CSV pairs or insightface .bin; None: pairs from the training set
     val_images_root: str | None = None
     val_limit: int | None = None       # use at most this many validation pairs
@@ -168,7 +169,7 @@ class TrainConfig:
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
             bad(f"max_steps must be a whole number >= 1, not {self.max_steps!r}")
         for key in ("lr_recognition", "lr_decoder", "momentum", "weight_decay", "recon_weight",
-                    "arcface_scale", "arcface_margin"):
+                    "arcface_scale", "arcface_margin", "distill_structure_weight"):
             v = getattr(self, key)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
                 bad(f"{key} must be a number >= 0, not {v!r}")
@@ -654,7 +655,7 @@ class Trainer:
                 id_loss = torch.zeros((), device=self.device)
             else:
                 C, emb = model.embed(x)
-                id_loss = self.head(emb, y) if self.head is not None else distillation_loss(emb, teacher_emb)
+                id_loss = self.head(emb, y) if self.head is not None else distillation_loss(emb, teacher_emb, cfg.distill_structure_weight)
             recon = model.reconstruct(C)
             rec_loss = reconstruction_loss(recon, x)
             loss = id_loss + cfg.recon_weight * rec_loss
