@@ -126,6 +126,22 @@ def test_float32_residuals_match_float64_channel_by_channel():
     assert err.max() < 1e-5
 
 
+def test_weights_updated_in_place_are_used_by_the_next_run():
+    """Nothing derived from the decoder's weights outlives a run (training updates them in place)."""
+    gen = torch.Generator().manual_seed(5)
+    decoder = build_decoder({"layers": [{"in": 6, "out": 4, "kernel": 4, "stride": 2, "padding": 1},
+                                        {"in": 4, "out": 3, "kernel": 4, "stride": 2, "padding": 1}],
+                             "hidden_activation": "relu", "final_activation": "tanh"}).eval()
+    C = torch.rand((1, 6, 3, 3), generator=gen) + 0.1
+    before = dense(compute_residuals(decoder, C, engine="fast"), (12, 12))
+    with torch.no_grad():
+        decoder[-2].weight.mul_(3.0)         # the last transposed convolution (GEMM form), in place
+    after = dense(compute_residuals(decoder, C, engine="fast"), (12, 12))
+    literal = dense(compute_residuals(decoder, C, engine="literal"), (12, 12))
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, literal, atol=1e-6 * literal.max())
+
+
 def test_residuals_stay_inside_the_change_window():
     spec = {"layers": [{"in": 4, "out": 3, "kernel": 4, "stride": 2, "padding": 1},
                        {"in": 3, "out": 3, "kernel": 4, "stride": 2, "padding": 1}]}

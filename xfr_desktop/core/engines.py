@@ -166,7 +166,10 @@ def compute_residuals(decoder: nn.Module, C: torch.Tensor, engine: str = "fast",
     with torch.no_grad():
         flat_idx, pos, cmax = channel_maxima(C)
         if engine == "fast":
-            values, offsets, R0, out_size = _fast(layers, C, pos, cmax, chunk or 128, progress)
+            try:
+                values, offsets, R0, out_size = _fast(layers, C, pos, cmax, chunk or 128, progress)
+            finally:
+                _GEMM_WEIGHTS.clear()
         else:
             values, offsets, R0, out_size = _full_passes(decoder, layers, C, flat_idx, pos, can_localize,
                                                         1 if engine == "literal" else (chunk or 32), progress)
@@ -334,9 +337,10 @@ _GEMM_WEIGHTS: dict = {}
 
 
 def _gemm_weight(Wt, k0, k1):
-    """Wt (ci, co, kh, kw) zero-padded to k0×k1 and laid out (ci, ky·kx·co); cached per weight tensor (the plan
-    keeps its weights alive for the run, and the cache holds only the latest few)."""
-    key = (id(Wt), Wt.data_ptr(), k0, k1)
+    """Wt (ci, co, kh, kw) zero-padded to k0×k1 and laid out (ci, ky·kx·co). Cached for the run (an entry holds
+    its tensor, so the id cannot be reused; the version counter catches in-place updates; compute_residuals empties
+    the cache when it returns)."""
+    key = (id(Wt), Wt._version, k0, k1)
     hit = _GEMM_WEIGHTS.get(key)
     if hit is not None and hit[0] is Wt:
         return hit[1]
