@@ -46,6 +46,16 @@ class OracleExplainer(Explainer):
         return m, m.copy()
 
 
+class ReversedOracle(OracleExplainer):
+    """The oracle's map upside down: calls the unused right half important."""
+
+    name = "reversed"
+
+    def explain_maps(self, model, a, b):
+        m, _ = super().explain_maps(model, a, b)
+        return 1 - m, 1 - m
+
+
 @pytest.fixture
 def half_model():
     torch.manual_seed(0)
@@ -125,6 +135,28 @@ def test_step_zero_is_shared_and_scores_come_per_step(half_model):
     assert len(scores["oracle"]) == 3
     # hiding the irrelevant right half (50%) changes nothing for the oracle
     assert scores["oracle"][1] == pytest.approx(scores["oracle"][0], abs=1e-9)
+
+
+def test_deletion_hides_the_most_salient_pixels_first(half_model):
+    sal = np.arange(100, dtype=np.float32).reshape(10, 10)
+    rng = np.random.default_rng(1)
+    img = rng.integers(1, 256, (10, 10, 3), dtype=np.uint8)
+    out = hidden_versions(img, np.zeros_like(img), sal, [0.3], tiebreak_keys((10, 10), 0), order="most")
+    assert (out[0].reshape(100, 3)[70:] == 0).all()                 # the 30 most salient are blurred
+    np.testing.assert_array_equal(out[0].reshape(100, 3)[:70], img.reshape(100, 3)[:70])
+    # on the synthetic model the oracle ranks the half the model uses first, so deleting by it fails fast;
+    # the reversed map deletes the unused half first and keeps every verdict up to 50 %
+    jobs = _jobs(12)
+    cfg = HidingGameConfig(blur_sigma=16.0, threshold=_threshold(half_model, jobs), seed=1, order="most")
+    explainers = {"oracle": OracleExplainer(), "reversed": ReversedOracle()}
+    deletion = run_hiding_game(half_model, jobs, ["oracle", "reversed"], cfg, explainers=explainers)
+    assert deletion["configuration"]["order"] == "most"
+    assert deletion["accuracy"]["reversed"][5] == 100.0
+    assert deletion["accuracy"]["oracle"][5] < 100.0
+    assert deletion["auc"]["oracle"] < deletion["auc"]["reversed"] - 5
+    assert "lower AUC" in markdown_table(deletion)
+    with pytest.raises(Exception, match="order must be"):
+        run_hiding_game(half_model, jobs, ["random"], HidingGameConfig(order="sideways"), explainers=explainers)
 
 
 def test_oracle_map_beats_random_map(half_model, tmp_path):

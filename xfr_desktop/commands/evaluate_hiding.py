@@ -1,7 +1,8 @@
 """`xfr evaluate hiding-game`: the paper's hiding game (Table II, Fig. 4) on a pair list, for several explainers.
 
-Writes ``hiding_game.json``, ``hiding_game.png`` and ``hiding_game.md`` to ``--out``; maps (npz per pair and
-method) and per-pair scores are cached under ``--out/cache`` so an interrupted run resumes where it stopped.
+Writes ``hiding_game.json``, ``hiding_game.png`` and ``hiding_game.md`` to ``--out`` (``deletion.*`` with
+``--order most``); maps (npz per pair and method) and per-pair scores are cached under ``--out/cache`` so an
+interrupted run resumes where it stopped, and a deletion run on the same ``--out`` reuses the maps.
 """
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def register(evaluate_subparsers) -> None:
     p.add_argument("--aligned", action="store_true", help="images are already aligned crops (no detection)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--batch-size", type=int, default=128, help="images per backbone pass (default 128)")
+    p.add_argument("--order", choices=["least", "most"], default="least",
+                   help="least: the hiding game (hide the least salient pixels first; higher AUC = better map); "
+                        "most: deletion (hide the most salient first; lower AUC = better map). Deletion writes "
+                        "deletion.json/.png/.md and reuses the maps cached in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -182,28 +187,31 @@ def run(args) -> int:
         explainers["xface-abs"] = XFaceMagnitudeExplainer(stride=args.xface_stride,
                                                           batch_size=max(args.batch_size, 64))
     config = HidingGameConfig(steps=tuple(steps), blur_sigma=args.blur_sigma, seed=args.seed,
-                              threshold=args.threshold, batch_size=args.batch_size)
+                              threshold=args.threshold, batch_size=args.batch_size, order=args.order)
+    stem = "hiding_game" if args.order == "least" else "deletion"
+    game_name = "Hiding game" if args.order == "least" else "Deletion (most salient pixels hidden first)"
     bar = ProgressBar(enabled=not args.no_progress)
-    print(f"hiding game: {len(jobs)} pairs, methods {', '.join(methods)}, model {model.path}", file=sys.stderr)
+    print(f"{game_name.lower()}: {len(jobs)} pairs, methods {', '.join(methods)}, model {model.path}",
+          file=sys.stderr)
     summary = run_hiding_game(model, jobs, methods, config, cache_dir=out / "cache", explainers=explainers,
                               progress=bar)
     summary["pairs_file"] = str(Path(args.pairs))
     summary["root"] = str(root)
     summary["folds"] = folds
     summary["limit"] = args.limit
-    (out / "hiding_game.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     fold_text = (" fold" + ("s " if len(folds) > 1 else " ") + ",".join(map(str, folds))) if folds else ""
-    title = (f"Hiding game: {summary['n_pairs']} pairs of {Path(args.pairs).name}{fold_text}, "
+    title = (f"{game_name}: {summary['n_pairs']} pairs of {Path(args.pairs).name}{fold_text}, "
              f"model {model.spec.get('name')}, blur sigma {summary['configuration']['blur_sigma']:g} px")
-    plot_curves(summary, out / "hiding_game.png", title)
-    header = (f"# Hiding game\n\n{title}. Threshold {summary['model']['threshold']:g}; "
+    plot_curves(summary, out / f"{stem}.png", title)
+    header = (f"# {game_name}\n\n{title}. Threshold {summary['model']['threshold']:g}; "
               f"{summary['n_no_face']} pairs without a detectable face left out.\n\n")
-    (out / "hiding_game.md").write_text(header + markdown_table(summary), encoding="utf-8")
+    (out / f"{stem}.md").write_text(header + markdown_table(summary), encoding="utf-8")
     print(markdown_table(summary))
     if summary["n_no_face"]:
-        print(f"{summary['n_no_face']} pairs left out (no face found / unreadable); see hiding_game.json",
+        print(f"{summary['n_no_face']} pairs left out (no face found / unreadable); see {stem}.json",
               file=sys.stderr)
-    print(f"wrote {out / 'hiding_game.json'}, {out / 'hiding_game.png'}, {out / 'hiding_game.md'} "
+    print(f"wrote {out / (stem + '.json')}, {out / (stem + '.png')}, {out / (stem + '.md')} "
           f"({summary['timings']['wall_s']:.0f} s)", file=sys.stderr)
     return 0
 

@@ -12,6 +12,9 @@ Details that change the numbers, all recorded in the results:
 - Ties in a map (flat regions, e.g. a Grad-CAM map that is zero over half the face) are broken by a fixed random
   order drawn from ``seed``, the same for every method, pair and step.
 - Step 0 is the unmodified pair and is shared by all methods.
+- ``order="most"`` plays the deletion variant on the same maps: the most salient p% are hidden first, so a faithful
+  map makes the verdicts fail fast (lower AUC = better). It answers the hiding game's blind spot: keeping a
+  scattered or central set of pixels can preserve a face whatever the map says.
 
 Qt-free: the CLI (`xfr evaluate hiding-game`) and any GUI use :func:`run_hiding_game`.
 """
@@ -66,6 +69,11 @@ def tiebreak_keys(shape: Sequence[int], seed: int) -> np.ndarray:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, 7919]).random(int(shape[0]) * int(shape[1]))
 
 
+#: "least": hide the least salient pixels first (keep what the map calls important; higher AUC = better map);
+#: "most": deletion, hide the most salient first (a faithful map makes the verdicts fail fast; lower AUC = better)
+ORDERS = ("least", "most")
+
+
 def hiding_order(saliency: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
     """Flat pixel indices from least to most salient."""
     sal = np.nan_to_num(np.asarray(saliency, np.float64).ravel(), nan=-np.inf)
@@ -73,10 +81,11 @@ def hiding_order(saliency: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
 
 
 def hidden_versions(image: np.ndarray, blurred: np.ndarray, saliency: np.ndarray, fractions: Sequence[float],
-                    tiebreak: np.ndarray) -> np.ndarray:
-    """(len(fractions),H,W,3) uint8: ``image`` with its least salient fraction of pixels taken from ``blurred``."""
+                    tiebreak: np.ndarray, order: str = "least") -> np.ndarray:
+    """(len(fractions),H,W,3) uint8: ``image`` with its least (``order="least"``, the hiding game) or most
+    (``"most"``, deletion) salient fraction of pixels taken from ``blurred``."""
     H, W = saliency.shape
-    order = hiding_order(saliency, tiebreak)
+    order = hiding_order(saliency, tiebreak) if order == "least" else hiding_order(saliency, tiebreak)[::-1]
     out = np.empty((len(fractions), H, W, 3), np.uint8)
     for i, f in enumerate(fractions):
         mask = np.zeros(H * W, bool)
@@ -97,7 +106,7 @@ def embed_batch(model, images: np.ndarray, batch_size: int = 128) -> torch.Tenso
 
 def play_pair(model, a: np.ndarray, b: np.ndarray, maps: dict[str, tuple[np.ndarray, np.ndarray]],
               steps: Sequence[int], blur_sigma: float, tiebreak: np.ndarray,
-              batch_size: int = 128) -> dict[str, list[float]]:
+              batch_size: int = 128, order: str = "least") -> dict[str, list[float]]:
     """Cosine scores of the modified pair, method -> one per step, plus ``FULLY_BLURRED`` -> [score of the pair
     with both faces entirely blurred] (the floor: what the model sees when nothing is kept). One batch."""
     fractions = [s / 100.0 for s in steps]
@@ -105,8 +114,8 @@ def play_pair(model, a: np.ndarray, b: np.ndarray, maps: dict[str, tuple[np.ndar
     nonzero = [f for f in fractions if f > 0]
     images = [a[None], b[None], blurred[0][None], blurred[1][None]]   # step 0 (shared), fully blurred pair
     for method, (map_a, map_b) in maps.items():
-        images.append(hidden_versions(a, blurred[0], map_a, nonzero, tiebreak))
-        images.append(hidden_versions(b, blurred[1], map_b, nonzero, tiebreak))
+        images.append(hidden_versions(a, blurred[0], map_a, nonzero, tiebreak, order))
+        images.append(hidden_versions(b, blurred[1], map_b, nonzero, tiebreak, order))
     F = embed_batch(model, np.concatenate(images), batch_size)
     base = float((F[0] * F[1]).sum())
     n = len(nonzero)
@@ -172,6 +181,7 @@ class HidingGameConfig:
     seed: int = 0
     threshold: float | None = None       # None -> the model's own
     batch_size: int = 128
+    order: str = "least"                 # hide the least salient first (the paper's game) or "most" (deletion)
 
     def resolve(self, model) -> "HidingGameConfig":
         steps = tuple(int(s) for s in self.steps)
@@ -181,13 +191,17 @@ class HidingGameConfig:
         if sigma <= 0:
             raise XfrError("blur sigma must be positive")
         thr = model.threshold if self.threshold is None else float(self.threshold)
+        if self.order not in ORDERS:
+            raise XfrError(f"order must be one of {', '.join(ORDERS)}, not {self.order!r}")
         return HidingGameConfig(steps=steps, blur_sigma=sigma, seed=int(self.seed), threshold=thr,
-                                batch_size=int(self.batch_size))
+                                batch_size=int(self.batch_size), order=self.order)
 
     def game_dict(self) -> dict:
         """The settings the scores depend on (batch size does not)."""
         d = asdict(self)
         d.pop("batch_size")
+        if d["order"] == "least":
+            d.pop("order")     # the game as it was before deletion existed: earlier caches stay valid
         d["steps"] = list(self.steps)
         d["blur_kernel"] = 2 * int(np.ceil(3 * self.blur_sigma)) + 1 if self.blur_sigma else None
         return d
@@ -329,7 +343,7 @@ def run_hiding_game(model, jobs: Iterable[PairJob], methods: Sequence[str], conf
             if path is not None:
                 _save_maps(path, maps[m], seconds[m])
         t2 = time.perf_counter()
-        scores = play_pair(model, a, b, maps, cfg.steps, cfg.blur_sigma, tiebreak, cfg.batch_size)
+        scores = play_pair(model, a, b, maps, cfg.steps, cfg.blur_sigma, tiebreak, cfg.batch_size, cfg.order)
         timings["game_s"] += time.perf_counter() - t2
         rec = run.records.setdefault(job.key, {"same": bool(job.same), "scores": {}, "map_seconds": {}})
         for m in todo + ([FULLY_BLURRED] if FULLY_BLURRED not in rec["scores"] else []):
@@ -388,7 +402,12 @@ def markdown_table(summary: dict, paper: dict[str, float] | None = PAPER_LFW_AUC
     """AUC per method (all / matched / mismatched) beside the paper's LFW column, then the accuracy curve."""
     methods = [m for m in summary["methods"] if m in summary["auc"]]
     steps = summary["steps"]
-    lines = ["| Method | AUC (all) | AUC matched | AUC mismatched | Paper LFW AUC |", "|---|---:|---:|---:|---:|"]
+    deletion = summary.get("configuration", {}).get("order", "least") == "most"
+    if deletion:
+        paper = None       # the paper's column is for the hiding game, not for deletion
+    lines = (["Deletion: the most salient pixels are hidden first; a lower AUC means a more faithful map.", ""]
+             if deletion else [])
+    lines += ["| Method | AUC (all) | AUC matched | AUC mismatched | Paper LFW AUC |", "|---|---:|---:|---:|---:|"]
     for m in methods:
         ref = f"{paper[m]:.2f}" if paper and m in paper else "–"
         lines.append(f"| {METHOD_LABELS.get(m, m)} | {summary['auc'][m]:.2f} | "
