@@ -80,6 +80,12 @@ class _Geometry:
     out_size: tuple[int, int]
 
 
+def change_window(m: nn.ConvTranspose2d, h: int, w: int) -> tuple[int, int]:
+    """Size of the output a transposed convolution (padding 0) gives an h×w input: where an h×w change lands."""
+    (s0, s1), (k0, k1), (d0, d1) = m.stride, m.kernel_size, m.dilation
+    return (h - 1) * s0 + d0 * (k0 - 1) + 1, (w - 1) * s1 + d1 * (k1 - 1) + 1
+
+
 def window_geometry(layers: list[nn.Module], C_hw: tuple[int, int]) -> _Geometry:
     h = w = 1
     sy = sx = 1
@@ -87,8 +93,8 @@ def window_geometry(layers: list[nn.Module], C_hw: tuple[int, int]) -> _Geometry
     H, W = C_hw
     for m in layers:
         if isinstance(m, nn.ConvTranspose2d):
-            (s0, s1), (p0, p1), (k0, k1), (d0, d1) = m.stride, m.padding, m.kernel_size, m.dilation
-            h, w = (h - 1) * s0 + d0 * (k0 - 1) + 1, (w - 1) * s1 + d1 * (k1 - 1) + 1
+            (s0, s1), (p0, p1) = m.stride, m.padding
+            h, w = change_window(m, h, w)
             sy, sx, oy, ox = sy * s0, sx * s1, oy * s0 - p0, ox * s1 - p1
             H, W = _transposed_conv_size(m, (H, W))
     return _Geometry((h, w), (sy, sx), (oy, ox), (H, W))
@@ -166,10 +172,7 @@ def compute_residuals(decoder: nn.Module, C: torch.Tensor, engine: str = "fast",
     with torch.no_grad():
         flat_idx, pos, cmax = channel_maxima(C)
         if engine == "fast":
-            try:
-                values, offsets, R0, out_size = _fast(layers, C, pos, cmax, chunk or 128, progress)
-            finally:
-                _GEMM_WEIGHTS.clear()
+            values, offsets, R0, out_size = _fast(layers, C, pos, cmax, chunk or 128, progress)
         else:
             values, offsets, R0, out_size = _full_passes(decoder, layers, C, flat_idx, pos, can_localize,
                                                         1 if engine == "literal" else (chunk or 32), progress)
@@ -243,7 +246,8 @@ def _apply_in(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if isinstance(m, nn.ConvTranspose2d) and t == torch.float64 and not x.is_cuda and m.groups == 1 \
             and m.dilation == (1, 1):
         # torch's float64 transposed convolution on the CPU is a slow reference path; the GEMM form is ~2x faster
-        full = _transposed_conv_gemm(x, m.weight.to(t), m.stride, m.kernel_size)
+        full = _transposed_conv_gemm(x, _gemm_layout(m.weight.to(t), m.stride, m.kernel_size), m.stride,
+                                     m.kernel_size)
         (p0, p1), (q0, q1) = m.padding, m.output_padding
         full = Fn.pad(full, (0, max(0, q1 - p1), 0, max(0, q0 - p0)))
         H, W = _transposed_conv_size(m, x.shape[2:])
@@ -253,9 +257,8 @@ def _apply_in(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return Fn.conv_transpose2d(x, m.weight.to(t), None if m.bias is None else m.bias.to(t), m.stride,
                                    m.padding, m.output_padding, m.groups, m.dilation)
     if isinstance(m, nn.BatchNorm2d):
-        opt = lambda v: None if v is None else v.to(t)  # noqa: E731
-        return Fn.batch_norm(x, opt(m.running_mean), opt(m.running_var), opt(m.weight), opt(m.bias), False, 0.0,
-                             m.eps)
+        stats = [None if v is None else v.to(t) for v in (m.running_mean, m.running_var, m.weight, m.bias)]
+        return Fn.batch_norm(x, *stats, False, 0.0, m.eps)
     if isinstance(m, nn.PReLU):
         return Fn.prelu(x, m.weight.to(t))
     if next(iter(m.parameters()), x).dtype == t:
@@ -322,35 +325,29 @@ def _fast_one_batch(layers, C, pos, cmax, progress):
     return D.abs().sum(1), offs, R0, tuple(R0.shape[2:])
 
 
-def _transposed_conv_change(m: nn.ConvTranspose2d, Wt, D, idx, cmax):
-    """A transposed convolution (weights Wt) applied to the change D (bias cancels); D None = the one-hot at C."""
+def _transposed_conv_change(m: nn.ConvTranspose2d, Wt, D, idx, cmax, layouts: dict | None = None):
+    """A transposed convolution (weights Wt) applied to the change D (bias cancels); D None = the one-hot at C.
+
+    ``layouts``: the run's GEMM weight layouts by layer (filled here), so each is made once per run and none
+    outlives it (weights may change between runs, e.g. in training)."""
     if D is None:
         return _kernel_taps(Wt, idx, cmax, m.dilation, m.kernel_size)
     if _prefer_gemm(m, D):
-        return _transposed_conv_gemm(D, Wt, m.stride, m.kernel_size)
+        layouts = {} if layouts is None else layouts
+        if id(m) not in layouts:
+            layouts[id(m)] = _gemm_layout(Wt, m.stride, m.kernel_size)
+        return _transposed_conv_gemm(D, layouts[id(m)], m.stride, m.kernel_size)
     # channels_last: oneDNN's transposed convolution is ~1.5-2x faster on these small windows
     return Fn.conv_transpose2d(D.contiguous(memory_format=torch.channels_last), Wt, None, stride=m.stride,
                                padding=0, dilation=m.dilation)
 
 
-_GEMM_WEIGHTS: dict = {}
-
-
-def _gemm_weight(Wt, k0, k1):
-    """Wt (ci, co, kh, kw) zero-padded to k0×k1 and laid out (ci, ky·kx·co). Cached for the run (an entry holds
-    its tensor, so the id cannot be reused; the version counter catches in-place updates; compute_residuals empties
-    the cache when it returns)."""
-    key = (id(Wt), Wt._version, k0, k1)
-    hit = _GEMM_WEIGHTS.get(key)
-    if hit is not None and hit[0] is Wt:
-        return hit[1]
-    kh, kw = Wt.shape[2:]
-    Wp = Fn.pad(Wt, (0, k1 - kw, 0, k0 - kh)) if (kh, kw) != (k0, k1) else Wt
-    Wg = Wp.permute(0, 2, 3, 1).reshape(Wt.shape[0], -1).contiguous()
-    if len(_GEMM_WEIGHTS) >= 8:
-        _GEMM_WEIGHTS.clear()
-    _GEMM_WEIGHTS[key] = (Wt, Wg)
-    return Wg
+def _gemm_layout(Wt, stride, kernel) -> torch.Tensor:
+    """Wt (ci, co, kh, kw) zero-padded to a multiple of the stride and laid out (ci, ky·kx·co)."""
+    (s0, s1), (k0, k1) = stride, kernel
+    K0, K1 = -(-k0 // s0) * s0, -(-k1 // s1) * s1
+    Wp = Fn.pad(Wt, (0, K1 - k1, 0, K0 - k0)) if (K0, K1) != (k0, k1) else Wt
+    return Wp.permute(0, 2, 3, 1).reshape(Wt.shape[0], -1).contiguous()
 
 
 def _prefer_gemm(m: nn.ConvTranspose2d, D) -> bool:
@@ -361,8 +358,9 @@ def _prefer_gemm(m: nn.ConvTranspose2d, D) -> bool:
             and (m.out_channels <= 16 or D.shape[2] * D.shape[3] <= 16))
 
 
-def _transposed_conv_gemm(D, Wt, stride, kernel):
-    """conv_transpose2d(D, Wt, stride, padding 0) as (n·h·w, ci) @ (ci, k·k·co) and a fold of the k·k taps.
+def _transposed_conv_gemm(D, Wg, stride, kernel):
+    """conv_transpose2d(D, W, stride, padding 0) as (n·h·w, ci) @ (ci, k·k·co) and a fold of the k·k taps;
+    ``Wg`` is W's :func:`_gemm_layout`.
 
     The kernel is zero-padded to a multiple of the stride, so tap ky = j·s + a lands on output row (y + j)·s + a:
     the fold is (k/s)² shifted adds of whole (n, h, s, w, s, co) blocks. Returns a channels_last tensor.
@@ -370,8 +368,7 @@ def _transposed_conv_gemm(D, Wt, stride, kernel):
     n, ci, h, w = D.shape
     (s0, s1), (k0, k1) = stride, kernel
     J0, J1 = -(-k0 // s0), -(-k1 // s1)
-    co = Wt.shape[1]
-    Wg = _gemm_weight(Wt, J0 * s0, J1 * s1)                                        # (ci, ky·kx·co)
+    co = Wg.shape[1] // (J0 * s0 * J1 * s1)
     X = D.permute(0, 2, 3, 1).reshape(-1, ci)                                      # free for channels_last D
     Y = (X @ Wg).view(n, h, w, J0, s0, J1, s1, co)
     out = torch.zeros((n, h + J0 - 1, s0, w + J1 - 1, s1, co), dtype=D.dtype, device=D.device)
@@ -433,6 +430,7 @@ def _fast_grouped(layers, C, pos, cmax, chunk, progress):
     positions = [tuple(p) for p in pos_cpu.tolist()]
     per_position = {p: _crop_plan(plan, C.shape[2:], p) for p in set(positions)}   # dozens, not hundreds
     crops = [per_position[p] for p in positions]
+    layouts: dict = {}
     classes: dict[tuple, list[int]] = {}
     for i, crop in enumerate(crops):
         classes.setdefault(tuple(cr for cr, _ in crop), []).append(i)
@@ -442,7 +440,8 @@ def _fast_grouped(layers, C, pos, cmax, chunk, progress):
         for start in range(0, len(members), chunk):
             part = members[start:start + chunk]
             batch = _Batch(plan, base_inputs, bases, torch.as_tensor(part, device=dev), cmax, C,
-                           tops=torch.tensor([[o for _, o in crops[i]] for i in part]), crops=crops[part[0]])
+                           tops=torch.tensor([[o for _, o in crops[i]] for i in part]), crops=crops[part[0]],
+                           layouts=layouts)
             for sub, D in batch.propagate():
                 r0, c0 = batch.tops[sub[0], -1].tolist()
                 orow, ocol = offsets[part[sub[0]]].tolist()   # the class crops alike: one relative offset
@@ -463,8 +462,7 @@ def _crop_plan(plan, C_hw, position):
     for kind, m, _, _ in plan:
         if kind == "convT":
             (s0, s1), (p0, p1) = m.stride, m.padding
-            (k0, k1), (d0, d1) = m.kernel_size, m.dilation
-            h, w = (h - 1) * s0 + d0 * (k0 - 1) + 1, (w - 1) * s1 + d1 * (k1 - 1) + 1
+            h, w = change_window(m, h, w)
             r0, c0 = r0 * s0 - p0, c0 * s1 - p1
             H, W = _transposed_conv_size(m, (H, W))
             top, left = max(0, -r0), max(0, -c0)
@@ -521,6 +519,7 @@ class _Batch:
     C: torch.Tensor
     tops: torch.Tensor        # (n, steps, 2) each channel's window top-left after every step
     crops: list               # the class's (crop, _) per step
+    layouts: dict             # the run's GEMM weight layouts (see _transposed_conv_change)
 
     def propagate(self, step: int = 0, D=None, sub=None):
         """Push the change of channels idx[sub] through plan[step:]; yields (sub, final change) pieces."""
@@ -528,12 +527,12 @@ class _Batch:
         for si in range(step, len(self.plan)):
             kind, m, weight, li = self.plan[si]
             if kind == "convT":
-                if D is not None and len(sub) > 1 and len(sub) * _batch_cost(m, D)[0] > _batch_cost(m, D)[1]:
+                if D is not None and len(sub) > 1 and _too_big(m, D):
                     half = len(sub) // 2
                     for part in (slice(0, half), slice(half, None)):
                         yield from self.propagate(si, D[part], sub[part])
                     return
-                D = _transposed_conv_change(m, weight, D, self.idx[sub], self.cmax)
+                D = _transposed_conv_change(m, weight, D, self.idx[sub], self.cmax, self.layouts)
                 top, bottom, left, right = self.crops[si][0]
                 if (top, left) != (0, 0) or (bottom, right) != tuple(D.shape[2:]):
                     # elementwise ops on a cropped view run ~3x slower than on a dense tensor
@@ -570,10 +569,10 @@ class _Batch:
         return activation_diff(m, _base_windows(base, rows, tops, (h, w)), D)
 
 
-def _batch_cost(m: nn.ConvTranspose2d, D) -> tuple[int, int]:
-    """(elements per channel, budget) of the transposed convolution of D in the form it will run in."""
+def _too_big(m: nn.ConvTranspose2d, D) -> bool:
+    """Would the transposed convolution of the batch D, in the form it will run in, pass its budget?"""
     h, w = D.shape[2:]
-    (s0, s1), (k0, k1), (d0, d1) = m.stride, m.kernel_size, m.dilation
     if _prefer_gemm(m, D):
-        return h * w * k0 * k1 * m.out_channels, GEMM_BUDGET
-    return m.out_channels * ((h - 1) * s0 + d0 * (k0 - 1) + 1) * ((w - 1) * s1 + d1 * (k1 - 1) + 1), CONV_BUDGET
+        return len(D) * h * w * m.kernel_size[0] * m.kernel_size[1] * m.out_channels > GEMM_BUDGET
+    oh, ow = change_window(m, h, w)
+    return len(D) * m.out_channels * oh * ow > CONV_BUDGET
