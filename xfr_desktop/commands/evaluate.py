@@ -1,10 +1,11 @@
-"""`xfr evaluate`: verification accuracy (verify) and the hiding game (hiding-game)."""
+"""`xfr evaluate`: verification accuracy (verify), the hiding game (hiding-game) and explanation quality
+(explanations)."""
 from __future__ import annotations
 
 import importlib
 import importlib.util
 
-SUBCOMMANDS = ["evaluate_verify", "evaluate_hiding"]
+SUBCOMMANDS = ["evaluate_verify", "evaluate_hiding", "evaluate_explanations"]
 
 
 def register(subparsers) -> None:
