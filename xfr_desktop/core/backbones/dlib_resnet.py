@@ -126,15 +126,32 @@ def make_blocks(dense: bool) -> nn.ModuleList:
     return nn.ModuleList(blocks)
 
 
-class DlibDenseBackbone(nn.Module):
-    """x (N,3,150,150) in dlib normalization -> C (N,128,8,8). Family ``dlib-resnet``."""
+HEADS = ("conv1x1", "affine")
 
-    def __init__(self, channels: int = 128):
+
+class DlibDenseBackbone(nn.Module):
+    """x (N,3,150,150) in dlib normalization -> C (N,channels,8,8). Family ``dlib-resnet``.
+
+    ``head`` = ``"conv1x1"``: C is a 1x1 convolution (256 -> channels, initialised from dlib's fc) of the last dense
+    stage. Mixing channels moves their maxima onto one cell, so Algorithm 1's residuals coincide.
+    ``head`` = ``"affine"``: C is a per-channel scale and shift (a folded batch norm, as the paper's BN'd conv map)
+    of the last dense stage, 256 channels; an affine map cannot move a channel's maximum.
+    """
+
+    def __init__(self, channels: int = 128, head: str = "conv1x1"):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"unknown dlib head {head!r}; known: {', '.join(HEADS)}")
         self.stem = DlibStem()
         self.blocks = make_blocks(dense=True)
-        # the bias (0 at import) lets training remove the common positive offset a spatial max adds to every channel
-        self.head = nn.Conv2d(256, channels, 1, bias=True)
+        if head == "affine":
+            if channels != 256:
+                raise ValueError("the affine head keeps the last stage's 256 channels")
+            self.head = Affine(256)
+        else:
+            # the bias (0 at import) lets training remove the common positive offset a spatial max adds to every
+            # channel
+            self.head = nn.Conv2d(256, channels, 1, bias=True)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen part: stem and the strided blocks through the 128 stage (128x8x8 for a 150 chip)."""
@@ -144,7 +161,7 @@ class DlibDenseBackbone(nn.Module):
         return x
 
     def top(self, t: torch.Tensor) -> torch.Tensor:
-        """The trained part: the dense 256 stages and the 1x1 conv."""
+        """The trained part: the dense 256 stages and the head."""
         for blk in self.blocks[N_STRIDED_BLOCKS:]:
             t = blk(t)
         return self.head(t)
@@ -154,4 +171,4 @@ class DlibDenseBackbone(nn.Module):
 
 
 def build_dlib_backbone(spec: dict) -> nn.Module:
-    return DlibDenseBackbone(channels=int(spec.get("channels", 128)))
+    return DlibDenseBackbone(channels=int(spec.get("channels", 128)), head=str(spec.get("head", "conv1x1")))
