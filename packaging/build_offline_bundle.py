@@ -42,7 +42,7 @@ PROJECT_NAME = "xfr-desktop"
 DEFAULT_TORCH_VERSION = "2.13.0"
 DEFAULT_GLIBC = "2.34"  # PySide6 6.11 ships manylinux_2_34 wheels only (Ubuntu 22.04+, RHEL 9+)
 PYTORCH_INDEX = "https://download.pytorch.org/whl/{tag}"
-DEFAULT_MODEL_NAME = "xfr-dlib-maxpool-joint.pt"
+DEFAULT_MODEL_NAME = "xfr-dlib-affine-joint.pt"
 MODEL_SUFFIXES = {".pt", ".onnx", ".md", ".txt", ".json"}
 RESOURCE_DIRS = ("icons", "fonts", "samples")
 
@@ -416,7 +416,7 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(REPO / "dist"), help="folder the bundle is written under (default dist/)")
     p.add_argument("--models-dir", default=str(REPO / "models"), help="models to bundle (default models/)")
     p.add_argument("--allow-missing-model", action="store_true",
-                   help="bundle even when models/xfr-dlib-maxpool-joint.pt is missing")
+                   help="bundle even when models/xfr-dlib-affine-joint.pt is missing")
     p.add_argument("--no-index", action="store_true", help="use only --find-links folders (fully offline build)")
     p.add_argument("--find-links", action="append", default=[], metavar="DIR",
                    help="extra folder of wheels (repeatable), e.g. a local mirror")

@@ -143,7 +143,7 @@ def test_import_dlib_command_writes_a_loadable_joint_model(dat_path, tmp_path, c
     assert "128x8x8" in capsys.readouterr().out.replace(", ", "x").replace("(", "").replace(")", "")
 
 
-def test_bundled_default_model_is_the_dlib_joint_model():
+def test_bundled_default_model_is_the_explanation_ready_dlib_joint_model():
     from xfr_desktop.core.model import default_model_path, load_model
 
     if not default_model_path().is_file():
@@ -153,6 +153,35 @@ def test_bundled_default_model_is_the_dlib_joint_model():
     assert model.spec["family"] == "dlib-resnet"
     assert 0.0 < model.threshold < 1.0
     C, F = model.embed(torch.zeros(1, 3, 150, 150))
-    assert C.shape[2:] == (8, 8) and F.shape == (1, 128)
+    assert C.shape[2:] == (8, 8) and F.shape == (1, 256)
+    assert model.spec["head"] == "affine"  # no channel mixing after the last dense stage (issue 12)
     R = model.reconstruct(C)
     assert R.shape == (1, 3, 150, 150) and R.abs().max() <= 1.0
+
+
+def test_affine_head_keeps_every_channels_maximum_where_the_dense_stage_has_it():
+    """The explanation-ready head (issue 12): C is a per-channel affine of the last dense stage, so with positive
+    scales each channel's argmax is the dense stage's (a 1x1 conv mixes channels and moves them)."""
+    from xfr_desktop.core.backbones.dlib_resnet import DlibDenseBackbone
+
+    torch.manual_seed(0)
+    bb = DlibDenseBackbone(channels=256, head="affine").eval()
+    bb.head.weight.data = torch.rand(256) + 0.1
+    bb.head.bias.data = torch.randn(256)
+    t = torch.relu(torch.randn(2, 128, 8, 8))
+    with torch.no_grad():
+        dense = t
+        for blk in bb.blocks[10:]:
+            dense = blk(dense)
+        C = bb.top(t)
+    assert C.shape == (2, 256, 8, 8)
+    expect = dense * bb.head.weight.view(1, -1, 1, 1) + bb.head.bias.view(1, -1, 1, 1)
+    assert torch.allclose(C, expect, atol=1e-6)
+    live = dense.flatten(2).amax(-1) > dense.flatten(2).amin(-1)  # channels not constant over space
+    assert live.sum() > 100
+    am_c, am_d = C.flatten(2).argmax(-1), dense.flatten(2).argmax(-1)
+    assert torch.equal(am_c[live], am_d[live])
+    with pytest.raises(ValueError, match="256"):
+        DlibDenseBackbone(channels=128, head="affine")
+    with pytest.raises(ValueError, match="unknown dlib head"):
+        DlibDenseBackbone(head="mlp")

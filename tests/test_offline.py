@@ -23,7 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "resources" / "samples"
-BUNDLED_MODEL = REPO / "models" / "xfr-dlib-maxpool-joint.pt"
+BUNDLED_MODEL = REPO / "models" / "xfr-dlib-affine-joint.pt"
 LOCAL_HOSTS = {None, "", "localhost", "127.0.0.1", "::1", "0.0.0.0", "::"}
 INET_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 

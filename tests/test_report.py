@@ -192,15 +192,21 @@ def test_export_to_a_missing_folder_writes_and_logs_nothing(tmp_path, tiny_model
 
 
 def test_stored_result_of_the_bundled_model_gets_its_card_excerpt(tmp_path):
-    """The app stores results with the model's sha256 only; the report still finds the bundled card."""
-    from xfr_desktop.core.model import default_model_path
+    """The app stores results with the model's sha256 only; the report still finds the card of every model shipped
+    in models/ -- the default (models/README.md) and earlier bundled models kept beside it (<stem>.md)."""
+    from xfr_desktop.core.model import MODELS_DIR, default_model_path, file_sha256
     from xfr_desktop.report import building
     from xfr_desktop.store import open_store
 
     if not default_model_path().is_file():
         pytest.skip("bundled model not present")
     with open_store(tmp_path) as store:
-        info = building._stored_model_info(store, building._bundled_model_sha256(), "bundled")
+        info = building._stored_model_info(store, file_sha256(default_model_path()), "bundled")
         other = building._stored_model_info(store, "0" * 64, "other")
+        older = [(p, building._stored_model_info(store, file_sha256(p), p.name))
+                 for p in sorted(MODELS_DIR.glob("*.pt")) if p != default_model_path()]
     assert "Model card" in info.card_excerpt
+    assert default_model_path().name in info.card_excerpt.split("\n")[0]
     assert other.card_excerpt == ""
+    for path, rec in older:
+        assert path.name in rec.card_excerpt.split("\n")[0], f"no card of its own for {path.name}"

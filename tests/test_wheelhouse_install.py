@@ -25,7 +25,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "resources" / "samples"
-BUNDLED_MODEL = REPO / "models" / "xfr-dlib-maxpool-joint.pt"
+BUNDLED_MODEL = REPO / "models" / "xfr-dlib-affine-joint.pt"
 
 
 def load_builder():

@@ -31,7 +31,7 @@ FORMAT = "xfr-joint-model"
 FORMAT_VERSION = 1
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = Path(os.environ.get("XFR_MODELS_DIR", PACKAGE_ROOT / "models"))
-DEFAULT_MODEL_NAME = "xfr-dlib-maxpool-joint.pt"
+DEFAULT_MODEL_NAME = "xfr-dlib-affine-joint.pt"
 
 ARCFACE_TEMPLATE_112 = [
     [38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041],

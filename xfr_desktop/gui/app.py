@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="case database and image store (default: $XFR_DATA_DIR or the "
                    "user data folder)")
     p.add_argument("--model", metavar="PATH", help="model file (default: the store's active model, else the "
-                   "bundled models/xfr-dlib-maxpool-joint.pt)")
+                   "bundled models/xfr-dlib-affine-joint.pt)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the model runs (default: CUDA when available)")
     p.add_argument("--demo", action="store_true", help="open the bundled sample case and analyse its first pair")

@@ -317,13 +317,26 @@ def model_card_excerpt(readme: str | os.PathLike | None = None, max_chars: int =
     return "\n\n".join(paragraphs)
 
 
-def _is_bundled_model(path) -> bool:
-    from ..core.model import default_model_path
+def bundled_card_path(model_path) -> Path | None:
+    """The card of a model file shipped in models/: ``<stem>.md`` beside it, else models/README.md for the default
+    model. None for any other file."""
+    from ..core.model import MODELS_DIR, default_model_path
 
     try:
-        return bool(path) and Path(path).resolve() == default_model_path().resolve()
+        path = Path(model_path).resolve()
+        if not model_path or path.parent != MODELS_DIR.resolve():
+            return None
+        own = path.with_suffix(".md")
+        if own.is_file():
+            return own
+        return MODELS_DIR / "README.md" if path == default_model_path().resolve() else None
     except OSError:
-        return False
+        return None
+
+
+def _bundled_card_excerpt(model_path) -> str:
+    card = bundled_card_path(model_path)
+    return model_card_excerpt(card) if card is not None else ""
 
 
 def model_info(model=None, *, name: str = "", sha256: str = "") -> ModelInfo:
@@ -332,7 +345,7 @@ def model_info(model=None, *, name: str = "", sha256: str = "") -> ModelInfo:
     spec = getattr(model, "spec", None) or {}
     return ModelInfo(name=name or (Path(path).name if path else spec.get("name", "")),
                      sha256=sha256 or (getattr(model, "sha256", None) or ""),
-                     card_excerpt=model_card_excerpt() if _is_bundled_model(path) else "", path=str(path))
+                     card_excerpt=_bundled_card_excerpt(path), path=str(path))
 
 
 def _stored_model_info(store, sha256: str, name: str) -> ModelInfo:
@@ -347,21 +360,25 @@ def _stored_model_info(store, sha256: str, name: str) -> ModelInfo:
                 json.dumps(record.card, indent=1, ensure_ascii=False) if record.card else "")
         except XfrError:
             pass
-    if not card and ((path and _is_bundled_model(path)) or (sha256 and sha256 == _bundled_model_sha256())):
-        card = model_card_excerpt()
+    if not card:
+        card = _bundled_card_excerpt(path or _bundled_models_by_sha256().get(sha256, ""))
     return ModelInfo(name=name, sha256=sha256, card_excerpt=card[:CARD_EXCERPT_CHARS], path=path)
 
 
 @functools.lru_cache(maxsize=1)
-def _bundled_model_sha256() -> str:
-    """A result stored by the app names its model by sha256 only; the bundled file is recognised by its hash."""
+def _bundled_models_by_sha256() -> dict[str, str]:
+    """A result stored by the app names its model by sha256 only; every model file shipped in models/ (the default
+    and earlier bundled models kept for their stored results) is recognised by its hash."""
     from ..core.fileio import file_sha256
-    from ..core.model import default_model_path
+    from ..core.model import MODELS_DIR
 
-    try:
-        return file_sha256(default_model_path())
-    except OSError:
-        return ""
+    found = {}
+    for path in sorted(MODELS_DIR.glob("*.pt")):
+        try:
+            found[file_sha256(path)] = str(path)
+        except OSError:
+            continue
+    return found
 
 
 def calibration_summary(cal) -> dict | None:
