@@ -317,7 +317,7 @@ def test_results_persist_across_restart(qtbot, tmp_path, tiny_model, pair, recor
         with qtbot.waitSignal(w2.result_shown, timeout=10_000):
             w2.select_case(case_id)
         assert not w2.controller.busy
-        assert w2.controller.worker._models == {}  # nothing was recomputed: the model was never loaded
+        assert w2.controller.models.models == {}  # nothing was recomputed: the model was never loaded
         assert len(store2.list_results(outcome.job.comparison_id)) == 1
         r = w2.result
         assert r.score == pytest.approx(original.score)
@@ -350,7 +350,7 @@ def test_cancel_mid_analysis(qtbot, tmp_path, slow_model, pair, recorder):
         # the same comparison can be analysed afterwards; the loaded model is reused
         with qtbot.waitSignal(w.analysis_finished, timeout=ANALYSIS_TIMEOUT_MS):
             assert w.run_analysis()
-        assert len(w.controller.worker._models) == 1
+        assert len(w.controller.models.models) == 1
         assert store.get_comparison(comp_id).status == "done"
     finally:
         w.close()
@@ -598,7 +598,7 @@ def test_likelihood_ratio_shown_when_the_model_is_calibrated(qtbot, tmp_path, ti
 
     from xfr_desktop.core.calibration import calibration_path, fit_calibration
     from xfr_desktop.core.model import file_sha256
-    from xfr_desktop.gui.calibration_hook import format_likelihood_ratio, likelihood_ratio_for
+    from xfr_desktop.core.calibration import format_stored_likelihood_ratio, stored_likelihood_ratio
 
     model = tmp_path / "calibrated.pt"
     shutil.copy(tiny_model, model)
@@ -606,10 +606,10 @@ def test_likelihood_ratio_shown_when_the_model_is_calibrated(qtbot, tmp_path, ti
     cal = fit_calibration(rng.normal(0.8, 0.1, 200), rng.normal(0.1, 0.1, 200), model_sha256=file_sha256(model))
     cal.save(calibration_path(model))
 
-    class Plain:  # what the hook needs of a model: its file
+    class Plain:  # what the lookup needs of a model: its file
         path, sha256 = str(tiny_model), None
 
-    assert likelihood_ratio_for(Plain(), 0.5) is None  # no calibration next to this file
+    assert stored_likelihood_ratio(Plain(), 0.5) is None  # no calibration next to this file
     w, store = _open_window(qtbot, tmp_path / "data", model)
     try:
         _new_case(w)
@@ -617,7 +617,7 @@ def test_likelihood_ratio_shown_when_the_model_is_calibrated(qtbot, tmp_path, ti
         lr = outcome.record.parameters["likelihood_ratio"]
         assert lr["value"] == pytest.approx(cal.describe(outcome.result.score)[0], rel=1e-6)
         qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
-        assert w.lr_label.text() == format_likelihood_ratio({"value": lr["value"]}) != "—"
+        assert w.lr_label.text() == format_stored_likelihood_ratio({"value": lr["value"]}) != "—"
         assert w.lr_verbal_label.isVisibleTo(w) and "proposition" in w.lr_verbal_label.text()
     finally:
         w.close()

@@ -29,14 +29,11 @@ import numpy as np
 import torch
 
 from .engines import compute_residuals
+from .errors import Cancelled  # noqa: F401 - raised here; callers still import it from this module
 from .model import JointModel, resolve_device
 
 NORMALIZATIONS = ("sum", "max")
 ProgressCallback = Callable[[str, float], None]
-
-
-class Cancelled(Exception):
-    """Raised inside an explanation when the caller's cancel check returns True."""
 
 
 @dataclass

@@ -18,12 +18,12 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QDock
                                QWidget)
 
 from ..core.errors import ImageError, XfrError
-from .calibration_hook import format_likelihood_ratio
+from ..analysis import AnalysisOutcome, FaceChoiceRequest, LoadedResult, plan_analysis, save_recombined
+from ..core.calibration import format_stored_likelihood_ratio
 from .channels import COL_CONTRIB, ChannelTableModel, make_proxy
 from .dialogs import (AboutDialog, FacePickerDialog, NewCaseDialog, present, show_error, show_error_for)
 from .views import COLORMAPS, MAP_MODES, DisplaySettings, PairViews, SideSource
-from .worker import (AnalysisController, AnalysisJob, AnalysisOutcome, FaceChoiceRequest, LoadedResult,
-                     LoaderController)
+from .worker import AnalysisController, LoaderController
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(1024, 680)
 
         self.controller = AnalysisController(store, self)
-        w = self.controller.worker
+        w = self.controller
         w.progress.connect(self._on_progress)
         w.finished.connect(self._on_finished)
         w.failed.connect(self._on_failed)
@@ -91,8 +91,8 @@ class MainWindow(QMainWindow):
         w.device_ready.connect(self._on_device)
         w.warmed_up.connect(self._on_warmed_up)
         self.loader = LoaderController(store, self)
-        self.loader.loader.loaded.connect(self._on_result_loaded)
-        self.loader.loader.failed.connect(self._on_result_load_failed)
+        self.loader.loaded.connect(self._on_result_loaded)
+        self.loader.failed.connect(self._on_result_load_failed)
         self.engine_ready = False  # torch and the engine imported (by the worker, in the background)
 
         self._table_timer = QTimer(self)
@@ -691,7 +691,7 @@ class MainWindow(QMainWindow):
         self._update_score(result)
         p = record.parameters or {}
         lr = p.get("likelihood_ratio") or {}
-        self.lr_label.setText(format_likelihood_ratio({"value": lr["value"]} if lr.get("value") is not None else None))
+        self.lr_label.setText(format_stored_likelihood_ratio({"value": lr.get("value")}))
         verbal = lr.get("verbal")
         self.lr_verbal_label.setText(f"{verbal[:1].upper()}{verbal[1:]}." if verbal else "")
         self.lr_verbal_label.setToolTip(f"LR {self.lr_label.text()}: {verbal}" if verbal else "")
@@ -850,23 +850,10 @@ class MainWindow(QMainWindow):
     def save_as_new_result(self) -> None:
         if not self._parameters_dirty():
             return
-        from ..core.serialize import result_parameters, result_payload
-
         old = self.record
-        p = dict(old.parameters or {})
-        faces = old.faces()
-        extra = {s: {k: v for k, v in faces.get(s, {}).items() if k in ("box", "landmarks", "transform")}
-                 for s in "ab"}
-        params = result_parameters(self.result, **{k: v for k, v in p.items()
-                                                   if k in ("face_index_a", "face_index_b", "prealigned", "device",
-                                                            "likelihood_ratio", "model_threshold")})
-        params["derived_from_result"] = old.id
-        payload = result_payload(self.result, model_sha256=old.model_sha256, model_name=old.model_name,
-                                 faces_extra=extra, parameters=params)
-        payload["timings"] = dict(old.timings or {}, **{"recombine": round(self.result.timings_ms.get("recombine", 0), 3)})
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            record = self.store.save_result(old.comparison_id, payload)
+            record, extra = save_recombined(self.store, old, self.result)
         except XfrError as exc:
             show_error_for(self, "StoreError", str(exc))
             return
@@ -990,23 +977,13 @@ class MainWindow(QMainWindow):
             return False
         if self.controller.busy:
             return False
-        comp = self.store.get_comparison(self.comparison_id)
         try:
-            img_a, img_b = self.store.image_path(comp.image_a), self.store.image_path(comp.image_b)
-            name_a = self.store.get_image(comp.image_a).original_name
-            name_b = self.store.get_image(comp.image_b).original_name
+            job = plan_analysis(self.store, self.comparison_id, face_choices=self.face_choices.get(self.comparison_id),
+                                prealigned=self.act_prealigned.isChecked(), model_path=self.model_path,
+                                device=self.device, engine=self.engine)
         except XfrError as exc:
             show_error_for(self, "StoreError", str(exc))
             return False
-        chosen = self.face_choices.get(comp.id, {})
-        ask = (comp.parameters or {}).get("ask_face", False)
-        job = AnalysisJob(
-            comparison_id=comp.id, image_a=img_a, image_b=img_b, name_a=f"A ({name_a})", name_b=f"B ({name_b})",
-            face_index_a=chosen.get("a", None if ask else comp.face_index_a),
-            face_index_b=chosen.get("b", None if ask else comp.face_index_b),
-            prealigned=bool((comp.parameters or {}).get("prealigned", False)) or self.act_prealigned.isChecked(),
-            model_path=self.model_path, device=self.device, engine=self.engine,
-        )
         if not self.controller.start(job):
             return False
         self._set_busy(True)
