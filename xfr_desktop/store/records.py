@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .arrays import unpack_arrays
+from ..core.arrays import unpack_arrays
 
 
 @dataclass(frozen=True)
