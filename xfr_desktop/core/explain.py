@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .decision import decision_label
 from .engines import compute_residuals
 from .errors import Cancelled  # noqa: F401 - raised here; callers still import it from this module
 from .model import JointModel, resolve_device
@@ -183,7 +184,7 @@ class PairExplanation:
 
     @property
     def decision_label(self) -> str:
-        return "match" if self.decision else "non-match"
+        return decision_label(self.decision)
 
     @property
     def T(self) -> float:

@@ -18,9 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+from ..paths import RESOURCES_DIR
+
 SCREENSHOT_SIZE = (1280, 800)
 DEMO_TIMEOUT_S = 300
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "samples"
+SAMPLES_DIR = RESOURCES_DIR / "samples"
 EXIT_OK, EXIT_USAGE, EXIT_FAILED, EXIT_TIMEOUT = 0, 2, 1, 3
 
 

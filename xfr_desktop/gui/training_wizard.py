@@ -4,7 +4,8 @@ Each page checks its input in ``validatePage`` and shows what is wrong in red on
 unreadable folders, too few identities or images, a checkpoint of the wrong family, too little disk space).
 The run uses :class:`xfr_desktop.core.training.engine.Trainer` on a task (``gui/tasks.py``), as do the
 dataset scan and the step-time estimates; the GUI thread sets the pause and cancel ``threading.Event``s directly
-and receives progress through queued signals. The finished model is registered in the store with its model card and made active on request.
+and receives progress through queued signals. The finished model is registered in the store with its model card
+and made active on request.
 
 Open it with :func:`open_training_wizard` (window-modal, non-blocking).
 """
@@ -175,9 +176,11 @@ class DataSummary:
 def scan_training_data(path: Path) -> DataSummary:
     """Check the training data the examiner chose (reads a few files: seconds on a slow disk, hence a task)."""
     from ..core.training.datasets import DatasetError, scan_identity_folder
+    from ..core.training.engine import recordio_file
 
-    if path.suffix == ".rec" or (path.is_dir() and (path / "train.rec").is_file()):
-        return _scan_recordio(path if path.suffix == ".rec" else path / "train.rec")
+    rec = recordio_file(path)
+    if rec is not None:
+        return _scan_recordio(rec)
     scan = scan_identity_folder(path, MIN_IDENTITIES, MIN_IMAGES)
     problems = _unreadable(p for p, _ in scan.files[:3])
     if len(problems) == len(scan.files[:3]):
