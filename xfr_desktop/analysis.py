@@ -2,8 +2,8 @@
 
 One path from a click to a saved result: the GUI builds an :class:`AnalysisJob` (:func:`plan_analysis`), runs
 :func:`analyse_comparison` on a worker thread (``gui/tasks.py``) and shows the :class:`AnalysisOutcome`. The
-steps are detect → align → Algorithm 1 → likelihood ratio → serialize → save; the comparison's status line in the
-store follows them (running, done, failed, cancelled, waiting for a face choice).
+steps are detect → align → Algorithm 1 → likelihood ratio → serialize → save; the comparison's status line in
+the store follows them (running, done, failed, cancelled, waiting for a face choice).
 
 Torch, OpenCV and the engine are imported inside the functions, never at module import: the GUI imports this
 module on its own thread at start-up, and torch must load on the worker thread instead.
