@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from ..analysis import AnalysisJob, AnalysisOutcome, FaceChoiceRequest, LoadedResult  # noqa: F401 - re-exported
 from ..analysis import ModelCache, analyse_comparison, load_result, stage_reporter
+from ..core.errors import Cancelled
 from .tasks import TaskRunner
 
 
@@ -88,8 +89,6 @@ class AnalysisController(QObject):
         self.device_ready.emit(describe_device(model.device))
         report("model", 1.0)
         if ctx.is_cancelled():
-            from ..core.errors import Cancelled
-
             raise Cancelled()
         return analyse_comparison(self.store, job, model, aligner=self.models.aligner(model),
                                   progress=ctx.progress, is_cancelled=ctx.is_cancelled)
