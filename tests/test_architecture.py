@@ -1,14 +1,18 @@
-"""Import contracts: the domain core, the store and the reports never import Qt (napari-style layering)."""
+"""Import contracts: the domain core, the store and the reports never import Qt (napari-style layering), and the
+layers (pyproject.toml, [tool.importlinter]) only import downwards: gui / commands / cli, then analysis, report,
+store, core."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "xfr_desktop"
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "xfr_desktop"
 QT_MODULES = ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "shiboken6")
 
 
@@ -39,3 +43,12 @@ def test_importing_every_core_module_loads_no_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_layer_contracts_hold():
+    """lint-imports (import-linter, a test dependency) checks every import, including those inside functions."""
+    code = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout

@@ -176,9 +176,9 @@ def test_import_run_results_appear(qtbot, app_window, pair, recorder):
     assert outcome.record is not None
     qtbot.waitUntil(lambda: w.record is not None and w.record.id == outcome.record.id, timeout=5000)
     assert w.result is not None and np.isclose(w.result.score, outcome.result.score)
-    assert w.score_label.text().find(f"{outcome.result.score:+.5f}") >= 0
-    assert w.decision_label.text() in ("MATCH", "NON-MATCH")
-    assert w.channel_model.rowCount() == 16
+    assert w.controls.score_label.text().find(f"{outcome.result.score:+.5f}") >= 0
+    assert w.controls.decision_label.text() in ("MATCH", "NON-MATCH")
+    assert w.channels.model.rowCount() == 16
     heat = w.views.heat["a"].image
     assert heat is not None and heat.shape == (112, 112)
     np.testing.assert_allclose(heat, w.result.a.S)
@@ -203,38 +203,38 @@ def test_threshold_changes_maps_and_saves_new_result(qtbot, app_window, pair):
     qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
     before = w.views.heat["a"].image.copy()
     H_before = w.result.a.H.copy()
-    assert w.threshold_spin.value() == pytest.approx(0.3)  # the model's threshold
-    assert not w.save_btn.isEnabled()
-    lo, hi = w.threshold_range  # the slider spans the score and the threshold, with a margin
+    assert w.controls.threshold_spin.value() == pytest.approx(0.3)  # the model's threshold
+    assert not w.controls.save_btn.isEnabled()
+    lo, hi = w.state.threshold_range  # the slider spans the score and the threshold, with a margin
     assert lo < min(w.result.score, 0.3) and hi > max(w.result.score, 0.3)
-    w.threshold_slider.setValue(0)  # τ = lo
-    assert w.threshold_spin.value() == pytest.approx(lo, abs=1e-5)
+    w.controls.threshold_slider.setValue(0)  # τ = lo
+    assert w.controls.threshold_spin.value() == pytest.approx(lo, abs=1e-5)
     assert w.result.threshold == pytest.approx(lo, abs=1e-5)
     assert not np.allclose(w.result.a.H, H_before)
     assert not np.allclose(w.views.heat["a"].image, before)
     np.testing.assert_allclose(w.views.heat["a"].image, w.result.a.S, rtol=1e-6)
-    assert w.last_update_ms < 50, f"threshold update took {w.last_update_ms:.1f} ms"
+    assert w.state.last_update_ms < 50, f"threshold update took {w.state.last_update_ms:.1f} ms"
     # the channel table follows once the slider rests
     expected_weight = f"{w.result.products[0] - w.result.T:+.3e}"
-    qtbot.waitUntil(lambda: w.channel_model.data(w.channel_model.index(0, 1)) == expected_weight, timeout=3000)
-    assert w.threshold_value_label.text() == f"{w.result.threshold:.5f}"
+    qtbot.waitUntil(lambda: w.channels.model.data(w.channels.model.index(0, 1)) == expected_weight, timeout=3000)
+    assert w.controls.threshold_value_label.text() == f"{w.result.threshold:.5f}"
     # the spin box drives the same path
-    w.threshold_spin.setValue(0.25)
+    w.controls.threshold_spin.setValue(0.25)
     assert w.result.threshold == pytest.approx(0.25)
-    assert w.threshold_slider.value() == round((0.25 - lo) / (hi - lo) * w.threshold_slider.maximum())
-    w.threshold_spin.setValue(-0.9)  # outside the slider's span: the span widens
-    assert w.threshold_range[0] <= -0.9 and w.result.threshold == pytest.approx(-0.9)
-    w.threshold_spin.setValue(0.25)
-    assert w.save_btn.isEnabled()
+    assert w.controls.threshold_slider.value() == round((0.25 - lo) / (hi - lo) * w.controls.threshold_slider.maximum())
+    w.controls.threshold_spin.setValue(-0.9)  # outside the slider's span: the span widens
+    assert w.state.threshold_range[0] <= -0.9 and w.result.threshold == pytest.approx(-0.9)
+    w.controls.threshold_spin.setValue(0.25)
+    assert w.controls.save_btn.isEnabled()
     w.save_as_new_result()
     results = w.store.list_results(outcome.job.comparison_id)
     assert len(results) == 2
     assert results[0].threshold == pytest.approx(0.3)   # never overwritten
     assert results[1].threshold == pytest.approx(0.25)
     assert results[1].parameters["derived_from_result"] == results[0].id
-    assert w.record.id == results[1].id and not w.save_btn.isEnabled()
+    assert w.record.id == results[1].id and not w.controls.save_btn.isEnabled()
     w.reset_parameters()
-    assert w.threshold_spin.value() == pytest.approx(0.3)
+    assert w.controls.threshold_spin.value() == pytest.approx(0.3)
 
 
 def test_channel_selection_and_top_k(qtbot, app_window, pair):
@@ -243,31 +243,31 @@ def test_channel_selection_and_top_k(qtbot, app_window, pair):
     _analyse(qtbot, w, *pair)
     qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
     # rows are sorted by contribution: the used channel with the largest weight first, the most dissimilar last
-    first = w.channel_proxy.index(0, 0)
-    top_channel = int(w.channel_proxy.data(first))
+    first = w.channels.proxy.index(0, 0)
+    top_channel = int(w.channels.proxy.data(first))
     assert top_channel == int(np.argmax(w.result.a.weights))
-    last = w.channel_proxy.index(w.channel_proxy.rowCount() - 1, 0)
-    assert w.result.a.weights[int(w.channel_proxy.data(last))] == pytest.approx(float(w.result.a.weights.min()))
-    w.channel_table.selectRow(0)
+    last = w.channels.proxy.index(w.channels.proxy.rowCount() - 1, 0)
+    assert w.result.a.weights[int(w.channels.proxy.data(last))] == pytest.approx(float(w.result.a.weights.min()))
+    w.channels.table.selectRow(0)
     assert w.display.mode == "channel" and w.display.channel == top_channel
     for side in "ab":
         expected = getattr(w.result, side).residuals.channel(top_channel)
         np.testing.assert_allclose(w.views.heat[side].image, expected)
-    assert f"Channel {top_channel}" in w.channel_caption.text()
+    assert f"Channel {top_channel}" in w.channels.caption.text()
     region = w.views.channel_region["a"]
     assert region.isVisible()
     rect = region.rect()
     support = np.argwhere(w.views.heat["a"].image >= 0.05 * w.views.heat["a"].image.max())
     assert rect.left() == support[:, 1].min() and rect.top() == support[:, 0].min()
     # top-k restricts H to the k strongest channels, without the model
-    w.topk_spin.setValue(3)
+    w.controls.topk_spin.setValue(3)
     assert int(w.result.selected.sum()) <= 3
     assert w.result.top_k == 3
-    used = [w.channel_model.data(w.channel_model.index(i, 5)) for i in range(w.channel_model.rowCount())]
+    used = [w.channels.model.data(w.channels.model.index(i, 5)) for i in range(w.channels.model.rowCount())]
     assert used.count("yes") == int(w.result.selected.sum())
     expected_H = np.tensordot(w.result.a.weights, w.result.a.residuals.dense(), axes=1)
     np.testing.assert_allclose(w.result.a.H, expected_H, atol=1e-6)
-    w.map_combo.setCurrentIndex(w.map_combo.findData("S_neg"))
+    w.controls.map_combo.setCurrentIndex(w.controls.map_combo.findData("S_neg"))
     np.testing.assert_allclose(w.views.heat["b"].image, w.result.b.S_neg)
     assert not w.views.channel_region["b"].isVisible()
 
@@ -317,7 +317,7 @@ def test_results_persist_across_restart(qtbot, tmp_path, tiny_model, pair, recor
         with qtbot.waitSignal(w2.result_shown, timeout=10_000):
             w2.select_case(case_id)
         assert not w2.controller.busy
-        assert w2.controller.worker._models == {}  # nothing was recomputed: the model was never loaded
+        assert w2.controller.models.models == {}  # nothing was recomputed: the model was never loaded
         assert len(store2.list_results(outcome.job.comparison_id)) == 1
         r = w2.result
         assert r.score == pytest.approx(original.score)
@@ -325,7 +325,7 @@ def test_results_persist_across_restart(qtbot, tmp_path, tiny_model, pair, recor
             np.testing.assert_allclose(getattr(r, side).H, getattr(original, side).H, atol=1e-7)
             np.testing.assert_array_equal(getattr(r, side).aligned, getattr(original, side).aligned)
         # the stored residuals recombine exactly like the in-memory ones
-        w2.threshold_spin.setValue(0.1)
+        w2.controls.threshold_spin.setValue(0.1)
         np.testing.assert_allclose(w2.result.a.H, original.recombine(threshold=0.1).a.H, atol=1e-7)
         assert w2.views.sources["a"].photo is not None
         assert "T-PERSIST" in w2.windowTitle()
@@ -350,7 +350,7 @@ def test_cancel_mid_analysis(qtbot, tmp_path, slow_model, pair, recorder):
         # the same comparison can be analysed afterwards; the loaded model is reused
         with qtbot.waitSignal(w.analysis_finished, timeout=ANALYSIS_TIMEOUT_MS):
             assert w.run_analysis()
-        assert len(w.controller.worker._models) == 1
+        assert len(w.controller.models.models) == 1
         assert store.get_comparison(comp_id).status == "done"
     finally:
         w.close()
@@ -440,25 +440,25 @@ def test_about_dialog_and_new_case_dialog(qtbot, app_window, recorder):
 def test_examiner_conclusion_is_saved_per_scope(qtbot, app_window, pair):
     w = app_window
     case_id = _new_case(w)
-    assert w.conclusion_save.isEnabled()
-    w.conclusion_scope.setCurrentIndex(1)  # this comparison: none yet
-    assert not w.conclusion_save.isEnabled()
-    w.conclusion_scope.setCurrentIndex(0)
-    w.conclusion_text.setPlainText("The faces show no differences that exclude a common source.")
-    w.conclusion_scale.setText("ENFSI verbal scale")
-    w.save_conclusion()
+    assert w.controls.conclusion_save.isEnabled()
+    w.controls.conclusion_scope.setCurrentIndex(1)  # this comparison: none yet
+    assert not w.controls.conclusion_save.isEnabled()
+    w.controls.conclusion_scope.setCurrentIndex(0)
+    w.controls.conclusion_text.setPlainText("The faces show no differences that exclude a common source.")
+    w.controls.conclusion_scale.setText("ENFSI verbal scale")
+    w.controls.save_conclusion()
     record = w.store.latest_conclusion(case_id)
     assert record.text.startswith("The faces show") and record.scale == "ENFSI verbal scale"
     assert record.comparison_id is None and record.author == "tester"
-    assert "Saved" in w.conclusion_status.text()
+    assert "Saved" in w.controls.conclusion_status.text()
     comp_id = w.import_pair(*pair, prealigned=True, run=False)
-    w.conclusion_scope.setCurrentIndex(1)
-    assert w.conclusion_save.isEnabled() and w.conclusion_text.toPlainText() == ""
-    w.conclusion_text.setPlainText("Pair-level note.")
-    w.save_conclusion()
+    w.controls.conclusion_scope.setCurrentIndex(1)
+    assert w.controls.conclusion_save.isEnabled() and w.controls.conclusion_text.toPlainText() == ""
+    w.controls.conclusion_text.setPlainText("Pair-level note.")
+    w.controls.save_conclusion()
     assert w.store.latest_conclusion(case_id, comparison_id=comp_id).text == "Pair-level note."
-    w.conclusion_scope.setCurrentIndex(0)
-    assert w.conclusion_text.toPlainText().startswith("The faces show")
+    w.controls.conclusion_scope.setCurrentIndex(0)
+    assert w.controls.conclusion_text.toPlainText().startswith("The faces show")
     actions = [e.action for e in w.store.list_audit(case_id)]
     assert actions.count("conclusion.edited") == 2
 
@@ -515,10 +515,10 @@ def test_gui_thread_never_blocks_during_analysis(qtbot, tmp_path, slow_model, pa
         assert len(store.list_results(comp_id)) == len(attempts)
         # with 320 channels, moving the threshold still recombines and redraws within 50 ms
         H = w.result.a.H.copy()
-        w.threshold_slider.setValue(100)
-        assert not np.allclose(w.result.a.H, H) and w.last_update_ms < 50, w.last_update_ms
-        w.topk_spin.setValue(20)
-        assert int(w.result.selected.sum()) <= 20 and w.last_update_ms < 50, w.last_update_ms
+        w.controls.threshold_slider.setValue(100)
+        assert not np.allclose(w.result.a.H, H) and w.state.last_update_ms < 50, w.state.last_update_ms
+        w.controls.topk_spin.setValue(20)
+        assert int(w.result.selected.sum()) <= 20 and w.state.last_update_ms < 50, w.state.last_update_ms
     finally:
         w.close()
         store.close()
@@ -598,7 +598,7 @@ def test_likelihood_ratio_shown_when_the_model_is_calibrated(qtbot, tmp_path, ti
 
     from xfr_desktop.core.calibration import calibration_path, fit_calibration
     from xfr_desktop.core.model import file_sha256
-    from xfr_desktop.gui.calibration_hook import format_likelihood_ratio, likelihood_ratio_for
+    from xfr_desktop.core.calibration import format_stored_likelihood_ratio, stored_likelihood_ratio
 
     model = tmp_path / "calibrated.pt"
     shutil.copy(tiny_model, model)
@@ -606,10 +606,10 @@ def test_likelihood_ratio_shown_when_the_model_is_calibrated(qtbot, tmp_path, ti
     cal = fit_calibration(rng.normal(0.8, 0.1, 200), rng.normal(0.1, 0.1, 200), model_sha256=file_sha256(model))
     cal.save(calibration_path(model))
 
-    class Plain:  # what the hook needs of a model: its file
+    class Plain:  # what the lookup needs of a model: its file
         path, sha256 = str(tiny_model), None
 
-    assert likelihood_ratio_for(Plain(), 0.5) is None  # no calibration next to this file
+    assert stored_likelihood_ratio(Plain(), 0.5) is None  # no calibration next to this file
     w, store = _open_window(qtbot, tmp_path / "data", model)
     try:
         _new_case(w)
@@ -617,8 +617,8 @@ def test_likelihood_ratio_shown_when_the_model_is_calibrated(qtbot, tmp_path, ti
         lr = outcome.record.parameters["likelihood_ratio"]
         assert lr["value"] == pytest.approx(cal.describe(outcome.result.score)[0], rel=1e-6)
         qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
-        assert w.lr_label.text() == format_likelihood_ratio({"value": lr["value"]}) != "—"
-        assert w.lr_verbal_label.isVisibleTo(w) and "proposition" in w.lr_verbal_label.text()
+        assert w.controls.lr_label.text() == format_stored_likelihood_ratio({"value": lr["value"]}) != "—"
+        assert w.controls.lr_verbal_label.isVisibleTo(w) and "proposition" in w.controls.lr_verbal_label.text()
     finally:
         w.close()
         store.close()

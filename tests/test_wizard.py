@@ -29,9 +29,16 @@ def setup(tmp_path, qtbot):
     store.close()
 
 
-def go_to_hyper(wizard, tmp_path, base=None, resume=False):
-    wizard.page_named("dataset").path_edit.setText(str(tmp_path / "data"))
+def next_from_dataset(qtbot, wizard):
+    """Next on the dataset page: the data is scanned on the training thread, then the page answers Next."""
+    ds = wizard.page_named("dataset")
     wizard.next()
+    qtbot.waitUntil(lambda: not ds.scanning, timeout=20000)
+
+
+def go_to_hyper(qtbot, wizard, tmp_path, base=None, resume=False):
+    wizard.page_named("dataset").path_edit.setText(str(tmp_path / "data"))
+    next_from_dataset(qtbot, wizard)
     page = wizard.page_named("base")
     (page.resume_radio if resume else page.file_radio).setChecked(True)
     page.path_edit.setText(str(base or tmp_path / "base.pt"))
@@ -48,7 +55,7 @@ def set_hyper(wizard, tmp_path, epochs=1, max_steps=2, out="run"):
     return page
 
 
-def test_pages_refuse_bad_input(setup, monkeypatch):
+def test_pages_refuse_bad_input(setup, monkeypatch, qtbot):
     tmp_path, wizard, _ = setup
     ds = wizard.page_named("dataset")
     cases = [("", "Choose the training data"), (tmp_path / "nothing", "not found")]
@@ -60,11 +67,13 @@ def test_pages_refuse_bad_input(setup, monkeypatch):
     cases.append((tmp_path / "few", "only 2 image"))
     for path, message in cases:
         ds.path_edit.setText(str(path))
-        wizard.next()
+        next_from_dataset(qtbot, wizard)
         assert wizard.current_name() == "dataset"
         assert message in ds.error_label.text()
     ds.path_edit.setText(str(tmp_path / "data"))
     wizard.next()
+    assert wizard.current_name() == "dataset" and ds.scanning   # the GUI thread does not wait for the scan
+    qtbot.waitUntil(lambda: not ds.scanning, timeout=20000)
     assert wizard.current_name() == "base" and "12 images of 3 identities" in ds.summary.text()
 
     base = wizard.page_named("base")
@@ -99,7 +108,7 @@ def test_pages_refuse_bad_input(setup, monkeypatch):
 
 def test_run_registers_and_activates_the_model(setup, qtbot):
     tmp_path, wizard, store = setup
-    go_to_hyper(wizard, tmp_path)
+    go_to_hyper(qtbot, wizard, tmp_path)
     set_hyper(wizard, tmp_path, epochs=2, max_steps=0)
     wizard.next()
     device = wizard.page_named("device")
@@ -148,7 +157,7 @@ def test_time_estimate_runs_off_the_gui_thread(setup, qtbot, monkeypatch):
         return 0.5
 
     monkeypatch.setattr("xfr_desktop.core.training.engine.estimate_step_seconds", slow_estimate)
-    go_to_hyper(wizard, tmp_path)
+    go_to_hyper(qtbot, wizard, tmp_path)
     set_hyper(wizard, tmp_path, epochs=2, max_steps=0)
     ticks = []
     timer = QTimer()
@@ -173,7 +182,7 @@ def test_time_estimate_runs_off_the_gui_thread(setup, qtbot, monkeypatch):
 
 def test_pause_and_cancel_keep_a_resumable_checkpoint(setup, qtbot):
     tmp_path, wizard, store = setup
-    go_to_hyper(wizard, tmp_path)
+    go_to_hyper(qtbot, wizard, tmp_path)
     set_hyper(wizard, tmp_path, epochs=50, max_steps=0)
     wizard.next()
     wizard.page_named("device").device_combo.setCurrentIndex(
@@ -184,7 +193,7 @@ def test_pause_and_cancel_keep_a_resumable_checkpoint(setup, qtbot):
     qtbot.waitUntil(lambda: len(run.steps) >= 1, timeout=60000)
     run.pause_btn.click()
     qtbot.waitUntil(lambda: "Paused at step" in run.status_label.text(), timeout=60000)
-    paused_at = wizard.controller.worker.pause_event.is_set() and len(run.steps)
+    paused_at = wizard.controller.pause_event.is_set() and len(run.steps)
     qtbot.wait(300)
     assert len(run.steps) == paused_at  # nothing moves while paused
     run.cancel_btn.click()
@@ -201,7 +210,7 @@ def test_pause_and_cancel_keep_a_resumable_checkpoint(setup, qtbot):
     qtbot.addWidget(again)
     again.show()
     try:
-        go_to_hyper(again, tmp_path, base=tmp_path / "run", resume=True)
+        go_to_hyper(qtbot, again, tmp_path, base=tmp_path / "run", resume=True)
         hyper = again.page_named("hyper")
         assert not hyper.mode_combo.isEnabled() and hyper.out_edit.text() == str(tmp_path / "run")
         hyper.max_steps.setValue(res.steps + 1)
@@ -216,7 +225,7 @@ def test_pause_and_cancel_keep_a_resumable_checkpoint(setup, qtbot):
 
 def test_closing_during_a_run_cancels_it_and_keeps_the_checkpoint(setup, qtbot):
     tmp_path, wizard, store = setup
-    go_to_hyper(wizard, tmp_path)
+    go_to_hyper(qtbot, wizard, tmp_path)
     set_hyper(wizard, tmp_path, epochs=50, max_steps=0)
     for _ in range(3):
         wizard.next()

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .core.errors import XfrError
+    from .core.errors import XfrError, user_message
 
     # Before torch loads: idle OpenMP threads sleep instead of spinning (torch's busy-wait made 2-thread runs
     # many times slower on a shared machine).
@@ -44,17 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except XfrError as exc:
-        print(f"xfr: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("xfr: interrupted", file=sys.stderr)
         return 130
-    except MemoryError:
-        print("xfr: error: out of memory", file=sys.stderr)
-        return 2
-    except OSError as exc:  # full disk, permissions: say what and where
-        print(f"xfr: error: {exc.strerror or exc} ({exc.filename or ''})", file=sys.stderr)
+    except (XfrError, MemoryError, OSError) as exc:  # OSError: full disk, permissions (says what and where)
+        print(f"xfr: error: {user_message(exc)}", file=sys.stderr)
         return 2
 
 

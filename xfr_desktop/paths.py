@@ -10,6 +10,12 @@ from pathlib import Path
 
 import platformdirs
 
+# the source checkout (or installed tree) this package runs from: bundled models, resources, sample case
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+RESOURCES_DIR = REPO_ROOT / "resources"
+MODELS_DIR = REPO_ROOT / "models"
+
 APP_NAME = "xfr-desktop"
 APP_AUTHOR = "XFR"
 DATA_DIR_ENV = "XFR_DATA_DIR"

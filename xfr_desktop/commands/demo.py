@@ -5,7 +5,9 @@ import json
 import time
 from pathlib import Path
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "samples"
+from ..paths import RESOURCES_DIR
+
+SAMPLES_DIR = RESOURCES_DIR / "samples"
 
 
 def register(subparsers) -> None:

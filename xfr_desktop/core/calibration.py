@@ -14,6 +14,7 @@ A calibration is stored as JSON next to its model: ``models/<model stem>.calibra
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -24,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import XfrError
+
+log = logging.getLogger(__name__)
 
 FORMAT = "xfr-calibration"
 FORMAT_VERSION = 1
@@ -297,6 +300,30 @@ def likelihood_ratio(model, score: float) -> tuple[float, str]:
         raise CalibrationError(f"model {path} has no calibration ({calibration_path(path).name}); "
                                f"run `xfr calibrate --pairs FILE --root DIR --model {path}`")
     return cal.describe(score)
+
+
+def stored_likelihood_ratio(model, score: float) -> dict | None:
+    """``{"value": LR, "verbal": words}`` to store with a result, or None when ``model`` has no usable calibration.
+
+    An analysis must not fail for want of a calibration: the result is then saved without a likelihood ratio.
+    """
+    try:
+        cal = load_calibration_for(model)
+        if cal is None:
+            return None
+        value, verbal = cal.describe(float(score))
+    except (CalibrationError, ValueError) as exc:
+        log.info("no likelihood ratio: %s", exc)
+        return None
+    return {"value": float(value), "verbal": str(verbal)} if math.isfinite(value) else None
+
+
+def format_stored_likelihood_ratio(lr: dict | None) -> str:
+    """A stored ``{"value", "verbal"}`` as the score panel shows it ('—' when there is none)."""
+    if not lr or lr.get("value") is None:
+        return "—"
+    text = format_lr(float(lr["value"]))
+    return f"{text} ({lr['verbal']})" if lr.get("verbal") else text
 
 
 # --- Tippett plot (cv2 drawing: no plotting library needed) -------------------------------------------------

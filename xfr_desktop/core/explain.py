@@ -28,15 +28,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .decision import decision_label
 from .engines import compute_residuals
+from .errors import Cancelled  # noqa: F401 - raised here; callers still import it from this module
 from .model import JointModel, resolve_device
 
 NORMALIZATIONS = ("sum", "max")
 ProgressCallback = Callable[[str, float], None]
-
-
-class Cancelled(Exception):
-    """Raised inside an explanation when the caller's cancel check returns True."""
 
 
 @dataclass
@@ -53,6 +51,10 @@ class ResidualStack:
     image_size: tuple[int, int]
     raw_sums: np.ndarray      # (c,) sum of each residual before normalization (0: contributes nothing)
     normalization: str = "sum"
+    # derived from the fields above, so neither compared nor stored: the channels grouped by window offset, and
+    # P, Q of the last channel selection (what a threshold change needs; see selection_sums)
+    _groups: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    _selection: tuple = field(default=(b"", None), init=False, repr=False, compare=False)
 
     @property
     def channels(self) -> int:
@@ -96,14 +98,20 @@ class ResidualStack:
 
     def _by_offset(self):
         """(values as (c, h·w) float64, [((row, col), channel indices) per distinct window offset]), cached."""
-        cached = self.__dict__.get("_by_offset_cache")
-        if cached is None:
+        if self._groups is None:
             offsets, inverse = np.unique(self.offsets, axis=0, return_inverse=True)
             inverse = inverse.reshape(-1)
             groups = [(tuple(int(v) for v in off), np.flatnonzero(inverse == k)) for k, off in enumerate(offsets)]
-            cached = (self.values.reshape(len(self.values), -1).astype(np.float64), groups)
-            self.__dict__["_by_offset_cache"] = cached
-        return cached
+            self._groups = (self.values.reshape(len(self.values), -1).astype(np.float64), groups)
+        return self._groups
+
+    def selection_sums(self, products: np.ndarray, selected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P, Q) = (Σ_sel p_i r_i, Σ_sel r_i), kept for the last selection: H = P − T·Q for any threshold."""
+        key = selected.tobytes()
+        if self._selection[0] != key or self._selection[1] is None:
+            sel = selected.astype(np.float64)
+            self._selection = (key, (self.combine(products * sel), self.combine(sel)))
+        return self._selection[1]
 
     def _padding(self):
         h, w = self.values.shape[1:]
@@ -176,7 +184,7 @@ class PairExplanation:
 
     @property
     def decision_label(self) -> str:
-        return "match" if self.decision else "non-match"
+        return decision_label(self.decision)
 
     @property
     def T(self) -> float:
@@ -231,15 +239,9 @@ def select_channels(products, contributing, threshold, channels=None, top_k=None
 
 def _side_maps(side: SideExplanation, products: np.ndarray, selected: np.ndarray, threshold: float,
                weights: np.ndarray) -> SideExplanation:
-    # H = Σ_sel (p_i - T) r_i = P - T·Q with P = Σ_sel p_i r_i and Q = Σ_sel r_i: cached per selection, so
-    # moving the threshold slider costs one H×W operation.
-    key = selected.tobytes()
-    cache = side.residuals.__dict__.setdefault("_pq_cache", {})
-    if key not in cache:
-        cache.clear()
-        sel = selected.astype(np.float64)
-        cache[key] = (side.residuals.combine(products * sel), side.residuals.combine(sel))
-    P, Q = cache[key]
+    # H = Σ_sel (p_i - T) r_i = P - T·Q: P and Q are kept per selection, so moving the threshold slider costs
+    # one H×W operation.
+    P, Q = side.residuals.selection_sums(products, selected)
     H = (P - np.float32(threshold / len(products)) * Q).astype(np.float32)
     return replace(side, H=H, S=np.abs(H), S_pos=np.maximum(H, 0), S_neg=np.maximum(-H, 0), weights=weights)
 

@@ -24,12 +24,13 @@ from .backbones import build_backbone
 from .decoder import build_decoder, paper_decoder_spec
 from .errors import ModelFileError
 from .fileio import atomic_write, file_sha256  # noqa: F401  (file_sha256 re-exported)
+from ..paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
 FORMAT = "xfr-joint-model"
 FORMAT_VERSION = 1
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = REPO_ROOT  # the checkout the package runs from (older name, kept for callers)
 MODELS_DIR = Path(os.environ.get("XFR_MODELS_DIR", PACKAGE_ROOT / "models"))
 DEFAULT_MODEL_NAME = "xfr-dlib-affine-joint.pt"
 

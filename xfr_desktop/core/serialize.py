@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .arrays import pack_arrays, unpack_arrays  # torch-free, Qt-free: shared with the store
+
 if TYPE_CHECKING:  # pragma: no cover
     from .explain import PairExplanation
 
@@ -123,14 +125,10 @@ def explanation_from_dict(data: dict, maps: dict | None = None, faces: dict | No
 
 
 def explanation_to_npz_bytes(result: "PairExplanation") -> bytes:
-    from ..store.arrays import pack_arrays  # torch-free, Qt-free helper shared with the store
-
     return pack_arrays(explanation_to_dict(result))
 
 
 def explanation_from_npz_bytes(data: bytes) -> "PairExplanation":
-    from ..store.arrays import unpack_arrays
-
     return explanation_from_dict(unpack_arrays(data))
 
 
@@ -154,8 +152,6 @@ def result_payload(result: "PairExplanation", *, model_sha256: str | None = None
 
     ``faces_extra``: ``{"a": {"box": ..., "landmarks": ..., "transform": ...}, "b": {...}}`` from detection.
     """
-    from ..store.arrays import pack_arrays
-
     parts = split_explanation(result)
     faces = parts["faces"]
     for s, extra in (faces_extra or {}).items():
@@ -172,8 +168,6 @@ def result_payload(result: "PairExplanation", *, model_sha256: str | None = None
 
 def explanation_from_result(record) -> "PairExplanation":
     """Rebuild the explanation stored in a store ``ResultRecord`` (needs its residuals blob)."""
-    from ..store.arrays import unpack_arrays
-
     if not record.residuals_npz:
         raise ValueError(f"result {record.id} has no stored residuals; run the analysis again to explain it")
     data = unpack_arrays(record.residuals_npz)

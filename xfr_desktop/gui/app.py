@@ -18,9 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+from ..paths import RESOURCES_DIR
+
 SCREENSHOT_SIZE = (1280, 800)
 DEMO_TIMEOUT_S = 300
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "samples"
+SAMPLES_DIR = RESOURCES_DIR / "samples"
 EXIT_OK, EXIT_USAGE, EXIT_FAILED, EXIT_TIMEOUT = 0, 2, 1, 3
 
 
@@ -180,6 +182,46 @@ def _qt_message(mode, context, message: str) -> None:
         print(f"Qt: {message}", file=sys.stderr)
 
 
+def _headless_demo(args) -> bool | None:
+    """True: no display, so the demo renders offscreen; None: no display and no demo (a usage error)."""
+    if args.offscreen or display_available():
+        return False
+    if not args.demo:
+        print("xfr-desktop: no display found (DISPLAY/WAYLAND_DISPLAY unset). Start it in a desktop session, or"
+              " use --demo / --offscreen --screenshot FILE.png to render without one.", file=sys.stderr)
+        return None
+    print("xfr-desktop: no display found; running the demo offscreen.")
+    return True
+
+
+def _model_path(args, store) -> str | None:
+    """--model, else the model the training wizard made active (when its file is still there)."""
+    from ..core.errors import XfrError
+
+    if args.model is not None:
+        return args.model
+    try:
+        active = store.active_model()
+    except XfrError:
+        return None
+    return active.path if active is not None and Path(active.path).is_file() else None
+
+
+def _qt_application():
+    from PySide6.QtCore import qInstallMessageHandler
+    from PySide6.QtWidgets import QApplication
+
+    from .style import app_icon, apply_style
+
+    qInstallMessageHandler(_qt_message)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("XFR Desktop")
+    app.setOrganizationName("XFR")
+    app.setWindowIcon(app_icon())
+    apply_style(app)
+    return app
+
+
 def main(argv: list[str] | None = None) -> int:
     # Before torch loads: idle OpenMP threads sleep instead of spinning, so they never starve the GUI thread
     # (and a busy machine does not slow the analysis down many times over).
@@ -190,14 +232,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"xfr-desktop {__version__}")
         return EXIT_OK
-    headless_demo = False
-    if not args.offscreen and not display_available():
-        if not args.demo:
-            print("xfr-desktop: no display found (DISPLAY/WAYLAND_DISPLAY unset). Start it in a desktop session, or"
-                  " use --demo / --offscreen --screenshot FILE.png to render without one.", file=sys.stderr)
-            return EXIT_USAGE
-        headless_demo = True
-        print("xfr-desktop: no display found; running the demo offscreen.")
+    headless_demo = _headless_demo(args)
+    if headless_demo is None:
+        return EXIT_USAGE
     if args.offscreen or headless_demo:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     if args.screenshot and not args.demo:
@@ -218,27 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     if headless_demo and screenshot is None:
         screenshot = Path(store.data_dir) / "demo" / "xfr-desktop-demo.png"
 
-    from PySide6.QtCore import qInstallMessageHandler
-    from PySide6.QtWidgets import QApplication
+    from .main_window import MainWindow
 
-    from .main_window import MainWindow, app_icon, apply_style
-
-    qInstallMessageHandler(_qt_message)
-
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    app.setApplicationName("XFR Desktop")
-    app.setOrganizationName("XFR")
-    app.setWindowIcon(app_icon())
-    apply_style(app)
-    model_path = args.model
-    if model_path is None:
-        try:
-            active = store.active_model()
-        except XfrError:
-            active = None
-        if active is not None and Path(active.path).is_file():
-            model_path = active.path
-    window = MainWindow(store, model_path=model_path, device=None if args.device == "auto" else args.device)
+    app = _qt_application()
+    window = MainWindow(store, model_path=_model_path(args, store),
+                        device=None if args.device == "auto" else args.device)
     window.resize(*SCREENSHOT_SIZE)
     window.show()
     taker = ScreenshotTaker(app, window, screenshot, args.timeout) if screenshot is not None else None

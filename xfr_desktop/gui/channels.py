@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, QTimer, Slot
 from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 COLUMNS = ("Channel", "Weight wᵢ", "F̂A·F̂B", "Contribution", "Share of |ΣH|", "Used")
 COL_CHANNEL, COL_WEIGHT, COL_PRODUCT, COL_CONTRIB, COL_SHARE, COL_USED = range(len(COLUMNS))
@@ -115,3 +116,85 @@ def make_proxy(model: ChannelTableModel, parent=None) -> QSortFilterProxyModel:
     proxy.setDynamicSortFilter(True)
     proxy.sort(COL_CONTRIB, Qt.SortOrder.DescendingOrder)
     return proxy
+
+
+class ChannelPanel(QWidget):
+    """The caption and the sorted table, bound to an ExplanationState: a selected row selects the channel shown.
+
+    While τ is dragged the table (re-sorting it costs ~10 ms) follows when the slider pauses; the maps, score and
+    decision follow every move.
+    """
+
+    CAPTION = "Channels — select one to see the face region it reads"
+
+    def __init__(self, state, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.model = ChannelTableModel(self)
+        self.proxy = make_proxy(self.model, self)
+        self.table = self._table()
+        self.caption = QLabel(self.CAPTION)
+        self.caption.setObjectName("sectionCaption")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 6, 0, 0)
+        lay.setSpacing(4)
+        lay.addWidget(self.caption)
+        lay.addWidget(self.table)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(120)
+        self._timer.timeout.connect(self._refresh)
+        self._captioned: int | None = None
+        state.changed.connect(self._state_changed)
+
+    def _table(self) -> QTableView:
+        table = QTableView()
+        table.setObjectName("channelTable")
+        table.setModel(self.proxy)
+        table.setSortingEnabled(True)
+        # by contribution: the used channels in weight order, similar first, dissimilar last (unused ones, 0,
+        # in between); a click on the Weight header sorts every channel by weight
+        table.sortByColumn(COL_CONTRIB, Qt.SortOrder.DescendingOrder)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.verticalHeader().setVisible(False)
+        table.verticalHeader().setDefaultSectionSize(22)
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        table.setAlternatingRowColors(True)
+        table.selectionModel().currentRowChanged.connect(self._row_changed)
+        return table
+
+    @Slot(object, object)
+    def _row_changed(self, current, _previous) -> None:
+        if current.isValid():
+            self.state.select_channel(self.model.channel_at(self.proxy.mapToSource(current).row()))
+
+    @Slot(frozenset)
+    def _state_changed(self, changes: frozenset) -> None:
+        if "result" in changes:
+            if self.state.result is None:
+                self._timer.stop()
+                self.model.clear()
+            elif changes & {"record", "top_k"}:
+                self._timer.stop()
+                self.model.set_result(self.state.result)
+            else:
+                self._timer.start()
+        if "record" in changes:
+            self._captioned = None   # the same channel of another result has another weight
+        channel = self.state.display.channel
+        if "display" in changes and channel is not None and channel != self._captioned:
+            self._caption(channel)
+
+    def _caption(self, channel: int) -> None:
+        if self.state.result is None:
+            return
+        self._captioned = channel
+        w = self.state.channel_weight(channel)
+        self.caption.setText(f"Channel {channel}: weight {w:+.3e} ({'similar' if w > 0 else 'dissimilar'}) — its"
+                             " residual region is shown on both faces")
+
+    @Slot()
+    def _refresh(self) -> None:
+        if self.state.result is not None:
+            self.model.set_result(self.state.result)

@@ -1,45 +1,22 @@
 """Export dialog: write the case's PDF report, optionally signed with the examiner's PKCS#12 key file.
 
-The passphrase is only held in the dialog's field while it is open; it is never stored. Building and signing run in
-a worker thread (the store's methods are thread-safe); the export and the signing are logged to the case's audit
-trail by :func:`xfr_desktop.report.export.export_case_report`. Errors (wrong passphrase, unreadable key file,
+The passphrase is only held in the dialog's field while it is open; it is never stored. Building and signing run as
+a task (``gui/tasks.py``; the store's methods are thread-safe); the export and the signing are logged to the case's
+audit trail by :func:`xfr_desktop.report.export.export_case_report`. Errors (wrong passphrase, unreadable key file,
 unwritable folder...) are shown in the dialog, in one line, and nothing is written.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSettings, Qt, QThread, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
+from .tasks import TaskRunner
+
 SETTINGS_KEY_FILE = "export/key_file"
 SETTINGS_FOLDER = "export/folder"
-
-
-class _ExportWorker(QObject):
-    finished = Signal(object)   # ExportResult
-    failed = Signal(str)
-
-    def __init__(self, store, case_id: int, path: str, identity, overwrite: bool):
-        super().__init__()
-        self.args = (store, case_id, path, identity, overwrite)
-
-    def run(self) -> None:
-        from ..core.errors import XfrError
-        from ..report.export import export_case_report
-
-        store, case_id, path, identity, overwrite = self.args
-        try:
-            result = export_case_report(store, case_id, path, identity=identity, overwrite=overwrite)
-        except XfrError as exc:
-            self.failed.emit(str(exc))
-        except OSError as exc:
-            self.failed.emit(f"cannot write {path}: {exc.strerror or exc}")
-        except Exception as exc:  # noqa: BLE001 - the dialog shows one line instead of dying
-            self.failed.emit(f"the report could not be exported ({type(exc).__name__}: {str(exc)[:200]})")
-        else:
-            self.finished.emit(result)
 
 
 class ExportDialog(QDialog):
@@ -53,8 +30,8 @@ class ExportDialog(QDialog):
         self.case_id = case_id
         self.case = store.get_case(case_id)
         self.result = None
-        self._thread: QThread | None = None
-        self._worker: _ExportWorker | None = None
+        self._runner: TaskRunner | None = None   # one thread per export, stopped when it ends
+        self._task = None
         self.setWindowTitle(f"Export report: case {self.case.number}")
         self.setMinimumWidth(560)
         settings = QSettings()
@@ -132,7 +109,7 @@ class ExportDialog(QDialog):
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None
+        return self._task is not None and not self._task.done
 
     # --- export --------------------------------------------------------------------------------------------
     def export(self) -> None:
@@ -173,20 +150,15 @@ class ExportDialog(QDialog):
         QSettings().setValue(SETTINGS_FOLDER, str(Path(path).parent))
         self.show_info("Building the report…" + (" and signing it…" if identity else ""))
         self.export_button.setEnabled(False)
-        self._thread = QThread(self)
-        self._worker = _ExportWorker(self.store, self.case_id, path, identity, self.overwrite_check.isChecked())
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
-        self._worker.finished.connect(self._done)
-        self._worker.failed.connect(self._failed)
-        self._thread.start()
+        self._runner = TaskRunner("xfr-export", self)
+        self._task = self._runner.start(
+            lambda ctx, args=(self.store, self.case_id, path, identity, self.overwrite_check.isChecked()):
+            _export(*args), finished=self._done, failed=self._failed)
 
     def _stop_thread(self) -> None:
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-            self._thread = None
-            self._worker = None
+        if self._runner is not None:
+            self._runner.shutdown()
+            self._runner = None
         self.export_button.setEnabled(True)
 
     def _done(self, result) -> None:
@@ -199,7 +171,7 @@ class ExportDialog(QDialog):
         self.show_info(text + f". SHA-256 {result.sha256}")
         self.exported.emit(result)
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, _kind: str, message: str) -> None:
         self._stop_thread()
         self.show_error(f"{message}. Nothing was written.")
 
@@ -209,6 +181,12 @@ class ExportDialog(QDialog):
             return
         self.passphrase_edit.clear()
         super().reject()
+
+
+def _export(store, case_id: int, path: str, identity, overwrite: bool):
+    from ..report.export import export_case_report
+
+    return export_case_report(store, case_id, path, identity=identity, overwrite=overwrite)
 
 
 def _row(*widgets) -> QWidget:

@@ -2,9 +2,10 @@
 
 Each page checks its input in ``validatePage`` and shows what is wrong in red on the page itself (empty or
 unreadable folders, too few identities or images, a checkpoint of the wrong family, too little disk space).
-The run uses :class:`xfr_desktop.core.training.engine.Trainer` in a :class:`TrainingWorker` moved to a QThread;
-the GUI thread sets the pause and cancel ``threading.Event``s directly and receives progress through queued
-signals. The finished model is registered in the store with its model card and made active on request.
+The run uses :class:`xfr_desktop.core.training.engine.Trainer` on a task (``gui/tasks.py``), as do the
+dataset scan and the step-time estimates; the GUI thread sets the pause and cancel ``threading.Event``s directly
+and receives progress through queued signals. The finished model is registered in the store with its model card
+and made active on request.
 
 Open it with :func:`open_training_wizard` (window-modal, non-blocking).
 """
@@ -13,13 +14,12 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
                                QWidget, QWizard, QWizardPage)
 
 from ..core.errors import XfrError
+from .tasks import TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -97,101 +98,122 @@ class WizardState:
     history: list = field(default_factory=list)
 
 
-# --- worker -------------------------------------------------------------------------------------------------
-class TrainingWorker(QObject):
-    """Runs one Trainer on its own thread; talks to the GUI only through these signals."""
+# --- background work ----------------------------------------------------------------------------------------
+class TrainingController(QObject):
+    """Runs the trainer and step-time estimates on the ``xfr-training`` task runner (lives on the GUI thread).
+
+    The GUI thread sets the pause Event directly; cancelling sets the task's cancel Event, which the trainer polls.
+    """
 
     progress = Signal(object)        # TrainingProgress
     result = Signal(object)          # TrainResult (cancelled or finished)
     error = Signal(str, str)         # exception class name, one-line message
     estimated = Signal(str, float, int)   # device, seconds per step (nan if it failed), request number
 
-    def __init__(self):
-        super().__init__()
-        self.pause_event = threading.Event()
-        self.cancel_event = threading.Event()
-
-    def _on_progress(self, progress) -> None:  # called on the worker thread by the engine
-        self.progress.emit(progress)
-
-    @Slot(object)
-    def run(self, config) -> None:
-        try:
-            from ..core.training.engine import Trainer
-
-            trainer = Trainer(config, callback=self._on_progress, pause_event=self.pause_event,
-                              cancel_event=self.cancel_event)
-            self.result.emit(trainer.run())
-        except XfrError as exc:
-            self.error.emit(type(exc).__name__, str(exc))
-        except MemoryError:
-            self.error.emit("MemoryError", "out of memory: lower the batch size")
-        except OSError as exc:
-            self.error.emit(type(exc).__name__, f"{exc.strerror or exc} ({exc.filename or ''})")
-        except Exception as exc:  # noqa: BLE001 - the GUI must survive and say what happened
-            log.error("training failed:\n%s", traceback.format_exc())
-            self.error.emit(type(exc).__name__, str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
-
-
-    @Slot(str, object, int, str, int)
-    def estimate(self, device: str, spec: dict, batch_size: int, mode: str, request: int) -> None:
-        """Time a training step on ``device`` (a few seconds on a CPU) off the GUI thread."""
-        try:
-            from ..core.model import JointModel
-            from ..core.training.engine import estimate_step_seconds
-
-            seconds = estimate_step_seconds(JointModel(spec), batch_size, device, mode)  # random weights time the same
-        except Exception as exc:  # noqa: BLE001 - an estimate must not stop the wizard
-            log.warning("time estimate failed: %s", exc)
-            seconds = float("nan")
-        self.estimated.emit(device, float(seconds), request)
-
-
-class TrainingController(QObject):
-    """Owns the worker's thread (lives on the GUI thread)."""
-
-    _start_requested = Signal(object)
-    _estimate_requested = Signal(str, object, int, str, int)
-
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self.thread = QThread()
-        self.thread.setObjectName("xfr-training")
-        self.worker = TrainingWorker()
-        self.worker.moveToThread(self.thread)
-        self._start_requested.connect(self.worker.run)
-        self._estimate_requested.connect(self.worker.estimate)
-        self.worker.result.connect(self._ended)
-        self.worker.error.connect(self._ended)
-        self.running = False
-        self.thread.start()
+        self.runner = TaskRunner("xfr-training", self)
+        self.pause_event = threading.Event()
+        self._run = None
+
+    @property
+    def running(self) -> bool:
+        return self._run is not None and not self._run.done
 
     def start(self, config) -> None:
-        self.running = True
-        self.worker.pause_event.clear()
-        self.worker.cancel_event.clear()
-        self._start_requested.emit(config)
+        self.pause_event.clear()
+        self._run = self.runner.start(lambda ctx: self._train(config, ctx), progress=self.progress,
+                                      finished=self.result, failed=self.error)
+
+    def _train(self, config, ctx):
+        from ..core.training.engine import Trainer, TrainingError
+
+        try:
+            return Trainer(config, callback=ctx.progress, pause_event=self.pause_event,
+                           cancel_event=ctx.cancel_event).run()
+        except MemoryError:  # the one failure whose remedy the wizard knows
+            raise TrainingError("out of memory: lower the batch size") from None
 
     def request_estimate(self, device: str, spec: dict, batch_size: int, mode: str, request: int) -> None:
-        """Queue a step-time estimate on the worker thread; the answer comes as ``worker.estimated``."""
-        self._estimate_requested.emit(device, spec, batch_size, mode, request)
+        """Time a training step on ``device`` (a few seconds on a CPU) off the GUI thread; the answer comes as
+        :attr:`estimated` (queued behind a running training, which never happens from the device page)."""
+        self.runner.start(lambda ctx: _estimate_step(device, spec, batch_size, mode),
+                          finished=lambda seconds: self.estimated.emit(device, seconds, request))
 
     def set_paused(self, paused: bool) -> None:
-        (self.worker.pause_event.set if paused else self.worker.pause_event.clear)()
+        (self.pause_event.set if paused else self.pause_event.clear)()
 
     def cancel(self) -> None:
-        self.worker.cancel_event.set()
-        self.worker.pause_event.clear()
-
-    @Slot()
-    def _ended(self, *args) -> None:
-        self.running = False
+        if self._run is not None:
+            self._run.cancel()
+        self.pause_event.clear()
 
     def shutdown(self, wait_ms: int = 120000) -> None:
         """Cancel a run (it writes its checkpoint) and stop the thread."""
-        self.cancel()
-        self.thread.quit()
-        self.thread.wait(wait_ms)
+        self.pause_event.clear()
+        self.runner.shutdown(wait_ms)
+
+
+def _estimate_step(device: str, spec: dict, batch_size: int, mode: str) -> float:
+    try:
+        from ..core.model import JointModel
+        from ..core.training.engine import estimate_step_seconds
+
+        return float(estimate_step_seconds(JointModel(spec), batch_size, device, mode))  # random weights time the same
+    except Exception as exc:  # noqa: BLE001 - an estimate must not stop the wizard
+        log.warning("time estimate failed: %s", exc)
+        return float("nan")
+
+
+@dataclass
+class DataSummary:
+    kind: str              # "folder" or "recordio"
+    n_images: int
+    n_identities: int      # 0 for RecordIO: counted when training starts
+    text: str
+
+
+def scan_training_data(path: Path) -> DataSummary:
+    """Check the training data the examiner chose (reads a few files: seconds on a slow disk, hence a task)."""
+    from ..core.training.datasets import DatasetError, scan_identity_folder
+    from ..core.training.engine import recordio_file
+
+    rec = recordio_file(path)
+    if rec is not None:
+        return _scan_recordio(rec)
+    scan = scan_identity_folder(path, MIN_IDENTITIES, MIN_IMAGES)
+    problems = _unreadable(p for p, _ in scan.files[:3])
+    if len(problems) == len(scan.files[:3]):
+        raise DatasetError("None of the first images can be read: " + "; ".join(problems))
+    singles = sum(1 for n in scan.per_class.values() if n < 2)
+    note = f" ({singles} with a single image)" if singles else ""
+    return DataSummary("folder", scan.n_images, len(scan.classes),
+                       f"{scan.n_images} images of {len(scan.classes)} identities{note}.")
+
+
+def _unreadable(paths) -> list[str]:
+    from ..core.training.datasets import read_image
+
+    problems = []
+    for p in paths:
+        try:
+            read_image(p)
+        except XfrError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _scan_recordio(rec: Path) -> DataSummary:
+    from ..core.training.datasets import RecordIOReader, unpack_record_payload
+
+    reader = RecordIOReader(rec)
+    try:
+        keys = sorted(reader.offsets)
+        unpack_record_payload(reader.read(keys[-1]), f"record {keys[-1]}")  # last record readable
+    finally:
+        reader.close()
+    return DataSummary("recordio", len(keys), 0,
+                       f"RecordIO with {len(keys)} records (identities are counted when training starts).")
 
 
 # --- pages --------------------------------------------------------------------------------------------------
@@ -248,7 +270,9 @@ class DatasetPage(_Page):
         form.addRow("Pair images folder:", self.val_root_edit)
         form.addRow(self.summary)
         form.addRow(self.error_label)
-        self.path_edit.textChanged.connect(self.clear_error)
+        self.path_edit.textChanged.connect(self._path_changed)
+        self._scan_task = None
+        self._scanned: tuple[Path, DataSummary] | None = None   # the last scan, until Next uses it
 
     @Slot()
     def browse_folder(self) -> None:
@@ -268,53 +292,52 @@ class DatasetPage(_Page):
         if path:
             self.val_edit.setText(path)
 
-    def validatePage(self) -> bool:  # noqa: N802 - Qt API
-        from ..core.training.datasets import (DatasetError, RecordIOReader, read_image, scan_identity_folder,
-                                              unpack_record_payload)
+    @property
+    def scanning(self) -> bool:
+        return self._scan_task is not None and not self._scan_task.done
 
+    @Slot()
+    def _path_changed(self) -> None:
+        self.clear_error()
+        self._scanned = None
+
+    def validatePage(self) -> bool:  # noqa: N802 - Qt API
+        """The data is scanned on a task; Next is answered again (by :meth:`_scan_done`) once it is known."""
         self.clear_error()
         text = self.path_edit.text().strip()
         if not text:
             return self.fail("Choose the training data: a folder with one sub-folder per person, or train.rec.")
         path = Path(text).expanduser()
-        st = self.state
-        try:
-            if path.suffix == ".rec" or (path.is_dir() and (path / "train.rec").is_file()):
-                rec = path if path.suffix == ".rec" else path / "train.rec"
-                reader = RecordIOReader(rec)
-                try:
-                    keys = sorted(reader.offsets)
-                    unpack_record_payload(reader.read(keys[-1]), f"record {keys[-1]}")  # last record readable
-                finally:
-                    reader.close()
-                st.data_kind, st.n_images, st.n_identities = "recordio", len(keys), 0
-                self.summary.setText(f"RecordIO with {len(keys)} records (identities are counted when training "
-                                     "starts).")
-            else:
-                scan = scan_identity_folder(path, MIN_IDENTITIES, MIN_IMAGES)
-                readable = 0
-                problems = []
-                for p, _ in scan.files[:3]:
-                    try:
-                        read_image(p)
-                        readable += 1
-                    except XfrError as exc:
-                        problems.append(str(exc))
-                if not readable:
-                    return self.fail("None of the first images can be read: " + "; ".join(problems))
-                st.data_kind, st.n_images, st.n_identities = "folder", scan.n_images, len(scan.classes)
-                singles = sum(1 for n in scan.per_class.values() if n < 2)
-                note = f" ({singles} with a single image)" if singles else ""
-                self.summary.setText(f"{scan.n_images} images of {len(scan.classes)} identities{note}.")
-        except (DatasetError, XfrError) as exc:
-            self.summary.clear()
-            return self.fail(str(exc))
+        if self._scanned is None or self._scanned[0] != path:
+            if not self.scanning:
+                self.summary.setText("Checking the training data…")
+                self._scan_task = self.wizard().controller.runner.start(
+                    lambda ctx: scan_training_data(path), finished=lambda s: self._scan_done(path, s),
+                    failed=self._scan_failed)
+            return False
+        summary, self._scanned = self._scanned[1], None   # scanned once per Next: the folder may change
+        return self._accept(path, summary)
+
+    def _scan_done(self, path: Path, summary: DataSummary) -> None:
+        self._scanned = (path, summary)
+        self.summary.setText(summary.text)
+        if self.wizard().currentPage() is self:
+            self.wizard().next()
+
+    @Slot(str, str)
+    def _scan_failed(self, _kind: str, message: str) -> None:
+        self.summary.clear()
+        self.fail(message)
+
+    def _accept(self, path: Path, summary: DataSummary) -> bool:
         val = self.val_edit.text().strip()
         if val and not Path(val).expanduser().is_file():
             return self.fail(f"Validation pair file not found: {val}")
         root = self.val_root_edit.text().strip()
         if root and not Path(root).expanduser().is_dir():
             return self.fail(f"Pair images folder not found: {root}")
+        st = self.state
+        st.data_kind, st.n_images, st.n_identities = summary.kind, summary.n_images, summary.n_identities
         st.data = str(path)
         st.aligned = self.aligned_combo.currentData()
         st.val = str(Path(val).expanduser()) if val else None
@@ -577,7 +600,7 @@ class DevicePage(_Page):
         import torch
 
         if not self._listening:
-            self.wizard().controller.worker.estimated.connect(self._estimated)
+            self.wizard().controller.estimated.connect(self._estimated)
             self._listening = True
         self.device_combo.blockSignals(True)
         self.device_combo.clear()
@@ -751,9 +774,9 @@ class RunPage(_Page):
         self.pause_btn.setEnabled(True)
         self.cancel_btn.setEnabled(True)
         ctl = wiz.controller
-        ctl.worker.progress.connect(self.on_progress, Qt.ConnectionType.UniqueConnection)
-        ctl.worker.result.connect(self.on_result, Qt.ConnectionType.UniqueConnection)
-        ctl.worker.error.connect(self.on_error, Qt.ConnectionType.UniqueConnection)
+        ctl.progress.connect(self.on_progress, Qt.ConnectionType.UniqueConnection)
+        ctl.result.connect(self.on_result, Qt.ConnectionType.UniqueConnection)
+        ctl.error.connect(self.on_error, Qt.ConnectionType.UniqueConnection)
         ctl.start(self.state.config)
 
     def isComplete(self) -> bool:  # noqa: N802
@@ -907,8 +930,8 @@ class TrainingWizard(QWizard):
         self.setOption(QWizard.WizardOption.NoCancelButtonOnLastPage, True)
         self.resize(900, 720)
         self._close_when_done = False
-        self.controller.worker.result.connect(self._run_ended)
-        self.controller.worker.error.connect(self._run_ended)
+        self.controller.result.connect(self._run_ended)
+        self.controller.error.connect(self._run_ended)
         self.finished.connect(self.shutdown)
 
     def page_named(self, name: str) -> QWizardPage:

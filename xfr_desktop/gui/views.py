@@ -132,49 +132,8 @@ class PairViews(QWidget):
         for row, side in enumerate("ab", start=1):
             self.glw.addLabel(f"<b>{side.upper()}</b>", row=row, col=0, size="14pt")
             for col, panel in enumerate(("photo", "aligned", "recon", "overlay"), start=1):
-                vb = self.glw.addViewBox(row=row, col=col, lockAspect=True, invertY=True, enableMenu=False)
-                vb.setBorder(pg.mkPen("#3a3d42"))
-                vb.setDefaultPadding(0.01)
-                item = pg.ImageItem()
-                vb.addItem(item)
-                self.vb[side, panel] = vb
-                self.items[side, panel] = item
-                if panel == "overlay":
-                    region = QGraphicsRectItem()  # the selected channel's residual support
-                    region.setPen(_cosmetic(QPen(QColor("#80deea"), 1.5, Qt.PenStyle.DashLine)))
-                    region.setZValue(8)
-                    region.setVisible(False)
-                    vb.addItem(region)
-                    self.channel_region[side] = region
-                    heat = pg.ImageItem()
-                    heat.setOpacity(self.display.opacity)
-                    heat.setZValue(5)
-                    vb.addItem(heat)
-                    self.heat[side] = heat
-                if panel != "photo":
-                    v = pg.InfiniteLine(angle=90, movable=False, pen=CROSS_PEN)
-                    h = pg.InfiniteLine(angle=0, movable=False, pen=CROSS_PEN)
-                    for line in (v, h):
-                        line.setZValue(10)
-                        line.setVisible(False)
-                        vb.addItem(line, ignoreBounds=True)
-                    self.cross[side] += [v, h]
-            vb = self.vb[side, "photo"]
-            box = QGraphicsRectItem()
-            box.setPen(_cosmetic(QPen(BOX_PEN)))
-            box.setZValue(5)
-            vb.addItem(box)
-            crop = pg.PlotCurveItem(pen=pg.mkPen("#ffd54f", width=1, style=Qt.PenStyle.DotLine))
-            crop.setZValue(5)
-            vb.addItem(crop)
-            marks = pg.ScatterPlotItem(size=7, pen=pg.mkPen("#000000"), brush=pg.mkBrush("#ff5252"))
-            marks.setZValue(6)
-            vb.addItem(marks)
-            cursor = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen("#80deea", width=2), brush=None)
-            cursor.setZValue(7)
-            vb.addItem(cursor)
-            self.photo_overlays[side] = {"box": box, "crop": crop, "landmarks": marks, "cursor": cursor}
-
+                self._add_panel(side, panel, row, col)
+            self._add_photo_overlays(side)
         # one view range for every panel in aligned coordinates
         self.linked = [self.vb[s, p] for s in "ab" for p in ("aligned", "recon", "overlay")]
         master = self.linked[0]
@@ -190,6 +149,48 @@ class PairViews(QWidget):
         for col in range(1, 5):
             self.glw.ci.layout.setColumnStretchFactor(col, 1)
         self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    def _add_panel(self, side: str, panel: str, row: int, col: int) -> None:
+        vb = self.glw.addViewBox(row=row, col=col, lockAspect=True, invertY=True, enableMenu=False)
+        vb.setBorder(pg.mkPen("#3a3d42"))
+        vb.setDefaultPadding(0.01)
+        item = pg.ImageItem()
+        vb.addItem(item)
+        self.vb[side, panel] = vb
+        self.items[side, panel] = item
+        if panel == "overlay":
+            region = QGraphicsRectItem()  # the selected channel's residual support
+            region.setPen(_cosmetic(QPen(QColor("#80deea"), 1.5, Qt.PenStyle.DashLine)))
+            region.setZValue(8)
+            region.setVisible(False)
+            vb.addItem(region)
+            self.channel_region[side] = region
+            heat = pg.ImageItem()
+            heat.setOpacity(self.display.opacity)
+            heat.setZValue(5)
+            vb.addItem(heat)
+            self.heat[side] = heat
+        if panel != "photo":
+            v = pg.InfiniteLine(angle=90, movable=False, pen=CROSS_PEN)
+            h = pg.InfiniteLine(angle=0, movable=False, pen=CROSS_PEN)
+            for line in (v, h):
+                line.setZValue(10)
+                line.setVisible(False)
+                vb.addItem(line, ignoreBounds=True)
+            self.cross[side] += [v, h]
+
+    def _add_photo_overlays(self, side: str) -> None:
+        """Face box, crop outline, landmarks and the projected cursor on the source photo."""
+        vb = self.vb[side, "photo"]
+        box = QGraphicsRectItem()
+        box.setPen(_cosmetic(QPen(BOX_PEN)))
+        crop = pg.PlotCurveItem(pen=pg.mkPen("#ffd54f", width=1, style=Qt.PenStyle.DotLine))
+        marks = pg.ScatterPlotItem(size=7, pen=pg.mkPen("#000000"), brush=pg.mkBrush("#ff5252"))
+        cursor = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen("#80deea", width=2), brush=None)
+        for item, z in ((box, 5), (crop, 5), (marks, 6), (cursor, 7)):
+            item.setZValue(z)
+            vb.addItem(item)
+        self.photo_overlays[side] = {"box": box, "crop": crop, "landmarks": marks, "cursor": cursor}
 
     # --- content -----------------------------------------------------------------------------------------
     def clear(self) -> None:

@@ -27,8 +27,9 @@ import numpy as np
 
 from .. import __version__
 from ..core.errors import XfrError
+from ..paths import REPO_ROOT
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = REPO_ROOT
 FONTS_DIR_ENV = "XFR_FONTS_DIR"
 SYSTEM_DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 FONT_FILES = {

@@ -97,7 +97,7 @@ may be called from the GUI thread and worker threads alike (each call has its ow
 from __future__ import annotations
 
 from ..core.errors import StoreError
-from .arrays import pack_arrays, unpack_arrays
+from ..core.arrays import pack_arrays, unpack_arrays
 from .audit import AuditVerification, canonical_json, default_actor, entry_hash
 from .migrations import SCHEMA_VERSION
 from .records import (AuditRecord, CaseRecord, ComparisonRecord, ConclusionRecord, ImageRecord, ModelRecord,

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .arrays import unpack_arrays
+from ..core.arrays import unpack_arrays
+from ..core.decision import decision_label
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class ResultRecord:
 
     @property
     def decision_label(self) -> str:
-        return "match" if self.decision else "non-match"
+        return decision_label(self.decision)
 
     @property
     def residuals(self) -> bytes | None:

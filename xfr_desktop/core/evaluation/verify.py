@@ -139,8 +139,7 @@ def embed_images(
     from ..imageio import load_image
 
     if aligner is None:
-        aligner = FaceAligner(model.spec["template"], model.input_size,
-                              landmark_weights=model.spec.get("landmark_weights"))
+        aligner = FaceAligner.for_model(model)
     cache = cache or EmbeddingCache(None, model_cache_key(model))
     out: dict = {}
     failures: dict = {}

@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ModelFileError, XfrError
+from ..evaluation.verify import best_accuracy_threshold
 from ..fileio import atomic_write
 from ..model import (FORMAT as MODEL_FORMAT, JointModel, default_spec, file_sha256, import_insightface_backbone,
                      load_model, resolve_device, save_model)
@@ -369,22 +370,10 @@ def check_disk_space(folder, need_bytes: int) -> int:
 
 
 def pair_accuracy(scores: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
-    """Best accuracy over all thresholds and that threshold (midpoint between neighbouring scores)."""
-    order = np.argsort(scores)
-    s, y = scores[order], issame[order].astype(np.int64)
-    n = len(s)
-    # threshold below index i: predictions 'same' for i..n-1
-    pos_above = np.concatenate([np.cumsum(y[::-1])[::-1], [0]])       # positives at or above i
-    neg_below = np.concatenate([[0], np.cumsum(1 - y)])                 # negatives below i
-    correct = pos_above + neg_below
-    best = int(np.argmax(correct))
-    if best == 0:
-        thr = float(s[0] - 1e-6)
-    elif best == n:
-        thr = float(s[-1] + 1e-6)
-    else:
-        thr = float((s[best - 1] + s[best]) / 2)
-    return float(correct[best] / n), thr
+    """Best accuracy over all thresholds and that threshold: the evaluation's rule (midpoint between neighbouring
+    scores, never between equal ones), so validation during training and `xfr evaluate verify` agree."""
+    thr = best_accuracy_threshold(scores, issame)
+    return float(np.mean((np.asarray(scores) >= thr) == np.asarray(issame, bool))), thr
 
 
 def evaluate_pairs(model: JointModel, pairs: ValidationPairs, batch_size: int = 64) -> dict:
@@ -403,11 +392,19 @@ def evaluate_pairs(model: JointModel, pairs: ValidationPairs, batch_size: int = 
     return {"val_acc": acc, "val_threshold": thr, "val_acc_at_model_threshold": at_model, "val_pairs": len(pairs)}
 
 
+def recordio_file(data: Path) -> Path | None:
+    """The insightface RecordIO file ``data`` names (a .rec, or a folder holding train.rec); None for a folder of
+    identity sub-folders."""
+    if data.suffix == ".rec":
+        return data
+    return data / "train.rec" if data.is_dir() and (data / "train.rec").is_file() else None
+
+
 def open_training_dataset(config: TrainConfig, spec: dict):
     data = Path(config.data).expanduser() if config.data else None
     if data is None:
         raise DatasetError("no training data given (a folder per identity, or train.rec)")
-    if data.suffix == ".rec" or (data.is_dir() and (data / "train.rec").is_file()):
+    if recordio_file(data) is not None:
         return RecordIODataset(data, spec)
     return FolderDataset(data, spec, aligned=config.aligned, cache_dir=config.cache_dir)
 
