@@ -65,6 +65,8 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
                                      "certificate_sha256": signed.fingerprint_sha256,
                                      "signing_time_local_clock": signed.signed_at,
                                      "format": "PAdES B-B, SHA-256"}, actor=actor)
+            # the key that signs the report also signs the chain head: later rewrites are then detectable
+            store.create_checkpoint(case.id, identity.sign_bytes, identity.certificate_pem, signed.signer)
         os.replace(tmp, out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -158,10 +158,15 @@ class Database:
                 version = self._read_version(conn)  # another process may have upgraded meanwhile
                 for statement in upgrade_statements(version, SCHEMA_VERSION) if version < SCHEMA_VERSION else []:
                     conn.exec_driver_sql(statement)
+                if 0 < version < SCHEMA_VERSION:
+                    self._after_upgrade(conn, version)
         except sa_exc.DBAPIError as exc:
             raise StoreError(describe_db_error(exc, self.data_dir)) from exc
         if version:
             log.info("upgraded %s from schema %d to %d", self.db_path, version, SCHEMA_VERSION)
+
+    def _after_upgrade(self, conn, from_version: int) -> None:
+        """Data steps of an upgrade, in its transaction (the Store adopts old rows into the audit chain)."""
 
     def _backup(self, version: int) -> Path:
         """Copy the database (consistently, via SQLite's backup API) before upgrading it."""
