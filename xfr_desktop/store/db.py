@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import paths
 from ..core.errors import StoreError
+from . import private
 from .migrations import SCHEMA_VERSION, upgrade_statements
 
 log = logging.getLogger(__name__)
@@ -67,10 +68,14 @@ class Database:
         self.db_path = paths.database_path(self.data_dir)
         self.images_dir = paths.images_dir(self.data_dir)
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self.images_dir.mkdir(parents=True, exist_ok=True)
+            private.make_dir(self.data_dir)
+            private.make_dir(self.images_dir)
+            private.create_file(self.db_path)
         except OSError as exc:
             raise StoreError(f"cannot create the data folder {self.data_dir}: {exc.strerror or exc}") from exc
+        if private.tighten(self.data_dir):
+            log.warning("made the data folder %s private to its owner (its files were readable by others)",
+                        self.data_dir)
         self.engine: Engine = create_engine(
             f"sqlite:///{self.db_path}", connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(self.engine, "connect", _on_connect)
@@ -172,6 +177,7 @@ class Database:
         """Copy the database (consistently, via SQLite's backup API) before upgrading it."""
         target = self.db_path.with_name(f"{self.db_path.name}.v{version}.bak")
         try:
+            private.create_file(target)
             source = sqlite3.connect(self.db_path)
             try:
                 dest = sqlite3.connect(target)

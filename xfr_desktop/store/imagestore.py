@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import ImageError, StoreError
+from .private import make_dir
 
 CHUNK = 1 << 20
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp",
@@ -75,7 +76,7 @@ class ImageStore:
         incoming = self.root / ".incoming"
         tmp_path: Path | None = None
         try:
-            incoming.mkdir(parents=True, exist_ok=True)
+            make_dir(incoming)
             fd, tmp_name = tempfile.mkstemp(dir=incoming, suffix=".part")
             tmp_path = Path(tmp_name)
             digest = hashlib.sha256()
@@ -100,7 +101,7 @@ class ImageStore:
             if final.exists() and file_sha256(final) == sha256:
                 tmp_path.unlink()
             else:
-                final.parent.mkdir(parents=True, exist_ok=True)
+                make_dir(final.parent)
                 os.replace(tmp_path, final)
                 _fsync_dir(final.parent)
             tmp_path = None
