@@ -1,7 +1,8 @@
 """`xfr audit`: verify, list or sign checkpoints of the tamper-evident audit trail (global `--data-dir`)."""
 from __future__ import annotations
 
-import json
+from ..core.numbers import json_text
+
 import sys
 
 
@@ -84,7 +85,7 @@ def run_list(args) -> int:
         case_id = store.find_case(args.case).id if args.case else None
         entries = store.list_audit(case_id)
     if args.json:
-        print(json.dumps([{"id": e.id, "time": e.time, "actor": e.actor, "action": e.action, "case_id": e.case_id,
+        print(json_text([{"id": e.id, "time": e.time, "actor": e.actor, "action": e.action, "case_id": e.case_id,
                            "object_type": e.object_type, "object_id": e.object_id, "details": e.details_dict,
                            "prev_hash": e.prev_hash, "hash": e.hash} for e in entries], indent=2, ensure_ascii=False))
         return 0

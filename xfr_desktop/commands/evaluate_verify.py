@@ -1,6 +1,8 @@
 """`xfr evaluate verify`: verification accuracy on an LFW pairs.txt or a CSV pair list (10-fold protocol)."""
 from __future__ import annotations
 
+from ..core.numbers import finite_arg
+
 import sys
 import time
 from pathlib import Path
@@ -21,7 +23,7 @@ def register(evaluate_subparsers) -> None:
     p.add_argument("--aligned", action="store_true", help="images are already aligned crops (no detection)")
     p.add_argument("--folds", type=int, default=10, help="folds for CSV lists (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the CSV fold split (default 0)")
-    p.add_argument("--threshold", type=float, help="decision threshold for accuracy_at_threshold "
+    p.add_argument("--threshold", type=finite_arg, help="decision threshold for accuracy_at_threshold "
                                                   "(default: the model's own)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -1,7 +1,8 @@
 """`xfr explain IMG_A IMG_B --out DIR`: verify a pair and explain the decision with Algorithm 1."""
 from __future__ import annotations
 
-import json
+from ..core.numbers import finite_arg
+
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ def register(subparsers) -> None:
     p.add_argument("image_b", help="second image (B)")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--model", help="joint model file (default: the bundled model)")
-    p.add_argument("--threshold", type=float, help="decision threshold on the cosine score (default: the model's)")
+    p.add_argument("--threshold", type=finite_arg, help="decision threshold on the cosine score (default: the model's)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.add_argument("--aligned", action="store_true", help="inputs are pre-aligned face crops: skip detection")
     p.add_argument("--channels", type=int, metavar="K", help="explain with the K strongest channels only (top-k)")
@@ -62,6 +63,7 @@ def write_outputs(out: Path, result, faces, model, paths, hashes, timings) -> No
     import numpy as np
 
     from ..core.fileio import atomic_write
+    from ..core.numbers import json_text
     from ..core.render import overlay_with_colorbar, save_png
 
     info = {
@@ -98,4 +100,4 @@ def write_outputs(out: Path, result, faces, model, paths, hashes, timings) -> No
         side = getattr(result, side_name)
         save_png(out / f"{side_name}_aligned.png", side.aligned)
         save_png(out / f"{side_name}_reconstruction.png", side.reconstruction)
-    atomic_write(out / "result.json", lambda f: f.write(json.dumps(info, indent=2).encode()))
+    atomic_write(out / "result.json", lambda f: f.write(json_text(info, indent=2).encode()))

@@ -1,7 +1,8 @@
 """`xfr report` (build and optionally sign a case's PDF report) and `xfr verify-report` (check a signed report)."""
 from __future__ import annotations
 
-import json
+from ..core.numbers import json_text
+
 import sys
 
 
@@ -76,7 +77,7 @@ def run_verify(args) -> int:
 
     result = verify_pdf(args.pdf, args.trust)
     if args.json:
-        print(json.dumps({"ok": result.ok, "status": result.status, "message": result.message,
+        print(json_text({"ok": result.ok, "status": result.status, "message": result.message,
                           "signatures": [vars(s) for s in result.signatures]}, indent=2))
     else:
         lines = result.summary_lines()

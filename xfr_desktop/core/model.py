@@ -170,9 +170,17 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         msg = str(exc).splitlines()[0][:300]
         raise ModelFileError(f"model file {path} does not match its own spec: {msg}") from None
+    _check_finite_weights(model, path)
     model.sha256 = file_sha256(path)
     model.path = str(path)
     return model.to(resolve_device(device)).eval()
+
+
+def _check_finite_weights(model: JointModel, path: Path) -> None:
+    """NaN or infinite weights make every score NaN, which no threshold comparison catches: refuse the file."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelFileError(f"model file {path} holds non-finite weights (NaN or infinity) in {name}")
 
 
 def import_insightface_backbone(state_dict: dict, spec: dict | None = None) -> JointModel:

@@ -13,7 +13,8 @@ from pathlib import Path
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
-from ..core.errors import StoreError
+from ..core.errors import StoreError, XfrError
+from ..core.numbers import finite_float
 from . import audit, checkpoints, integrity
 from .integrity import ROW_KEY, row_digest
 from .arrays import as_npz_bytes
@@ -223,10 +224,10 @@ class Store(Database):
         missing = [k for k in ("score", "threshold", "decision") if payload.get(k) is None]
         if missing:
             raise StoreError(f"a result needs {', '.join(missing)}")
-        try:
-            score, threshold = float(payload["score"]), float(payload["threshold"])
-        except (TypeError, ValueError) as exc:
-            raise StoreError("a result's score and threshold must be numbers") from exc
+        try:  # a NaN score or threshold decides nothing: it must never become evidence
+            score, threshold = (finite_float(payload[k], f"a result's {k}") for k in ("score", "threshold"))
+        except XfrError as exc:
+            raise StoreError(str(exc)) from None
         parameters = dict(payload.get("parameters") or {})
         parameters_json = _dumps(parameters)
         # Pack blobs before opening the transaction: the write lock is held only for the insert.

@@ -11,6 +11,8 @@ nothing here.
 """
 from __future__ import annotations
 
+from ..numbers import json_text
+
 import hashlib
 import json
 import logging
@@ -247,7 +249,7 @@ def verify_pairs(
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "verify.json").write_text(json.dumps(result, indent=2))
+        (out / "verify.json").write_text(json_text(result, indent=2))
         np.savez_compressed(out / "scores.npz", scores=scores, same=same, folds=folds)
         plot_roc(r, out / "roc.png", title=f"{result['model']}: {kf['accuracy_mean'] * 100:.2f}% "
                  f"(10-fold), TAR@FAR1e-3 {r['tar_at_far_1e-3'] * 100:.1f}%, EER {r['eer'] * 100:.2f}%")
