@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print("xfr: error: out of memory", file=sys.stderr)
         return 2
     except OSError as exc:  # full disk, permissions: say what and where
-        print(f"xfr: error: {exc.strerror or exc} ({exc.filename or ''})", file=sys.stderr)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"xfr: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
 
 

@@ -1,9 +1,9 @@
 """`xfr audit`: verify, list or sign checkpoints of the tamper-evident audit trail (global `--data-dir`)."""
 from __future__ import annotations
 
-from ..core.numbers import json_text
-
 import sys
+
+from ..core.numbers import json_text
 
 
 def register(subparsers) -> None:
@@ -48,7 +48,7 @@ def run_verify(args) -> int:
     from ..store.checkpoints import load_checkpoint_file
 
     external = [cp for path in args.checkpoint or [] for cp in load_checkpoint_file(path)]
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, create=False) as store:
         case_id = store.find_case(args.case).id if args.case else None
         verification = store.verify_audit(case_id, trusted=_read_trusted(args.trust), external=external)
     if verification.ok:
@@ -81,7 +81,7 @@ def run_checkpoint(args) -> int:
 def run_list(args) -> int:
     from ..store import open_store
 
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, create=False) as store:
         case_id = store.find_case(args.case).id if args.case else None
         entries = store.list_audit(case_id)
     if args.json:

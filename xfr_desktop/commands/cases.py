@@ -41,7 +41,7 @@ def _case_summary(case) -> dict:
 def run_list(args) -> int:
     from ..store import open_store
 
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, create=False) as store:
         cases = store.list_cases(args.search)
     if args.json:
         print(json_text([_case_summary(c) for c in cases], indent=2, ensure_ascii=False))
@@ -60,7 +60,7 @@ def run_list(args) -> int:
 def run_show(args) -> int:
     from ..store import open_store
 
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, create=False) as store:
         case = store.find_case(args.case)
         comparisons = []
         for comp in store.list_comparisons(case.id):

@@ -46,10 +46,11 @@ def _dumps(value: dict | None) -> str:
 class Store(Database):
     """The case database, image store and audit trail of one data folder. See the package docstring."""
 
-    def __init__(self, data_dir: str | os.PathLike | None = None):
-        super().__init__(data_dir)
+    def __init__(self, data_dir: str | os.PathLike | None = None, *, create: bool = True):
+        super().__init__(data_dir, create=create)
         self.images = ImageStore(self.images_dir)
-        self.images.remove_stale_temp_files()
+        if not self.read_only:
+            self.images.remove_stale_temp_files()
 
     def __repr__(self) -> str:
         return f"Store({str(self.data_dir)!r})"
@@ -467,9 +468,10 @@ class Store(Database):
                           modified_at=case.modified_at, n_comparisons=int(n_comparisons))
 
 
-def open_store(data_dir: str | os.PathLike | None = None) -> Store:
-    """Open (creating or upgrading) the store in `data_dir`, $XFR_DATA_DIR or the user data folder."""
-    return Store(data_dir)
+def open_store(data_dir: str | os.PathLike | None = None, *, create: bool = True) -> Store:
+    """Open (creating or upgrading) the store in `data_dir`, $XFR_DATA_DIR or the user data folder.
+    ``create=False`` for reading: StoreError when there is no database, read-only when it cannot be written."""
+    return Store(data_dir, create=create)
 
 
 def _check_status(status: str) -> None:
