@@ -17,7 +17,8 @@ from ..core.errors import XfrError
 from ..core.fileio import read_bytes
 
 SIGNATURE_FIELD = "XFRSignature"
-DEFAULT_BOX = (51.0, 60.0, 311.0, 130.0)   # used when the caller does not know where the report reserved it
+DEFAULT_BOX = (51.0, 60.0, 311.0, 130.0)
+MIN_PASSPHRASE = 8   # used when the caller does not know where the report reserved it
 
 
 class SigningError(XfrError):
@@ -138,6 +139,8 @@ def create_identity(name: str, p12_path: str | os.PathLike, passphrase: str, *, 
         raise SigningError("an identity needs a name (--name)")
     if not passphrase:
         raise SigningError("an empty passphrase is not allowed: the key file would be unprotected")
+    if len(passphrase) < MIN_PASSPHRASE:  # the .p12 can be copied and attacked offline at leisure
+        raise SigningError(f"the passphrase is too short: use at least {MIN_PASSPHRASE} characters (a few words)")
     p12_path = Path(p12_path)
     pem_path = p12_path.with_suffix(".pem")
     for p in (p12_path, pem_path):
