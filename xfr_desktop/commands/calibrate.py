@@ -1,9 +1,9 @@
 """`xfr calibrate`: fit the score-to-likelihood-ratio calibration of a model on a reference pair list."""
 from __future__ import annotations
 
-from ..core.numbers import json_text
-
 from pathlib import Path
+
+from ..core.numbers import json_text
 
 
 def register(subparsers) -> None:

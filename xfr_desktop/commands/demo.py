@@ -1,11 +1,11 @@
 """`xfr demo`: explain every pair of the bundled sample case with the bundled model (no display needed)."""
 from __future__ import annotations
 
-from ..core.numbers import json_text
-
 import json
 import time
 from pathlib import Path
+
+from ..core.numbers import json_text
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "samples"
 

@@ -6,8 +6,6 @@ interrupted run resumes where it stopped, and a deletion run on the same ``--out
 """
 from __future__ import annotations
 
-from ..core.numbers import json_text
-
 from ..core.numbers import finite_arg
 
 import hashlib
@@ -16,6 +14,7 @@ import time
 from pathlib import Path
 
 from ..core.errors import XfrError
+from ..core.numbers import json_text
 
 DEFAULT_METHODS = "ours,gradient,gradcampp,stylianou,xface"
 

@@ -1,10 +1,10 @@
 """`xfr explain IMG_A IMG_B --out DIR`: verify a pair and explain the decision with Algorithm 1."""
 from __future__ import annotations
 
-from ..core.numbers import finite_arg
-
 import time
 from pathlib import Path
+
+from ..core.numbers import finite_arg
 
 
 def register(subparsers) -> None:

@@ -1,9 +1,9 @@
 """`xfr models`: import dlib's face network (`import-dlib`) and describe model files (`info`)."""
 from __future__ import annotations
 
-from ..core.numbers import json_text
-
 from pathlib import Path
+
+from ..core.numbers import json_text
 
 
 def register(subparsers) -> None:

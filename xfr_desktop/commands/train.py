@@ -1,12 +1,12 @@
 """`xfr train`: fine-tune the joint model (recognition + reconstruction) from a TOML config or flags."""
 from __future__ import annotations
 
-from ..core.numbers import finite_arg
-
 import signal
 import sys
 import threading
 import time
+
+from ..core.numbers import finite_arg
 
 
 def register(subparsers) -> None:
