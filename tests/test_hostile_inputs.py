@@ -61,10 +61,12 @@ def test_model_with_nan_weights_is_refused(tmp_path, tiny_model, crops, capsys):
     assert rc == 2 and "non-finite weights" in err and "nan.pt" in err
 
 
-def test_explain_result_json_is_strict_json(tmp_path, model_file, crops):
+def test_explain_result_json_is_strict_json_and_warns_of_faceless_crops(tmp_path, model_file, crops, capsys):
     assert xfr_main(["explain", *crops, "--out", str(tmp_path / "o"), "--model", str(model_file), "--aligned"]) == 0
     info = strict_json((tmp_path / "o" / "result.json").read_text())
     assert np.isfinite(info["score"])
+    assert len(info["warnings"]) == 2 and "no face found in the crop" in info["warnings"][0]  # noise, not faces
+    assert capsys.readouterr().err.count("xfr: warning:") == 2
 
 
 def test_stored_nan_is_refused_and_old_ones_print_as_json(tmp_path, capsys):
