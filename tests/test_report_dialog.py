@@ -53,7 +53,7 @@ def test_export_dialog_wrong_passphrase_then_signed_export(qtbot, tmp_path, stor
     assert dialog.passphrase_edit.text() == ""          # not kept after use
     assert verify_pdf(out, [pem]).ok
     actions = [e.action for e in store.list_audit(case.id)]
-    assert actions[-2:] == ["report.exported", "report.signed"]
+    assert actions[-3:] == ["report.exported", "report.signed", "audit.checkpoint"]
     QSettings().sync()
     saved = [f.read_text(errors="replace") for f in (tmp_path / "settings").rglob("*") if f.is_file()]
     assert saved and any(str(p12) in text for text in saved)   # the key file is remembered...

@@ -184,7 +184,7 @@ def test_cli_report_signed_and_wrong_passphrase(tmp_path, tiny_model, identity_f
     assert verify_pdf(out, [pem]).ok
     with open_store(data_dir) as store:
         actions = [e.action for e in store.list_audit(case.id)]
-    assert actions[-2:] == ["report.exported", "report.signed"]
+    assert actions[-3:] == ["report.exported", "report.signed", "audit.checkpoint"]
 
 
 def test_rsa_identity_from_a_lab_pki_signs_and_verifies(rendered, tmp_path):

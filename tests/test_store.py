@@ -112,9 +112,9 @@ def test_import_image_content_addressed_and_idempotent(store, tmp_path):
 
 def test_import_rejects_bad_files_with_clear_messages(store, tmp_path):
     (tmp_path / "notes.jpg").write_text("not an image")
-    with pytest.raises(ImageError, match="not a readable image"):
+    with pytest.raises(ImageError, match="notes.jpg: not an image file"):
         store.import_image(tmp_path / "notes.jpg")
-    with pytest.raises(ImageError, match="does not exist"):
+    with pytest.raises(ImageError, match="missing.jpg: file not found"):
         store.import_image(tmp_path / "missing.jpg")
     with pytest.raises(StoreError, match="no case"):
         store.import_image(write_image(tmp_path / "x.png"), case_id=42)

@@ -1,6 +1,7 @@
 """Schema versions: a database written by an older XFR Desktop (raw SQL of schema v1) opens and upgrades."""
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 
 import numpy as np
@@ -13,19 +14,24 @@ from xfr_desktop.store.migrations import SCHEMA_V1_SQL
 from xfr_desktop.store.schema import Base
 
 NOW = "2025-01-02T03:04:05.000000+00:00"
+OLD_IMAGE = b"old evidence bytes"
+SHA = hashlib.sha256(OLD_IMAGE).hexdigest()
 
 
 def make_v1_database(path):
     """What XFR Desktop with schema 1 wrote: tables, one case with a result, a conclusion and its audit chain."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    evidence = path.parent / "images" / SHA[:2] / f"{SHA}.jpg"
+    evidence.parent.mkdir(parents=True)
+    evidence.write_bytes(OLD_IMAGE)
     con = sqlite3.connect(path)
     for statement in SCHEMA_V1_SQL:
         con.execute(statement)
     maps = pack_arrays({"a": {"H": np.full((4, 4), 0.5, np.float32)}, "b": {"H": np.zeros((4, 4), np.float32)}})
     con.execute("INSERT INTO cases VALUES (1, 'OLD-1', 'Old case', 'Examiner', 'Lab', 'notes', ?, ?)", (NOW, NOW))
-    con.execute("INSERT INTO images VALUES (?, 'a.jpg', '/old/a.jpg', 10, 4, 4, 'JPEG', '.jpg', ?)", ("a" * 64, NOW))
+    con.execute("INSERT INTO images VALUES (?, 'a.jpg', '/old/a.jpg', 10, 4, 4, 'JPEG', '.jpg', ?)", (SHA, NOW))
     con.execute("INSERT INTO comparisons VALUES (1, 1, ?, ?, 0, 0, ?, 'old model', '{}', 'done', ?)",
-                ("a" * 64, "a" * 64, "m" * 64, NOW))
+                (SHA, SHA, "m" * 64, NOW))
     con.execute("INSERT INTO results VALUES (1, 1, ?, '{\"threshold\":0.3}', 0.8, 0.3, 1, ?, '{}', ?, ?)",
                 (NOW, "m" * 64, maps, b"residual bytes"))
     con.execute("INSERT INTO conclusions VALUES (1, 1, 1, 'Support', 'ENFSI', '', 'Examiner', ?)", (NOW,))
@@ -54,30 +60,31 @@ def table_columns(db_path) -> dict[str, list[str]]:
 def test_v1_database_upgrades_without_losing_data(tmp_path):
     data = tmp_path / "data"
     maps = make_v1_database(data / "xfr.sqlite")
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     with open_store(data) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         case = store.get_case(1)
         assert (case.number, case.title, case.n_comparisons) == ("OLD-1", "Old case", 1)
         old = store.latest_result(1)
         assert old.score == 0.8 and old.maps_npz == maps and old.residuals == b"residual bytes"
         assert old.faces_npz is None and old.model_name is None  # v2 columns exist, empty for old rows
         assert store.latest_conclusion(1).text == "Support"
-        assert store.verify_audit().ok and store.verify_audit().n_entries == 2
+        # the upgrade adopted the old rows: one entry on the case's chain, one (the image) on the system chain
+        assert store.verify_audit().ok and store.verify_audit().n_entries == 4
         # the new columns work and the old audit chain continues
         store.set_comparison_status(1, "done", "re-checked")
         new = store.save_result(1, {"score": 0.7, "threshold": 0.3, "decision": True, "model_name": "new",
                                     "faces": {"a": {"box": np.array([1.0, 2.0, 3.0, 4.0])}}})
         assert store.get_result(new.id).faces()["a"]["box"].tolist() == [1.0, 2.0, 3.0, 4.0]
         assert store.get_comparison(1).status_message == "re-checked"
-        assert store.verify_audit(1).ok and store.verify_audit(1).n_entries == 3
+        assert store.verify_audit(1).ok and store.verify_audit(1).n_entries == 4
     backup = data / "xfr.sqlite.v1.bak"
     assert backup.is_file()
     with sqlite3.connect(backup) as con:
         assert con.execute("SELECT version FROM schema_version").fetchone() == (1,)
         assert con.execute("SELECT number FROM cases").fetchall() == [("OLD-1",)]
     with open_store(data) as store:  # reopening does nothing more
-        assert store.schema_version() == 2 and len(store.list_results(1)) == 2
+        assert store.schema_version() == 3 and len(store.list_results(1)) == 2
 
 
 def test_upgraded_and_fresh_databases_have_the_same_tables_as_the_orm(tmp_path):
@@ -92,7 +99,8 @@ def test_upgraded_and_fresh_databases_have_the_same_tables_as_the_orm(tmp_path):
         t: cols for t, cols in orm.items() if t != "schema_version"}
     with sqlite3.connect(tmp_path / "old" / "xfr.sqlite") as con:  # triggers came along
         triggers = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
-    assert triggers == {"audit_log_no_update", "audit_log_no_delete"}
+    assert triggers == {"audit_log_no_update", "audit_log_no_delete", "audit_checkpoints_no_update",
+                        "audit_checkpoints_no_delete"}
 
 
 def test_newer_or_foreign_databases_are_refused_untouched(tmp_path):

@@ -1,8 +1,9 @@
 """`xfr calibrate`: fit the score-to-likelihood-ratio calibration of a model on a reference pair list."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from ..core.numbers import json_text
 
 
 def register(subparsers) -> None:
@@ -118,7 +119,7 @@ def run(args) -> int:
                "cllr_cross_validated": None if cv is None else round(cv, 4), "eer": round(cal.eer, 4),
                "lr_range": [10 ** lo, 10 ** hi],
                "lr_at_threshold": cal.describe(model.threshold)[0]}
-    print(json.dumps(summary, indent=2))
+    print(json_text(summary, indent=2))
     if tippett or args.tippett:
         print("Tippett plot: " + ", ".join(str(p) for p in filter(None, [tippett, args.tippett])))
     return 0

@@ -1,7 +1,8 @@
 """`xfr cases`: list, show and create cases in the case database (global `--data-dir`)."""
 from __future__ import annotations
 
-import json
+from ..core.numbers import json_text
+
 
 
 def register(subparsers) -> None:
@@ -40,10 +41,10 @@ def _case_summary(case) -> dict:
 def run_list(args) -> int:
     from ..store import open_store
 
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, create=False) as store:
         cases = store.list_cases(args.search)
     if args.json:
-        print(json.dumps([_case_summary(c) for c in cases], indent=2, ensure_ascii=False))
+        print(json_text([_case_summary(c) for c in cases], indent=2, ensure_ascii=False))
         return 0
     if not cases:
         print("no cases" + (f" matching {args.search!r}" if args.search else "") + f" in {store.data_dir}")
@@ -59,7 +60,7 @@ def run_list(args) -> int:
 def run_show(args) -> int:
     from ..store import open_store
 
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, create=False) as store:
         case = store.find_case(args.case)
         comparisons = []
         for comp in store.list_comparisons(case.id):
@@ -86,7 +87,7 @@ def run_show(args) -> int:
         "audit": {"intact": verification.ok, "entries": verification.n_entries, "message": verification.message},
     }
     if args.json:
-        print(json.dumps(info, indent=2, ensure_ascii=False))
+        print(json_text(info, indent=2, ensure_ascii=False))
         return 0
     print(f"Case {case.number} (id {case.id}): {case.title}")
     print(f"  examiner:     {case.examiner}")
@@ -118,7 +119,7 @@ def run_create(args) -> int:
         case = store.create_case(args.number, title=args.title, examiner=args.examiner,
                                  organisation=args.organisation, notes=args.notes)
     if args.json:
-        print(json.dumps(_case_summary(case), indent=2, ensure_ascii=False))
+        print(json_text(_case_summary(case), indent=2, ensure_ascii=False))
     else:
         print(f"created case {case.number} (id {case.id})")
     return 0

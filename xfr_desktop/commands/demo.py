@@ -5,6 +5,7 @@ import json
 import time
 from pathlib import Path
 
+from ..core.numbers import json_text
 from ..paths import RESOURCES_DIR
 
 SAMPLES_DIR = RESOURCES_DIR / "samples"
@@ -46,6 +47,6 @@ def run(args) -> int:
               f"(threshold {result.threshold:.3f}; expected {expected}) {'ok' if correct else 'WRONG'} "
               f"- {pair.get('label', '')} [{timings['total']:.0f} ms]")
     summary = [dict(zip(("id", "label", "score", "decision", "expected", "correct"), r)) for r in rows]
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json_text(summary, indent=2))
     print(f"outputs: {out.resolve()} (one folder per pair: result.json, maps.npz, PNG overlays)")
     return 0

@@ -6,13 +6,15 @@ interrupted run resumes where it stopped, and a deletion run on the same ``--out
 """
 from __future__ import annotations
 
+from ..core.numbers import finite_arg
+
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
 
 from ..core.errors import XfrError
+from ..core.numbers import json_text
 
 DEFAULT_METHODS = "ours,gradient,gradcampp,stylianou,xface"
 
@@ -34,8 +36,8 @@ def register(evaluate_subparsers) -> None:
     p.add_argument("--steps", default="0,10,20,30,40,50,60,70,80,90",
                    help="percentages of pixels hidden (default 0,10,...,90)")
     p.add_argument("--seed", type=int, default=0, help="seed for tie-breaking, the random floor and CSV folds")
-    p.add_argument("--blur-sigma", type=float, help="Gaussian blur sigma in pixels (default: face width / 10)")
-    p.add_argument("--threshold", type=float, help="decision threshold (default: the model's own)")
+    p.add_argument("--blur-sigma", type=finite_arg, help="Gaussian blur sigma in pixels (default: face width / 10)")
+    p.add_argument("--threshold", type=finite_arg, help="decision threshold (default: the model's own)")
     p.add_argument("--xface-stride", type=int, default=5, help="xFace occlusion stride in pixels (default 5)")
     p.add_argument("--aligned", action="store_true", help="images are already aligned crops (no detection)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
@@ -199,7 +201,7 @@ def run(args) -> int:
     summary["root"] = str(root)
     summary["folds"] = folds
     summary["limit"] = args.limit
-    (out / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out / f"{stem}.json").write_text(json_text(summary, indent=2) + "\n", encoding="utf-8")
     fold_text = (" fold" + ("s " if len(folds) > 1 else " ") + ",".join(map(str, folds))) if folds else ""
     title = (f"{game_name}: {summary['n_pairs']} pairs of {Path(args.pairs).name}{fold_text}, "
              f"model {model.spec.get('name')}, blur sigma {summary['configuration']['blur_sigma']:g} px")

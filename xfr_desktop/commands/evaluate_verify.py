@@ -5,6 +5,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..core.numbers import finite_arg
+
 
 def register(evaluate_subparsers) -> None:
     p = evaluate_subparsers.add_parser(
@@ -21,7 +23,7 @@ def register(evaluate_subparsers) -> None:
     p.add_argument("--aligned", action="store_true", help="images are already aligned crops (no detection)")
     p.add_argument("--folds", type=int, default=10, help="folds for CSV lists (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the CSV fold split (default 0)")
-    p.add_argument("--threshold", type=float, help="decision threshold for accuracy_at_threshold "
+    p.add_argument("--threshold", type=finite_arg, help="decision threshold for accuracy_at_threshold "
                                                   "(default: the model's own)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -77,7 +79,7 @@ class Progress:
 
 
 def run(args) -> int:
-    from ..core.evaluation.verify import verify_pairs
+    from ..core.evaluation.verify import percent, verify_pairs
     from ..core.pairs import read_pairs
 
     pairs = read_pairs(args.pairs, args.root, missing="error", n_folds=args.folds, seed=args.seed)
@@ -88,9 +90,14 @@ def run(args) -> int:
     cache = args.cache or (out / "embeddings.npz")
     res = verify_pairs(model, pairs, out, cache_path=cache, progress=Progress(args.quiet),
                        batch_size=args.batch_size, prealigned=args.aligned)
+    for warning in res["warnings"]:
+        print(f"xfr: warning: {warning}", file=sys.stderr)
+    spread = f" ± {res['accuracy_std'] * 100:.2f}" if res["accuracy_std"] is not None else ""
     print(f"{res['model']}: {res['n_pairs']} pairs ({res['n_folds']} folds), accuracy "
-          f"{res['accuracy_mean'] * 100:.2f}% ± {res['accuracy_std'] * 100:.2f}, at threshold {res['threshold']:.4f}: "
-          f"{res['accuracy_at_threshold'] * 100:.2f}%, TAR@FAR1e-3 {res['tar_at_far_1e-3'] * 100:.2f}%, "
-          f"EER {res['eer'] * 100:.2f}%, images without a face: {res['n_no_face']}")
-    print(f"wrote {out / 'verify.json'} and {out / 'roc.png'}")
+          f"{percent(res['accuracy_mean'])}{spread}, at threshold {res['threshold']:.4f}: "
+          f"{percent(res['accuracy_at_threshold'])}, TAR@FAR1e-3 {percent(res['tar_at_far_1e-3'])}, "
+          f"EER {percent(res['eer'])}, images without a face: {res['n_no_face']}, unreadable: "
+          f"{res['n_unreadable']}")
+    wrote = [out / "verify.json"] + ([out / "roc.png"] if res["eer"] is not None else [])
+    print(f"wrote {' and '.join(map(str, wrote))}")
     return 0

@@ -1,9 +1,11 @@
 """`xfr explain IMG_A IMG_B --out DIR`: verify a pair and explain the decision with Algorithm 1."""
 from __future__ import annotations
 
-import json
+import sys
 import time
 from pathlib import Path
+
+from ..core.numbers import finite_arg
 
 
 def register(subparsers) -> None:
@@ -13,7 +15,7 @@ def register(subparsers) -> None:
     p.add_argument("image_b", help="second image (B)")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--model", help="joint model file (default: the bundled model)")
-    p.add_argument("--threshold", type=float, help="decision threshold on the cosine score (default: the model's)")
+    p.add_argument("--threshold", type=finite_arg, help="decision threshold on the cosine score (default: the model's)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.add_argument("--aligned", action="store_true", help="inputs are pre-aligned face crops: skip detection")
     p.add_argument("--channels", type=int, metavar="K", help="explain with the K strongest channels only (top-k)")
@@ -41,6 +43,7 @@ def run(args) -> int:
     faces = [aligner.align_file(path, face_index=idx, prealigned=args.aligned)
              for path, idx in ((args.image_a, args.face_a), (args.image_b, args.face_b))]
     timings["align"] = (time.perf_counter() - t1) * 1e3
+    warnings = prealigned_warnings(aligner, faces, [args.image_a, args.image_b]) if args.aligned else []
 
     result = explain_pair(model, faces[0].aligned, faces[1].aligned, threshold=args.threshold,
                           top_k=args.channels, normalization=args.normalization, engine=args.engine)
@@ -50,18 +53,28 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_outputs(out, result, faces, model, [args.image_a, args.image_b],
-                  [image_sha256(args.image_a), image_sha256(args.image_b)], timings)
+                  [image_sha256(args.image_a), image_sha256(args.image_b)], timings, warnings)
+    for warning in warnings:
+        print(f"xfr: warning: {warning}", file=sys.stderr)
     print(f"{result.decision_label}: score {result.score:.4f} (threshold {result.threshold:.4f}); "
           f"faces found: A {faces[0].n_faces}, B {faces[1].n_faces}")
     print(f"outputs: {out.resolve()}")
     return 0
 
 
-def write_outputs(out: Path, result, faces, model, paths, hashes, timings) -> None:
+def prealigned_warnings(aligner, faces, paths) -> list[str]:
+    """--aligned skips detection, so any picture of the right shape would be scored as a face: one detector pass
+    on each crop flags those that hold none (a warning: a very tight crop can defeat the detector)."""
+    return [f"{path}: no face found in the crop given as aligned; the score may be meaningless"
+            for face, path in zip(faces, paths) if not aligner.detect(face.aligned, source=str(path))]
+
+
+def write_outputs(out: Path, result, faces, model, paths, hashes, timings, warnings=()) -> None:
     """result.json, maps.npz and PNG overlays (S, S+, S-, aligned face, reconstruction) for both sides."""
     import numpy as np
 
     from ..core.fileio import atomic_write
+    from ..core.numbers import json_text
     from ..core.render import overlay_with_colorbar, save_png
 
     info = {
@@ -81,6 +94,7 @@ def write_outputs(out: Path, result, faces, model, paths, hashes, timings) -> No
         "model_sha256": model.sha256,
         "inputs": {side: {"path": str(Path(p).resolve()), "sha256": h}
                    for side, p, h in zip("ab", paths, hashes)},
+        "warnings": list(warnings),
     }
     arrays = {}
     for side_name in "ab":
@@ -98,4 +112,4 @@ def write_outputs(out: Path, result, faces, model, paths, hashes, timings) -> No
         side = getattr(result, side_name)
         save_png(out / f"{side_name}_aligned.png", side.aligned)
         save_png(out / f"{side_name}_reconstruction.png", side.reconstruction)
-    atomic_write(out / "result.json", lambda f: f.write(json.dumps(info, indent=2).encode()))
+    atomic_write(out / "result.json", lambda f: f.write(json_text(info, indent=2).encode()))

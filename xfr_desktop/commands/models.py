@@ -1,8 +1,9 @@
 """`xfr models`: import dlib's face network (`import-dlib`) and describe model files (`info`)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from ..core.numbers import json_text
 
 
 def register(subparsers) -> None:
@@ -46,7 +47,7 @@ def run_info(args) -> int:
     model = load_model(args.path, device="cpu")
     spec = model.spec
     if args.json:
-        print(json.dumps({"path": model.path, "sha256": model.sha256, "spec": spec}, indent=2))
+        print(json_text({"path": model.path, "sha256": model.sha256, "spec": spec}, indent=2))
         return 0
     import torch
 

@@ -1,8 +1,9 @@
 """`xfr report` (build and optionally sign a case's PDF report) and `xfr verify-report` (check a signed report)."""
 from __future__ import annotations
 
-import json
 import sys
+
+from ..core.numbers import json_text
 
 
 def register(subparsers) -> None:
@@ -62,10 +63,13 @@ def run_report(args) -> int:
         identity = load_signing_identity(args.sign, ask_passphrase(args))
     elif args.passphrase_file or args.passphrase_env:
         print("xfr: note: a passphrase was given without --sign; the report is not signed", file=sys.stderr)
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, create=False) as store:
         case = store.find_case(args.case)
         result = export_case_report(store, case.id, args.out, identity=identity, overwrite=args.force)
     print(f"wrote {result.path} ({result.n_pages} pages, sha256 {result.sha256})")
+    if not result.recorded:
+        print(f"xfr: note: {store.data_dir} is read-only: this export is not recorded in its audit trail",
+              file=sys.stderr)
     if result.signed:
         print(f"signed by {result.signer} at {result.signed_at} (this computer's clock; no timestamp authority)")
     return 0
@@ -76,7 +80,7 @@ def run_verify(args) -> int:
 
     result = verify_pdf(args.pdf, args.trust)
     if args.json:
-        print(json.dumps({"ok": result.ok, "status": result.status, "message": result.message,
+        print(json_text({"ok": result.ok, "status": result.status, "message": result.message,
                           "signatures": [vars(s) for s in result.signatures]}, indent=2))
     else:
         lines = result.summary_lines()

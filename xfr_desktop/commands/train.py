@@ -6,6 +6,8 @@ import sys
 import threading
 import time
 
+from ..core.numbers import finite_arg
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -26,9 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--max-steps", type=int, help="stop after this many steps in all")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr-recognition", type=float, help="SGD learning rate of the backbone (default 0.02)")
-    p.add_argument("--lr-decoder", type=float, help="Adam learning rate of the decoder (default 2e-4)")
-    p.add_argument("--recon-weight", type=float, help="lambda of the reconstruction loss (default 1)")
+    p.add_argument("--lr-recognition", type=finite_arg, help="SGD learning rate of the backbone (default 0.02)")
+    p.add_argument("--lr-decoder", type=finite_arg, help="Adam learning rate of the decoder (default 2e-4)")
+    p.add_argument("--recon-weight", type=finite_arg, help="lambda of the reconstruction loss (default 1)")
     p.add_argument("--val", metavar="FILE", help="validation pairs: LFW pairs.txt, CSV pairs or insightface .bin")
     p.add_argument("--val-images", metavar="DIR", help="image folder the validation pair list refers to")
     p.add_argument("--aligned", choices=["auto", "yes", "no"], help="are the images aligned crops already?")

@@ -319,6 +319,7 @@ class FaceAligner:
         image = _check_image(image_rgb)
         h, w = image.shape[:2]
         h_out, w_out = self.input_size
+        _check_prealigned_shape(w, h, w_out, h_out, source or "image")
         if abs((w / h) - (w_out / h_out)) > 0.05 * (w_out / h_out):
             log.warning("%s: pre-aligned crop is %dx%d but the model expects %dx%d; it is stretched",
                         source or "image", w, h, w_out, h_out)
@@ -341,6 +342,22 @@ class FaceAligner:
         if prealigned:
             return self.align_prealigned(image, source=name)
         return self.align(image, face_index=face_index, source=name)
+
+
+# An aligned crop is the model's own chip: the same shape, at least half its resolution. A landscape photo or a
+# thumbnail would otherwise be stretched into a "face" and scored as one.
+PREALIGNED_ASPECT_TOLERANCE = 0.10
+PREALIGNED_MIN_SCALE = 0.5
+
+
+def _check_prealigned_shape(w: int, h: int, w_out: int, h_out: int, name: str) -> None:
+    expected = w_out / h_out
+    if abs(w / h - expected) > PREALIGNED_ASPECT_TOLERANCE * expected:
+        raise ImageError(f"{name}: {w}x{h} is not an aligned face crop for this model (it expects {w_out}x{h_out}, "
+                         "the same aspect ratio); drop --aligned to detect and align the face")
+    if w < PREALIGNED_MIN_SCALE * w_out or h < PREALIGNED_MIN_SCALE * h_out:
+        raise ImageError(f"{name}: {w}x{h} is too small to be an aligned face crop for this model (it expects "
+                         f"{w_out}x{h_out}, at least half that size)")
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

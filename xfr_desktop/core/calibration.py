@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import XfrError
+from .numbers import json_text
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class Calibration:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+                f.write(json_text(self.to_dict(), indent=2, sort_keys=True))
                 f.write("\n")
             os.chmod(tmp, 0o644)  # mkstemp makes it private; a calibration ships with its model
             os.replace(tmp, path)

@@ -44,6 +44,6 @@ def user_message(exc: BaseException, expected: tuple[type[BaseException], ...] =
     if isinstance(exc, MemoryError):
         return "out of memory"
     if isinstance(exc, OSError):
-        return f"{exc.strerror or exc} ({exc.filename or ''})"
+        return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc.strerror or exc)
     lines = str(exc).splitlines()
     return f"unexpected {type(exc).__name__}: {lines[0][:300] if lines else ''}"

@@ -21,6 +21,7 @@ channel subset or top-k in milliseconds from cached residuals.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -30,7 +31,8 @@ import torch
 
 from .decision import decision_label
 from .engines import compute_residuals
-from .errors import Cancelled  # noqa: F401 - raised here; callers still import it from this module
+from .errors import Cancelled, ModelFileError  # noqa: F401 - Cancelled: callers still import it from here
+from .numbers import finite_float
 from .model import JointModel, resolve_device
 
 NORMALIZATIONS = ("sum", "max")
@@ -198,7 +200,7 @@ class PairExplanation:
     def recombine(self, threshold: float | None = None, channels=None, top_k: int | None = None) -> "PairExplanation":
         """A new explanation at another τ / channel subset / top-k, from the cached residuals (no model call)."""
         t0 = time.perf_counter()
-        threshold = self.threshold if threshold is None else float(threshold)
+        threshold = self.threshold if threshold is None else finite_float(threshold, "the threshold")
         selected = select_channels(self.products, self.a.contributing & self.b.contributing, threshold,
                                    channels, top_k)
         weights = channel_weights(self.products, threshold, selected)
@@ -293,7 +295,7 @@ def explain_pair(
     if model.device != dev:
         model = model.to(dev)
     model.eval()
-    threshold = model.threshold if threshold is None else float(threshold)
+    threshold = finite_float(model.threshold if threshold is None else threshold, "the threshold")
     report = progress or (lambda stage, frac: None)
     timings: dict[str, float] = {}
 
@@ -307,6 +309,8 @@ def explain_pair(
     Fn = torch.nn.functional.normalize(F.double(), dim=1)
     products = (Fn[0] * Fn[1]).cpu().numpy()
     score = float(products.sum())
+    if not math.isfinite(score):  # NaN would silently decide "non-match"
+        raise ModelFileError(f"the model produced a non-finite score ({score}) for this pair: it cannot be used")
     timings["backbone"] = (time.perf_counter() - t0) * 1e3
     report("backbone", 1.0)
     check_cancel()

@@ -34,10 +34,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object], m
             os.umask(umask)
             os.chmod(tmp, mode & ~umask)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise with_path(exc, path) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def with_path(exc: OSError, path: str | os.PathLike) -> OSError:
+    """`exc` naming `path`: a write to an open file fails (disk full) without saying where."""
+    if exc.filename is not None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def read_bytes(path: str | os.PathLike, what: str, error: type[Exception]) -> bytes:

@@ -7,6 +7,7 @@ the header is read first; JPEGs above the pixel limit are decoded at a reduced s
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
@@ -33,8 +34,7 @@ def _name(path: str | os.PathLike, source: str | None) -> str:
     return source if source is not None else str(path)
 
 
-def _open_header(path: Path, name: str) -> Image.Image:
-    """Open lazily (header only); raise ImageError for anything that is not a readable image."""
+def _check_file(path: Path, name: str) -> None:
     if not path.exists():
         raise ImageError(f"{name}: file not found")
     if not path.is_file():
@@ -45,11 +45,15 @@ def _open_header(path: Path, name: str) -> Image.Image:
         raise ImageError(f"{name}: cannot read file ({exc.strerror or type(exc).__name__})") from None
     if size == 0:
         raise ImageError(f"{name}: empty file (0 bytes)")
+
+
+def _open_header(source: Path | io.BytesIO, name: str) -> Image.Image:
+    """Open lazily (header only); raise ImageError for anything that is not a readable image."""
     with _OPEN_LOCK:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
         try:
-            return Image.open(path)
+            return Image.open(source)
         except UnidentifiedImageError:
             raise ImageError(f"{name}: not an image file, or an image format that cannot be read") from None
         except PermissionError:
@@ -157,25 +161,56 @@ def load_image(
     """
     path = Path(path)
     name = _name(path, source)
+    _check_file(path, name)
+    return _decode_rgb(_open_header(path, name), name, int(max_pixels))
+
+
+def decode_image_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Like :func:`load_image` for encoded bytes held in memory (RecordIO records, ``.bin`` validation sets)."""
+    if not data:
+        raise ImageError(f"{name}: empty image data")
+    return _decode_rgb(_open_header(io.BytesIO(data), name), name, int(max_pixels))
+
+
+def probe_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+                source: str | None = None) -> tuple[str | None, int, int]:
+    """(format, width, height) of a file as stored, after a bounded full decode that proves it readable."""
+    path = Path(path)
+    name = _name(path, source)
+    _check_file(path, name)
     im = _open_header(path, name)
     try:
-        im = _limit_size(im, name, int(max_pixels))
-        try:
-            im.load()
-        except Image.DecompressionBombError:
-            raise ImageError(f"{name}: image is too large to decode safely ({im.size[0]}x{im.size[1]})") from None
-        except MemoryError:
-            raise ImageError(f"{name}: not enough memory to decode a {im.size[0]}x{im.size[1]} image") from None
-        except OSError as exc:
-            msg = str(exc)
-            if "truncated" in msg or "broken data stream" in msg or isinstance(exc, EOFError):
-                raise ImageError(f"{name}: truncated image file (the end of the data is missing)") from None
-            raise ImageError(f"{name}: corrupt image data ({_short(exc)})") from None
-        except (SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
-            raise ImageError(f"{name}: corrupt image data ({_short(exc)})") from None
+        fmt, (w, h) = im.format, im.size
+        _load(_limit_size(im, name, int(max_pixels)), name)
+        return fmt, int(w), int(h)
+    finally:
+        im.close()
+
+
+def _decode_rgb(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
+    try:
+        im = _limit_size(im, name, max_pixels)
+        _load(im, name)
         return _to_rgb_array(_apply_orientation(im, name))
     finally:
         im.close()
+
+
+def _load(im: Image.Image, name: str) -> None:
+    """Decode the pixels; every decoder failure becomes one line naming the image."""
+    try:
+        im.load()
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name}: image is too large to decode safely ({im.size[0]}x{im.size[1]})") from None
+    except MemoryError:
+        raise ImageError(f"{name}: not enough memory to decode a {im.size[0]}x{im.size[1]} image") from None
+    except OSError as exc:
+        msg = str(exc)
+        if "truncated" in msg or "broken data stream" in msg or isinstance(exc, EOFError):
+            raise ImageError(f"{name}: truncated image file (the end of the data is missing)") from None
+        raise ImageError(f"{name}: corrupt image data ({_short(exc)})") from None
+    except (SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        raise ImageError(f"{name}: corrupt image data ({_short(exc)})") from None
 
 
 def image_sha256(path: str | os.PathLike, source: str | None = None) -> str:

@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from .backbones import build_backbone
 from .decoder import build_decoder, paper_decoder_spec
-from .errors import ModelFileError
+from .errors import ModelFileError, XfrError
 from .fileio import atomic_write, file_sha256  # noqa: F401  (file_sha256 re-exported)
 from ..paths import REPO_ROOT
 
@@ -165,15 +165,72 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
         raise ModelFileError(f"{path} was written by a newer XFR Desktop (format {payload['format_version']})")
     try:
         spec = json.loads(payload["spec_json"])
+        check_spec(spec, stored_decoder=_numel(payload["decoder"]), where=f"model file {path}")
         model = JointModel(spec)
         model.backbone.load_state_dict(payload["backbone"])
         model.decoder.load_state_dict(payload["decoder"])
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         msg = str(exc).splitlines()[0][:300]
         raise ModelFileError(f"model file {path} does not match its own spec: {msg}") from None
+    _check_finite_weights(model, path)
     model.sha256 = file_sha256(path)
     model.path = str(path)
     return model.to(resolve_device(device)).eval()
+
+
+# Far above any face model (the paper's: 512 channels, 112 px, 4 decoder layers), far below what exhausts memory.
+MAX_CHANNELS = 4096
+MAX_INPUT_SIDE = 1024
+MAX_DECODER_LAYERS = 16
+MAX_KERNEL = 16
+
+
+def check_spec(spec, stored_decoder: int | None = None, where: str = "the model spec") -> None:
+    """Refuse a spec before any tensor is built from it (ModelFileError naming `where`): sizes in range, numbers
+    finite, and a decoder no larger than the weights stored for it (`stored_decoder` elements) — an 8,192-channel
+    decoder declared over small weights once cost 2.8 GB before load_state_dict refused it."""
+    from .numbers import finite_float
+
+    def bad(reason: str):
+        return ModelFileError(f"{where}: {reason}")
+
+    if not isinstance(spec, dict) or not isinstance(spec.get("decoder"), dict):
+        raise bad("the spec is not a JSON object with a decoder")
+    try:
+        finite_float(spec.get("threshold"), "the threshold")
+        sides = [int(v) for v in spec["input_size"]]
+        channels = int(spec.get("channels", 1))
+        layers = list(spec["decoder"]["layers"])
+    except (XfrError, KeyError, TypeError, ValueError) as exc:
+        raise bad(f"malformed spec ({exc})") from None
+    if len(sides) != 2 or not all(8 <= s <= MAX_INPUT_SIDE for s in sides):
+        raise bad(f"input size {sides} is outside 8..{MAX_INPUT_SIDE} pixels")
+    if not 1 <= channels <= MAX_CHANNELS or not 1 <= len(layers) <= MAX_DECODER_LAYERS:
+        raise bad(f"{channels} channels or {len(layers)} decoder layers is outside what a face model uses")
+    needed = sum(_decoder_layer_size(layer, bad) for layer in layers)
+    if stored_decoder is not None and needed > stored_decoder:
+        raise bad(f"the spec declares a decoder of {needed:,} weights but the file stores {stored_decoder:,}")
+
+
+def _decoder_layer_size(layer, bad) -> int:
+    try:
+        c_in, c_out, kernel = int(layer["in"]), int(layer["out"]), int(layer["kernel"])
+    except (KeyError, TypeError, ValueError):
+        raise bad(f"decoder layer {layer!r} needs whole numbers in, out and kernel") from None
+    if not (1 <= c_in <= MAX_CHANNELS and 1 <= c_out <= MAX_CHANNELS and 1 <= kernel <= MAX_KERNEL):
+        raise bad(f"decoder layer {c_in}->{c_out} channels, kernel {kernel} is outside what a face model uses")
+    return c_in * c_out * kernel * kernel
+
+
+def _numel(state: dict) -> int:
+    return sum(int(v.numel()) for v in state.values() if hasattr(v, "numel"))
+
+
+def _check_finite_weights(model: JointModel, path: Path) -> None:
+    """NaN or infinite weights make every score NaN, which no threshold comparison catches: refuse the file."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelFileError(f"model file {path} holds non-finite weights (NaN or infinity) in {name}")
 
 
 def import_insightface_backbone(state_dict: dict, spec: dict | None = None) -> JointModel:

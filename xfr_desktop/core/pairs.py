@@ -44,6 +44,7 @@ class PairList(list):
         self.format = fmt          # "lfw" or "csv"
         self.n_folds = n_folds
         self.missing: list[Path] = list(missing)  # distinct missing image files, in list order
+        self.warnings: list[str] = []             # duplicate or contradictory pairs (see pair_warnings)
 
     @property
     def images(self) -> list[Path]:
@@ -76,6 +77,8 @@ def read_pairs(
     """
     if missing not in ("error", "count", "ignore"):
         raise ValueError(f"missing must be 'error', 'count' or 'ignore', got {missing!r}")
+    if n_folds < 1:
+        raise PairListError(f"the number of folds must be at least 1, got {n_folds}")
     path = Path(path)
     root = Path(root)
     text = _read_text(path)
@@ -94,11 +97,27 @@ def read_pairs(
             f"{path}: line 1: not a pair list (expected an LFW header such as '10 300' or a CSV header "
             f"'img_a,img_b,same')"
         )
+    result.warnings = pair_warnings(result)
     if missing != "ignore":
         result.missing = find_missing(result)
         if result.missing and missing == "error":
             raise PairListError(missing_message(result))
     return result
+
+
+def pair_warnings(pairs: PairList) -> list[str]:
+    """One line per pair listed more than once (it counts twice in every metric) and per pair listed both as
+    matched and mismatched (one of the two labels is wrong), naming the lines."""
+    seen: dict[frozenset, list[Pair]] = {}
+    for pair in pairs:
+        seen.setdefault(frozenset((pair.path_a, pair.path_b)), []).append(pair)
+    warnings = []
+    for group in (g for g in seen.values() if len(g) > 1):
+        lines = ", ".join(str(p.line) for p in group)
+        what = "both as matched and as mismatched" if len({p.same for p in group}) > 1 else f"{len(group)} times"
+        warnings.append(f"{pairs.source}: {group[0].path_a.name} / {group[0].path_b.name} is listed {what} "
+                        f"(lines {lines})")
+    return warnings
 
 
 def find_missing(pairs: list[Pair]) -> list[Path]:
@@ -224,8 +243,6 @@ def _parse_csv(text: str, path: Path, root: Path, n_folds: int, seed: int) -> li
         raise PairListError(f"{path}: line {reader.line_num}: {exc}") from None
     if not rows:
         raise PairListError(f"{path}: no pairs after the header")
-    if n_folds < 1:
-        raise ValueError("n_folds must be >= 1")
     folds = _stratified_folds([r[3] for r in rows], n_folds, seed)
     return [Pair(a, b, same, int(fold), lineno) for (lineno, a, b, same), fold in zip(rows, folds)]
 

@@ -474,6 +474,10 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
     from ..store import unpack_arrays
 
     case = store.get_case(case_id)
+    # verified before anything is read: a report must never present forged rows or a swapped photo as evidence
+    verification = store.verify_audit(case_id)
+    if not verification.ok:
+        raise ReportError(f"case {case.number} fails verification, so no report was built: {verification.message}")
     sections = []
     used_models: dict[str, str] = {}
     cal_used = None
@@ -519,7 +523,6 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
         raise ReportError(f"case {case.number} has no analysed comparison to report")
     sha = model_sha256 or next(iter(used_models), "")
     concl = store.latest_conclusion(case_id)
-    verification = store.verify_audit(case_id)
     return ReportData(
         case_number=case.number, title=case.title, examiner=case.examiner, organisation=case.organisation,
         case_created=case.created_at, case_modified=case.modified_at,
@@ -528,7 +531,8 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
         conclusion=concl.text if concl else "", conclusion_scale=(concl.scale or "") if concl else "",
         conclusion_notes=concl.notes if concl else "", conclusion_author=(concl.author or "") if concl else "",
         conclusion_time=concl.created_at if concl else "", case_notes=case.notes,
-        audit=_audit_rows(store.list_audit(case_id)), audit_status=verification.message,
+        audit=_audit_rows(store.list_audit(case_id)),
+        audit_status=f"{verification.message}; verified chain head {verification.head or '(empty)'}",
     )
 
 

@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.fileio import with_path
 from .building import ReportError, build_report_for_case, render_report
 
 
@@ -22,6 +23,7 @@ class ExportResult:
     signer: str = ""
     signed_at: str = ""       # local clock
     unsigned_sha256: str = ""
+    recorded: bool = True     # False: the data folder was read-only, the export is not in the audit trail
 
 
 def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, identity=None, actor: str | None = None,
@@ -52,23 +54,30 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
     fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(pdf)
-            f.flush()
-            os.fsync(f.fileno())
-        store.log_event("report.exported", case_id=case.id, object_type="report", object_id=out_path.name,
-                        details={"file": str(out_path.resolve()), "sha256_unsigned": rendered.sha256,
-                                 "pages": rendered.n_pages, "comparisons": len(data.comparisons)}, actor=actor)
-        if signed is not None:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(pdf)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise with_path(exc, out_path) from exc
+        recorded = not getattr(store, "read_only", False)  # a read-only data folder can still be reported on
+        if recorded:
+            store.log_event("report.exported", case_id=case.id, object_type="report", object_id=out_path.name,
+                            details={"file": str(out_path.resolve()), "sha256_unsigned": rendered.sha256,
+                                     "pages": rendered.n_pages, "comparisons": len(data.comparisons)}, actor=actor)
+        if signed is not None and recorded:
             store.log_event("report.signed", case_id=case.id, object_type="report", object_id=out_path.name,
                             details={"file": str(out_path.resolve()), "sha256": final_sha, "signer": signed.signer,
                                      "certificate_sha256": signed.fingerprint_sha256,
                                      "signing_time_local_clock": signed.signed_at,
                                      "format": "PAdES B-B, SHA-256"}, actor=actor)
+            # the key that signs the report also signs the chain head: later rewrites are then detectable
+            store.create_checkpoint(case.id, identity.sign_bytes, identity.certificate_pem, signed.signer)
         os.replace(tmp, out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return ExportResult(path=out_path, sha256=final_sha, n_pages=rendered.n_pages, signed=signed is not None,
                         signer=signed.signer if signed else "", signed_at=signed.signed_at if signed else "",
-                        unsigned_sha256=rendered.sha256)
+                        unsigned_sha256=rendered.sha256, recorded=recorded)

@@ -17,7 +17,8 @@ from ..core.errors import XfrError
 from ..core.fileio import read_bytes
 
 SIGNATURE_FIELD = "XFRSignature"
-DEFAULT_BOX = (51.0, 60.0, 311.0, 130.0)   # used when the caller does not know where the report reserved it
+DEFAULT_BOX = (51.0, 60.0, 311.0, 130.0)
+MIN_PASSPHRASE = 8   # used when the caller does not know where the report reserved it
 
 
 class SigningError(XfrError):
@@ -37,6 +38,16 @@ class SigningIdentity:
     not_before: datetime
     not_after: datetime
     fingerprint_sha256: str
+    private_key: object = None  # cryptography key: signs audit checkpoints (store/checkpoints.py)
+
+    def sign_bytes(self, data: bytes) -> bytes:
+        """ECDSA or RSA PKCS#1 v1.5 over SHA-256, whichever the key is (store.checkpoints verifies both)."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+        if isinstance(self.private_key, ec.EllipticCurvePrivateKey):
+            return self.private_key.sign(data, ec.ECDSA(hashes.SHA256()))
+        return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
 
 # --- passphrases --------------------------------------------------------------------------------------------
@@ -106,7 +117,7 @@ def load_signing_identity(p12_path: str | os.PathLike, passphrase: str | bytes |
         signer=signer, common_name=str(cns[0].value) if cns else cert.subject.rfc4514_string(),
         subject=cert.subject.rfc4514_string(), certificate_pem=cert.public_bytes(serialization.Encoding.PEM),
         not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
-        fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(), private_key=key,
     )
 
 
@@ -128,6 +139,8 @@ def create_identity(name: str, p12_path: str | os.PathLike, passphrase: str, *, 
         raise SigningError("an identity needs a name (--name)")
     if not passphrase:
         raise SigningError("an empty passphrase is not allowed: the key file would be unprotected")
+    if len(passphrase) < MIN_PASSPHRASE:  # the .p12 can be copied and attacked offline at leisure
+        raise SigningError(f"the passphrase is too short: use at least {MIN_PASSPHRASE} characters (a few words)")
     p12_path = Path(p12_path)
     pem_path = p12_path.with_suffix(".pem")
     for p in (p12_path, pem_path):

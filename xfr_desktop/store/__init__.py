@@ -12,6 +12,9 @@ Public API (stable; all ids are ints, all times are ISO-8601 UTC strings, all er
 
     store = open_store(data_dir=None)          # -> Store; data_dir None: $XFR_DATA_DIR or the user data dir.
                                                # Creates/upgrades the database (backup xfr.sqlite.v<N>.bak first).
+                                               # Folders 0700, files 0600 (store/private.py).
+    open_store(data_dir, create=False)         # for reading: StoreError when there is no database; read-only
+                                               # (store.read_only) when the folder or file is not writable
     store.data_dir, store.db_path, store.images_dir           # Paths
     store.close()                              # also usable as `with open_store(d) as store:`
     store.schema_version() -> int              # == SCHEMA_VERSION once open
@@ -70,8 +73,11 @@ Public API (stable; all ids are ints, all times are ISO-8601 UTC strings, all er
     store.log_event(action, *, case_id=None, object_type=None, object_id=None, details=None, actor=None)
         -> AuditRecord                 # e.g. action="report.exported" / "report.signed", details={"file":..., "sha256":...}
     store.list_audit(case_id=None) -> list[AuditRecord]        # case_id None: every entry; oldest first
-    store.verify_audit(case_id=None) -> AuditVerification      # .ok .n_entries .first_broken (AuditRecord|None)
-                                                               # .reason (str) .message (one line for people)
+    store.verify_audit(case_id=None, *, trusted=None, external=None) -> AuditVerification
+        # the chain(s), signed checkpoints (stored and `external`; `trusted`: certificate PEMs they must be signed
+        # with), every row's digest against its audit entries, every evidence file's SHA-256 (docs/integrity.md)
+        # .ok .n_entries .first_broken (AuditRecord|None) .reason .message (one line) .head .checkpoint
+    store.create_checkpoint(case_id, sign, certificate_pem, signer) -> Checkpoint | None   # store/checkpoints.py
     # helpers
     pack_arrays(nested: dict) -> bytes; unpack_arrays(data: bytes) -> nested dict   # np.savez_compressed, no pickle
     default_actor() -> str                                     # the OS user name

@@ -3,8 +3,9 @@
 
 SQLite triggers refuse UPDATE and DELETE on the table; the hash chain catches changes made behind the app's back
 (someone dropping the triggers or editing the file): :func:`verify` names the first entry that does not fit.
-Limit: removing the *newest* entries of a chain leaves a shorter but valid chain; anchor the head hash elsewhere
-(e.g. a signed report quotes it) to detect that.
+Limit: removing the *newest* entries of a chain, or rewriting it with this module's own hash function, leaves a
+valid-looking chain; signed checkpoints (:mod:`.checkpoints`) detect both up to the last checkpoint, and
+:mod:`.integrity` binds the case rows and evidence files to the entries (docs/integrity.md).
 """
 from __future__ import annotations
 
@@ -123,13 +124,18 @@ class AuditVerification:
     first_broken: AuditRecord | None = None
     reason: str = ""
     case_id: int | None = None
+    head: str = ""                    # hash of the newest entry of the verified chain ("" when empty or all)
+    checkpoint: str = ""              # the newest signed checkpoint that held, described; "" when none
 
     @property
     def message(self) -> str:
         scope = f" for case {self.case_id}" if self.case_id is not None else ""
         if self.ok:
-            return f"chain intact{scope}: {self.n_entries} entries"
+            signed = f"; last {self.checkpoint}" if self.checkpoint else ""
+            return f"chain intact{scope}: {self.n_entries} entries{signed}"
         entry = self.first_broken
+        if entry is None:  # a row, file or checkpoint that does not fit the (intact) chain
+            return f"verification failed{scope}: {self.reason}"
         return (f"chain broken{scope} at entry #{entry.id} ({entry.time}, {entry.action}"
                 f"{', case ' + str(entry.case_id) if entry.case_id is not None else ''}): {self.reason}")
 
@@ -156,4 +162,5 @@ def verify(session: Session, case_id: int | None = None) -> AuditVerification:
             return AuditVerification(False, n, to_record(row), "its content does not match its hash (the entry was "
                                      "altered)", case_id)
         heads[chain] = (row.id, row.hash)
-    return AuditVerification(True, n, None, "", case_id)
+    head = heads[case_id][1] if case_id is not None and case_id in heads else ""
+    return AuditVerification(True, n, None, "", case_id, head)

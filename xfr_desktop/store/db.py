@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, exc as sa_exc
 from sqlalchemy.engine import Engine
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import paths
 from ..core.errors import StoreError
+from . import private
 from .migrations import SCHEMA_VERSION, upgrade_statements
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,11 @@ def _on_connect(dbapi_connection, _record) -> None:
         cursor.close()
 
 
+def _on_connect_read_only(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
 def _on_begin(connection) -> None:
     # Writers take the write lock up front so two threads never read the same audit-chain head.
     mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
@@ -62,18 +69,21 @@ def _on_begin(connection) -> None:
 class Database:
     """Engine + sessionmaker over ``<data_dir>/xfr.sqlite``; creates or upgrades the schema when opened."""
 
-    def __init__(self, data_dir: str | os.PathLike | None = None):
+    def __init__(self, data_dir: str | os.PathLike | None = None, *, create: bool = True):
+        """``create=False`` (reading commands): never create a database, and open it read-only when the folder or
+        file is not writable (a copy on read-only media, another examiner's folder)."""
         self.data_dir = paths.resolve_data_dir(data_dir)
         self.db_path = paths.database_path(self.data_dir)
         self.images_dir = paths.images_dir(self.data_dir)
-        try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self.images_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the data folder {self.data_dir}: {exc.strerror or exc}") from exc
+        if not create and not self.db_path.is_file():
+            raise StoreError(f"there is no case database in {self.data_dir} (nothing was saved there yet; check "
+                             "--data-dir)")
+        self.read_only = not create and not all(os.access(p, os.W_OK) for p in (self.data_dir, self.db_path))
+        if not self.read_only:
+            self._prepare_folder()
         self.engine: Engine = create_engine(
-            f"sqlite:///{self.db_path}", connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
-        event.listen(self.engine, "connect", _on_connect)
+            self._url(), connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
+        event.listen(self.engine, "connect", _on_connect_read_only if self.read_only else _on_connect)
         event.listen(self.engine, "begin", _on_begin)
         self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         self._sessions = sessionmaker(expire_on_commit=False)
@@ -82,6 +92,25 @@ class Database:
         except BaseException:
             self.engine.dispose()
             raise
+
+    def _prepare_folder(self) -> None:
+        try:
+            private.make_dir(self.data_dir)
+            private.make_dir(self.images_dir)
+            private.create_file(self.db_path)
+        except OSError as exc:
+            raise StoreError(f"cannot create the data folder {self.data_dir}: {exc.strerror or exc}") from exc
+        if private.tighten(self.data_dir):
+            log.warning("made the data folder %s private to its owner (its files were readable by others)",
+                        self.data_dir)
+
+    def _url(self) -> str:
+        if not self.read_only:
+            return f"sqlite:///{self.db_path}"
+        # A folder we cannot write cannot hold SQLite's -shm file either: then the file is opened as immutable
+        # (a WAL left behind by a crash is not read; the folder's owner recovers it by opening it once).
+        immutable = "" if os.access(self.data_dir, os.W_OK) else "&immutable=1"
+        return f"sqlite:///file:{quote(str(self.db_path))}?mode=ro{immutable}&uri=true"
 
     # --- sessions -------------------------------------------------------------------------------------------
     @contextmanager
@@ -151,6 +180,9 @@ class Database:
                              f"reads up to {SCHEMA_VERSION}): update XFR Desktop")
         if version == SCHEMA_VERSION:
             return
+        if self.read_only:
+            raise StoreError(f"{self.db_path} is from an older XFR Desktop (schema {version}) and cannot be upgraded "
+                             "where it is (read-only): open it once from a writable folder")
         if version > 0:
             self._backup(version)
         try:
@@ -158,15 +190,21 @@ class Database:
                 version = self._read_version(conn)  # another process may have upgraded meanwhile
                 for statement in upgrade_statements(version, SCHEMA_VERSION) if version < SCHEMA_VERSION else []:
                     conn.exec_driver_sql(statement)
+                if 0 < version < SCHEMA_VERSION:
+                    self._after_upgrade(conn, version)
         except sa_exc.DBAPIError as exc:
             raise StoreError(describe_db_error(exc, self.data_dir)) from exc
         if version:
             log.info("upgraded %s from schema %d to %d", self.db_path, version, SCHEMA_VERSION)
 
+    def _after_upgrade(self, conn, from_version: int) -> None:
+        """Data steps of an upgrade, in its transaction (the Store adopts old rows into the audit chain)."""
+
     def _backup(self, version: int) -> Path:
         """Copy the database (consistently, via SQLite's backup API) before upgrading it."""
         target = self.db_path.with_name(f"{self.db_path.name}.v{version}.bak")
         try:
+            private.create_file(target)
             source = sqlite3.connect(self.db_path)
             try:
                 dest = sqlite3.connect(target)

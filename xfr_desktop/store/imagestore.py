@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import ImageError, StoreError
+from .private import make_dir
 
 CHUNK = 1 << 20
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp",
@@ -43,21 +44,11 @@ def describe_write_error(exc: OSError, where: Path) -> str:
 
 
 def probe_image(path: Path) -> tuple[str | None, int, int]:
-    """(format, width, height) after decoding the whole file; ImageError when it is not a readable image."""
-    from PIL import Image, UnidentifiedImageError
+    """(format, width, height) after decoding the whole file through the app's one bounded image reader, so a
+    decompression bomb is refused with one line (ImageError) like everywhere else images enter."""
+    from ..core.imageio import probe_image as bounded_probe
 
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.format, int(image.width), int(image.height)
-    except FileNotFoundError as exc:
-        raise ImageError(f"{path} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise ImageError(f"{path} is a folder, not an image") from exc
-    except PermissionError as exc:
-        raise ImageError(f"{path} cannot be read (permission denied)") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path.name} is not a readable image (corrupt or unsupported format)") from exc
+    return bounded_probe(path)
 
 
 class ImageStore:
@@ -75,7 +66,7 @@ class ImageStore:
         incoming = self.root / ".incoming"
         tmp_path: Path | None = None
         try:
-            incoming.mkdir(parents=True, exist_ok=True)
+            make_dir(incoming)
             fd, tmp_name = tempfile.mkstemp(dir=incoming, suffix=".part")
             tmp_path = Path(tmp_name)
             digest = hashlib.sha256()
@@ -100,7 +91,7 @@ class ImageStore:
             if final.exists() and file_sha256(final) == sha256:
                 tmp_path.unlink()
             else:
-                final.parent.mkdir(parents=True, exist_ok=True)
+                make_dir(final.parent)
                 os.replace(tmp_path, final)
                 _fsync_dir(final.parent)
             tmp_path = None

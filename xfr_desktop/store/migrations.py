@@ -100,8 +100,28 @@ SCHEMA_V2_SQL: list[str] = [
     "ALTER TABLE comparisons ADD COLUMN status_message TEXT",
 ]
 
+# Version 3: signed checkpoints of the audit chain heads (append-only like the log). Audit entries written from
+# this version on carry the digest of the row they record (store/integrity.py); rows saved before the upgrade
+# are adopted by one "integrity.adopted" entry per chain, written by the Store in the upgrade's transaction.
+SCHEMA_V3_SQL: list[str] = [
+    """CREATE TABLE audit_checkpoints (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id INTEGER,
+        last_entry_id INTEGER NOT NULL,
+        n_entries INTEGER NOT NULL,
+        head_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        signer TEXT NOT NULL,
+        certificate_pem TEXT NOT NULL,
+        signature TEXT NOT NULL)""",
+    """CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: checkpoints cannot be changed'); END""",
+    """CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: checkpoints cannot be deleted'); END""",
+]
+
 # UPGRADE_STEPS[i] takes a database from version i to version i + 1.
-UPGRADE_STEPS: list[list[str]] = [SCHEMA_V1_SQL, SCHEMA_V2_SQL]
+UPGRADE_STEPS: list[list[str]] = [SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL]
 SCHEMA_VERSION = len(UPGRADE_STEPS)
 
 

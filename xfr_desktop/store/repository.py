@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
-from ..core.errors import StoreError
-from . import audit
+from ..core.errors import StoreError, XfrError
+from ..core.numbers import finite_float
+from . import audit, checkpoints, integrity
+from .integrity import ROW_KEY, row_digest
 from .arrays import as_npz_bytes
 from .audit import AuditVerification, utc_now
 from .db import Database
@@ -43,10 +46,11 @@ def _dumps(value: dict | None) -> str:
 class Store(Database):
     """The case database, image store and audit trail of one data folder. See the package docstring."""
 
-    def __init__(self, data_dir: str | os.PathLike | None = None):
-        super().__init__(data_dir)
+    def __init__(self, data_dir: str | os.PathLike | None = None, *, create: bool = True):
+        super().__init__(data_dir, create=create)
         self.images = ImageStore(self.images_dir)
-        self.images.remove_stale_temp_files()
+        if not self.read_only:
+            self.images.remove_stale_temp_files()
 
     def __repr__(self) -> str:
         return f"Store({str(self.data_dir)!r})"
@@ -67,7 +71,8 @@ class Store(Database):
             s.add(case)
             s.flush()
             audit.append(s, "case.created", case_id=case.id, object_type="case", object_id=case.id,
-                         details={f: getattr(case, f) for f in CASE_FIELDS}, actor=actor)
+                         details={**{f: getattr(case, f) for f in CASE_FIELDS}, ROW_KEY: row_digest(case)},
+                         actor=actor)
             return self._case_record(s, case)
 
     def list_cases(self, search: str | None = None) -> list[CaseRecord]:
@@ -119,7 +124,7 @@ class Store(Database):
                     setattr(case, f, change["new"])
                 case.modified_at = utc_now()
                 audit.append(s, "case.updated", case_id=case.id, object_type="case", object_id=case.id,
-                             details=diff, actor=actor)
+                             details={**diff, ROW_KEY: row_digest(case)}, actor=actor)
             return self._case_record(s, case)
 
     # --- images ---------------------------------------------------------------------------------------------
@@ -146,7 +151,8 @@ class Store(Database):
             audit.append(s, "image.imported", case_id=case_id, object_type="image", object_id=stored.sha256,
                          details={"sha256": stored.sha256, "original_name": source.name,
                                   "original_path": str(source.resolve()), "size": stored.size,
-                                  "width": stored.width, "height": stored.height}, actor=actor)
+                                  "width": stored.width, "height": stored.height, ROW_KEY: row_digest(image)},
+                         actor=actor)
         return stored.sha256
 
     def get_image(self, sha256: str) -> ImageRecord:
@@ -188,7 +194,8 @@ class Store(Database):
             audit.append(s, "comparison.added", case_id=case_id, object_type="comparison", object_id=comparison.id,
                          details={"image_a": sha_a, "image_b": sha_b, "face_index_a": int(face_index_a),
                                   "face_index_b": int(face_index_b), "model_sha256": model_sha256,
-                                  "model_name": model_name, "parameters": parameters or {}}, actor=actor)
+                                  "model_name": model_name, "parameters": parameters or {},
+                                  ROW_KEY: row_digest(comparison)}, actor=actor)
             return _comparison_record(comparison, 0)
 
     def get_comparison(self, comparison_id: int) -> ComparisonRecord:
@@ -218,10 +225,10 @@ class Store(Database):
         missing = [k for k in ("score", "threshold", "decision") if payload.get(k) is None]
         if missing:
             raise StoreError(f"a result needs {', '.join(missing)}")
-        try:
-            score, threshold = float(payload["score"]), float(payload["threshold"])
-        except (TypeError, ValueError) as exc:
-            raise StoreError("a result's score and threshold must be numbers") from exc
+        try:  # a NaN score or threshold decides nothing: it must never become evidence
+            score, threshold = (finite_float(payload[k], f"a result's {k}") for k in ("score", "threshold"))
+        except XfrError as exc:
+            raise StoreError(str(exc)) from None
         parameters = dict(payload.get("parameters") or {})
         parameters_json = _dumps(parameters)
         # Pack blobs before opening the transaction: the write lock is held only for the insert.
@@ -246,8 +253,8 @@ class Store(Database):
                          details={"comparison_id": comparison_id, "score": score, "threshold": threshold,
                                   "decision": "match" if result.decision else "non-match",
                                   "parameters": parameters, "model_sha256": result.model_sha256,
-                                  "previous_parameters": _loads(previous) if action == "parameters.saved" else None},
-                         actor=actor)
+                                  "previous_parameters": _loads(previous) if action == "parameters.saved" else None,
+                                  ROW_KEY: row_digest(result)}, actor=actor)
             return _result_record(result, with_blobs=True)
 
     def latest_result(self, comparison_id: int) -> ResultRecord | None:
@@ -290,7 +297,7 @@ class Store(Database):
             self._touch(s, case_id)
             audit.append(s, "conclusion.edited", case_id=case_id, object_type="conclusion", object_id=conclusion.id,
                          details={"comparison_id": comparison_id, "text": conclusion.text, "scale": scale,
-                                  "notes": conclusion.notes}, actor=author)
+                                  "notes": conclusion.notes, ROW_KEY: row_digest(conclusion)}, actor=author)
             return _conclusion_record(conclusion)
 
     def latest_conclusion(self, case_id: int, comparison_id: int | None = None) -> ConclusionRecord | None:
@@ -375,12 +382,41 @@ class Store(Database):
                 query = query.where(AuditLog.case_id == case_id)
             return [audit.to_record(r) for r in s.scalars(query)]
 
-    def verify_audit(self, case_id: int | None = None) -> AuditVerification:
-        """Recompute the hash chain(s); ``.ok``, ``.n_entries``, ``.first_broken``, ``.message``."""
+    def verify_audit(self, case_id: int | None = None, *, trusted: list[bytes] | None = None,
+                     external: list | None = None) -> AuditVerification:
+        """Everything a report rests on, first problem named: the hash chain(s), the signed checkpoints (and the
+        `external` ones, e.g. from files), the rows against the digests their entries recorded, and the evidence
+        files against their SHA-256. `trusted`: certificates (PEM) checkpoints must be signed with."""
         with self.session(write=False) as s:
             if case_id is not None:
                 self._case(s, case_id)
-            return audit.verify(s, case_id)
+            chain = audit.verify(s, case_id)
+            if not chain.ok:
+                return chain
+            every = case_id is None
+            points = checkpoints.stored(s, case_id, every) + [
+                c for c in external or [] if every or c.case_id == case_id]
+            problem = (checkpoints.check(s, points, trusted) or checkpoints.check_announced(s, case_id, every)
+                       or integrity.check_rows(s, case_id) or integrity.check_files(s, case_id, self.images_dir))
+            if problem:
+                return replace(chain, ok=False, reason=problem)
+            newest = max(points, key=lambda c: c.last_entry_id, default=None)
+            return replace(chain, checkpoint=newest.describe() if newest else "")
+
+    def create_checkpoint(self, case_id: int | None, sign, certificate_pem: bytes, signer: str):
+        """Sign the head of a chain (case_id None: the system chain) with `sign(bytes) -> signature`, after
+        verifying it: a checkpoint must never vouch for data that already fails. None for an empty chain."""
+        verification = self.verify_audit(case_id)
+        if not verification.ok:
+            raise StoreError(f"not signing a checkpoint over data that fails verification: {verification.message}")
+        with self.session() as s:
+            return checkpoints.create(s, case_id, sign, certificate_pem, signer)
+
+    def _after_upgrade(self, conn, from_version: int) -> None:
+        if from_version < 3:  # rows saved before entries carried digests: bind them as they are now
+            with Session(bind=conn) as s:
+                integrity.adopt_existing_rows(s)
+                s.flush()
 
     # --- helpers --------------------------------------------------------------------------------------------
     @staticmethod
@@ -432,9 +468,10 @@ class Store(Database):
                           modified_at=case.modified_at, n_comparisons=int(n_comparisons))
 
 
-def open_store(data_dir: str | os.PathLike | None = None) -> Store:
-    """Open (creating or upgrading) the store in `data_dir`, $XFR_DATA_DIR or the user data folder."""
-    return Store(data_dir)
+def open_store(data_dir: str | os.PathLike | None = None, *, create: bool = True) -> Store:
+    """Open (creating or upgrading) the store in `data_dir`, $XFR_DATA_DIR or the user data folder.
+    ``create=False`` for reading: StoreError when there is no database, read-only when it cannot be written."""
+    return Store(data_dir, create=create)
 
 
 def _check_status(status: str) -> None:

@@ -108,3 +108,16 @@ class AuditLog(Base):
     details: Mapped[str] = mapped_column(Text)  # canonical JSON
     prev_hash: Mapped[str] = mapped_column(String)
     hash: Mapped[str] = mapped_column(String, unique=True)
+
+
+class AuditCheckpoint(Base):  # v3
+    __tablename__ = "audit_checkpoints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int | None] = mapped_column(Integer)
+    last_entry_id: Mapped[int] = mapped_column(Integer)
+    n_entries: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String)
+    created_at: Mapped[str] = mapped_column(String)
+    signer: Mapped[str] = mapped_column(Text)
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String)  # hex

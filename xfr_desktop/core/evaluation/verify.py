@@ -23,8 +23,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..errors import ImageError, XfrError
+from ..errors import ImageError, NoFaceError, XfrError
 from ..fileio import file_sha256
+from ..numbers import json_text
 
 log = logging.getLogger(__name__)
 NO_FACE_SCORE = -1.0
@@ -79,6 +80,11 @@ def roc(scores: np.ndarray, same: np.ndarray) -> dict:
     eer = float((frr[i] + far[i]) / 2)
     return {"far": far, "tar": tar, "thresholds": thr, "tar_at_far_1e-3": tar_at, "eer": eer,
             "eer_threshold": float(thr[i])}
+
+
+class Unreadable(str):
+    """The failure reason of an image that could not be read or used at all, as opposed to one without a face:
+    counted apart, and never cached (the file may be fixed)."""
 
 
 # --- embeddings ----------------------------------------------------------------------------------------------
@@ -149,7 +155,7 @@ def embed_images(
         try:
             h = file_sha256(p)
         except OSError as exc:
-            failures[p] = f"cannot read ({exc.strerror or type(exc).__name__})"
+            failures[p] = Unreadable(f"cannot read ({exc.strerror or type(exc).__name__})")
             out[p] = None
             continue
         hashes[p] = h
@@ -183,9 +189,12 @@ def embed_images(
             image = load_image(p)
             face = aligner.align_prealigned(image) if prealigned else aligner.align(image, source=str(p))
             batch.append((p, h, face.aligned))
-        except ImageError as exc:  # includes NoFaceError: counted, not fatal
+        except NoFaceError as exc:  # counted, not fatal, and remembered for this model
             out[p] = cache.table[h] = None
             failures[p] = str(exc)
+        except ImageError as exc:
+            out[p] = None
+            failures[p] = Unreadable(str(exc))
         if len(batch) >= batch_size:
             flush()
         done += 1
@@ -196,7 +205,7 @@ def embed_images(
         if p not in out:
             out[p] = cache.table.get(h)
             if out[p] is None:
-                failures[p] = "no face"
+                failures[p] = failures.get(seen_hash[h], "no face")
     return out, failures
 
 
@@ -227,30 +236,54 @@ def verify_pairs(
             no_face_pairs += 1
         else:
             scores[i] = cosine(a, b)
-    kf = kfold_accuracy(scores, same, folds)
-    r = roc(scores, same)
+    warnings = list(getattr(pairs, "warnings", []))
+    kf, r = _defined_metrics(scores, same, folds, warnings)
+    unreadable = {str(k): v for k, v in failures.items() if isinstance(v, Unreadable)}
+    no_face = {str(k): v for k, v in failures.items() if not isinstance(v, Unreadable)}
     thr = float(model.threshold)
     result = {
         "model": model.spec.get("name"), "model_sha256": getattr(model, "sha256", None),
         "model_path": getattr(model, "path", None), "pair_list": getattr(pairs, "source", ""),
         "pair_format": getattr(pairs, "format", ""), "n_pairs": len(pairs), "n_matched": int(same.sum()),
         "n_mismatched": int((~same).sum()), "n_folds": int(len(np.unique(folds))), "n_images": len(paths),
-        "n_no_face": len(failures), "n_pairs_with_no_face": no_face_pairs,
-        "no_face_images": {str(k): v for k, v in list(failures.items())[:100]},
+        "n_no_face": len(no_face), "n_unreadable": len(unreadable), "n_pairs_with_no_face": no_face_pairs,
+        "no_face_images": dict(list(no_face.items())[:100]),
+        "unreadable_images": dict(list(unreadable.items())[:100]), "warnings": warnings,
         "score": "cosine(F_A, F_B)", "no_face_pair_score": NO_FACE_SCORE,
         **kf,
         "threshold": thr, "accuracy_at_threshold": float(np.mean((scores >= thr) == same)),
-        "tar_at_far_1e-3": r["tar_at_far_1e-3"], "eer": r["eer"], "eer_threshold": r["eer_threshold"],
+        **{k: r[k] if r else None for k in ("tar_at_far_1e-3", "eer", "eer_threshold")},
         "seconds": round(time.time() - t0, 1),
     }
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "verify.json").write_text(json.dumps(result, indent=2))
+        (out / "verify.json").write_text(json_text(result, indent=2))
         np.savez_compressed(out / "scores.npz", scores=scores, same=same, folds=folds)
-        plot_roc(r, out / "roc.png", title=f"{result['model']}: {kf['accuracy_mean'] * 100:.2f}% "
-                 f"(10-fold), TAR@FAR1e-3 {r['tar_at_far_1e-3'] * 100:.1f}%, EER {r['eer'] * 100:.2f}%")
+        if r is not None:
+            plot_roc(r, out / "roc.png", title=f"{result['model']}: {percent(kf['accuracy_mean'])} "
+                     f"({result['n_folds']}-fold), TAR@FAR1e-3 {r['tar_at_far_1e-3'] * 100:.1f}%, "
+                     f"EER {r['eer'] * 100:.2f}%")
     return result
+
+
+def _defined_metrics(scores: np.ndarray, same: np.ndarray, folds: np.ndarray, warnings: list) -> tuple[dict, dict]:
+    """k-fold accuracy and the ROC where they are defined; otherwise None and a warning that says why (a list
+    without mismatched pairs once reported TAR@FAR1e-3 100 % and EER 0 %)."""
+    kf = {"fold_accuracies": None, "fold_thresholds": None, "accuracy_mean": None, "accuracy_std": None}
+    if len(np.unique(folds)) >= 2:
+        kf = kfold_accuracy(scores, same, folds)
+    else:
+        warnings.append("k-fold accuracy needs at least 2 folds: it is undefined for this list")
+    if same.all() or not same.any():
+        warnings.append(f"the list has no {'mismatched' if same.all() else 'matched'} pairs: TAR@FAR1e-3, EER "
+                        "and the ROC need both kinds and are undefined")
+        return kf, None
+    return kf, roc(scores, same)
+
+
+def percent(value) -> str:
+    return "undefined" if value is None else f"{value * 100:.2f}%"
 
 
 def plot_roc(r: dict, path: Path, title: str = "") -> None:

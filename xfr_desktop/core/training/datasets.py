@@ -36,13 +36,21 @@ class DatasetError(XfrError):
 
 
 # --- images ---------------------------------------------------------------------------------------------------
+# Training files come from elsewhere and are read unattended: every size they state is checked before memory is
+# allocated. Face chips are small; these bounds are far above any real data set and far below what hurts.
+MAX_TRAINING_PIXELS = 4096 * 4096        # a decoded chip: at most 50 MB of RGB
+MAX_RECORD_BYTES = 32 << 20              # one RecordIO record (real ones hold a JPEG of a few KB)
+MAX_VALIDATION_PAIRS = 100_000           # LFW, CFP-FP and AgeDB-30 hold 6,000-7,000
+
+
 def decode_image(data: bytes, what: str) -> np.ndarray:
-    """Encoded image bytes -> RGB uint8 (H,W,3); ``what`` names the source in the error."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    img = cv2.imdecode(arr, cv2.IMREAD_COLOR) if arr.size else None
-    if img is None:
-        raise DatasetError(f"{what}: the image data cannot be decoded")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """Encoded image bytes -> RGB uint8 (H,W,3) through the app's bounded reader; ``what`` names the source."""
+    from ..imageio import decode_image_bytes
+
+    try:
+        return decode_image_bytes(bytes(data), what, MAX_TRAINING_PIXELS)
+    except ImageError as exc:
+        raise DatasetError(f"{what}: the image data cannot be decoded ({str(exc).removeprefix(what + ': ')})") from None
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -298,6 +306,10 @@ class RecordIOReader:
             if magic != RECORDIO_MAGIC:
                 raise DatasetError(f"{self.rec_path.name} is damaged: no record magic at offset {f.tell() - 8}")
             cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
+            total = sum(map(len, parts)) + length
+            if total > MAX_RECORD_BYTES or f.tell() + length > self.size:
+                raise DatasetError(f"{self.rec_path.name}: the record at offset {offset} claims {total} bytes, more "
+                                   f"than the file holds or the {MAX_RECORD_BYTES >> 20} MB a face record may have")
             data = f.read(length)
             if len(data) < length:
                 raise DatasetError(f"{self.rec_path.name} is truncated: a record of {length} bytes is cut short")
@@ -326,26 +338,40 @@ class RecordIODataset:
             rec_path = rec_path / "train.rec"
         self.reader = RecordIOReader(rec_path, idx_path)
         self.input_size = (int(model_spec["input_size"][0]), int(model_spec["input_size"][1]))
-        label0, _ = unpack_record_payload(self.reader.read(0), "record 0") if 0 in self.reader.offsets else (0.0, b"")
-        if isinstance(label0, np.ndarray) and label0.size >= 2 and int(label0[0]) > 1:
-            end = int(label0[0])
-            self.keys = [k for k in range(1, end) if k in self.reader.offsets]
-            if len(self.keys) < end - 1:
-                raise DatasetError(f"{self.reader.idx_path.name} lacks {end - 1 - len(self.keys)} of the image records")
-        else:  # no header record: every listed key is an image
-            self.keys = sorted(self.reader.offsets)
+        self.keys = self._image_keys()
         self._labels = np.array([self._label_of(k) for k in self.keys], dtype=np.int64)
         if self._labels.size == 0:
             raise DatasetError(f"{rec_path} holds no image records")
-        if self._labels.min() < 0:
-            raise DatasetError(f"{rec_path} has negative identity labels")
         self.n_classes = int(self._labels.max()) + 1
         self.classes = [str(i) for i in range(self.n_classes)]
         self.skipped: list[str] = []
 
+    def _image_keys(self) -> list[int]:
+        """Keys 1 .. label[0]-1 of the header record, or every listed key when there is none. The header's count
+        is checked against the index before it is used (a label of 3e38 once meant a loop of 3e38 steps)."""
+        offsets = self.reader.offsets
+        label0, _ = unpack_record_payload(self.reader.read(0), "record 0") if 0 in offsets else (0.0, b"")
+        if not (isinstance(label0, np.ndarray) and label0.size >= 2 and label0[0] > 1):
+            return sorted(offsets)
+        end = float(label0[0])
+        if not np.isfinite(end) or end - 1 > len(offsets):
+            raise DatasetError(f"{self.reader.rec_path.name} record 0 claims {end:g} image records but "
+                               f"{self.reader.idx_path.name} lists {len(offsets)}")
+        keys = [k for k in range(1, int(end)) if k in offsets]
+        if len(keys) < int(end) - 1:
+            raise DatasetError(f"{self.reader.idx_path.name} lacks {int(end) - 1 - len(keys)} of the image records")
+        return keys
+
     def _label_of(self, key: int) -> int:
+        """Identities are numbered 0..n-1 and each has an image, so a label must be below the number of image
+        records: a larger one would size the classifier head from the file's number (1e9 once asked for 24 GB)."""
         label, _ = unpack_record_payload(self.reader.read(key)[: _IR_HEADER.size + 64], f"record {key}")
-        return int(label[0]) if isinstance(label, np.ndarray) else int(label)
+        value = float(label[0]) if isinstance(label, np.ndarray) else float(label)
+        n = len(self.keys)
+        if not (0 <= value < n and value == int(value)):  # NaN fails every comparison
+            raise DatasetError(f"{self.reader.rec_path.name} record {key}: identity label {value:g} is not a whole "
+                               f"number from 0 to {n - 1} (the file holds {n} image records)")
+        return int(value)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -426,9 +452,13 @@ def read_bin_pairs(path, input_size: tuple[int, int] | None = None) -> Validatio
         raise DatasetError(f"{path.name}: the second element must be a list of issame flags")
     if len(bins) != 2 * len(issame) or not issame:
         raise DatasetError(f"{path.name} holds {len(bins)} images for {len(issame)} pairs (two per pair needed)")
-    imgs = [decode_image(bytes(b), f"{path.name} image {i}") for i, b in enumerate(bins)]
-    size = input_size or imgs[0].shape[:2]
-    images = np.stack([fit_to_size(im, tuple(size)) for im in imgs])
+    if len(issame) > MAX_VALIDATION_PAIRS:
+        raise DatasetError(f"{path.name} holds {len(issame)} pairs, more than the {MAX_VALIDATION_PAIRS} allowed")
+    first = decode_image(bytes(bins[0]), f"{path.name} image 0")
+    size = tuple(input_size or first.shape[:2])
+    # decoded and shrunk one at a time: never every full-size image in memory at once
+    images = np.stack([fit_to_size(first, size)] + [
+        fit_to_size(decode_image(bytes(b), f"{path.name} image {i}"), size) for i, b in enumerate(bins[1:], 1)])
     return ValidationPairs(images, np.array([bool(s) for s in issame]), str(path))
 
 

@@ -1,0 +1,49 @@
+"""Numbers from users and files: finite or refused with one line, and JSON that stays JSON.
+
+NaN compares false with everything, so a NaN threshold silently made every pair a non-match and an infinite one
+every pair a match; Python's json writes them as bare NaN/Infinity, which is not JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from .errors import XfrError
+
+
+def finite_float(value, what: str) -> float:
+    """`value` as a finite float, or XfrError naming `what`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise XfrError(f"{what} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise XfrError(f"{what} must be a finite number, not {number}")
+    return number
+
+
+def finite_arg(text: str) -> float:
+    """argparse ``type=``: a finite float, else a usage error (exit 2) saying so."""
+    try:
+        return finite_float(text, "the value")
+    except XfrError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def without_nonfinite(value):
+    """Copy with every NaN/infinity replaced by None (null), numpy values made plain Python."""
+    if isinstance(value, dict):
+        return {k: without_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nonfinite(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_text(value, **kwargs) -> str:
+    """Strictly valid JSON: non-finite numbers become null (an output must parse anywhere)."""
+    return json.dumps(without_nonfinite(value), allow_nan=False, **kwargs)
