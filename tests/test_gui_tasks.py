@@ -96,4 +96,5 @@ def test_shutdown_cancels_and_stops_the_thread(qtbot):
 
 
 def test_user_message_of_file_errors_names_the_file():
-    assert user_message(PermissionError(13, "Permission denied", "/x/y.pdf")) == "Permission denied (/x/y.pdf)"
+    assert user_message(PermissionError(13, "Permission denied", "/x/y.pdf")) == "Permission denied: /x/y.pdf"
+    assert user_message(OSError(28, "No space left on device")) == "No space left on device"  # no empty "()"

@@ -59,12 +59,20 @@ def structure_loss(student: torch.Tensor, teacher_centred: torch.Tensor) -> torc
     return F.mse_loss(s @ s.t(), t @ t.t())
 
 
-def spread_loss(C: torch.Tensor, beta: float) -> torch.Tensor:
-    """log(cells) - H(mean over channels of softmax(beta * C_i) over cells), averaged over the batch."""
+def cell_target(h: int, w: int, border_weight: float) -> torch.Tensor:
+    """Where the channels' maxima should go: uniform over the inner cells, ``border_weight`` as much on the border
+    cells (channels peaking there read the chip edge and background); 1.0 = uniform over all cells."""
+    q = torch.full((h, w), float(border_weight))
+    q[1:-1, 1:-1] = 1.0
+    return (q / q.sum()).reshape(-1)
+
+
+def spread_loss(C: torch.Tensor, beta: float, target: torch.Tensor) -> torch.Tensor:
+    """KL(p || target), p = mean over channels of softmax(beta * C_i) over cells, averaged over the batch. With a
+    uniform target this is log(cells) - entropy(p)."""
     n, c = C.shape[:2]
     p = torch.softmax(beta * C.reshape(n, c, -1), dim=-1).mean(1)  # (n, cells)
-    ent = -(p * torch.log(p + 1e-12)).sum(1)
-    return (math.log(p.shape[1]) - ent).mean()
+    return (p * (torch.log(p + 1e-12) - torch.log(target))).sum(1).mean()
 
 
 def argmax_stats(C: torch.Tensor) -> tuple[float, float]:
@@ -179,6 +187,7 @@ def main(argv=None) -> int:
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
     mean = torch.tensor(DLIB_MEAN_RGB).view(1, 3, 1, 1)
+    target_cells = cell_target(8, 8, cfg.get("spread_border_weight", 1.0))
     vpairs, vsame = recipe.val_pairs([items[i]["identity"] for i in val_idx], cfg["seed"])
 
     def evaluate(tag):
@@ -228,7 +237,7 @@ def main(argv=None) -> int:
                     g["lr"] = base * lr_factor(step)
             C = bb.top(feats)
             l_id = cfg["structure_weight"] * structure_loss(C.amax((2, 3)), tgt_desc)
-            l_sp = cfg["spread_weight"] * spread_loss(C, cfg["spread_beta"])
+            l_sp = cfg["spread_weight"] * spread_loss(C, cfg["spread_beta"], target_cells)
             l_rec = reconstruction_loss(dec(C[rec_rows]), target[rec_rows])
             loss = l_id + l_sp + cfg["lambda_rec"] * l_rec
             opt_rec.zero_grad(set_to_none=True)
