@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..core.errors import XfrError
-from .evaluate_hiding import _int_list, _relative, select_pairs
+from .evaluate_hiding import _int_list, _relative, selected_pairs_and_output
 
 DEFAULT_METHODS = "ours,gradient,gradcampp,stylianou"
 SWAP_METHODS = ("ours", "gradient", "gradcampp", "stylianou", "xface")
@@ -65,12 +65,10 @@ class StageProgress:
 
 def run(args) -> int:
     from ..core.alignment import FaceAligner
-    from ..core.errors import PairListError
     from ..core.evaluation.explanation_quality import (
         QualityConfig, QualityPair, markdown_report, plot_swap_examples, run_explanation_quality,
     )
     from ..core.model import load_model
-    from ..core.pairs import PairList, find_missing, missing_message, read_pairs
 
     methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
     unknown = [m for m in methods if m not in SWAP_METHODS]
@@ -87,19 +85,7 @@ def run(args) -> int:
     root = Path(args.root)
     if not root.is_dir():
         raise XfrError(f"--root {root}: not a folder")
-    pairs = read_pairs(args.pairs, root, missing="ignore", seed=args.seed)
-    chosen = select_pairs(pairs, folds, args.limit)
-    if not chosen:
-        raise XfrError("no pairs selected")
-    selected = PairList(chosen, source=pairs.source, fmt=pairs.format, n_folds=pairs.n_folds)
-    selected.missing = find_missing(selected)
-    if selected.missing:
-        raise PairListError(missing_message(selected))
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise XfrError(f"cannot create output folder {out}: {exc.strerror}") from None
+    selected, out = selected_pairs_and_output(args, root, folds)
     import torch
 
     if args.threads:
@@ -111,7 +97,7 @@ def run(args) -> int:
     aligner = FaceAligner.for_model(model)
     paths = {}
     jobs = []
-    for pair in chosen:
+    for pair in selected:
         keys = []
         for path in (pair.path_a, pair.path_b):
             key = _relative(path, root)
@@ -124,7 +110,7 @@ def run(args) -> int:
         return aligner.align_file(paths[key], prealigned=args.aligned).aligned
 
     # LFW: a person is a folder; CSV lists: only matched pairs say who is who
-    identity = (lambda key: paths[key].parent.name) if pairs.format == "lfw" else None
+    identity = (lambda key: paths[key].parent.name) if selected.format == "lfw" else None
     config = QualityConfig(methods=tuple(methods), seed=args.seed, swap_margin=args.swap_margin,
                            sanity_pairs=args.sanity_pairs, xface_stride=args.xface_stride)
     print(f"explanation quality: {len(jobs)} pairs, swap-game methods {', '.join(methods)}, model {model.path}",

@@ -139,13 +139,34 @@ def select_pairs(pairs, folds: list[int] | None, limit: int | None):
     return chosen
 
 
+def selected_pairs_and_output(args, root: Path, folds: list[int] | None):
+    """The pairs chosen by --folds/--limit from --pairs (PairList) and the created --out folder.
+
+    Only the selected pairs' images must exist (--folds 1 need not fail on fold 7's files)."""
+    from ..core.errors import PairListError
+    from ..core.pairs import PairList, find_missing, missing_message, read_pairs
+
+    pairs = read_pairs(args.pairs, root, missing="ignore", seed=args.seed)
+    chosen = select_pairs(pairs, folds, args.limit)
+    if not chosen:
+        raise XfrError("no pairs selected")
+    selected = PairList(chosen, source=pairs.source, fmt=pairs.format, n_folds=pairs.n_folds)
+    selected.missing = find_missing(selected)
+    if selected.missing:
+        raise PairListError(missing_message(selected))
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise XfrError(f"cannot create output folder {out}: {exc.strerror}") from None
+    return selected, out
+
+
 def run(args) -> int:
     from ..core.alignment import FaceAligner
     from ..core.attribution import XFaceExplainer, XFaceMagnitudeExplainer, parse_methods
-    from ..core.errors import PairListError
     from ..core.evaluation.hiding_game import HidingGameConfig, markdown_table, plot_curves, run_hiding_game
     from ..core.model import load_model
-    from ..core.pairs import PairList, find_missing, missing_message, read_pairs
 
     try:
         methods = parse_methods(args.methods)
@@ -160,20 +181,7 @@ def run(args) -> int:
         raise XfrError("--batch-size must be at least 1")
     if args.xface_stride < 1:
         raise XfrError("--xface-stride must be at least 1")
-    # Only the selected pairs' images must exist (--folds 1 need not fail on fold 7's files).
-    pairs = read_pairs(args.pairs, root, missing="ignore", seed=args.seed)
-    chosen = select_pairs(pairs, folds, args.limit)
-    if not chosen:
-        raise XfrError("no pairs selected")
-    selected = PairList(chosen, source=pairs.source, fmt=pairs.format, n_folds=pairs.n_folds)
-    selected.missing = find_missing(selected)
-    if selected.missing:
-        raise PairListError(missing_message(selected))
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise XfrError(f"cannot create output folder {out}: {exc.strerror}") from None
+    selected, out = selected_pairs_and_output(args, root, folds)
     model = load_model(args.model, device=args.device)
     if model.device.type == "cuda":  # TF32 would move scores by ~1e-3 and decisions near the threshold
         import torch
@@ -181,7 +189,7 @@ def run(args) -> int:
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
     aligner = FaceAligner.for_model(model)
-    jobs = build_jobs(chosen, aligner, args.aligned, root)
+    jobs = build_jobs(list(selected), aligner, args.aligned, root)
     explainers = {}
     if "xface" in methods:
         explainers["xface"] = XFaceExplainer(stride=args.xface_stride, batch_size=max(args.batch_size, 64))
