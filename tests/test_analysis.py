@@ -99,3 +99,27 @@ def test_a_failure_is_recorded_as_the_comparison_status(store, tmp_path, tiny_mo
     comp = store.get_comparison(comp_id)
     assert comp.status == "failed" and "no face" in comp.status_message.lower()
     assert store.list_results(comp_id) == []
+
+
+def test_a_result_of_the_previous_bundled_model_reopens_and_its_report_names_that_model(store, tmp_path):
+    """Issue 12: the bundled model changed; results stored with the previous file keep opening (no model needed)
+    and their report finds the previous file's own card by sha256."""
+    from xfr_desktop.core.imageio import load_image
+    from xfr_desktop.core.model import MODELS_DIR, default_model_path, file_sha256, load_model
+    from xfr_desktop.paths import RESOURCES_DIR
+    from xfr_desktop.report.building import build_report_for_case
+
+    old_path = MODELS_DIR / "xfr-dlib-maxpool-joint.pt"
+    if not old_path.is_file():
+        pytest.skip(f"previous bundled model not in models/: {old_path}")
+    assert old_path != default_model_path()
+    images = sorted((RESOURCES_DIR / "samples" / "images").glob("*.jpg"))[:2]
+    comp_id = _comparison(store, tmp_path, prealigned=False, images=[load_image(p) for p in images])
+    outcome = analyse_comparison(store, plan_analysis(store, comp_id), load_model(old_path, device="cpu"))
+    assert isinstance(outcome, AnalysisOutcome)
+    loaded = load_result(store, outcome.record.id)
+    np.testing.assert_array_equal(loaded.result.a.H, outcome.result.a.H)
+    assert loaded.record.model_sha256 == file_sha256(old_path)
+    report = build_report_for_case(store, store.get_comparison(comp_id).case_id)
+    assert old_path.name in report.model.card_excerpt.split("\n")[0]
+    assert default_model_path().name not in report.model.card_excerpt.split("\n")[0]
