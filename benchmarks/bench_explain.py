@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from xfr_desktop.core import JointModel, default_spec, explain_pair  # noqa: E402
-from xfr_desktop.core.engines import compute_residuals  # noqa: E402
+from xfr_desktop.core.algorithm1_engines import compute_residuals  # noqa: E402
 from xfr_desktop.core.explain import ResidualStack  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def engine_gflop(decoder: torch.nn.Module, C: torch.Tensor) -> float:
     """GFLOP of the fast engine's transposed convolutions for C (1,c,h,w): each channel's change window
     through every layer after the first (the first is a kernel slice), cropped at the borders as the engine
     crops it."""
-    from xfr_desktop.core.engines import _change_plan, _crop_plan, channel_maxima, flatten_decoder
+    from xfr_desktop.core.algorithm1_engines import _change_plan, _crop_plan, channel_maxima, flatten_decoder
 
     plan = _change_plan(flatten_decoder(decoder), C.dtype)
     _, pos, _ = channel_maxima(C)

@@ -6,7 +6,7 @@ sys.path.insert(0, os.getcwd())
 import numpy as np, torch
 from xfr_desktop.core.model import JointModel, default_spec
 from xfr_desktop.core.explain import explain_pair
-from xfr_desktop.core.engines import compute_residuals
+from xfr_desktop.core.algorithm1_engines import compute_residuals
 out = {"torch": torch.__version__, "cuda": torch.cuda.get_device_name(0)}
 torch.manual_seed(0)
 m = JointModel(default_spec(depth=50)).eval()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from xfr_desktop.core import JointModel, default_spec, explain_pair
 from xfr_desktop.core.decoder import build_decoder
-from xfr_desktop.core.engines import (RawResiduals, _fast_one_batch, channel_maxima, compute_residuals,
+from xfr_desktop.core.algorithm1_engines import (RawResiduals, _fast_one_batch, channel_maxima, compute_residuals,
                                       flatten_decoder, window_geometry)
 from xfr_desktop.core.explain import ResidualStack
 

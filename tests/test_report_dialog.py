@@ -8,7 +8,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from xfr_desktop.report.signing import create_identity  # noqa: E402
-from xfr_desktop.report.verify import verify_pdf  # noqa: E402
+from xfr_desktop.report.signature_check import verify_pdf  # noqa: E402
 from xfr_desktop.store import open_store  # noqa: E402
 
 PASS = "dialog passphrase"

@@ -11,7 +11,7 @@ from xfr_desktop.core.explain import explain_pair
 from xfr_desktop.report import render_report, report_data_from_explanation
 from xfr_desktop.report.signing import (SigningError, WrongPassphraseError, create_identity, load_signing_identity,
                                         read_passphrase, sign_pdf)
-from xfr_desktop.report.verify import EXIT_CODES, verify_pdf
+from xfr_desktop.report.signature_check import EXIT_CODES, verify_pdf
 
 PASS = "correct horse battery"
 

@@ -76,7 +76,7 @@ def run_report(args) -> int:
 
 
 def run_verify(args) -> int:
-    from ..report.verify import verify_pdf
+    from ..report.signature_check import verify_pdf
 
     result = verify_pdf(args.pdf, args.trust)
     if args.json:

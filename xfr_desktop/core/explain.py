@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .decision import decision_label
-from .engines import compute_residuals
+from .algorithm1_engines import compute_residuals
 from .errors import Cancelled, ModelFileError  # noqa: F401 - Cancelled: callers still import it from here
 from .numbers import finite_float
 from .model import JointModel, resolve_device

@@ -2,7 +2,7 @@
 
     from xfr_desktop.report import ReportData, build_report_for_case, report_data_from_explanation, render_report
     from xfr_desktop.report.signing import sign_pdf, load_signing_identity, create_identity
-    from xfr_desktop.report.verify import verify_pdf
+    from xfr_desktop.report.signature_check import verify_pdf
 """
 from __future__ import annotations
 

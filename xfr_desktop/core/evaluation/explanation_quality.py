@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from ..attribution import Explainer, XFaceExplainer, get_explainer
-from ..engines import channel_maxima
+from ..algorithm1_engines import channel_maxima
 from ..errors import ImageError, XfrError
 from ..explain import PairExplanation, explain_pair
 from ..render import overlay, save_png
@@ -56,7 +56,7 @@ ProgressFn = Callable[[str, int, int], None]
 # --- per-image statistics -----------------------------------------------------------------------------------
 def argmax_positions(C) -> np.ndarray:
     """(c, h, w) conv map (numpy or torch) -> (c, 2) row, col of each channel's maximum (first index on ties),
-    the positions Algorithm 1 modifies (``engines.channel_maxima``)."""
+    the positions Algorithm 1 modifies (``algorithm1_engines.channel_maxima``)."""
     t = torch.as_tensor(np.asarray(C) if not isinstance(C, torch.Tensor) else C)
     _, pos, _ = channel_maxima(t[None] if t.ndim == 3 else t)
     return pos.cpu().numpy()
