@@ -13,7 +13,7 @@ from xfr_desktop.cli import main as xfr_main
 from xfr_desktop.core.calibration import fit_calibration
 from xfr_desktop.core.explain import explain_pair
 from xfr_desktop.report import ImageInfo, render_report, report_data_from_explanation
-from xfr_desktop.report.building import ReportError, build_report_for_case, top_channels
+from xfr_desktop.report.report_data import ReportError, build_report_for_case, top_channels
 
 pypdf = pytest.importorskip("pypdf")
 
@@ -195,15 +195,15 @@ def test_stored_result_of_the_bundled_model_gets_its_card_excerpt(tmp_path):
     """The app stores results with the model's sha256 only; the report still finds the card of every model shipped
     in models/ -- the default (models/README.md) and earlier bundled models kept beside it (<stem>.md)."""
     from xfr_desktop.core.model import MODELS_DIR, default_model_path, file_sha256
-    from xfr_desktop.report import building
+    from xfr_desktop.report import report_data
     from xfr_desktop.store import open_store
 
     if not default_model_path().is_file():
         pytest.skip("bundled model not present")
     with open_store(tmp_path) as store:
-        info = building._stored_model_info(store, file_sha256(default_model_path()), "bundled")
-        other = building._stored_model_info(store, "0" * 64, "other")
-        older = [(p, building._stored_model_info(store, file_sha256(p), p.name))
+        info = report_data._stored_model_info(store, file_sha256(default_model_path()), "bundled")
+        other = report_data._stored_model_info(store, "0" * 64, "other")
+        older = [(p, report_data._stored_model_info(store, file_sha256(p), p.name))
                  for p in sorted(MODELS_DIR.glob("*.pt")) if p != default_model_path()]
     assert "Model card" in info.card_excerpt
     assert default_model_path().name in info.card_excerpt.split("\n")[0]

@@ -1,4 +1,4 @@
-"""Case reports: PDF building (reportlab), PAdES signing and verification (pyHanko). Qt-free.
+"""Case reports: the report data, its PDF (reportlab), PAdES signing and verification (pyHanko). Qt-free.
 
     from xfr_desktop.report import ReportData, build_report_for_case, report_data_from_explanation, render_report
     from xfr_desktop.report.signing import sign_pdf, load_signing_identity, create_identity
@@ -6,9 +6,10 @@
 """
 from __future__ import annotations
 
-from .building import (ChannelInfo, ComparisonSection, ImageInfo, ModelInfo, RenderedReport, ReportData,
-                       build_report_for_case, comparison_from_explanation, render_report,
-                       report_data_from_explanation)
+from .building import render_report
+from .pdfa import RenderedReport
+from .report_data import (ChannelInfo, ComparisonSection, ImageInfo, ModelInfo, ReportData, build_report_for_case,
+                          comparison_from_explanation, report_data_from_explanation)
 
 __all__ = [
     "ReportData", "ComparisonSection", "ImageInfo", "ModelInfo", "ChannelInfo", "RenderedReport",

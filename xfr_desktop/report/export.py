@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.fileio import with_path
-from .building import ReportError, build_report_for_case, render_report
+from .building import render_report
+from .report_data import ReportError, build_report_for_case
 
 
 @dataclass

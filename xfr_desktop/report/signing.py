@@ -169,7 +169,7 @@ def create_identity(name: str, p12_path: str | os.PathLike, passphrase: str, *, 
     )
     p12 = pkcs12.serialize_key_and_certificates(
         name.encode("utf-8"), key, cert, None, serialization.BestAvailableEncryption(passphrase.encode("utf-8")))
-    from .building import write_atomically
+    from .pdfa import write_atomically
 
     write_atomically(p12_path, p12)
     try:
@@ -186,7 +186,7 @@ def _appearance_pdf(identity: SigningIdentity, signed_at_local: str, size: tuple
     from reportlab.lib import colors
     from reportlab.pdfgen import canvas
 
-    from .building import BODY_FONT, BOLD_FONT, register_fonts
+    from .pdfa import BODY_FONT, BOLD_FONT, register_fonts
 
     register_fonts()
     w, h = size

@@ -1,0 +1,402 @@
+"""The sections of the case report as reportlab flowables: one function per section, in the report's order.
+
+Every paragraph and table names an embedded DejaVu font (:mod:`.pdfa`); images are encoded to PNG in memory.
+"""
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timezone
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from .pdfa import BODY_FONT, BOLD_FONT, MONO_FONT
+from .report_data import (ComparisonSection, ReportData, ReportError, colour_bar, overlay_map,
+                          thumbnail_with_box)
+
+SIGNATURE_BOX_SIZE = (260.0, 70.0)   # points; the visible signature box on the last page
+MAP_CMAPS = {"S": "inferno", "S_pos": "viridis", "S_neg": "inferno"}
+MAP_TITLES = {"S": "S = |H|", "S_pos": "S⁺ = ReLU(H) (similar)", "S_neg": "S⁻ = ReLU(−H) (dissimilar)"}
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    import cv2
+
+    arr = np.ascontiguousarray(rgb)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, 2)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ReportError("cannot encode an image for the report")
+    return buf.tobytes()
+
+
+
+def styles():
+    from reportlab.lib import colors
+    from reportlab.lib.styles import ParagraphStyle
+
+    base = ParagraphStyle("body", fontName=BODY_FONT, fontSize=9, leading=12)
+    return {
+        "body": base,
+        "small": ParagraphStyle("small", parent=base, fontSize=7.5, leading=9.5),
+        "tiny": ParagraphStyle("tiny", parent=base, fontSize=6, leading=7.5),
+        "mono": ParagraphStyle("mono", parent=base, fontName=MONO_FONT, fontSize=6.8, leading=8.5),
+        "title": ParagraphStyle("title", parent=base, fontName=BOLD_FONT, fontSize=17, leading=22, spaceAfter=6),
+        "h1": ParagraphStyle("h1", parent=base, fontName=BOLD_FONT, fontSize=12.5, leading=16, spaceBefore=10,
+                             spaceAfter=4, textColor=colors.HexColor("#1a3b6b")),
+        "h2": ParagraphStyle("h2", parent=base, fontName=BOLD_FONT, fontSize=10, leading=13, spaceBefore=6,
+                             spaceAfter=3),
+        "caption": ParagraphStyle("caption", parent=base, fontSize=7, leading=8.5, alignment=1),
+        "big": ParagraphStyle("big", parent=base, fontName=BOLD_FONT, fontSize=11, leading=14),
+    }
+
+
+def _p(text: Any, style) -> "Any":
+    from reportlab.platypus import Paragraph
+
+    return Paragraph(escape("" if text is None else str(text)).replace("\n", "<br/>"), style)
+
+
+def _img(rgb: np.ndarray, width: float):
+    from reportlab.platypus import Image
+
+    h, w = rgb.shape[:2]
+    return Image(io.BytesIO(_png(rgb)), width=width, height=width * h / w)
+
+
+def _kv_table(rows, col0=4.2):
+    from reportlab.lib.units import cm
+    from reportlab.platypus import Table
+
+    st = styles()
+    data = [[_p(k, st["small"]), v if not isinstance(v, str) else _p(v, st["small"])] for k, v in rows]
+    t = Table(data, colWidths=[col0 * cm, None], hAlign="LEFT")
+    t.setStyle(_table_style())
+    return t
+
+
+def _table_style(header: bool = False, grid: bool = True):
+    """Every table names the embedded font: reportlab's default cell font is Helvetica (not embedded)."""
+    from reportlab.lib import colors
+    from reportlab.platypus import TableStyle
+
+    cmds = [("FONTNAME", (0, 0), (-1, -1), BODY_FONT), ("FONTSIZE", (0, 0), (-1, -1), 7.5),
+            ("VALIGN", (0, 0), (-1, -1), "TOP")]
+    if grid:
+        cmds.append(("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#b0b0b0")))
+    cmds += [
+            ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+            ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
+    if header:
+        cmds.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e4e9f2")))
+    return TableStyle(cmds)
+
+
+def short_time(iso: str) -> str:
+    """'2026-11-28T02:30:29.297897+00:00' -> '2026-11-28 02:30:29 UTC' (other offsets kept)."""
+    if not iso:
+        return ""
+    try:
+        t = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)
+    if t.tzinfo is None or t.utcoffset() == timezone.utc.utcoffset(None):
+        return t.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+    return t.replace(microsecond=0).isoformat(sep=" ")
+
+
+def _fmt_float(v, digits=4) -> str:
+    try:
+        return f"{float(v):.{digits}f}"
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _lr_text(section: ComparisonSection) -> str:
+    from ..core.calibration import format_lr
+
+    if section.lr is None:
+        return "not available: the model has no calibration (run xfr calibrate)"
+    return f"LR = {format_lr(section.lr)} ({section.lr_verbal})"
+
+
+def _images_flowables(section: ComparisonSection, st) -> list:
+    """The section's heading, the two photographs with their crops, and the hashes."""
+    from reportlab.lib.units import cm
+    from reportlab.platypus import CondPageBreak, KeepTogether, Spacer, Table
+
+    heading = _p(section.title, st["h1"])
+    # images and hashes
+    cells, caps = [], []
+    for info in (section.image_a, section.image_b):
+        if info.original is not None:
+            cells.append(_img(thumbnail_with_box(info.original, info.box, info.landmarks), 5.2 * cm))
+        else:
+            cells.append(_p("(original not available)", st["small"]))
+        caps.append(_p(f"Image {info.label}: {info.name}", st["caption"]))
+    crops = []
+    for info in (section.image_a, section.image_b):
+        row = [_img(a, 2.4 * cm) for a in (info.aligned, info.reconstruction) if a is not None]
+        crops.append(Table([row], hAlign="CENTER", style=_table_style(grid=False)) if row else _p("", st["small"]))
+    t = Table([cells, caps, crops, [_p("aligned crop | reconstruction", st["caption"])] * 2],
+              colWidths=[8.3 * cm, 8.3 * cm])
+    t.setStyle(_table_style())
+    t.setStyle([("ALIGN", (0, 0), (-1, -1), "CENTER")])
+    out = [CondPageBreak(4 * cm), KeepTogether([heading, t]), Spacer(1, 4)]
+    out.append(_kv_table([
+        (f"SHA-256 of image {section.image_a.label}", _p(section.image_a.sha256 or "n/a", st["mono"])),
+        (f"SHA-256 of image {section.image_b.label}", _p(section.image_b.sha256 or "n/a", st["mono"])),
+        ("Model SHA-256", _p(section.model_sha256 or "n/a", st["mono"])),
+        ("Analysed at", short_time(section.analysed_at) or "n/a"),
+    ]))
+    return out
+
+
+def _result_flowables(section: ComparisonSection, st) -> list:
+    """Score, threshold, decision, LR and the parameters of the analysis."""
+    from reportlab.platypus import Spacer
+
+    p = section.parameters or {}
+    channels = p.get("channels")
+    chan_text = "all contributing" if not channels else f"{len(channels)} selected: {channels[:20]}" + (
+        " …" if len(channels) > 20 else "")
+    used = "" if section.n_channels_used is None else f"; {section.n_channels_used} of {section.n_channels} used"
+    return [Spacer(1, 4), _p("Result and parameters", st["h2"]), _kv_table([
+        ("Score (cosine similarity)", _fmt_float(section.score)),
+        ("Decision threshold τ", _fmt_float(section.threshold)),
+        ("Decision", section.decision_label.upper()),
+        ("Likelihood ratio", _lr_text(section)),
+        ("Normalization", str(p.get("normalization", "n/a"))),
+        ("Channels", f"{chan_text}; top-k: {p.get('top_k') or 'off'}{used}"),
+        ("Other parameters", json.dumps({k: v for k, v in p.items()
+                                         if k not in ("threshold", "normalization", "channels", "top_k",
+                                                      "likelihood_ratio")},
+                                        sort_keys=True, default=str)),
+    ])]
+
+
+def _maps_flowables(section: ComparisonSection, st) -> list:
+    """S, S⁺ and S⁻ over both faces on one colour scale, with the colour bars."""
+    from reportlab.lib.units import cm
+    from reportlab.platypus import KeepTogether, Spacer, Table
+
+    if not section.maps:
+        return []
+    vmax = max(float(np.max(section.maps[s]["S"])) for s in "ab")
+    rows = []
+    header = [_p("", st["small"])] + [_p(MAP_TITLES[k], st["caption"]) for k in ("S", "S_pos", "S_neg")]
+    rows.append(header)
+    for s, info in (("a", section.image_a), ("b", section.image_b)):
+        row = [_p(f"Image {info.label}", st["small"])]
+        for key in ("S", "S_pos", "S_neg"):
+            row.append(_img(overlay_map(info.aligned, section.maps[s][key], vmax, MAP_CMAPS[key]), 3.6 * cm))
+        rows.append(row)
+    bars = [_p("colour scale", st["small"])]
+    for key in ("S", "S_pos", "S_neg"):
+        bar = Table([[_img(colour_bar(MAP_CMAPS[key]), 3.6 * cm)],
+                     [_p(f"0 … {vmax:.3g}", st["caption"])]], style=_table_style(grid=False))
+        bars.append(bar)
+    rows.append(bars)
+    mt = Table(rows, colWidths=[2.0 * cm, 4.1 * cm, 4.1 * cm, 4.1 * cm], hAlign="LEFT")
+    mt.setStyle(_table_style())
+    return [Spacer(1, 4), KeepTogether([_p("Explanation maps (one colour scale for both images)", st["h2"]),
+                                        mt])]
+
+
+def _channels_flowables(section: ComparisonSection, st) -> list:
+    """The top similar and dissimilar channels with their regions."""
+    from reportlab.lib.units import cm
+    from reportlab.platypus import KeepTogether, Spacer, Table
+
+    out = []
+    for label, chans in (("Top similar channels (push towards a match)", section.similar),
+                         ("Top dissimilar channels (push towards a non-match)", section.dissimilar)):
+        if not chans:
+            continue
+        rows = [[_p(h, st["small"]) for h in ("channel", "weight w = p − T", "product p = uA·uB",
+                                              "region in A", "region in B")]]
+        for c in chans:
+            rows.append([_p(str(c.index), st["small"]), _p(f"{c.weight:+.5f}", st["small"]),
+                         _p(f"{c.product:+.5f}", st["small"]),
+                         _img(c.region_a, 2.2 * cm) if c.region_a is not None else _p("", st["small"]),
+                         _img(c.region_b, 2.2 * cm) if c.region_b is not None else _p("", st["small"])])
+        ct = Table(rows, colWidths=[1.6 * cm, 3.2 * cm, 3.0 * cm, 2.6 * cm, 2.6 * cm], hAlign="LEFT")
+        ct.setStyle(_table_style(header=True))
+        out += [Spacer(1, 4), KeepTogether([_p(label, st["h2"]), ct])]
+    return out
+
+
+def comparison_section(section: ComparisonSection, st) -> list:
+    """One comparison: images and hashes, result, maps, channels and the examiner's note on it."""
+    out = _images_flowables(section, st) + _result_flowables(section, st)
+    out += _maps_flowables(section, st)
+    out += _channels_flowables(section, st)
+    if section.conclusion:
+        out += [_p("Examiner's note on this comparison", st["h2"]), _p(section.conclusion, st["body"])]
+    return out
+
+
+class _SignaturePlaceholder:
+    """Factory for a flowable that reserves (and frames) the signature box and records where it landed."""
+
+    def __new__(cls, record: dict):
+        from reportlab.lib import colors
+        from reportlab.platypus import Flowable
+
+        class Box(Flowable):
+            def wrap(self, aw, ah):
+                self.width, self.height = SIGNATURE_BOX_SIZE
+                return self.width, self.height
+
+            def draw(self):
+                c = self.canv
+                c.setStrokeColor(colors.HexColor("#7a7a7a"))
+                c.setDash(3, 2)
+                c.rect(0, 0, self.width, self.height)
+                c.setDash()
+                c.setFont(BODY_FONT, 7.5)
+                c.setFillColor(colors.HexColor("#555555"))
+                c.drawString(6, self.height - 14, "Digital signature")
+                c.drawString(6, self.height - 26, "Not signed: this PDF carries no digital signature")
+                x, y = c.absolutePosition(0, 0)
+                record["box"] = (x, y, x + self.width, y + self.height)
+                record["page"] = c.getPageNumber()
+
+        return Box()
+
+
+
+
+def title_section(data: ReportData, generated_at: str, st) -> list:
+    """Title and the case's particulars."""
+    from reportlab.platypus import Spacer
+
+    return [
+        _p("Face comparison report", st["title"]),
+        _p(f"Case {data.case_number}" + (f": {data.title}" if data.title else ""), st["big"]), Spacer(1, 6),
+        _kv_table([
+            ("Case number", data.case_number), ("Title", data.title or "—"), ("Examiner", data.examiner or "—"),
+            ("Organisation", data.organisation or "—"), ("Case created", short_time(data.case_created) or "—"),
+            ("Case last modified", short_time(data.case_modified) or "—"), ("Report generated", generated_at),
+            ("Software", f"XFR Desktop {data.software_version}"),
+            ("Comparisons in this report", str(len(data.comparisons))),
+        ]),
+    ]
+
+
+def method_section(st) -> list:
+    """How the score, the decision and the explanation maps are computed."""
+    return [
+        _p("Method", st["h1"]),
+        _p("Faces are detected (YuNet), aligned to the model's template and embedded by the model; the score is the "
+           "cosine similarity of the two embeddings (F = global max pool of the last convolutional map C) and the "
+           "decision compares it with the threshold τ. The explanation follows Xu, Lu & Ebrahimi, 'Discriminative "
+           "Deep Feature Visualization for Explainable Face Recognition': each channel's strongest activation is "
+           "removed, the face reconstructed by the decoder, and the per-channel reconstruction change weighted by "
+           "w[i] = p[i] − T and summed into H, where p[i] = uA[i]·uB[i] is the product of the i-th components of "
+           "the two unit-length embeddings (the p[i] sum to the score) and T = τ / channels; with 'sum' "
+           "normalization and all channels, H adds up to the margin score − τ. S = |H|; S⁺ = ReLU(H) marks "
+           "regions that make "
+           "the faces look alike to the model, S⁻ = ReLU(−H) regions that make them look different.", st["body"]),
+    ]
+
+
+def model_section(data: ReportData, st) -> list:
+    """The model's name, hash and the excerpt of its card."""
+    from reportlab.platypus import Spacer
+
+    story = [
+        _p("Model", st["h1"]),
+        _kv_table([("Model", data.model.name or "—"), ("Model SHA-256", _p(data.model.sha256 or "n/a", st["mono"]))]),
+    ]
+    if data.model.card_excerpt:
+        story += [Spacer(1, 3), _p("Excerpt of the model card:", st["small"]), _p(data.model.card_excerpt, st["tiny"])]
+    else:
+        story.append(_p("No model card is available for this model file.", st["small"]))
+    return story
+
+
+def likelihood_ratio_section(data: ReportData, st) -> list:
+    """The calibration behind the likelihood ratios, and the verbal scale."""
+    story = [_p("Likelihood ratio", st["h1"])]
+    if data.calibration:
+        c = data.calibration
+        lo, hi = c.get("bounds", [None, None])
+        story.append(_p(
+            f"Scores are converted into a likelihood ratio LR = P(score | same person) / P(score | different "
+            f"people) by {c['method']} calibration on {c['n_genuine']} same-person and {c['n_impostor']} "
+            f"different-people reference comparisons ({c.get('reference') or 'reference set'}). Cllr = "
+            f"{c['cllr']:.3f}, Cllr_min (pool-adjacent-violators) = {c['cllr_min']:.3f}. LRs are limited to "
+            f"[1/{1 / lo:,.0f}, {hi:,.0f}], the range this reference set can support.", st["body"]))
+    elif any(c.lr is not None for c in data.comparisons):
+        story.append(_p("The likelihood ratios below are those computed when each result was saved; the "
+                        "calibration that produced them is not available for the model file now (the model or its "
+                        "calibration changed since).", st["body"]))
+    else:
+        story.append(_p("No calibration is stored for this model, so no likelihood ratio is reported.", st["body"]))
+    from ..core.calibration import VERBAL_SCALE_TEXT
+
+    story.append(_p(f"Verbal scale: {VERBAL_SCALE_TEXT}", st["small"]))
+    return story
+
+
+def conclusion_section(data: ReportData, st) -> list:
+    """The examiner's conclusion on the case, and the case notes."""
+    from reportlab.lib.units import cm
+    from reportlab.platypus import CondPageBreak, Spacer
+
+    story = [CondPageBreak(6 * cm), _p("Examiner's conclusion", st["h1"])]
+    if data.conclusion:
+        # long texts go in paragraphs (which split across pages), not in table cells (which cannot)
+        story.append(_p(data.conclusion, st["body"]))
+        rows = [("Scale", data.conclusion_scale or "—"), ("Author", data.conclusion_author or "—"),
+                ("Entered", short_time(data.conclusion_time) or "—")]
+        story += [Spacer(1, 4), _kv_table(rows)]
+        if data.conclusion_notes:
+            story += [_p("Notes", st["h2"]), _p(data.conclusion_notes, st["body"])]
+    else:
+        story.append(_p("No conclusion has been entered for this case.", st["body"]))
+    if data.case_notes:
+        story += [_p("Case notes", st["h2"]), _p(data.case_notes, st["body"])]
+    return story
+
+
+def limitations_section(data: ReportData, st) -> list:
+    return [_p("Limitations", st["h1"]), _p(data.limitations, st["body"])]
+
+
+def audit_appendix(data: ReportData, st) -> list:
+    """Appendix on a new page: the case's audit trail and its verification at export."""
+    from reportlab.lib.units import cm
+    from reportlab.platypus import PageBreak, Table
+
+    story = [PageBreak(), _p("Appendix: audit trail of the case", st["h1"])]
+    if data.audit_status:
+        story.append(_p(f"Chain verification at export: {data.audit_status}", st["small"]))
+    if data.audit:
+        rows = [[_p(h, st["tiny"]) for h in ("#", "time (UTC)", "actor", "action", "object", "details",
+                                             "entry hash")]]
+        for r in data.audit:
+            obj = str(r.get("object", ""))
+            rows.append([_p(r.get("id", ""), st["tiny"]), _p(short_time(r.get("time", "")), st["tiny"]),
+                         _p(r.get("actor", ""), st["tiny"]), _p(r.get("action", ""), st["tiny"]),
+                         _p(obj if len(obj) <= 24 else obj[:22] + "…", st["tiny"]),
+                         _p(str(r.get("details", ""))[:600], st["tiny"]),
+                         _p(str(r.get("hash", ""))[:12] + "…", st["mono"])])
+        at = Table(rows, colWidths=[0.7 * cm, 2.5 * cm, 1.5 * cm, 2.4 * cm, 2.2 * cm, 6.0 * cm, 2.2 * cm],
+                   repeatRows=1, hAlign="LEFT")
+        at.setStyle(_table_style(header=True))
+        story.append(at)
+    else:
+        story.append(_p("No audit trail is attached (report built outside a case).", st["small"]))
+    return story
+
+
+def signature_section(record: dict) -> list:
+    """The signature box at the end of the last page; ``record`` learns where it landed."""
+    from reportlab.platypus import CondPageBreak, Spacer
+
+    return [Spacer(1, 14), CondPageBreak(SIGNATURE_BOX_SIZE[1] + 20), _SignaturePlaceholder(record)]

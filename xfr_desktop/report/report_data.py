@@ -1,0 +1,477 @@
+"""The data of a case report: a plain :class:`ReportData` (no reportlab), and the pictures it carries.
+
+``ReportData`` is built either from the case store (:func:`build_report_for_case`, reading the latest result of
+each comparison) or from a :class:`~xfr_desktop.core.explain.PairExplanation`
+(:func:`report_data_from_explanation`, for ``xfr explain`` and the demo). The model card excerpt and the
+calibration summary are looked up here too. Overlays and channel regions are drawn with numpy/cv2; neither Qt nor
+torch is needed. :mod:`.pdf_sections` lays the data out, :mod:`.pdfa` assembles the PDF.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .. import __version__
+from ..core.errors import XfrError
+
+TOP_CHANNELS = 3
+CARD_EXCERPT_CHARS = 1400
+
+LIMITATIONS = (
+    "This report documents the output of an automated face-recognition model and of an explanation method; it is "
+    "an aid to, not a substitute for, the examiner's own comparison. The score and the likelihood ratio depend on "
+    "image quality (resolution, pose, illumination, occlusion, compression), on the face detector and alignment, "
+    "and on how well the reference population used for calibration resembles the population relevant to the case; "
+    "LRs were calibrated on public web photographs of mostly adult celebrities (LFW) and may be miscalibrated for "
+    "other populations or image types. Likelihood ratios are clipped to the range the reference set can support. "
+    "The heat maps (S, S⁺, S⁻) show which image regions the model's embedding channels respond to and how they "
+    "push the score above or below the decision threshold; they describe the model, not facial anatomy, and do "
+    "not establish identity on their own. The model may perform differently across demographic groups. The "
+    "signing time is taken from the signing computer's clock and is not certified by a timestamp authority."
+)
+
+
+class ReportError(XfrError):
+    """A report cannot be built (missing data, unreadable stored result, unwritable output...)."""
+
+
+# --- data ---------------------------------------------------------------------------------------------------
+@dataclass
+class ImageInfo:
+    label: str                                # "A" / "B"
+    name: str = ""                            # original file name
+    sha256: str = ""
+    original: np.ndarray | None = None        # RGB uint8, the photograph (thumbnail source)
+    box: Sequence[float] | None = None        # x, y, w, h of the detected face in `original`
+    landmarks: np.ndarray | None = None       # (5, 2) in `original`
+    aligned: np.ndarray | None = None         # RGB uint8 model input
+    reconstruction: np.ndarray | None = None  # RGB uint8 decoder output
+
+
+@dataclass
+class ChannelInfo:
+    index: int
+    weight: float                  # F̂_A[i]F̂_B[i] − T: > 0 pushes towards match
+    product: float                 # F̂_A[i]F̂_B[i]
+    region_a: np.ndarray | None = None   # RGB uint8 overlay of the channel's residual on A
+    region_b: np.ndarray | None = None
+
+
+@dataclass
+class ModelInfo:
+    name: str = ""
+    sha256: str = ""
+    card_excerpt: str = ""
+    path: str = ""
+
+
+@dataclass
+class ComparisonSection:
+    title: str
+    image_a: ImageInfo
+    image_b: ImageInfo
+    score: float
+    threshold: float
+    decision_label: str
+    parameters: dict = field(default_factory=dict)
+    maps: dict = field(default_factory=dict)      # {"a": {"S", "S_pos", "S_neg"}, "b": {...}} H×W float32
+    similar: list[ChannelInfo] = field(default_factory=list)
+    dissimilar: list[ChannelInfo] = field(default_factory=list)
+    n_channels_used: int | None = None
+    n_channels: int | None = None
+    lr: float | None = None
+    lr_verbal: str | None = None
+    analysed_at: str = ""
+    model_sha256: str = ""
+    conclusion: str = ""                          # examiner's conclusion for this comparison, if any
+
+
+@dataclass
+class ReportData:
+    case_number: str
+    title: str = ""
+    examiner: str = ""
+    organisation: str = ""
+    case_created: str = ""
+    case_modified: str = ""
+    generated_at: str = ""                        # local time with offset; filled at render time when empty
+    software_version: str = __version__
+    model: ModelInfo = field(default_factory=ModelInfo)
+    calibration: dict | None = None               # method, n_genuine, n_impostor, cllr, cllr_min, reference
+    comparisons: list[ComparisonSection] = field(default_factory=list)
+    conclusion: str = ""
+    conclusion_scale: str = ""
+    conclusion_notes: str = ""
+    conclusion_author: str = ""
+    conclusion_time: str = ""
+    case_notes: str = ""
+    audit: list[dict] = field(default_factory=list)   # time, actor, action, object, details, hash
+    audit_status: str = ""                        # the chain's verification at export time
+    limitations: str = LIMITATIONS
+
+
+# --- images -------------------------------------------------------------------------------------------------
+def _colormap(values01: np.ndarray, cmap: str) -> np.ndarray:
+    """[0, 1] floats -> RGB uint8 through an OpenCV colour map."""
+    import cv2
+
+    idx = np.clip(np.nan_to_num(values01) * 255, 0, 255).astype(np.uint8)
+    cmap_id = {"inferno": cv2.COLORMAP_INFERNO, "jet": cv2.COLORMAP_JET, "viridis": cv2.COLORMAP_VIRIDIS}[cmap]
+    return cv2.cvtColor(cv2.applyColorMap(idx, cmap_id), cv2.COLOR_BGR2RGB)
+
+
+def overlay_map(aligned: np.ndarray | None, heat: np.ndarray, vmax: float, cmap: str, upscale: int = 2) -> np.ndarray:
+    """The map in colour blended over the grey face (RGB uint8), upscaled for print."""
+    import cv2
+
+    h, w = heat.shape
+    colour = _colormap(heat / vmax if vmax > 0 else np.zeros_like(heat), cmap).astype(np.float32)
+    if aligned is not None and aligned.shape[:2] == (h, w):
+        grey = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY).astype(np.float32)[..., None]
+        colour = 0.6 * colour + 0.4 * grey
+    out = np.clip(colour, 0, 255).astype(np.uint8)
+    return cv2.resize(out, (w * upscale, h * upscale), interpolation=cv2.INTER_NEAREST)
+
+
+def colour_bar(cmap: str, width: int = 256, height: int = 12) -> np.ndarray:
+    ramp = np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1))
+    return _colormap(ramp, cmap)
+
+
+def thumbnail_with_box(image: np.ndarray, box=None, landmarks=None, max_side: int = 480) -> np.ndarray:
+    import cv2
+
+    img = np.ascontiguousarray(image)
+    scale = min(1.0, max_side / max(img.shape[:2]))
+    if scale < 1.0:
+        img = cv2.resize(img, (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale))),
+                         interpolation=cv2.INTER_AREA)
+    img = img.copy()
+    thick = max(2, round(max(img.shape[:2]) / 200))
+    if box is not None and len(box) == 4 and np.all(np.isfinite(box)):
+        x, y, w, h = (float(v) * scale for v in box)
+        cv2.rectangle(img, (round(x), round(y)), (round(x + w), round(y + h)), (0, 200, 0), thick)
+    if landmarks is not None:
+        for px, py in np.asarray(landmarks, np.float64).reshape(-1, 2) * scale:
+            if np.isfinite(px) and np.isfinite(py):
+                cv2.circle(img, (round(px), round(py)), thick + 1, (255, 200, 0), -1)
+    return img
+
+
+def channel_region(aligned: np.ndarray | None, residual: np.ndarray, upscale: int = 2) -> np.ndarray:
+    """A channel's residual over the face, with a box around where it is at least 20% of its peak."""
+    import cv2
+
+    vmax = float(residual.max())
+    out = overlay_map(aligned, residual, vmax, "jet", upscale=upscale)
+    if vmax > 0:
+        rows, cols = np.nonzero(residual >= 0.2 * vmax)
+        cv2.rectangle(out, (int(cols.min()) * upscale, int(rows.min()) * upscale),
+                      (int(cols.max() + 1) * upscale - 1, int(rows.max() + 1) * upscale - 1), (255, 255, 255), 1)
+    return out
+
+
+# --- from an explanation ------------------------------------------------------------------------------------
+def top_channels(weights: np.ndarray, k: int = TOP_CHANNELS) -> tuple[list[int], list[int]]:
+    """Indices of the k most positive (similar) and k most negative (dissimilar) channel weights."""
+    w = np.asarray(weights, np.float64)
+    order = np.argsort(-w, kind="stable")
+    similar = [int(i) for i in order[:k] if w[i] > 0]
+    dissimilar = [int(i) for i in order[::-1][:k] if w[i] < 0]
+    return similar, dissimilar
+
+
+def comparison_from_explanation(result, *, title: str = "Comparison", image_a: ImageInfo | None = None,
+                                image_b: ImageInfo | None = None, lr: tuple[float, str] | None = None,
+                                parameters: dict | None = None, analysed_at: str = "", model_sha256: str = "",
+                                conclusion: str = "", k: int = TOP_CHANNELS) -> ComparisonSection:
+    """A report section from a PairExplanation (maps, top channels with their regions)."""
+    image_a = image_a or ImageInfo("A")
+    image_b = image_b or ImageInfo("B")
+    for info, side in ((image_a, result.a), (image_b, result.b)):
+        if info.aligned is None:
+            info.aligned = side.aligned
+        if info.reconstruction is None:
+            info.reconstruction = side.reconstruction
+    weights = np.asarray(result.a.weights, np.float64)
+    similar, dissimilar = top_channels(weights, k)
+
+    def info(i: int) -> ChannelInfo:
+        return ChannelInfo(index=i, weight=float(weights[i]), product=float(result.products[i]),
+                           region_a=channel_region(result.a.aligned, result.a.residuals.channel(i)),
+                           region_b=channel_region(result.b.aligned, result.b.residuals.channel(i)))
+
+    params = dict(parameters) if parameters is not None else {
+        "threshold": float(result.threshold), "normalization": result.normalization,
+        "channels": result.channels, "top_k": result.top_k, "engine": result.engine}
+    maps = {s: {k_: np.asarray(getattr(getattr(result, s), k_), np.float32) for k_ in ("S", "S_pos", "S_neg")}
+            for s in "ab"}
+    return ComparisonSection(
+        title=title, image_a=image_a, image_b=image_b, score=float(result.score), threshold=float(result.threshold),
+        decision_label=result.decision_label, parameters=params, maps=maps,
+        similar=[info(i) for i in similar], dissimilar=[info(i) for i in dissimilar],
+        n_channels_used=int(np.count_nonzero(result.selected)), n_channels=int(len(result.products)),
+        lr=None if lr is None else float(lr[0]), lr_verbal=None if lr is None else lr[1],
+        analysed_at=analysed_at, model_sha256=model_sha256, conclusion=conclusion,
+    )
+
+
+def model_card_excerpt(readme: str | os.PathLike | None = None, max_chars: int = CARD_EXCERPT_CHARS) -> str:
+    """The beginning of the model card (models/README.md), cut at a paragraph boundary."""
+    from ..core.model import MODELS_DIR
+
+    path = Path(readme) if readme is not None else MODELS_DIR / "README.md"
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    paragraphs, total = [], 0
+    for para in text.split("\n\n"):
+        para = para.strip()
+        if not para:
+            continue
+        if total + len(para) > max_chars and paragraphs:
+            break
+        paragraphs.append(para[:max_chars])
+        total += len(para)
+    return "\n\n".join(paragraphs)
+
+
+def bundled_card_path(model_path) -> Path | None:
+    """The card of a model file shipped in models/: ``<stem>.md`` beside it, else models/README.md for the default
+    model. None for any other file."""
+    from ..core.model import MODELS_DIR, default_model_path
+
+    try:
+        path = Path(model_path).resolve()
+        if not model_path or path.parent != MODELS_DIR.resolve():
+            return None
+        own = path.with_suffix(".md")
+        if own.is_file():
+            return own
+        return MODELS_DIR / "README.md" if path == default_model_path().resolve() else None
+    except OSError:
+        return None
+
+
+def _bundled_card_excerpt(model_path) -> str:
+    card = bundled_card_path(model_path)
+    return model_card_excerpt(card) if card is not None else ""
+
+
+def model_info(model=None, *, name: str = "", sha256: str = "") -> ModelInfo:
+    """Name, sha256 and, for the bundled model, an excerpt of its card (models/README.md)."""
+    path = getattr(model, "path", None) or ""
+    spec = getattr(model, "spec", None) or {}
+    return ModelInfo(name=name or (Path(path).name if path else spec.get("name", "")),
+                     sha256=sha256 or (getattr(model, "sha256", None) or ""),
+                     card_excerpt=_bundled_card_excerpt(path), path=str(path))
+
+
+def _stored_model_info(store, sha256: str, name: str) -> ModelInfo:
+    """From the store's model registry: its card if registered with one, else the bundled card when it is the
+    bundled model's file."""
+    card, path = "", ""
+    if sha256:
+        try:
+            record = store.get_model(sha256)
+            name, path = name or record.name, str(record.path or "")
+            card = record.card if isinstance(record.card, str) else (
+                json.dumps(record.card, indent=1, ensure_ascii=False) if record.card else "")
+        except XfrError:
+            pass
+    if not card:
+        card = _bundled_card_excerpt(path or _bundled_models_by_sha256().get(sha256, ""))
+    return ModelInfo(name=name, sha256=sha256, card_excerpt=card[:CARD_EXCERPT_CHARS], path=path)
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_models_by_sha256() -> dict[str, str]:
+    """A result stored by the app names its model by sha256 only; every model file shipped in models/ (the default
+    and earlier bundled models kept for their stored results) is recognised by its hash."""
+    from ..core.fileio import file_sha256
+    from ..core.model import MODELS_DIR
+
+    found = {}
+    for path in sorted(MODELS_DIR.glob("*.pt")):
+        try:
+            found[file_sha256(path)] = str(path)
+        except OSError:
+            continue
+    return found
+
+
+def calibration_summary(cal) -> dict | None:
+    if cal is None:
+        return None
+    return {"method": cal.method, "n_genuine": cal.n_genuine, "n_impostor": cal.n_impostor, "cllr": cal.cllr,
+            "cllr_min": cal.cllr_min, "eer": cal.eer, "reference": cal.reference,
+            "bounds": [10 ** b for b in cal.log10_lr_bounds]}
+
+
+def report_data_from_explanation(result, *, model=None, case_number: str = "(no case)", title: str = "",
+                                 examiner: str = "", organisation: str = "", image_a: ImageInfo | None = None,
+                                 image_b: ImageInfo | None = None, calibration=None, conclusion: str = "",
+                                 notes: str = "") -> ReportData:
+    """A one-comparison report straight from an explanation (for ``xfr explain`` / the demo)."""
+    from ..core.calibration import load_calibration_for
+
+    if calibration is None and model is not None:
+        calibration = load_calibration_for(model)
+    lr = calibration.describe(result.score) if calibration is not None else None
+    section = comparison_from_explanation(result, title="Comparison 1", image_a=image_a, image_b=image_b, lr=lr,
+                                          model_sha256=getattr(model, "sha256", "") or "")
+    return ReportData(case_number=case_number, title=title, examiner=examiner, organisation=organisation,
+                      model=model_info(model), calibration=calibration_summary(calibration), comparisons=[section],
+                      conclusion=conclusion, case_notes=notes)
+
+
+# --- from the store -----------------------------------------------------------------------------------------
+def _load_original(store, sha256: str) -> np.ndarray | None:
+    from ..core.imageio import load_image
+
+    try:
+        return load_image(store.image_path(sha256))
+    except XfrError:
+        return None
+
+
+def _find_calibration(store, model_sha256: str | None, explicit=None):
+    """The calibration for the model that produced a result: explicit, else next to a registered/bundled model."""
+    from ..core.calibration import CalibrationError, load_calibration_for
+    from ..core.model import default_model_path
+
+    if explicit is not None:
+        return explicit
+    paths = []
+    if model_sha256:
+        try:
+            paths.append(store.get_model(model_sha256).path)
+        except XfrError:
+            pass
+    paths.append(default_model_path())
+    for path in paths:
+        try:
+            cal = load_calibration_for(path)
+        except CalibrationError:
+            continue
+        if cal is not None and (not model_sha256 or not cal.model_sha256 or cal.model_sha256 == model_sha256):
+            return cal
+    return None
+
+
+def _stored_lr(parameters) -> tuple[float, str] | None:
+    """The LR the app showed when the result was saved (``parameters["likelihood_ratio"]``), if any."""
+    from ..core.calibration import verbal_equivalent
+
+    stored = (parameters or {}).get("likelihood_ratio")
+    if not isinstance(stored, dict):
+        return None
+    try:
+        value = float(stored.get("value"))
+        return value, str(stored.get("verbal") or verbal_equivalent(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _audit_rows(records) -> list[dict]:
+    rows = []
+    for r in records:
+        details = r.details
+        if not isinstance(details, str):
+            details = json.dumps(details, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        obj = f"{r.object_type or ''} {r.object_id if r.object_id is not None else ''}".strip()
+        rows.append({"id": r.id, "time": r.time, "actor": r.actor, "action": r.action, "object": obj,
+                     "details": details or "", "hash": r.hash})
+    return rows
+
+
+def _comparison_section(store, case_id: int, n: int, comp, record, calibration, k: int):
+    """The report section of one stored comparison's latest result, and the calibration its LR came from."""
+    from ..core.serialize import explanation_from_result
+    from ..store import unpack_arrays
+
+    faces = {}
+    if record.faces_npz:
+        try:
+            faces = unpack_arrays(record.faces_npz)
+        except Exception:  # noqa: BLE001 - a damaged blob costs the pictures, not the report
+            faces = {}
+    images = []
+    for label, sha, side in (("A", comp.image_a, "a"), ("B", comp.image_b, "b")):
+        meta = store.get_image(sha)
+        f = faces.get(side, {})
+        images.append(ImageInfo(label=label, name=meta.original_name or "", sha256=sha,
+                                original=_load_original(store, sha), box=f.get("box"),
+                                landmarks=f.get("landmarks"), aligned=f.get("aligned"),
+                                reconstruction=f.get("reconstruction")))
+    cal = _find_calibration(store, record.model_sha256, calibration)
+    lr = _stored_lr(record.parameters) or (cal.describe(record.score) if cal is not None else None)
+    concl = store.latest_conclusion(case_id, comparison_id=comp.id)
+    title = f"Comparison {n}: {images[0].name or comp.image_a[:12]} vs {images[1].name or comp.image_b[:12]}"
+    try:
+        result = explanation_from_result(record)
+    except (ValueError, KeyError) as exc:
+        raise ReportError(f"the stored result of comparison {comp.id} cannot be read ({exc}); "
+                          f"analyse it again") from None
+    section = comparison_from_explanation(
+        result, title=title, image_a=images[0], image_b=images[1], lr=lr, parameters=record.parameters,
+        analysed_at=record.created_at, model_sha256=record.model_sha256 or "",
+        conclusion=concl.text if concl is not None and concl.comparison_id == comp.id else "", k=k)
+    # the stored decision is the one the examiner saw
+    section.score, section.threshold, section.decision_label = record.score, record.threshold, \
+        record.decision_label
+    return section, cal
+
+
+def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256: str | None = None,
+                          k: int = TOP_CHANNELS) -> ReportData:
+    """ReportData for a stored case, from the latest result of each comparison (no model needed)."""
+    case = store.get_case(case_id)
+    # verified before anything is read: a report must never present forged rows or a swapped photo as evidence
+    verification = store.verify_audit(case_id)
+    if not verification.ok:
+        raise ReportError(f"case {case.number} fails verification, so no report was built: {verification.message}")
+    sections = []
+    used_models: dict[str, str] = {}
+    cal_used = None
+    for n, comp in enumerate(store.list_comparisons(case_id), 1):
+        record = store.latest_result(comp.id)
+        if record is None:
+            continue
+        section, cal = _comparison_section(store, case_id, n, comp, record, calibration, k)
+        cal_used = cal_used or cal
+        sections.append(section)
+        if record.model_sha256:
+            used_models[record.model_sha256] = record.model_name or ""
+    if not sections:
+        raise ReportError(f"case {case.number} has no analysed comparison to report")
+    sha = model_sha256 or next(iter(used_models), "")
+    concl = store.latest_conclusion(case_id)
+    return ReportData(
+        case_number=case.number, title=case.title, examiner=case.examiner, organisation=case.organisation,
+        case_created=case.created_at, case_modified=case.modified_at,
+        model=_stored_model_info(store, sha, used_models.get(sha, "")),
+        calibration=calibration_summary(cal_used), comparisons=sections,
+        conclusion=concl.text if concl else "", conclusion_scale=(concl.scale or "") if concl else "",
+        conclusion_notes=concl.notes if concl else "", conclusion_author=(concl.author or "") if concl else "",
+        conclusion_time=concl.created_at if concl else "", case_notes=case.notes,
+        audit=_audit_rows(store.list_audit(case_id)),
+        audit_status=f"{verification.message}; verified chain head {verification.head or '(empty)'}",
+    )
+
+
+def now_local_iso() -> str:
+    return datetime.now().astimezone().replace(microsecond=0).isoformat()
+
+
+def utc_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
