@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Step 3 of the recipe: every figure of the model card for a trained model (default: the bundled affine model).
-# Usage: bash training/dlib_affine/evaluate.sh [MODEL.pt] [OUT_DIR]    (about 40 min on 2 CPU cores)
+# Usage: bash training/dlib_affine/evaluate.sh [MODEL.pt] [OUT_DIR]    (52 min on 2 shared CPU cores beside a training job)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 M=${1:-models/xfr-dlib-affine-joint.pt}
