@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from xfr_desktop.core.dlib_import import (  # noqa: E402
     DLIB_MEAN_RGB, dlib_decoder_spec, dlib_joint_spec, joint_model_from_dlib, normalize_chips,
 )
+from xfr_desktop.core.evaluation.explanation_quality import argmax_positions, argmax_statistics  # noqa: E402
 from xfr_desktop.core.model import JointModel, file_sha256, load_model, save_model  # noqa: E402
 from xfr_desktop.core.training.losses import reconstruction_loss  # noqa: E402
 
@@ -51,6 +52,23 @@ def _joint_recipe():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def provenance(dat_path: str, **extra) -> dict:
+    """The model file's provenance (spec["provenance"]), plus the run's own entries."""
+    return {
+        "backbone": "dlib_face_recognition_resnet_model_v1.dat (Davis E. King, dlib; CC0 / public domain), "
+                    "imported with xfr_desktop.core.dlib_import",
+        "source_file_sha256": file_sha256(dat_path),
+        "modification": "last two downsampling stages dense (stride 1, dilation 2/4); fc removed; C = per-channel "
+                        "affine (folded batch norm) of the last dense stage (256x8x8); F = global max pool of C",
+        "training": "training/dlib_affine (train.py, config.json, train_run1.log, train.log); cache from "
+                    "training/dlib_joint/prepare.py",
+        "training_data": "CelebA subset (295 identities, non-commercial research licence) + LFW people in no "
+                         "pair of pairs.txt (1,468 people)",
+        "threshold_source": "balanced accuracy on pairs of 30 held-out CelebA identities (no LFW)",
+        **extra,
+    }
 
 
 def structure_loss(student: torch.Tensor, teacher_centred: torch.Tensor) -> torch.Tensor:
@@ -76,15 +94,9 @@ def spread_loss(C: torch.Tensor, beta: float, target: torch.Tensor) -> torch.Ten
 
 
 def argmax_stats(C: torch.Tensor) -> tuple[float, float]:
-    """Mean modal share and mean number of cells used by the channels' maxima (the issue's measure)."""
-    n, c = C.shape[:2]
-    am = C.reshape(n, c, -1).argmax(-1)
-    modal, cells = [], []
-    for row in am:
-        counts = torch.bincount(row, minlength=C.shape[2] * C.shape[3])
-        modal.append(float(counts.max()) / c)
-        cells.append(int((counts > 0).sum()))
-    return float(np.mean(modal)), float(np.mean(cells))
+    """Mean modal share and mean number of cells used by the channels' maxima (``xfr evaluate explanations``)."""
+    stats = [argmax_statistics(argmax_positions(c)) for c in C]
+    return float(np.mean([s["modal_share"] for s in stats])), float(np.mean([s["cells_used"] for s in stats]))
 
 
 def identity_batches(items, train_idx, bs_pairs, rng):
@@ -133,8 +145,11 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = json.loads(Path(args.config).read_text())
     for kv in args.set:
-        k, v = kv.split("=", 1)
-        cfg[k] = json.loads(v)
+        k, _, v = kv.partition("=")
+        try:
+            cfg[k] = json.loads(v)
+        except json.JSONDecodeError:
+            ap.error(f"--set {kv}: expected key=JSON value, e.g. spread_weight=0.25")
     log.info("config %s", json.dumps(cfg))
     recipe = _joint_recipe()
     cache = Path(args.cache)
@@ -265,19 +280,8 @@ def main(argv=None) -> int:
                 save_model(model, Path(args.out).with_suffix(".partial.pt"))
     final = history[-1]
     model.spec["threshold"] = round(final["threshold"], 4)
-    model.spec["provenance"] = {
-        "backbone": "dlib_face_recognition_resnet_model_v1.dat (Davis E. King, dlib; CC0 / public domain), "
-                    "imported with xfr_desktop.core.dlib_import",
-        "source_file_sha256": file_sha256(dat),
-        "modification": "last two downsampling stages dense (stride 1, dilation 2/4); fc removed; C = per-channel "
-                        "affine (folded batch norm) of the last dense stage (256x8x8); F = global max pool of C",
-        "training": "training/dlib_affine (train.py, config.json, train.log); cache from training/dlib_joint/prepare.py",
-        "training_data": "CelebA subset (295 identities, non-commercial research licence) + LFW people in no "
-                         "pair of pairs.txt (1,468 people)",
-        "threshold_source": "balanced accuracy on pairs of 30 held-out CelebA identities (no LFW)",
-        "steps": step, "batch": f"{bs_pairs} identity pairs x 2 views", "history": history,
-        "config": cfg,
-    }
+    model.spec["provenance"] = provenance(
+        dat, steps=step, batch=f"{bs_pairs} identity pairs x 2 views", history=history, config=cfg)
     if previous:
         model.spec["provenance"]["continued_from"] = {k: previous.get(k) for k in ("steps", "config", "history")}
     sha = save_model(model, args.out)
