@@ -51,7 +51,7 @@ def test_chain_is_sha256_of_previous_hash_and_canonical_entry(populated):
         entries = store.list_audit(case_id)
     assert [e.action for e in entries] == ["case.created", "image.imported", "comparison.added", "analysis.saved",
                                            "parameters.saved", "conclusion.edited", "report.exported"]
-    prev = GENESIS_HASH
+    prev = "0" * 64                      # the genesis link, pinned (docs/integrity.md)
     for e in entries:
         entry = {"time": e.time, "actor": e.actor, "action": e.action, "case_id": e.case_id,
                  "object_type": e.object_type, "object_id": e.object_id, "details": e.details}
@@ -126,6 +126,44 @@ def test_rehashed_or_deleted_entries_break_the_next_link(populated):
         assert f"entry #{entries[0].id}" in verification.reason
 
 
+def chain_intact_by_hashlib(entries, genesis="0" * 64) -> bool:
+    """An independent verifier: every entry links to the previous hash (the first to the genesis hash) and its
+    hash is sha256(prev || canonical JSON of the entry)."""
+    prev = genesis
+    for e in entries:
+        entry = {"time": e.time, "actor": e.actor, "action": e.action, "case_id": e.case_id,
+                 "object_type": e.object_type, "object_id": e.object_id, "details": e.details}
+        canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        if e.prev_hash != prev or e.hash != hashlib.sha256((prev + canonical).encode()).hexdigest():
+            return False
+        prev = e.hash
+    return True
+
+
+@pytest.mark.parametrize("chain", ["case", "system"])
+def test_deleting_a_chains_first_entry_is_found(populated, capsys, chain):
+    """The first entry must link to the genesis hash: without that check a chain whose first entry was deleted
+    (or that starts mid-way) would read "chain intact"."""
+    data, case_id, _ = populated
+    scope = case_id if chain == "case" else None
+    with open_store(data) as store:
+        for version in ("1", "2"):
+            store.log_event("app.started", details={"version": version})   # the system chain (case_id NULL)
+        entries = [e for e in store.list_audit(scope) if e.case_id == scope]
+    assert chain_intact_by_hashlib(entries) and not chain_intact_by_hashlib(entries[1:])
+    with raw(data) as con:
+        drop_triggers(con)
+        con.execute("DELETE FROM audit_log WHERE id = ?", (entries[0].id,))
+    with open_store(data) as store:
+        verification = store.verify_audit(scope)
+        assert not verification.ok and verification.first_broken.id == entries[1].id
+        assert "start of the chain" in verification.reason
+        assert not store.verify_audit().ok
+    args = ["--case", "A-1"] if chain == "case" else []
+    assert xfr_main(["--data-dir", str(data), "audit", "verify", *args]) == 1
+    assert "chain broken" in capsys.readouterr().err
+
+
 def test_cli_audit_verify_intact_and_list(populated, capsys):
     data, case_id, _ = populated
     assert xfr_main(["--data-dir", str(data), "audit", "verify"]) == 0
@@ -149,3 +187,4 @@ def test_log_event_checks_its_input(tmp_path):
         record = store.log_event("app.started", details={"version": "0.1.0"})
         assert record.case_id is None and odd.prev_hash == GENESIS_HASH and record.prev_hash == odd.hash
         assert store.verify_audit().ok and store.verify_audit().n_entries == 2
+    assert GENESIS_HASH == "0" * 64

@@ -210,6 +210,14 @@ def test_heatmap_sums_to_the_decision_margin(small_model, faces):
         np.testing.assert_allclose(side.S_pos - side.S_neg, side.H, atol=1e-7)
         np.testing.assert_allclose(side.S, np.abs(side.H))
     assert result.products.sum() == pytest.approx(result.score, abs=1e-9)
+    # This pair's H is positive everywhere; at a threshold equal to the score ΣH = 0, so H takes both signs and
+    # S⁺/S⁻ must split it pixel by pixel (positive part / negative part, never both on one pixel).
+    balanced = result.recombine(threshold=result.score)
+    for side in (balanced.a, balanced.b):
+        assert (side.H < 0).sum() > 100 and (side.H > 0).sum() > 100
+        np.testing.assert_allclose(side.S_pos - side.S_neg, side.H, atol=1e-7)
+        np.testing.assert_array_equal(side.S_pos, np.where(side.H > 0, side.H, 0))
+        np.testing.assert_array_equal(side.S_neg, np.where(side.H < 0, -side.H, 0))
 
 
 def test_fast_float32_matches_a_float64_literal_reference(small_model, faces):
@@ -278,3 +286,36 @@ def test_signed_conv_maps_can_include_nonpositive_channels(small_model, faces):
     finally:
         model.backbone.bn2.bias.data.copy_(saved)
         model.spec.pop("explain", None)
+
+
+def test_every_engine_gives_the_l1_colour_sum_of_a_direct_torch_residual():
+    """Reference computed here with plain torch, no engine code: zero each channel's maximum of C, decode, and
+    sum |decoder(C') - decoder(C)| over the three colours (the paper's per-channel residual). A max over colour
+    (or any other reduction) satisfies ΣH = s - τ just as well, so only an independent residual catches it."""
+    gen = torch.Generator().manual_seed(21)
+    spec = {"layers": [{"in": 6, "out": 5, "kernel": 4, "stride": 2, "padding": 1},
+                       {"in": 5, "out": 3, "kernel": 4, "stride": 2, "padding": 1}],
+            "hidden_activation": "relu", "final_activation": "tanh"}
+    decoder = build_decoder(spec).double().eval()
+    randomize_bn(decoder, gen)
+    C = torch.rand((1, 6, 4, 4), generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        R0 = decoder(C)
+        expected = []
+        for i in range(C.shape[1]):
+            Cm = C.clone()
+            flat = int(torch.argmax(Cm[0, i]))
+            Cm[0, i].view(-1)[flat] = 0.0
+            expected.append((decoder(Cm) - R0).abs().sum(1)[0])
+    expected = torch.stack(expected).numpy()
+    assert expected.max() > 0
+    size = tuple(R0.shape[2:])
+    for engine in ("fast", "batched", "literal"):
+        raw = compute_residuals(decoder, C, engine=engine)
+        np.testing.assert_allclose(dense(raw, size), expected, atol=1e-12, err_msg=engine)
+    layers = flatten_decoder(decoder)          # the GPU's one-batch layout, run here on the CPU
+    _, pos, cmax = channel_maxima(C)
+    with torch.no_grad():
+        values, offsets, _, _ = _fast_one_batch(layers, C, pos, cmax, lambda f: None)
+    one = RawResiduals(values.numpy(), offsets.numpy(), size, R0, None, None, "fast")
+    np.testing.assert_allclose(dense(one, size), expected, atol=1e-12)
