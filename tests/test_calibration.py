@@ -161,3 +161,19 @@ def test_bundled_calibration_belongs_to_the_bundled_model():
     cal = Calibration.load(cal_path)
     assert cal.model_sha256 == file_sha256(model_path), "calibration is for another model file: recalibrate"
     assert cal.n_genuine >= 1000 and cal.n_impostor >= 1000 and 0 < cal.cllr < 1
+
+
+def test_unequal_reference_sets_give_the_normal_density_ratio():
+    """1,000 genuine vs 10,000 impostor scores from two normals with one σ: the true LR is the ratio of the normal
+    densities, ln LR(s) = ((s-μi)² - (s-μg)²) / 2σ², whatever the set sizes. Without balanced class weights the
+    prior 1:10 leaks into every LR (log10 shifts by -1). The clip bounds are literal: LR ∈ [1/1000, 10000]."""
+    mu_g, mu_i, sigma = 0.55, 0.05, 0.1
+    rng = np.random.default_rng(5)
+    cal = fit_calibration(rng.normal(mu_g, sigma, 1000), rng.normal(mu_i, sigma, 10000))
+    assert (cal.n_genuine, cal.n_impostor) == (1000, 10000)
+    scores = np.linspace(0.22, 0.42, 6)
+    true_log10 = ((scores - mu_i) ** 2 - (scores - mu_g) ** 2) / (2 * sigma ** 2) / math.log(10)
+    np.testing.assert_allclose(cal.log10_lr(scores), true_log10, atol=0.25)
+    assert cal.lr(0.3) == pytest.approx(1.0, rel=0.6)          # the densities cross halfway between the means
+    assert cal.log10_lr_bounds == pytest.approx((-3.0, 4.0))
+    assert cal.lr(5.0) == pytest.approx(10000.0) and cal.lr(-5.0) == pytest.approx(1 / 1000)
