@@ -138,6 +138,26 @@ def test_big_photo_is_searched_downscaled_and_mapped_back(aligner, sample_images
     assert eye_errors(result, aligner.template).max() < 3.5
 
 
+def test_downscaling_warp_matches_a_full_resolution_reference_warp():
+    """A big photo is pre-shrunk before the warp; its pixels must equal a plain warp of the full image (on smooth
+    content, where the plain warp does not alias). The face sits far off the diagonal (x ≠ y), so a crop offset
+    with x and y swapped lands on another part of the photo."""
+    H, W = 1800, 2600
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    image = np.stack([128 + 100 * np.sin(xx / 90.0) * np.cos(yy / 130.0),
+                      128 + 100 * np.cos((xx + yy) / 150.0),
+                      np.clip(xx / W * 255, 0, 255)], -1).round().astype(np.uint8)
+    theta, scale = np.deg2rad(12.0), 0.1             # 112 px across 1,120 source px: the pre-shrink path
+    M = np.array([[scale * np.cos(theta), -scale * np.sin(theta), 0.0],
+                  [scale * np.sin(theta), scale * np.cos(theta), 0.0]])
+    M[:, 2] = [56.0, 56.0] - M[:, :2] @ [1900.0, 800.0]   # source point (1900, 800) -> chip centre
+    aligner = FaceAligner(ARCFACE_TEMPLATE_112, (112, 112))
+    got = aligner.warp(image, M).astype(np.float64)
+    reference = cv2.warpAffine(image, M, (112, 112), flags=cv2.INTER_LINEAR).astype(np.float64)
+    assert got.std() > 20                              # a real image, not a flat one
+    assert np.abs(got - reference).mean() < 2.0 and np.abs(got - reference).max() < 25
+
+
 def test_tight_crop_is_found_with_padding_retry(aligner, sample_images):
     face = load_image(sample_images[3])
     box = aligner.detect(face)[0].box.astype(int)
