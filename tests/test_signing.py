@@ -140,7 +140,7 @@ def test_passphrase_sources(tmp_path, monkeypatch):
     assert read_passphrase() is None
 
 
-def test_cli_keys_create_and_verify_report(tmp_path, signed, identity_files, monkeypatch, capsys):
+def test_cli_keys_create_and_verify_report(tmp_path, signed, rendered, identity_files, monkeypatch, capsys):
     monkeypatch.setenv("XFR_KEY_PW", "cli passphrase")
     key = tmp_path / "cli.p12"
     assert xfr_main(["keys", "create", "--name", "CLI Examiner", "--out", str(key),
@@ -154,13 +154,26 @@ def test_cli_keys_create_and_verify_report(tmp_path, signed, identity_files, mon
     pdf.write_bytes(signed.pdf)
     assert xfr_main(["verify-report", str(pdf), "--trust", str(pem)]) == 0
     assert "VALID" in capsys.readouterr().out
-    assert xfr_main(["verify-report", str(pdf), "--trust", str(key.with_suffix(".pem"))]) == EXIT_CODES["untrusted"]
+    # The exit codes are part of the command's interface (scripts and lab procedures test them): literals here,
+    # never read from the table under test. valid 0, error 2, unsigned 3, modified/invalid 4, untrusted 5,
+    # malformed 6.
+    assert xfr_main(["verify-report", str(pdf), "--trust", str(key.with_suffix(".pem"))]) == 5
+    assert "UNTRUSTED" in capsys.readouterr().err
+    unsigned = tmp_path / "unsigned.pdf"
+    unsigned.write_bytes(rendered.pdf)
+    assert xfr_main(["verify-report", str(unsigned), "--trust", str(pem)]) == 3
+    unsigned.write_bytes(b"hello world")
+    assert xfr_main(["verify-report", str(unsigned), "--trust", str(pem)]) == 6
+    assert xfr_main(["verify-report", str(tmp_path / "missing.pdf"), "--trust", str(pem)]) == 2
+    capsys.readouterr()
     tampered = bytearray(signed.pdf)
     tampered[byte_range(signed.pdf)[1] // 2] ^= 1
     pdf.write_bytes(bytes(tampered))
-    assert xfr_main(["verify-report", str(pdf), "--trust", str(pem)]) == EXIT_CODES["modified"]
+    assert xfr_main(["verify-report", str(pdf), "--trust", str(pem)]) == 4
     err = capsys.readouterr().err
     assert "MODIFIED" in err and "Traceback" not in err
+    assert EXIT_CODES == {"valid": 0, "unsigned": 3, "modified": 4, "invalid": 4, "untrusted": 5, "malformed": 6,
+                          "error": 2}
 
 
 def test_cli_report_signed_and_wrong_passphrase(tmp_path, tiny_model, identity_files, monkeypatch, capsys):
