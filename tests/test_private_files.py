@@ -73,3 +73,26 @@ def test_loose_modes_left_by_an_older_version_are_tightened(tmp_path, umask_022,
     assert xfr_main(["--data-dir", str(data), "cases", "list"]) == 0
     assert loose(modes(data), data) == {}
     assert "made the data folder" in caplog.text
+
+
+def test_tightening_keeps_a_read_only_folder_read_only(tmp_path, umask_022):
+    """Only group/other bits are removed: a data folder its owner made read-only (0555, files 0444) becomes
+    0500/0400, never writable again (it used to be set to 0700/0600, undoing the owner's choice)."""
+    from xfr_desktop.store.private import tighten
+
+    data = tmp_path / "data"
+    with open_store(data) as store:
+        store.create_case("T-1")
+    files = [p for p in data.rglob("*") if p.is_file()]
+    folders = [data, *(p for p in data.rglob("*") if p.is_dir())]
+    try:
+        for p in files:
+            p.chmod(0o444)
+        for p in folders:
+            p.chmod(0o555)
+        assert tighten(data) == len(files) + len(folders)
+        found = modes(data)
+        assert {found[str(p)] for p in files} == {0o400} and {found[str(p)] for p in folders} == {0o500}
+    finally:
+        for p in folders:
+            p.chmod(0o700)

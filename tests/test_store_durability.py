@@ -187,23 +187,104 @@ def test_read_only_database(tmp_path):
         assert store.get_case(case.id).number == "R-1"
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores folder permissions")
+READ_ONLY_CHILD = r"""
+import sys
+from xfr_desktop.core.errors import StoreError
+from xfr_desktop.store import open_store
+try:
+    with open_store(sys.argv[1]) as store:
+        store.import_image(sys.argv[2])
+except StoreError as exc:
+    print("StoreError:", exc)
+else:
+    print("imported")
+"""
+
+
+def _without_permission_override():
+    """preexec_fn: drop the capabilities that let root ignore permission bits (CAP_DAC_OVERRIDE,
+    CAP_DAC_READ_SEARCH, CAP_FOWNER) from the bounding set, so the exec'd child obeys a read-only folder."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2, 3):
+        if libc.prctl(24, cap, 0, 0, 0) != 0:                     # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "cannot drop root's permission override (needs CAP_SETPCAP)")
+
+
 def test_read_only_data_folder(tmp_path):
+    """A data folder the user may not write: a clear StoreError, nothing lost. Root ignores permission bits, so
+    the import runs in a child process which, under root (as in CI), has lost the capabilities to override
+    them."""
     from PIL import Image
 
+    if os.name != "posix":
+        pytest.skip("POSIX permission bits")
     data = tmp_path / "data"
     with open_store(data) as store:
         store.create_case("P-1")
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
     modes = {p: p.stat().st_mode for p in [data, data / "images", *data.glob("xfr.sqlite*")]}
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     try:
         for p in modes:
             p.chmod(0o555 if p.is_dir() else 0o444)
-        with pytest.raises(StoreError, match="read-only|cannot open"):
-            with open_store(data) as store:
-                store.import_image(tmp_path / "a.png")
+        out = subprocess.run([sys.executable, "-c", READ_ONLY_CHILD, str(data), str(tmp_path / "a.png")],
+                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+                             preexec_fn=_without_permission_override if os.geteuid() == 0 else None)
     finally:
         for p, mode in modes.items():
             p.chmod(mode)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("StoreError:") and "Traceback" not in out.stdout, out.stdout
+    assert "read-only" in out.stdout or "cannot open" in out.stdout, out.stdout
     with open_store(data) as store:
         assert [c.number for c in store.list_cases()] == ["P-1"]
+        assert [e.action for e in store.list_audit()] == ["case.created"]
+
+
+def test_a_failing_atomic_write_leaves_the_old_file(tmp_path):
+    """atomic_write goes through a temp file and a rename: a write that fails midway (disk full after half the
+    bytes) leaves the old file byte for byte, names the target, and leaves no temp file behind."""
+    from xfr_desktop.core.fileio import atomic_write
+
+    target = tmp_path / "calibration.json"
+    target.write_bytes(b"old contents\n")
+
+    def half_then_full(f):
+        f.write(b"new half-written cont")
+        f.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(OSError, match="calibration.json") as caught:
+        atomic_write(target, half_then_full)
+    assert caught.value.errno == errno.ENOSPC
+    assert target.read_bytes() == b"old contents\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calibration.json"]
+    atomic_write(target, lambda f: f.write(b"new contents\n"))
+    assert target.read_bytes() == b"new contents\n"
+
+
+def test_imported_evidence_file_and_its_folder_are_fsynced(tmp_path, monkeypatch):
+    """Observed per file descriptor: each fsync records which file it flushed (device and inode; a rename keeps
+    the inode), so a missing fsync of the evidence copy itself is seen, not hidden behind the folder's fsync."""
+    from PIL import Image
+
+    synced: list[tuple[int, int]] = []
+    real_fsync = os.fsync
+
+    def observed_fsync(fd):
+        st = os.fstat(fd)
+        synced.append((st.st_dev, st.st_ino))
+        return real_fsync(fd)
+
+    Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(tmp_path / "e.png")
+    with open_store(tmp_path / "data") as store:
+        case = store.create_case("F-1")
+        monkeypatch.setattr(os, "fsync", observed_fsync)
+        sha = store.import_image(tmp_path / "e.png", case.id)
+        monkeypatch.undo()
+        stored = store.image_path(sha)
+    file_st, folder_st = stored.stat(), stored.parent.stat()
+    assert (file_st.st_dev, file_st.st_ino) in synced, "the evidence file's bytes were never fsynced"
+    assert (folder_st.st_dev, folder_st.st_ino) in synced, "the folder holding the renamed file was never fsynced"

@@ -47,7 +47,8 @@ def _tighten_one(path: Path, mode: int) -> int:
         return 0
     if stat.S_ISLNK(st.st_mode) or not st.st_mode & 0o077:
         return 0
-    return int(_chmod(path, mode))
+    # only group/other bits go: a folder the owner made read-only stays read-only
+    return int(_chmod(path, stat.S_IMODE(st.st_mode) & mode))
 
 
 def _chmod(path: Path, mode: int) -> bool:
