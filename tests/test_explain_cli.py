@@ -43,10 +43,29 @@ def test_explain_writes_result_maps_and_overlays(tmp_path, model_file, sample_pa
     for side in "ab":
         for key in ("H", "S", "S_pos", "S_neg"):
             assert maps[f"{side}_{key}"].shape == (112, 112)
-        assert maps[f"{side}_H"].sum() == pytest.approx(info["margin"], abs=1e-4) or info["channels_used"] < 16
+        # Algorithm 1's sum normalization: ΣH is the sum of the channel weights actually used
+        assert maps[f"{side}_H"].sum() == pytest.approx(maps[f"{side}_weights"].sum(), abs=1e-4)
+        assert 0 < np.count_nonzero(maps[f"{side}_weights"]) <= info["channels_used"]
         for kind in ("S", "S_pos", "S_neg", "aligned", "reconstruction"):
             assert (out / f"{side}_{kind}.png").stat().st_size > 100
     assert "outputs:" in capsys.readouterr().out
+
+
+def test_heatmaps_sum_to_the_decision_margin_when_every_channel_enters(tmp_path, tiny_model, sample_pair):
+    """With non-positive channels included (the model's spec says so) every one of the 16 channels enters the
+    score, and each side's H sums to score - threshold (the paper's decomposition), checked on the written files."""
+    tiny_model.spec["explain"] = {"nonpositive_channels": "include"}
+    path = tmp_path / "include.pt"
+    save_model(tiny_model, path)
+    out = tmp_path / "out"
+    assert main(["explain", *map(str, sample_pair), "--out", str(out), "--model", str(path),
+                 "--threshold", "0.2"]) == 0
+    info = json.loads((out / "result.json").read_text())
+    maps = np.load(out / "maps.npz")
+    assert info["channels_used"] == 16
+    assert info["margin"] == pytest.approx(info["score"] - 0.2, abs=1e-12)
+    for side in "ab":
+        assert maps[f"{side}_H"].sum() == pytest.approx(info["score"] - 0.2, abs=1e-4)
 
 
 def test_top_k_channels(tmp_path, model_file, sample_pair):
