@@ -13,6 +13,9 @@
 # `current` at it); 6. link xfr and xfr-desktop into --bin-dir and add the desktop entry and icon.
 # The case database lives in the user data folder (~/.local/share/xfr-desktop), never under PREFIX.
 set -euo pipefail
+# a PYTHONPATH pointing into a source checkout would make "the installed package" that checkout (and step 4 would
+# copy models/ into it): the bundle is installed and checked on its own
+unset PYTHONPATH
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if [ "$(id -u)" = 0 ]; then

@@ -161,14 +161,28 @@ def test_deletion_hides_the_most_salient_pixels_first(half_model):
 
 def test_oracle_map_beats_random_map(half_model, tmp_path):
     jobs = _jobs(12)
-    cfg = HidingGameConfig(blur_sigma=4.0, threshold=_threshold(half_model, jobs), seed=1)
-    explainers = {"oracle": OracleExplainer(), "random": RandomExplainer(seed=1)}
-    summary = run_hiding_game(half_model, jobs, ["oracle", "random"], cfg, cache_dir=None, explainers=explainers)
+    cfg = HidingGameConfig(blur_sigma=16.0, threshold=_threshold(half_model, jobs), seed=1)
+    explainers = {"oracle": OracleExplainer(), "random": RandomExplainer(seed=1), "reversed": ReversedOracle()}
+    summary = run_hiding_game(half_model, jobs, ["oracle", "random", "reversed"], cfg, cache_dir=None,
+                              explainers=explainers)
     assert summary["accuracy"]["oracle"][0] == 100.0
     assert summary["accuracy"]["oracle"][5] == 100.0                   # 50% hidden: only the irrelevant half
     assert summary["auc"]["oracle"] > summary["auc"]["random"] + 5
+    # the game hides the LEAST salient pixels first: the reversed oracle hides the half the model uses at 50%
+    # (matched pairs alone stay "same" when both halves blur alike, so the check is on all pairs)
+    assert summary["accuracy"]["reversed"][5] < 100.0
+    assert summary["auc"]["oracle"] > summary["auc"]["reversed"] + 5
     assert summary["n_pairs"] == 12 and summary["n_matched"] == 6
-    assert 0 <= summary["accuracy_fully_blurred"]["all"] <= 100
+    # the floor, recomputed here: both faces blurred with a (2⌈3σ⌉+1)² Gaussian kernel, reflected borders
+    correct = []
+    for job in jobs:
+        blurred = [cv2.GaussianBlur(x, (97, 97), 16.0, sigmaY=16.0, borderType=cv2.BORDER_REFLECT_101)
+                   for x in job.load()]
+        with torch.no_grad():
+            _, F = half_model.embed(half_model.preprocess(np.stack(blurred)))
+        score = float(torch.nn.functional.cosine_similarity(F[0:1], F[1:2])[0])
+        correct.append((score >= cfg.threshold) == job.same)
+    assert summary["accuracy_fully_blurred"]["all"] == pytest.approx(100.0 * np.mean(correct), abs=1e-3)
     md = markdown_table(summary)
     assert "| oracle |" in md and "50%" in md
     plot_curves(summary, tmp_path / "plot.png", "test")

@@ -81,6 +81,7 @@ def local_torch_wheel(indexes: list[str], folders: list[str]) -> bool:
 def run(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
                QT_QPA_PLATFORM="offscreen", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.pop("PYTHONPATH", None)          # the installed bundle must work on its own, not from this checkout
     env.update(kwargs.pop("env", {}))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
 
