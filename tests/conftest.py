@@ -13,6 +13,9 @@ Fixtures:
 - ``tiny_model``  -> a small random :class:`JointModel` (iresnet-18 with widths 8/8/16/16, 16 channels, a 4-layer
   decoder 16->16->8->8->3; 112x112 input, ArcFace template), seeded, in eval mode, on the CPU. Fresh per test.
 - ``tiny_spec``   -> the spec dict ``tiny_model`` is built from (a fresh copy per test).
+- ``demo_run``    -> one ``xfr-desktop --demo`` child process per session (it takes most of a minute on 2 cores),
+  started with no display (so it must render offscreen by itself) on a saved ``tiny_model``, and traced by strace
+  when strace can trace here. test_gui_app checks its window and data, test_offline its system calls.
 """
 from __future__ import annotations
 
@@ -66,8 +69,7 @@ def samples_dir() -> Path:
     return REPO_ROOT / "resources" / "samples"
 
 
-@pytest.fixture
-def tiny_spec() -> dict:
+def make_tiny_spec() -> dict:
     from xfr_desktop.core.decoder import paper_decoder_spec
     from xfr_desktop.core.model import default_spec
 
@@ -80,8 +82,7 @@ def tiny_spec() -> dict:
     )
 
 
-@pytest.fixture
-def tiny_model(tiny_spec: dict):
+def make_tiny_model(tiny_spec: dict):
     import torch
 
     from xfr_desktop.core.model import JointModel
@@ -97,3 +98,50 @@ def tiny_model(tiny_spec: dict):
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.1, 0.1)
     return model.eval()
+
+
+@pytest.fixture
+def tiny_spec() -> dict:
+    return make_tiny_spec()
+
+
+@pytest.fixture
+def tiny_model(tiny_spec: dict):
+    return make_tiny_model(tiny_spec)
+
+
+def strace_usable() -> str | None:
+    """None when strace can trace a child here, else why not."""
+    import shutil
+    import subprocess
+
+    if shutil.which("strace") is None:
+        return "strace is not installed"
+    probe = subprocess.run(["strace", "-f", "-qq", "-e", "trace=connect", "-o", os.devnull, "true"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"strace cannot trace here: {probe.stderr.strip()[:200]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from xfr_desktop.core.model import save_model
+
+    model_path = tmp_path_factory.mktemp("demo") / "tiny.pt"
+    save_model(make_tiny_model(make_tiny_spec()), model_path)
+    root = model_path.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    cmd = [sys.executable, "-m", "xfr_desktop.gui.app", "--demo", "--data-dir", str(root / "data"),
+           "--model", str(model_path), "--device", "cpu"]
+    why_untraced = strace_usable()
+    log = None if why_untraced else root / "demo.strace"
+    prefix = [] if log is None else ["strace", "-f", "-qq", "-e", "signal=none", "-e",
+                                     "trace=connect,sendto,sendmsg", "-o", str(log)]
+    run = subprocess.run(prefix + cmd, env=env, capture_output=True, text=True, timeout=300, cwd=root)
+    return SimpleNamespace(cmd=cmd, env=env, model=model_path, data=root / "data", returncode=run.returncode,
+                           stdout=run.stdout, stderr=run.stderr, strace_log=log, why_untraced=why_untraced)

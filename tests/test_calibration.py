@@ -177,3 +177,24 @@ def test_unequal_reference_sets_give_the_normal_density_ratio():
     assert cal.lr(0.3) == pytest.approx(1.0, rel=0.6)          # the densities cross halfway between the means
     assert cal.log10_lr_bounds == pytest.approx((-3.0, 4.0))
     assert cal.lr(5.0) == pytest.approx(10000.0) and cal.lr(-5.0) == pytest.approx(1 / 1000)
+
+
+def test_equal_error_rate_and_tippett_curves_against_direct_counts():
+    """EER of N(+1, 1) vs N(-1, 1) is Φ(-1) = 0.1587; Tippett proportions are plain counts of LRs ≥ x on a grid
+    that spans the LRs with half a decade to spare on each side (600 points)."""
+    from scipy.stats import norm
+
+    from xfr_desktop.core.calibration import equal_error_rate, tippett_curves
+
+    rng = np.random.default_rng(9)
+    g, i = rng.normal(1.0, 1.0, 20000), rng.normal(-1.0, 1.0, 5000)
+    assert equal_error_rate(g, i) == pytest.approx(norm.cdf(-1.0), abs=0.01)
+    assert equal_error_rate([0.6, 0.7, 0.8, 0.9], [0.1, 0.2, 0.3, 0.4]) == 0.0
+    lg, li = rng.normal(1.3, 0.8, 300), rng.normal(-1.7, 0.9, 700)
+    grid, pg, pi = tippett_curves(lg, li)
+    assert len(grid) == 600
+    assert grid[0] == math.floor(min(lg.min(), li.min())) - 0.5
+    assert grid[-1] == math.ceil(max(lg.max(), li.max())) + 0.5
+    np.testing.assert_allclose(pg, [(lg >= x).mean() for x in grid], atol=1e-12)
+    np.testing.assert_allclose(pi, [(li >= x).mean() for x in grid], atol=1e-12)
+    assert pg[0] == pi[0] == 1.0 and pg[-1] == pi[-1] == 0.0

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import strace_usable
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "resources" / "samples"
@@ -149,7 +149,6 @@ def test_explain_sample_case_offline(network_guard, tiny_model_file, tmp_path):
     assert network_guard == []
 
 
-@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason=f"bundled model {BUNDLED_MODEL.name} not in models/ yet")
 def test_explain_with_bundled_model_offline(network_guard, tmp_path):
     pair = sample_pairs()[0]
     result = explain_sample_pair(pair, tmp_path / "bundled", BUNDLED_MODEL)
@@ -158,8 +157,6 @@ def test_explain_with_bundled_model_offline(network_guard, tmp_path):
 
 
 def test_evaluate_verify_offline(network_guard, tiny_model_file, tmp_path):
-    if not (REPO / "xfr_desktop" / "commands" / "evaluate_verify.py").is_file():
-        pytest.skip("xfr evaluate verify (xfr_desktop/commands/evaluate_verify.py) is not in this tree yet")
     from xfr_desktop.cli import main
 
     out = tmp_path / "verify"
@@ -171,32 +168,17 @@ def test_evaluate_verify_offline(network_guard, tiny_model_file, tmp_path):
     assert network_guard == []
 
 
-def test_gui_demo_offline(network_guard, tiny_model_file, tmp_path):
-    pytest.importorskip("PySide6")
-    try:
-        from xfr_desktop.gui.app import main
-    except ImportError as exc:
-        pytest.skip(f"the desktop app is not importable yet: {exc}")
-    shot = tmp_path / "demo.png"
-    code = main(["--offscreen", "--demo", "--screenshot", str(shot), "--data-dir", str(tmp_path / "data"),
-                 "--model", str(tiny_model_file), "--device", "cpu"])
-    assert code == 0
-    assert shot.stat().st_size > 10_000  # a rendered window, not an empty file
-    assert network_guard == []
-
-
 def test_demo_case_report_signed_and_verified_offline(network_guard, tiny_model_file, tmp_path, monkeypatch):
-    """Signing and checking a report must not fetch revocation data or timestamps (pyHanko can do both)."""
-    for name in ("report", "keys"):
-        if not (REPO / "xfr_desktop" / "commands" / f"{name}.py").is_file():
-            pytest.skip(f"xfr {name} (xfr_desktop/commands/{name}.py) is not in this tree yet")
-    pytest.importorskip("PySide6")
+    """The desktop demo, then signing and checking a report of its case, all in this process with every socket
+    refused: no update check, no revocation data, no timestamps (pyHanko can fetch both)."""
     from xfr_desktop.cli import main as xfr_main
     from xfr_desktop.gui.app import load_sample_case, main as app_main
 
     data = tmp_path / "data"
-    assert app_main(["--offscreen", "--demo", "--screenshot", str(tmp_path / "demo.png"), "--data-dir", str(data),
+    shot = tmp_path / "demo.png"
+    assert app_main(["--offscreen", "--demo", "--screenshot", str(shot), "--data-dir", str(data),
                      "--model", str(tiny_model_file), "--device", "cpu"]) == 0
+    assert shot.stat().st_size > 10_000  # a rendered window, not an empty file
     monkeypatch.setenv("XFR_TEST_PASSPHRASE", "correct horse battery staple")
     key = tmp_path / "examiner.p12"
     assert xfr_main(["keys", "create", "--name", "Offline Examiner", "--out", str(key),
@@ -210,17 +192,6 @@ def test_demo_case_report_signed_and_verified_offline(network_guard, tiny_model_
 
 
 # --- C libraries too: child processes under strace --------------------------------------------------------------
-def _strace_usable() -> str | None:
-    """None when strace can trace a child here, else why not."""
-    if shutil.which("strace") is None:
-        return "strace is not installed"
-    probe = subprocess.run(["strace", "-f", "-qq", "-e", "trace=connect", "-o", os.devnull, "true"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        return f"strace cannot trace here: {probe.stderr.strip()[:200]}"
-    return None
-
-
 INET_CALL = re.compile(r"\b(connect|sendto|sendmsg)\(.*sa_family=AF_INET6?\b")
 
 
@@ -236,8 +207,9 @@ def assert_no_inet_calls(log: Path) -> None:
 
 
 @pytest.mark.slow
-def test_explain_and_demo_processes_make_no_network_calls(tiny_model_file, tmp_path):
-    why = _strace_usable()
+def test_explain_and_demo_processes_make_no_network_calls(tiny_model_file, tmp_path, demo_run):
+    """The demo is the session's shared child process (conftest ``demo_run``), traced when it ran."""
+    why = strace_usable()
     if why:
         pytest.skip(why)
     pair = sample_pairs()[0]
@@ -249,14 +221,10 @@ def test_explain_and_demo_processes_make_no_network_calls(tiny_model_file, tmp_p
     assert (tmp_path / "explain" / "result.json").is_file()
     assert_no_inet_calls(explain_log)
 
-    demo_log = tmp_path / "demo.strace"
-    shot = tmp_path / "demo.png"
-    proc = run_traced([sys.executable, "-m", "xfr_desktop.gui.app", "--offscreen", "--demo", "--screenshot",
-                       str(shot), "--data-dir", str(tmp_path / "data"), "--model", str(tiny_model_file),
-                       "--device", "cpu"], demo_log, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert shot.is_file()
-    assert_no_inet_calls(demo_log)
+    assert demo_run.returncode == 0, demo_run.stderr[-2000:]
+    assert (demo_run.data / "demo" / "xfr-desktop-demo.png").is_file()
+    assert demo_run.strace_log is not None and demo_run.strace_log.stat().st_size > 0
+    assert_no_inet_calls(demo_run.strace_log)
 
 
 def test_strace_pattern_recognises_an_internet_connect(tmp_path):

@@ -150,10 +150,12 @@ def test_time_estimate_runs_off_the_gui_thread(setup, qtbot, monkeypatch):
     tmp_path, wizard, _ = setup
     gui_thread = threading.get_ident()
     seen = {}
+    release = threading.Event()
 
     def slow_estimate(model, batch_size, device="cpu", mode="joint", probe_batch=2):
+        # blocks until the test has watched the GUI thread keep painting (no fixed sleep)
         seen["thread"] = threading.get_ident()
-        time.sleep(1.5)
+        release.wait(20)
         return 0.5
 
     monkeypatch.setattr("xfr_desktop.core.training.engine.estimate_step_seconds", slow_estimate)
@@ -167,6 +169,9 @@ def test_time_estimate_runs_off_the_gui_thread(setup, qtbot, monkeypatch):
     wizard.next()
     device = wizard.page_named("device")
     assert wizard.current_name() == "device" and "Estimating" in device.estimate_label.text()
+    qtbot.waitUntil(lambda: len(ticks) > 50, timeout=20000)      # ~0.5 s of ticks while the estimate blocks
+    assert "Estimating" in device.estimate_label.text()
+    release.set()
     qtbot.waitUntil(lambda: "Estimated training time" in device.estimate_label.text(), timeout=20000)
     timer.stop()
     assert seen["thread"] != gui_thread
