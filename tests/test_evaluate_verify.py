@@ -16,7 +16,7 @@ def test_threshold_and_kfold_on_separable_scores():
     same = np.r_[np.ones(300, bool), np.zeros(300, bool)]
     scores = np.r_[rng.uniform(0.6, 1.0, 300), rng.uniform(-0.2, 0.5, 300)]
     t = best_accuracy_threshold(scores, same)
-    assert 0.5 < t < 0.6
+    assert t == pytest.approx((scores[same].min() + scores[~same].max()) / 2)   # midway across the gap
     folds = np.tile(np.arange(10), 60)
     kf = kfold_accuracy(scores, same, folds)
     assert kf["accuracy_mean"] == 1.0 and kf["accuracy_std"] == 0.0 and len(kf["fold_accuracies"]) == 10
@@ -40,6 +40,58 @@ def test_roc_tar_at_far_and_eer():
     assert abs(r["tar_at_far_1e-3"] - 0.43) < 0.01
     assert abs(r["eer"] - 0.2 / 0.7) < 0.01  # FRR = FAR at 0.5: 0.2 / 0.7 on each side
     assert np.all(np.diff(r["far"]) >= 0) and r["far"][-1] == 1.0 and r["tar"][-1] == 1.0
+
+
+def assert_figures_match_the_written_scores(out, res, n_pairs):
+    """verify.json's figures recomputed from scores.npz by brute force over every threshold (independent of the
+    evaluation code): accuracy at the threshold, EER, TAR@FAR1e-3, each fold's threshold and accuracy."""
+    saved = np.load(out / "scores.npz")
+    scores, same, folds = saved["scores"], saved["same"].astype(bool), saved["folds"]
+    assert len(scores) == n_pairs
+    assert res["accuracy_at_threshold"] == pytest.approx(np.mean((scores >= res["threshold"]) == same))
+    cuts = np.r_[np.unique(scores), np.inf]
+    frr = np.array([np.mean(scores[same] < t) for t in cuts])
+    far = np.array([np.mean(scores[~same] >= t) for t in cuts])
+    assert abs(res["eer"] - (frr + far)[np.argmin(np.abs(frr - far))] / 2) < 1e-12
+    assert res["tar_at_far_1e-3"] == pytest.approx(max(1 - r for r, a in zip(frr, far) if a <= 1e-3))
+    for k, (acc, t) in enumerate(zip(res["fold_accuracies"], res["fold_thresholds"])):
+        test = folds == np.unique(folds)[k]
+        train_best = max(np.mean((scores[~test] >= c) == same[~test]) for c in cuts)
+        assert np.mean((scores[~test] >= t) == same[~test]) == pytest.approx(train_best)  # tuned on the others
+        assert acc == pytest.approx(np.mean((scores[test] >= t) == same[test]))          # applied to its fold
+    assert res["accuracy_mean"] == pytest.approx(np.mean(res["fold_accuracies"]))
+    assert res["accuracy_std"] == pytest.approx(np.std(res["fold_accuracies"]))
+    return scores, same
+
+
+def test_verify_figures_on_overlapping_scores(tmp_path, tiny_model):
+    """A random model on synthetic pre-aligned faces, with some 'same' pairs that are different images: the
+    classes overlap, so EER, TAR@FAR and the fold accuracies are neither 0 nor 1 and each is checked by value."""
+    from xfr_desktop.cli import main
+    from xfr_desktop.core.model import save_model
+
+    rng = np.random.default_rng(4)
+    root = tmp_path / "faces"
+    root.mkdir()
+    faces = [cv2.resize(rng.integers(0, 256, (14, 14, 3), dtype=np.uint8), (112, 112)) for _ in range(48)]
+    for k, face in enumerate(faces):
+        cv2.imwrite(str(root / f"f{k:02d}.png"), face)
+        noisy = np.clip(face.astype(int) + rng.integers(-25, 26, face.shape), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(root / f"f{k:02d}n.png"), noisy)
+    rows = ["img_a,img_b,same"]
+    rows += [f"f{k:02d}.png,f{k:02d}n.png,1" for k in range(0, 16)]                 # true matches
+    rows += [f"f{k:02d}.png,f{k + 1:02d}.png,1" for k in range(16, 24)]             # 'matches' that are not
+    rows += [f"f{k:02d}.png,f{k + 1:02d}n.png,0" for k in range(24, 47)]            # mismatches
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    save_model(tiny_model, tmp_path / "tiny.pt")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "verify", "--pairs", str(tmp_path / "pairs.csv"), "--root", str(root), "--aligned",
+                 "--model", str(tmp_path / "tiny.pt"), "--folds", "4", "--out", str(out), "--device", "cpu",
+                 "-q"]) == 0
+    res = json.loads((out / "verify.json").read_text())
+    assert res["n_pairs"] == 47 and res["n_folds"] == 4 and res["n_matched"] == 24
+    scores, same = assert_figures_match_the_written_scores(out, res, 47)
+    assert 0.05 < res["eer"] < 0.5 and len(set(res["fold_accuracies"])) > 1      # the data is not degenerate
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +126,7 @@ def test_verify_command_on_a_csv_list_counts_no_face_and_reuses_the_cache(small_
     res = json.loads((out / "verify.json").read_text())
     assert res["n_pairs"] == 13 and res["n_folds"] == 10
     assert res["n_no_face"] == 1 and res["n_pairs_with_no_face"] == 1
-    for key in ("accuracy_mean", "accuracy_std", "accuracy_at_threshold", "tar_at_far_1e-3", "eer"):
-        assert 0.0 <= res[key] <= 1.0
+    assert_figures_match_the_written_scores(out, res, 13)
     assert res["accuracy_at_threshold"] >= 10 / 13  # a real face model gets these easy pairs right
     assert (out / "roc.png").stat().st_size > 1000 and (out / "embeddings.npz").is_file()
     first_seconds = res["seconds"]
