@@ -174,6 +174,13 @@ def test_prealigned_crop_skips_detection(aligner):
     assert result.prealigned and result.n_faces == 1 and result.landmarks is None
     assert result.aligned.shape == (112, 112, 3)
     np.testing.assert_allclose(result.transform, [[112 / 150, 0, 0], [0, 112 / 150, 0]])
+    assert result.face_index == 0 and result.box is None
+    with pytest.raises(ImageError, match=r"^image: 200x100 is not an aligned face crop"):
+        aligner.align_prealigned(np.zeros((100, 200, 3), np.uint8))
+    with pytest.raises(ImageError, match="image has no pixels"):
+        aligner.align_prealigned(np.zeros((4, 0, 3), np.uint8))
+    with pytest.raises(ImageError, match="image has no pixels"):
+        aligner.align(np.zeros((0, 4, 3), np.uint8))
     same = aligner.align_prealigned(noise[:112, :112])
     np.testing.assert_array_equal(same.aligned, noise[:112, :112])
 
@@ -192,6 +199,8 @@ def test_no_face_names_the_source(aligner):
     with pytest.raises(NoFaceError) as exc:
         aligner.align(blank, source="scene.png")
     assert str(exc.value).startswith("scene.png: no face found") and "\n" not in str(exc.value)
+    with pytest.raises(NoFaceError, match=r"^the image: no face found \(detector score threshold 0\.6\)"):
+        aligner.align(blank)                       # no source given: still a readable sentence
 
 
 def test_align_file_errors_name_the_file(aligner, tmp_path):
