@@ -188,3 +188,21 @@ def test_log_event_checks_its_input(tmp_path):
         assert record.case_id is None and odd.prev_hash == GENESIS_HASH and record.prev_hash == odd.hash
         assert store.verify_audit().ok and store.verify_audit().n_entries == 2
     assert GENESIS_HASH == "0" * 64
+
+
+def test_stored_and_canonical_json_are_exact():
+    """The bytes that get hashed or stored: sorted keys, no spaces, UTF-8 kept, paths/bytes/sets made plain;
+    canonical JSON writes non-finite numbers as strings, stored JSON keeps them as numbers (json.loads reads them)."""
+    from pathlib import PurePosixPath
+
+    from xfr_desktop.store.audit import stored_json
+
+    value = {"b": float("nan"), "a": [1, np.int64(2)], "é": PurePosixPath("x/y"), "s": {2, 1}, "raw": b"\x01\xff",
+             "inf": float("-inf")}
+    assert stored_json(value) == '{"a":[1,2],"b":NaN,"inf":-Infinity,"raw":"01ff","s":[1,2],"é":"x/y"}'
+    assert canonical_json(value) == '{"a":[1,2],"b":"NaN","inf":"-Infinity","raw":"01ff","s":[1,2],"é":"x/y"}'
+    assert stored_json(None) == "{}" and stored_json({}) == "{}"
+    with pytest.raises(StoreError, match="^parameters cannot be stored as JSON: object is not JSON-serializable"):
+        stored_json({"x": object()})
+    with pytest.raises(StoreError, match="^audit details cannot be recorded as JSON: object is not"):
+        canonical_json({"x": object()})
