@@ -202,7 +202,25 @@ def test_stored_and_canonical_json_are_exact():
     assert stored_json(value) == '{"a":[1,2],"b":NaN,"inf":-Infinity,"raw":"01ff","s":[1,2],"é":"x/y"}'
     assert canonical_json(value) == '{"a":[1,2],"b":"NaN","inf":"-Infinity","raw":"01ff","s":[1,2],"é":"x/y"}'
     assert stored_json(None) == "{}" and stored_json({}) == "{}"
+    assert stored_json({"m": np.array([[np.nan, 1.5]])}) == '{"m":[[NaN,1.5]]}'          # numpy arrays too
+    assert canonical_json({"m": np.array([np.inf])}) == '{"m":["Infinity"]}'
     with pytest.raises(StoreError, match="^parameters cannot be stored as JSON: object is not JSON-serializable"):
         stored_json({"x": object()})
     with pytest.raises(StoreError, match="^audit details cannot be recorded as JSON: object is not"):
         canonical_json({"x": object()})
+
+
+def test_actor_falls_back_to_the_user_variable(monkeypatch):
+    """Containers often have no passwd entry: the actor is then $USER, else "unknown" (never an exception)."""
+    import getpass
+
+    from xfr_desktop.store.audit import default_actor
+
+    def no_user():
+        raise KeyError("getpwuid(): uid not found")
+
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    monkeypatch.setenv("USER", "examiner7")
+    assert default_actor() == "examiner7"
+    monkeypatch.delenv("USER")
+    assert default_actor() == "unknown"
