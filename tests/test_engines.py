@@ -151,6 +151,21 @@ def test_residuals_stay_inside_the_change_window():
     geo = window_geometry(flatten_decoder(decoder), (6, 6))
     assert geo.size == (10, 10)          # 4 rows after layer 1, (4-1)*2+4 after layer 2
     assert raw.values.shape[1:] == (10, 10)
+    # where each window sits: the full change (two plain decoder passes) is zero outside it and not all inside;
+    # a stride-2 k=4 p=1 layer maps input row r to output rows 2r-1..2r+2, so the window starts at 4r-3 (clamped)
+    with torch.no_grad():
+        R0 = decoder(C)
+        for i in range(4):
+            Cm = C.clone()
+            r, q = divmod(int(torch.argmax(C[0, i])), 6)
+            Cm[0, i, r, q] = 0
+            full = (decoder(Cm) - R0).abs().sum(1)[0].numpy()
+            top, left = raw.offsets[i]
+            assert (top, left) == (min(max(4 * r - 3, 0), 24 - 10), min(max(4 * q - 3, 0), 24 - 10))
+            inside = np.zeros_like(full, bool)
+            inside[top:top + 10, left:left + 10] = True
+            assert np.abs(full[~inside]).max() == 0 and full[inside].max() > 0
+            np.testing.assert_allclose(raw.values[i], full[inside].reshape(10, 10), atol=1e-12)
 
 
 def test_unsupported_decoder_falls_back_to_full_passes():
