@@ -36,7 +36,7 @@ declare -A PLAN=(
     [alignment]="xfr_desktop/core/alignment.py|tests/test_alignment.py"
     [audit]="xfr_desktop/store/audit.py|tests/test_audit.py"
     [imagestore]="xfr_desktop/store/imagestore.py|tests/test_store.py tests/test_store_durability.py"
-    [fileio]="xfr_desktop/core/fileio.py|tests/test_private_files.py"
+    [fileio]="xfr_desktop/core/fileio.py|tests/test_store_durability.py tests/test_calibration.py tests/test_imageio.py"
     [signing]="xfr_desktop/report/signing.py|tests/test_signing.py"
     [signature_check]="xfr_desktop/report/signature_check.py|tests/test_signing.py"
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -116,12 +117,18 @@ def test_full_disk_while_copying_an_image(tmp_path, monkeypatch):
         before = store.list_audit()
         Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "b.png")
 
+        being_written = []
+
         def no_space(fd):
+            being_written.extend(p.name for p in (store.images_dir / ".incoming").iterdir())
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
         monkeypatch.setattr(os, "fsync", no_space)
-        with pytest.raises(StoreError, match=r"disk holding .* is full: the image was not imported"):
+        with pytest.raises(StoreError, match=r"disk holding .* is full: the image was not imported") as caught:
             store.import_image(tmp_path / "b.png", case.id)
+        assert str(store.images_dir) in str(caught.value)                   # says which disk
+        # the copy is written as a temp file in images/.incoming (what remove_stale_temp_files cleans up)
+        assert len(being_written) == 1 and being_written[0].endswith(".part")
         monkeypatch.undo()
         assert not list((store.images_dir / ".incoming").glob("*"))  # no half file left behind
         assert store.list_audit() == before and len(store.list_comparisons(case.id)) == 1
@@ -288,3 +295,23 @@ def test_imported_evidence_file_and_its_folder_are_fsynced(tmp_path, monkeypatch
     file_st, folder_st = stored.stat(), stored.parent.stat()
     assert (file_st.st_dev, file_st.st_ino) in synced, "the evidence file's bytes were never fsynced"
     assert (folder_st.st_dev, folder_st.st_ino) in synced, "the folder holding the renamed file was never fsynced"
+
+
+def test_stale_temp_files_of_killed_imports_are_removed(tmp_path):
+    """A .part file older than an hour in images/.incoming is a leftover of an import that was killed; a fresh one
+    may be an import in progress and stays, and so does anything that is not a .part file."""
+    from xfr_desktop.store.imagestore import ImageStore
+
+    images = ImageStore(tmp_path / "images")
+    incoming = tmp_path / "images" / ".incoming"
+    incoming.mkdir(parents=True)
+    for name in ("old.part", "fresh.part", "old.txt"):
+        (incoming / name).write_bytes(b"x")
+    two_hours_ago = time.time() - 7200
+    for name in ("old.part", "old.txt"):
+        os.utime(incoming / name, (two_hours_ago, two_hours_ago))
+    images.remove_stale_temp_files()
+    assert sorted(p.name for p in incoming.iterdir()) == ["fresh.part", "old.txt"]
+    with pytest.raises(StoreError, match=rf"^image 0123456789ab… is missing from the image store "
+                                         rf"{re.escape(str(tmp_path / 'images'))}$"):
+        images.find("0123456789abcdef" * 4, ".png")
