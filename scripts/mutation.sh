@@ -32,13 +32,13 @@ done
 declare -A PLAN=(
     [engines]="xfr_desktop/core/algorithm1_engines.py|tests/test_engines.py"
     [explain]="xfr_desktop/core/explain.py|tests/test_engines.py tests/test_explanation_state.py"
-    [calibration]="xfr_desktop/core/calibration.py|tests/test_calibration.py"
+    [calibration]="xfr_desktop/core/calibration.py|tests/test_calibration.py tests/test_pinned_parameters.py"
     [alignment]="xfr_desktop/core/alignment.py|tests/test_alignment.py"
-    [audit]="xfr_desktop/store/audit.py|tests/test_audit.py"
+    [audit]="xfr_desktop/store/audit.py|tests/test_audit.py tests/test_pinned_parameters.py"
     [imagestore]="xfr_desktop/store/imagestore.py|tests/test_store.py tests/test_store_durability.py"
     [fileio]="xfr_desktop/core/fileio.py|tests/test_store_durability.py tests/test_calibration.py tests/test_imageio.py"
-    [signing]="xfr_desktop/report/signing.py|tests/test_signing.py"
-    [signature_check]="xfr_desktop/report/signature_check.py|tests/test_signing.py"
+    [signing]="xfr_desktop/report/signing.py|tests/test_signing.py tests/test_pinned_parameters.py"
+    [signature_check]="xfr_desktop/report/signature_check.py|tests/test_signing.py tests/test_pinned_parameters.py"
 )
 ORDER=(engines explain calibration alignment audit imagestore fileio signing signature_check)
 [ ${#GROUPS_[@]} -gt 0 ] || GROUPS_=("${ORDER[@]}")

@@ -110,6 +110,11 @@ def test_report_signature_is_pades_sha256_with_a_p256_key(tmp_path):
     cert = x509.load_pem_x509_certificate(identity.certificate_pem)
     assert cert.signature_hash_algorithm.name == "sha256"
     assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days == 5 * 365
+    critical = {ext.oid._name: ext.critical for ext in cert.extensions}
+    assert critical == {"basicConstraints": True, "keyUsage": True, "subjectKeyIdentifier": False}
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.digital_signature and usage.content_commitment and not usage.key_cert_sign
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
     buf = io.BytesIO()
     c = canvas.Canvas(buf)
     c.drawString(72, 720, "pinned")

@@ -50,7 +50,7 @@ def test_signed_report_validates(signed, identity_files):
     assert sig.subfilter == "/ETSI.CAdES.detached"   # PAdES
 
 
-def test_visible_signature_on_the_last_page(signed, rendered):
+def test_visible_signature_on_the_last_page(signed, rendered, identity_files):
     pypdf = pytest.importorskip("pypdf")
     import io
 
@@ -64,6 +64,21 @@ def test_visible_signature_on_the_last_page(signed, rendered):
     assert "/AP" in sig_widgets[0]
     for page in reader.pages[:-1]:
         assert not [a for a in page.get("/Annots", []) if "/Parent" in a.get_object()]
+    # what the stamp says, read from its appearance streams (nested form XObjects)
+    text = b"".join(_stream_bytes(sig_widgets[0]["/AP"]["/N"].get_object()))
+    assert b"Digitally signed \\(PAdES, SHA-256\\)" in text and b"(by Jane Examiner)" in text
+    assert b"time from the signing computer's clock; no timestamp authority" in text
+    assert re.search(rb"\(at \d{4}-\d\d-\d\d", text), "the signing time is missing from the stamp"
+    fingerprint = load_signing_identity(identity_files[0], PASS).fingerprint_sha256
+    assert f"certificate SHA-256 {fingerprint[:32]}".encode() in text and fingerprint[:33].encode() not in text
+
+
+def _stream_bytes(xobject, depth=0):
+    """Decoded content of a form XObject and of the form XObjects it draws."""
+    yield xobject.get_data()
+    for child in (xobject.get("/Resources", {}).get("/XObject", {}) or {}).values():
+        if depth < 4:
+            yield from _stream_bytes(child.get_object(), depth + 1)
 
 
 @pytest.mark.parametrize("where", ["first_range_middle", "page_content", "second_range"])
@@ -138,6 +153,8 @@ def test_passphrase_sources(tmp_path, monkeypatch):
     with pytest.raises(SigningError, match="not set"):
         read_passphrase(passphrase_env="XFR_TEST_PW_UNSET")
     assert read_passphrase() is None
+    with pytest.raises(SigningError, match="^give either --passphrase-file or --passphrase-env, not both$"):
+        read_passphrase(str(f), passphrase_env="XFR_TEST_PW")
 
 
 def test_cli_keys_create_and_verify_report(tmp_path, signed, rendered, identity_files, monkeypatch, capsys):
