@@ -4,10 +4,14 @@
 # of the tree (mutmut writes its mutants/ folder there, never into the checkout).
 #
 #   bash scripts/mutation.sh [GROUP ...] [--sample N] [--seed S] [--work DIR]
+#   bash scripts/mutation.sh [GROUP ...] --recheck [--work DIR]
 #
 # GROUPs (default: all): engines explain calibration alignment audit imagestore fileio signing signature_check.
 # --sample N runs a seeded random sample of N of a group's mutants (all are generated; the sample is drawn from the
 # sorted list of mutant names with Python's random.Random(S), so the same seed gives the same sample).
+# --recheck applies each survivor of an earlier run (WORK/GROUP/survivors.txt) to the scratch tree with `mutmut
+# apply`, runs the group's test files from the checkout as they are now, and prints killed/survived per survivor
+# (how a new test is shown to kill a survivor without running the whole sample again).
 # Needs `pip install mutmut==3.8.1` in .venv. Prints killed/survived/timeout per group and leaves the survivors'
 # names in WORK/GROUP/survivors.txt (`cd WORK/GROUP && mutmut show NAME` shows a mutant's diff).
 set -euo pipefail
@@ -18,12 +22,14 @@ MUTMUT=$(dirname "$PY")/mutmut
 WORK=${TMPDIR:-/tmp}/xfr-mutation
 SAMPLE=0
 SEED=17
+RECHECK=0
 GROUPS_=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --sample) SAMPLE=$2; shift 2 ;;
         --seed) SEED=$2; shift 2 ;;
         --work) WORK=$2; shift 2 ;;
+        --recheck) RECHECK=1; shift ;;
         *) GROUPS_+=("$1"); shift ;;
     esac
 done
@@ -51,6 +57,30 @@ for group in "${GROUPS_[@]}"; do
     module=${spec%%|*}
     tests=${spec#*|}
     dir=$WORK/$group
+    if [ "$RECHECK" = 1 ]; then
+        echo "== $group: recheck of $(wc -l < "$dir/survivors.txt") survivors against the current $tests"
+        rm -rf "$dir/tests" && cp -r "$REPO/tests" "$dir/tests"
+        (
+            cd "$dir"
+            cp "$REPO/$module" "$module"
+            # the unmutated code must pass, or every "killed" below would mean nothing
+            nice -n 19 env PYTHONPATH="$dir" "$PY" -m pytest -x -q -p no:cacheprovider $tests >/dev/null 2>&1 \
+                || { echo "   the tests fail on the unmutated code here: no recheck"; exit 0; }
+            while read -r name; do
+                [ -n "$name" ] || continue
+                cp "$REPO/$module" "$module"
+                "$MUTMUT" apply "$name" >/dev/null 2>&1
+                if nice -n 19 env PYTHONPATH="$dir" timeout 600 "$PY" -m pytest -x -q -p no:cacheprovider \
+                        $tests >/dev/null 2>&1; then
+                    echo "   survived  $name"
+                else
+                    echo "   killed    $name"
+                fi
+            done < survivors.txt
+            cp "$REPO/$module" "$module"
+        )
+        continue
+    fi
     rm -rf "$dir" && mkdir -p "$dir"
     # the tree without .git/.venv; models/ and resources/ hold files the tests load
     tar -C "$REPO" --exclude=.git --exclude=.venv --exclude='__pycache__' -cf - \

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -48,6 +49,7 @@ def test_signed_report_validates(signed, identity_files):
     assert sig.intact and sig.valid and sig.trusted and sig.coverage == "ENTIRE_FILE"
     assert "Jane Examiner" in sig.signer
     assert sig.subfilter == "/ETSI.CAdES.detached"   # PAdES
+    assert sig.modification == "NONE" and sig.signing_time.startswith(str(datetime.now(timezone.utc).year))
 
 
 def test_visible_signature_on_the_last_page(signed, rendered, identity_files):
@@ -126,8 +128,11 @@ def test_unsigned_untrusted_and_malformed(rendered, signed, tmp_path, identity_f
     assert verify_pdf(b"hello world", [pem]).status == "malformed"
     truncated = verify_pdf(signed.pdf[: len(signed.pdf) // 2], [pem])
     assert not truncated.ok
-    assert verify_pdf(tmp_path / "missing.pdf", [pem]).status == "error"
-    assert verify_pdf(signed.pdf, [tmp_path / "missing.pem"]).status == "error"
+    missing = verify_pdf(tmp_path / "missing.pdf", [pem])
+    assert (missing.ok, missing.status, missing.message) == (False, "error", f"file not found: {tmp_path / 'missing.pdf'}")
+    no_pem = verify_pdf(signed.pdf, [tmp_path / "missing.pem"])
+    assert no_pem.status == "error" and "trust certificate" in no_pem.message and "missing.pem" in no_pem.message
+    assert unsigned.ok is False and untrusted.ok is False and truncated.ok is False   # False, never None
 
 
 def test_wrong_passphrase_and_foreign_key_files(identity_files, tmp_path):
