@@ -259,6 +259,17 @@ def test_recombine_changes_threshold_and_channels_without_the_model(small_model,
     np.testing.assert_allclose(one.a.H, one.a.weights[5] * base.a.residuals.channel(5), atol=1e-7)
     with pytest.raises(ValueError, match="channel indices"):
         base.recombine(channels=[99])
+    with pytest.raises(ValueError, match="channel indices"):
+        base.recombine(channels=[16])                  # one past the last of 16 channels
+    with pytest.raises(ValueError, match="^top-k must be at least 1$"):
+        base.recombine(top_k=0)
+    assert set(top.timings_ms) == set(base.timings_ms) | {"recombine"}
+    assert base.a.residuals.dense().dtype == np.float32     # maps of every channel: float32 keeps them small
+    # top-k ranks channels by |product - τ/c|, the size of their share of the margin, at the new threshold too
+    high = base.recombine(threshold=0.9, top_k=4)
+    share = np.abs(base.products - 0.9 / len(base.products))
+    assert set(np.flatnonzero(high.selected)) == set(np.argsort(-share, kind="stable")[:4])
+    assert set(np.argsort(-share, kind="stable")[:4]) != set(np.argsort(-np.abs(base.products + 0.9 / 16))[:4])
 
 
 def test_max_normalization_peaks_at_the_weight(small_model, faces):
