@@ -9,9 +9,9 @@
 # GROUPs (default: all): engines explain calibration alignment audit imagestore fileio signing signature_check.
 # --sample N runs a seeded random sample of N of a group's mutants (all are generated; the sample is drawn from the
 # sorted list of mutant names with Python's random.Random(S), so the same seed gives the same sample).
-# --recheck applies each survivor of an earlier run (WORK/GROUP/survivors.txt) to the scratch tree with `mutmut
-# apply`, runs the group's test files from the checkout as they are now, and prints killed/survived per survivor
-# (how a new test is shown to kill a survivor without running the whole sample again).
+# --recheck takes the survivors of an earlier run that scripts/mutation_survivors.txt says a new test kills, applies
+# each to the scratch tree with `mutmut apply`, runs that test from the checkout as it is now (after checking it
+# passes unmutated) and prints killed/survived: a survivor shown killed without rerunning the whole sample.
 # Needs `pip install mutmut==3.8.1` in .venv. Prints killed/survived/timeout per group and leaves the survivors'
 # names in WORK/GROUP/survivors.txt (`cd WORK/GROUP && mutmut show NAME` shows a mutant's diff).
 set -euo pipefail
@@ -58,25 +58,30 @@ for group in "${GROUPS_[@]}"; do
     tests=${spec#*|}
     dir=$WORK/$group
     if [ "$RECHECK" = 1 ]; then
-        echo "== $group: recheck of $(wc -l < "$dir/survivors.txt") survivors against the current $tests"
+        # survivors a new test is said to kill (scripts/mutation_survivors.txt): apply each, run that test
+        claims=$(awk -v g="$group" '$1 == g && $3 == "killed-by" {print $2 " " $4}' "$REPO/scripts/mutation_survivors.txt")
+        [ -n "$claims" ] || continue
+        echo "== $group: recheck of $(echo "$claims" | wc -l) survivors said to be killed by a new test"
         rm -rf "$dir/tests" && cp -r "$REPO/tests" "$dir/tests"
         (
             cd "$dir"
-            cp "$REPO/$module" "$module"
-            # the unmutated code must pass, or every "killed" below would mean nothing
-            nice -n 19 env PYTHONPATH="$dir" "$PY" -m pytest -x -q -p no:cacheprovider $tests >/dev/null 2>&1 \
-                || { echo "   the tests fail on the unmutated code here: no recheck"; exit 0; }
-            while read -r name; do
-                [ -n "$name" ] || continue
+            declare -A passes=()
+            while read -r name test; do
+                # the test must pass on the unmutated code, or a "killed" below would mean nothing
                 cp "$REPO/$module" "$module"
+                if [ -z "${passes[$test]:-}" ]; then
+                    nice -n 19 env PYTHONPATH="$dir" "$PY" -m pytest -x -q -p no:cacheprovider "$test" \
+                        >/dev/null 2>&1 || { echo "   FAILS UNMUTATED  $test"; continue; }
+                    passes[$test]=1
+                fi
                 "$MUTMUT" apply "$name" >/dev/null 2>&1
                 if nice -n 19 env PYTHONPATH="$dir" timeout 600 "$PY" -m pytest -x -q -p no:cacheprovider \
-                        $tests >/dev/null 2>&1; then
-                    echo "   survived  $name"
+                        "$test" >/dev/null 2>&1; then
+                    echo "   survived  $name  ($test)"
                 else
-                    echo "   killed    $name"
+                    echo "   killed    $name  ($test)"
                 fi
-            done < survivors.txt
+            done <<< "$claims"
             cp "$REPO/$module" "$module"
         )
         continue
