@@ -51,6 +51,8 @@ class ExportDialog(QDialog):
         self.passphrase_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.passphrase_edit.setPlaceholderText("never stored")
         self.sign_check.toggled.connect(self._sign_toggled)
+        for edit in (self.path_edit, self.key_edit, self.passphrase_edit):
+            edit.textEdited.connect(self._clear_error)
 
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -66,7 +68,6 @@ class ExportDialog(QDialog):
         note.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.export_button.setDefault(True)
         self.buttons.accepted.connect(self.export)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -74,6 +75,11 @@ class ExportDialog(QDialog):
         layout.addWidget(note)
         layout.addWidget(self.status)
         layout.addWidget(self.buttons)
+        # Enter in any field exports. Only once every button is in the dialog can it know its default; before,
+        # Qt made the first "Browse…" the default and Enter opened a file dialog instead of exporting.
+        for button in self.findChildren(QPushButton):
+            button.setAutoDefault(False)
+        self.export_button.setDefault(True)
 
     # --- helpers -------------------------------------------------------------------------------------------
     def _default_path(self, settings) -> str:
@@ -102,6 +108,11 @@ class ExportDialog(QDialog):
     def show_error(self, message: str) -> None:
         self.status.setStyleSheet("color: #b00020;")
         self.status.setText(message)
+
+    def _clear_error(self) -> None:
+        """A corrected field makes the last error stale: it goes as soon as the examiner types."""
+        if self.status.styleSheet():
+            self.show_info("")
 
     def show_info(self, message: str) -> None:
         self.status.setStyleSheet("")

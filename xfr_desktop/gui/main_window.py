@@ -28,6 +28,17 @@ from .worker import AnalysisController, LoaderController
 log = logging.getLogger(__name__)
 
 
+def comparison_hint(comp) -> str:
+    """What the empty view says about a comparison without results, and what the examiner can do about it."""
+    head = f"<h3>Comparison #{comp.id}: {comp.status}</h3><p>{comp.status_message or ''}</p>"
+    if comp.status == "failed":
+        return head + ("<p>Running it again (Ctrl+R) gives the same outcome unless its cause has changed (e.g. tick"
+                       " <i>Analysis ▸ Photos are pre-aligned crops</i> for cropped faces). Otherwise remove it"
+                       " (<i>Edit ▸ Remove comparison…</i>): the reason is recorded and the report lists it as"
+                       " removed.</p>")
+    return head + "<p>Press Ctrl+R to run the analysis.</p>"
+
+
 class MainWindow(WindowActions, QMainWindow):
     analysis_finished = Signal(object)     # AnalysisOutcome
     analysis_failed = Signal(str, str)     # kind, message
@@ -192,9 +203,7 @@ class MainWindow(WindowActions, QMainWindow):
             return
         self.state.clear()
         if comparison_id is not None:
-            comp = self.store.get_comparison(comparison_id)
-            self.views.set_empty_message(f"<h3>Comparison #{comparison_id}: {comp.status}</h3>"
-                                         f"<p>{comp.status_message or ''}</p><p>Press Ctrl+R to run the analysis.</p>")
+            self.views.set_empty_message(comparison_hint(self.store.get_comparison(comparison_id)))
 
     # --- showing results ---------------------------------------------------------------------------------
     @Slot(int)
@@ -300,7 +309,8 @@ class MainWindow(WindowActions, QMainWindow):
         finally:
             QApplication.restoreOverrideCursor()
         self._fresh = (record, self.result, extra)
-        self._load_comparison(old.comparison_id, select_result=record.id)
+        # the comparison list is rebuilt too: its result count must include the new one
+        self._load_comparison(self.cases.show_comparisons(self.case_id, old.comparison_id), select_result=record.id)
         self._fresh = None
         self.statusBar().showMessage(f"Saved as result #{record.id}; result #{old.id} is kept unchanged.", 8000)
 

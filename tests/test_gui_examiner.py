@@ -1,0 +1,116 @@
+"""The examiner's workflow in the desktop app (issue 14): colour bars, result counts, the channel table's share,
+hints for empty maps and failed comparisons, face numbers (pytest-qt, offscreen)."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+pytest.importorskip("torch")
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtGui import QImage, QPainter  # noqa: E402
+from test_gui_app import _analyse, _new_case, app_window, pair, recorder, tiny_model  # noqa: E402,F401
+
+from xfr_desktop.gui.channels import COL_SHARE  # noqa: E402
+
+SUPERSCRIPTS = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
+
+
+def _drawn_colour_bar(views) -> tuple[list[str], str]:
+    """The tick labels the colour bar's axis really paints, and its caption."""
+    axis = views.colorbar.axis
+    image = QImage(200, 600, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [t[2] for t in texts], axis.labelText
+
+
+def test_colour_bar_labels_cover_the_data_range_in_one_format(qtbot, app_window, pair):
+    w = app_window
+    _new_case(w)
+    _analyse(qtbot, w, *pair)
+    qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+    for mode in ("S", "S_pos", "H"):
+        w.state.set_display(mode=mode)
+        peak = max(float(np.abs(getattr(getattr(w.result, s), mode)).max()) for s in "ab")
+        labels, caption = _drawn_colour_bar(w.views)
+        power = re.search(r"×10([⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)", caption)
+        multiplier = 10.0 ** int(power.group(1).translate(SUPERSCRIPTS)) if power else 1.0
+        values = [float(t.replace("−", "-")) * multiplier for t in labels]
+        assert max(values) == pytest.approx(peak, rel=0.05), (mode, labels, caption, peak)
+        if mode == "H":
+            assert min(values) == pytest.approx(-peak, rel=0.05)
+        decimals = {len(t.split(".")[1]) if "." in t else 0 for t in labels}
+        assert len(decimals) == 1 and not any("e" in t for t in labels), labels   # one format
+        assert "cosine score per pixel" in caption     # the unit and meaning of the scale
+
+
+def test_empty_channel_overlay_says_why_and_shows_no_scale(qtbot, app_window, pair):
+    w = app_window
+    _new_case(w)
+    _analyse(qtbot, w, *pair)
+    qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+    assert w.views.colorbar.isVisible() and not w.views.map_hint.isVisible()
+    w.controls.map_combo.setCurrentIndex(w.controls.map_combo.findData("channel"))  # no channel chosen yet
+    assert not w.views.colorbar.isVisible()          # no 0–1 scale for a map that is not there
+    assert w.views.map_hint.isVisible() and "Select a channel" in w.views.map_hint.text()
+    w.channels.table.selectRow(0)
+    assert w.state.display.channel is not None
+    assert w.views.colorbar.isVisible() and not w.views.map_hint.isVisible()
+
+
+def test_saving_a_result_updates_the_comparisons_result_count(qtbot, app_window, pair):
+    w = app_window
+    _new_case(w)
+    outcome = _analyse(qtbot, w, *pair)
+    qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+    item = w.cases.comparison_list.currentItem()
+    assert "1 result" in item.text() and "2 results" not in item.text()
+    w.controls.threshold_spin.setValue(0.25)
+    w.save_as_new_result()
+    assert len(w.store.list_results(outcome.job.comparison_id)) == 2
+    assert "2 results" in w.cases.comparison_list.currentItem().text()
+    assert w.record.threshold == pytest.approx(0.25)
+
+
+def test_channel_share_column_is_what_its_name_says(qtbot, app_window, pair):
+    w = app_window
+    _new_case(w)
+    _analyse(qtbot, w, *pair)
+    qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+    model = w.channels.model
+    header = model.headerData(COL_SHARE, Qt.Orientation.Horizontal)
+    assert "ΣH" not in header and "Σ|wᵢ|" in header
+    r = w.result
+    weights = np.where(r.selected, np.asarray(r.products, float) - r.threshold / len(r.products), 0.0)
+    share = np.abs(weights) / np.abs(weights).sum()    # independent of the table's own arithmetic
+    for row in range(model.rowCount()):
+        assert model.data(model.index(row, COL_SHARE)) == f"{100 * share[row]:.1f} %"
+
+
+def test_face_numbers_are_one_based(qtbot, app_window, pair):
+    w = app_window
+    _new_case(w)
+    _analyse(qtbot, w, *pair)
+    qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+    from xfr_desktop.gui.control_panel import face_numbers
+
+    assert face_numbers({"face_index_a": 0, "face_index_b": 1}) == "A: face 1 · B: face 2"
+    assert w.controls.faces_label.text() == "pre-aligned crops"
+
+
+def test_failed_comparison_hint_does_not_promise_a_rerun(qtbot, app_window, pair, recorder):
+    w = app_window
+    _new_case(w)
+    with qtbot.waitSignal(w.analysis_failed, timeout=60_000):
+        w.import_pair(*pair, prealigned=False)    # synthetic patterns: no face is found
+    comp = w.store.get_comparison(w.comparison_id)
+    assert comp.status == "failed"
+    hint = w.views.empty_label.text()
+    assert "Remove comparison" in hint and "same outcome" in hint
