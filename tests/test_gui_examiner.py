@@ -114,3 +114,81 @@ def test_failed_comparison_hint_does_not_promise_a_rerun(qtbot, app_window, pair
     assert comp.status == "failed"
     hint = w.views.empty_label.text()
     assert "Remove comparison" in hint and "same outcome" in hint
+
+
+# --- item 6: removal with a reason, the examiner's name, signing keys and verification ----------------------
+def test_failed_comparison_is_removed_with_a_reason(qtbot, app_window, pair, recorder):
+    from xfr_desktop.gui.examination_dialogs import RemoveComparisonDialog
+
+    w = app_window
+    _new_case(w)
+    with qtbot.waitSignal(w.analysis_failed, timeout=60_000):
+        w.import_pair(*pair, prealigned=False)
+    comp_id = w.comparison_id
+    assert w.act_remove.isEnabled()
+    dialog = w.remove_comparison()
+    assert isinstance(dialog, RemoveComparisonDialog)
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()     # no reason: refused, kept open
+    assert "reason" in dialog.status.text() and not w.store.get_comparison(comp_id).removed
+    dialog.reason_edit.setPlainText("no face in photo A")
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    comp = w.store.get_comparison(comp_id)
+    assert comp.removed and comp.removed_reason == "no face in photo A"
+    assert "removed: no face in photo A" in w.cases.comparison_list.currentItem().text()
+    assert not w.act_run.isEnabled() and not w.act_remove.isEnabled()
+    assert "removed" in w.views.empty_label.text()
+    assert [e.action for e in w.store.list_audit(comp.case_id)][-1] == "comparison.removed"
+
+
+def test_examiner_name_from_preferences_is_used_for_audited_actions(qtbot, app_window, recorder):
+    w = app_window
+    assert "not set" in w.examiner_label.text()
+    dialog = w.show_preferences()
+    dialog.name_edit.setText("Dr. Jane Roe")
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    assert w.store.examiner_name() == "Dr. Jane Roe" and "Dr. Jane Roe" in w.examiner_label.text()
+    case_id = _new_case(w)                      # the case's own examiner field says "tester"
+    w.controls.conclusion_text.setPlainText("Moderate support for different persons.")
+    w.controls.save_conclusion()
+    assert w.store.latest_conclusion(case_id).author == "Dr. Jane Roe"
+    actors = {e.actor for e in w.store.list_audit(case_id)}
+    assert actors == {"Dr. Jane Roe"}
+
+
+def test_key_creation_and_report_verification_dialogs(qtbot, tmp_path):
+    from xfr_desktop.gui.signing_dialogs import KeyCreationDialog, VerifyReportDialog
+    from xfr_desktop.report.signing import load_signing_identity, sign_pdf
+
+    dialog = KeyCreationDialog(None, name="Ann Examiner", folder=str(tmp_path))
+    qtbot.addWidget(dialog)
+    dialog.pass_edit.setText("long enough phrase")
+    dialog.confirm_edit.setText("another phrase")
+    dialog.run()
+    assert "differ" in dialog.status.text() and dialog.created is None
+    dialog.pass_edit.setText("long enough phrase")
+    dialog.confirm_edit.setText("long enough phrase")
+    dialog.run()
+    p12, pem = dialog.created
+    assert load_signing_identity(p12, "long enough phrase").common_name == "Ann Examiner"
+    assert dialog.pass_edit.text() == "" and str(pem) in dialog.status.text()
+
+    from reportlab.pdfgen import canvas
+
+    plain = tmp_path / "plain.pdf"
+    c = canvas.Canvas(str(plain))
+    c.drawString(72, 720, "report")
+    c.save()
+    signed = tmp_path / "signed.pdf"
+    signed.write_bytes(sign_pdf(plain.read_bytes(), load_signing_identity(p12, "long enough phrase")).pdf)
+    verify = VerifyReportDialog(None, report=str(signed), trust=str(pem))
+    qtbot.addWidget(verify)
+    verify.run()
+    assert verify.result.ok and verify.table.rowCount() == 1
+    assert "Ann Examiner" in verify.table.item(0, 0).text()
+    tampered = tmp_path / "tampered.pdf"
+    data = bytearray(signed.read_bytes())
+    data[data.find(b"report")] = ord("R")
+    tampered.write_bytes(bytes(data))
+    verify.report_edit.setText(str(tampered))
+    verify.run()
+    assert not verify.result.ok and "color" in verify.status.styleSheet()

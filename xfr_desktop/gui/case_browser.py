@@ -9,6 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QStyle, QVBoxLayout, QWidget)
 
@@ -150,10 +151,16 @@ class CaseBrowser(QWidget):
         except XfrError:
             na, nb = comp.image_a[:8], comp.image_b[:8]
         results = f" · {comp.n_results} result{'s' if comp.n_results != 1 else ''}" if comp.n_results else ""
-        item = QListWidgetItem(f"#{comp.id}  {na}  ↔  {nb}\n{comp.status}{results}")
+        status = f"removed: {comp.removed_reason}" if comp.removed else comp.status
+        item = QListWidgetItem(f"#{comp.id}  {na}  ↔  {nb}\n{status}{results}")
         item.setData(ID_ROLE, comp.id)
-        if comp.status_message:
-            item.setToolTip(comp.status_message)
+        if comp.removed:
+            font = item.font()
+            font.setStrikeOut(True)
+            item.setFont(font)
+            item.setForeground(QColor("#80868b"))
+        if comp.status_message or comp.removed:
+            item.setToolTip(comp.removed_reason if comp.removed else comp.status_message)
         return item
 
     def show_results(self, results: list, select: int | None = None) -> int | None:

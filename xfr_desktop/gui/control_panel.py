@@ -308,8 +308,10 @@ class ControlPanel(QScrollArea):
             return
         try:
             case = self.store.get_case(self.case_id)
+            # the examiner's name from the preferences (the store's actor) when set, else the case's examiner
+            author = None if self.store.examiner_name() else (case.examiner or None)
             self.store.set_conclusion(self.case_id, text, scale=self.conclusion_scale.text().strip() or None,
-                                      author=case.examiner or None, comparison_id=self._conclusion_target())
+                                      author=author, comparison_id=self._conclusion_target())
         except XfrError as exc:
             show_error_for(self, "StoreError", str(exc))
             return

@@ -19,6 +19,7 @@ from .case_browser import CaseBrowser
 from .channels import ChannelPanel
 from .control_panel import ControlPanel
 from .dialogs import FacePickerDialog, NewCaseDialog, present, show_error, show_error_for
+from .examination_panel import ExaminationPanel
 from .explanation_state import ExplanationState
 from .style import app_icon
 from .views import PairViews, SideSource
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 def comparison_hint(comp) -> str:
     """What the empty view says about a comparison without results, and what the examiner can do about it."""
+    if comp.removed:
+        return (f"<h3>Comparison #{comp.id}: removed</h3><p>Removed {comp.removed_at[:16].replace('T', ' ')} UTC by"
+                f" {comp.removed_by}: {comp.removed_reason}</p><p>The report lists it as removed.</p>")
     head = f"<h3>Comparison #{comp.id}: {comp.status}</h3><p>{comp.status_message or ''}</p>"
     if comp.status == "failed":
         return head + ("<p>Running it again (Ctrl+R) gives the same outcome unless its cause has changed (e.g. tick"
@@ -53,6 +57,8 @@ class MainWindow(WindowActions, QMainWindow):
         self.device = device
         self.case_id: int | None = None
         self.comparison_id: int | None = None
+        self.comparison_removed = False   # the shown comparison was withdrawn (no runs, no assessments)
+        self.compare_window = None        # the open "Compare faces" window, if any
         self.face_choices: dict[int, dict[str, int]] = {}
         self._pending_choice: dict | None = None
         self._pending_drop: str | None = None
@@ -93,9 +99,14 @@ class MainWindow(WindowActions, QMainWindow):
         self.build_actions()
         self.views = PairViews()
         self.channels = ChannelPanel(self.state)
+        # below the views: the model's channels, then the examiner's own examination (kept apart from the model)
+        self.examination = ExaminationPanel(self.store)
+        self.examination.insertTab(0, self.channels, "Channels (model)")
+        self.examination.setCurrentIndex(0)
+        self.examination.message.connect(self.statusBar().showMessage)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.views)
-        split.addWidget(self.channels)
+        split.addWidget(self.examination)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setSizes([430, 250])
@@ -194,7 +205,9 @@ class MainWindow(WindowActions, QMainWindow):
     @Slot(object)
     def _load_comparison(self, comparison_id: int | None, select_result: int | None = None) -> None:
         self.comparison_id = comparison_id
+        self.comparison_removed = comparison_id is not None and self.store.get_comparison(comparison_id).removed
         self.controls.set_target(self.case_id, comparison_id)
+        self.examination.set_target(self.case_id, comparison_id, self.comparison_removed)
         results = self.store.list_results(comparison_id) if comparison_id is not None else []
         shown = self.cases.show_results(results, select_result)
         self._update_actions()
@@ -431,6 +444,8 @@ class MainWindow(WindowActions, QMainWindow):
                              Qt.Orientation.Horizontal)
 
     def closeEvent(self, event) -> None:
+        if self.compare_window is not None:
+            self.compare_window.close()
         self.controller.shutdown()
         self.loader.shutdown()
         super().closeEvent(event)
