@@ -192,3 +192,99 @@ def test_key_creation_and_report_verification_dialogs(qtbot, tmp_path):
     verify.report_edit.setText(str(tampered))
     verify.run()
     assert not verify.result.ok and "color" in verify.status.styleSheet()
+
+
+# --- items 2-5: the examiner's own examination ----------------------------------------------------------------
+def test_morphology_quality_review_and_propositions_are_recorded(qtbot, app_window, pair):
+    from PIL import Image
+
+    from xfr_desktop.core.morphology import FISWG_FEATURES
+
+    w = app_window
+    case_id = _new_case(w)
+    _analyse(qtbot, w, *pair)
+    qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+    panel, comp_id = w.examination, w.comparison_id
+    # FISWG features: a choice and a note are stored (audited) and shown back
+    row = [k for k, _ in FISWG_FEATURES].index("nose")
+    box = panel.value_boxes["nose"]
+    box.setCurrentIndex(box.findData("dissimilar"))
+    panel.features.item(row, 2).setText("wider alar base in B")
+    stored = w.store.feature_assessments(comp_id)["nose"]
+    assert (stored.value, stored.note) == ("dissimilar", "wider alar base in B")
+    assert "Dissimilar: 1" in panel.feature_summary.text()
+    assert "feature.assessed" in [e.action for e in w.store.list_audit(case_id)]
+    # photo quality: the size of each photo as the file says (PIL), not as the panel computed it
+    for col, path in enumerate(pair):
+        width, height = Image.open(path).size
+        assert panel.quality.item(0, col).text() == f"{width} × {height} px"
+    # review: the case's examiner cannot verify their own work; a second examiner can
+    panel.reviewer_edit.setText("tester")
+    panel.record_review()
+    assert "Not recorded" in panel.review_status.text() and not w.store.list_reviews(comp_id)
+    panel.reviewer_edit.setText("Second Examiner")
+    panel.verdict_combo.setCurrentIndex(panel.verdict_combo.findData("disagree"))
+    panel.review_note.setPlainText("nose assessment not reproducible")
+    panel.record_review()
+    (review,) = w.store.list_reviews(comp_id)
+    assert (review.reviewer, review.verdict) == ("Second Examiner", "disagree")
+    assert "DISAGREES" in panel.reviews.item(0).text()
+    # propositions of the case
+    panel.hp_edit.setPlainText("Hp: the suspect is the person in the CCTV still.")
+    panel.save_propositions()
+    assert w.store.get_case(case_id).proposition_prosecution == "Hp: the suspect is the person in the CCTV still."
+
+
+def test_compare_window_wipe_blend_and_annotations(qtbot, app_window, pair):
+    from xfr_desktop.gui.compare_window import wipe
+
+    w = app_window
+    _new_case(w)
+    _analyse(qtbot, w, *pair)
+    qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+    win = w.open_compare()
+    qtbot.addWidget(win)
+    a, b = w.result.a.aligned, w.result.b.aligned
+    win.source_combo.setCurrentIndex(win.source_combo.findData("aligned"))
+    win.mode_combo.setCurrentIndex(win.mode_combo.findData("wipe"))
+    win.slider.setValue(30)
+    shown = win.items["b"].image
+    x = round(0.3 * a.shape[1])
+    np.testing.assert_array_equal(shown[:, :x], a[:, :x])
+    np.testing.assert_array_equal(shown[:, x:], b[:, x:])
+    np.testing.assert_array_equal(wipe(a, b, 0.0), b)
+    win.mode_combo.setCurrentIndex(win.mode_combo.findData("blend"))
+    win.slider.setValue(25)
+    assert win.items["b"].opacity() == pytest.approx(0.25)
+    # annotations on the full-resolution originals: a point, then a rectangle from two corners
+    win.mode_combo.setCurrentIndex(win.mode_combo.findData("side"))
+    win.source_combo.setCurrentIndex(win.source_combo.findData("original"))
+    win.label_edit.setText("mole")
+    win.annotate("a", 30.5, 40.0)
+    win.tool_combo.setCurrentIndex(1)
+    win.annotate("b", 50, 60)
+    assert len(w.store.list_annotations(w.comparison_id)) == 1        # one corner is not a rectangle yet
+    win.annotate("b", 20, 90)
+    point, rect = w.store.list_annotations(w.comparison_id)
+    assert (point.side, point.kind, point.x, point.y, point.label) == ("a", "point", 30.5, 40.0, "mole")
+    assert (rect.side, rect.kind, rect.x, rect.y, rect.width, rect.height) == ("b", "rect", 20, 60, 30, 30)
+    assert win.annotations.count() == 2
+    win.annotations.setCurrentRow(0)
+    win.remove_selected()
+    assert [r.id for r in w.store.list_annotations(w.comparison_id)] == [rect.id]
+
+
+def test_originals_are_blended_in_photo_a_frame():
+    from xfr_desktop.gui.compare_window import PairImages, b_in_a_frame
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (50, 60, 3), dtype=np.uint8)
+    photo_a = np.kron(small, np.ones((4, 4, 1), np.uint8))           # 200 × 240
+    photo_b = np.kron(small, np.ones((8, 8, 1), np.uint8))           # the same scene at twice the size
+    images = PairImages(photos={"a": photo_a, "b": photo_b}, aligned={},
+                        transforms={"a": np.array([[0.5, 0, 0], [0, 0.5, 0]]),    # both map onto one aligned grid
+                                    "b": np.array([[0.25, 0, 0], [0, 0.25, 0]])})
+    a, b_warped = b_in_a_frame(images, "original")
+    assert b_warped.shape == photo_a.shape
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.mean(np.abs(b_warped[inner].astype(int) - photo_a[inner].astype(int))) < 2

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, Q
                                QLineEdit, QPlainTextEdit, QPushButton, QScrollArea, QSlider, QSpinBox, QStyle,
                                QVBoxLayout, QWidget)
 
-from ..core.calibration import format_stored_likelihood_ratio
+from ..core.evaluative import lr_statement, model_decision
 from ..core.errors import XfrError
 from ..core.map_style import map_style
 from .dialogs import show_error_for
@@ -104,9 +104,13 @@ class ControlPanel(QScrollArea):
         self.lr_verbal_label.setVisible(False)
         self.model_label, self.timing_label, self.faces_label = _label(wrap=True), _label(), _label()
         self.faces_label.setToolTip("Which detected face of each photo was compared (1 = the largest)")
-        return _form_box("Score", [self.decision_label, ("Cosine score:", self.score_label),
-                                   ("Threshold τ:", self.threshold_value_label), ("Likelihood ratio:", self.lr_label),
-                                   self.lr_verbal_label, ("Faces:", self.faces_label), ("Model:", self.model_label),
+        self.decision_flags = _label("", name="hint", wrap=True)
+        self.decision_flags.setVisible(False)
+        # the likelihood ratio is the evaluative result; the thresholded decision is the model's, at a τ
+        return _form_box("Score", [("Likelihood ratio:", self.lr_label), self.lr_verbal_label,
+                                   ("Cosine score:", self.score_label), ("Threshold τ:", self.threshold_value_label),
+                                   ("Model decision:", self.decision_label), self.decision_flags,
+                                   ("Faces:", self.faces_label), ("Model:", self.model_label),
                                    ("Computed:", self.timing_label)])
 
     def _parameters_box(self) -> QGroupBox:
@@ -232,6 +236,12 @@ class ControlPanel(QScrollArea):
         self.decision_label.setToolTip(f"score {r.score:+.5f} {'≥' if r.decision else '<'} τ {r.threshold:.5f}")
         self.decision_label.setProperty("verdict", "match" if r.decision else "nonmatch")
         restyle(self.decision_label)
+        p = (self.state.record.parameters or {}) if self.state.record is not None else {}
+        calibrated = p.get("model_threshold")
+        decision = model_decision(r.score, r.threshold, None if calibrated is None else float(calibrated),
+                                  (p.get("likelihood_ratio") or {}).get("value"), decision=r.decision)
+        self.decision_flags.setText("<br>".join(f"⚠ {f[:1].upper()}{f[1:]}." for f in decision.flags))
+        self.decision_flags.setVisible(bool(decision.flags))
 
     def _enable(self) -> None:
         have = self.state.result is not None
@@ -247,9 +257,9 @@ class ControlPanel(QScrollArea):
     def show_record_info(self, record, result) -> None:
         """Likelihood ratio, model and timing of the stored result shown."""
         p = record.parameters or {}
-        lr = p.get("likelihood_ratio") or {}
-        self.lr_label.setText(format_stored_likelihood_ratio({"value": lr.get("value")}))
-        verbal = lr.get("verbal")
+        statement = lr_statement(p.get("likelihood_ratio") or None)
+        self.lr_label.setText(f"<b>{statement.text}</b>" if statement else "— (the model has no calibration)")
+        verbal = statement.verbal if statement else None
         self.lr_verbal_label.setText(f"{verbal[:1].upper()}{verbal[1:]}." if verbal else "")
         self.lr_verbal_label.setToolTip(f"LR {self.lr_label.text()}: {verbal}" if verbal else "")
         self.lr_verbal_label.setVisible(bool(verbal))
@@ -264,6 +274,7 @@ class ControlPanel(QScrollArea):
 
     def _clear_record_info(self) -> None:
         self.lr_verbal_label.setVisible(False)
+        self.decision_flags.setVisible(False)
         for label in (self.score_label, self.threshold_value_label, self.lr_label, self.faces_label, self.model_label,
                       self.timing_label, self.decision_label):
             label.setText("—")
