@@ -218,6 +218,14 @@ def test_morphology_quality_review_and_propositions_are_recorded(qtbot, app_wind
     for col, path in enumerate(pair):
         width, height = Image.open(path).size
         assert panel.quality.item(0, col).text() == f"{width} × {height} px"
+    # a later measurement (an oblong photo with small eyes and GPS) is what the panel shows, with its warning
+    w.store.record_image_quality(comp_id, "b", {"width_px": 640, "height_px": 480, "inter_eye_px": 21.4,
+                                                "exif": {"make": "Canon", "gps_present": True},
+                                                "warnings": ["inter-eye distance 21 px is below 30 px"]})
+    panel.show_quality()
+    assert panel.quality.item(0, 1).text() == "640 × 480 px" and panel.quality.item(3, 1).text() == "21 px"
+    assert panel.quality.item(panel.quality.rowCount() - 1, 1).text() == "present"
+    assert "Photo B: inter-eye distance 21 px is below 30 px" in panel.quality_warnings.text()
     # review: the case's examiner cannot verify their own work; a second examiner can
     panel.reviewer_edit.setText("tester")
     panel.record_review()
