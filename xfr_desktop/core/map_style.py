@@ -95,7 +95,8 @@ def lut(kind: str, n: int = 256) -> np.ndarray:
 def opacity_ramp(kind: str, n: int = 256) -> np.ndarray:
     """(n,) in [0, 1]: how opaque each LUT entry is over a face (zero evidence leaves the face untinted)."""
     x = np.linspace(0, 1, n)
-    return np.abs(2 * x - 1) if map_style(kind).signed else x
+    # square root: a diffuse map at a third of its peak must still be seen, zero must stay untinted
+    return np.sqrt(np.abs(2 * x - 1) if map_style(kind).signed else x)
 
 
 def colour_levels(maps, kind: str) -> tuple[float, float]:

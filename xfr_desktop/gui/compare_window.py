@@ -107,7 +107,8 @@ class CompareWindow(QWidget):
                               ("", self.slider)):
             if label:
                 bar.addWidget(QLabel(label))
-            bar.addWidget(widget)
+            bar.addWidget(widget, 1 if widget is self.slider else 0)
+        bar.addStretch(0)
         side = QWidget()
         lay = QVBoxLayout(side)
         lay.addWidget(QLabel("<b>Annotations</b> (on the original photos, side by side)"))

@@ -44,7 +44,7 @@ class ExportDialog(QDialog):
         self.sign_check = QCheckBox("Sign the report (PAdES, SHA-256) with my key file")
         self.sign_check.setChecked(True)
         self.key_edit = QLineEdit(str(settings.value(SETTINGS_KEY_FILE, "") or ""))
-        self.key_edit.setPlaceholderText("examiner.p12 (create one with `xfr keys create`)")
+        self.key_edit.setPlaceholderText("examiner.p12 (create one: Tools ▸ Create signing key…)")
         browse_key = QPushButton("Browse…")
         browse_key.clicked.connect(self._browse_key)
         self.passphrase_edit = QLineEdit()

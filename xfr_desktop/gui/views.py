@@ -142,8 +142,10 @@ class PairViews(QWidget):
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=colour_maps("S")[0], interactive=False, width=12,
                                         label="")
         self.colorbar.axis.setWidth(64)
+        self.colorbar.axis.enableAutoSIPrefix(False)   # the caption carries the power of ten (map_style)
         self.colour_scale: ColourScale | None = None   # the ticks shown (None: no map, no scale)
         self._coloured_as: str | None = None           # the map kind whose colours the overlay and bar use
+        self._scale_key: tuple | None = None           # (scale, kind) the colour bar's ticks and caption show
         self.glw.addItem(self.colorbar, row=1, col=5, rowspan=2)
         self.glw.ci.layout.setColumnStretchFactor(0, 0)
         for col in range(1, 5):
@@ -319,8 +321,10 @@ class PairViews(QWidget):
 
     def _show_scale(self, scale: ColourScale | None, levels: tuple[float, float]) -> None:
         """The colour bar's ticks cover the data range, in one format; an empty map gets no scale at all."""
-        if scale == self.colour_scale and scale is not None:
+        key = (scale, self.display.mode)
+        if key == self._scale_key:
             return
+        self._scale_key = key
         self.colour_scale = scale
         self.colorbar.setLevels(levels)
         self.colorbar.setVisible(scale is not None)

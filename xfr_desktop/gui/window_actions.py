@@ -268,7 +268,8 @@ class WindowActions:
     def show_shortcuts(self) -> QMessageBox:
         rows = [(a.shortcut().toString(QKeySequence.SequenceFormat.NativeText), a.text().replace("&", "").rstrip("…"))
                 for a in (self.act_new_case, self.act_import, self.act_run, self.act_cancel, self.act_save,
-                          self.act_export, self.act_reset_zoom, self.act_about, self.act_quit)]
+                          self.act_export, self.act_compare, self.act_preferences, self.act_reset_zoom, self.act_about,
+                          self.act_quit)]
         table = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;&nbsp;</td><td>{t}</td></tr>" for k, t in rows)
         box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts",
                           f"<table>{table}</table><p>Mouse: wheel zooms, drag pans (all aligned-face panels"
