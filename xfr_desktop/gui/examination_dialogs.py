@@ -3,36 +3,30 @@ it) and removing a comparison with a recorded reason. Each calls one store metho
 one line inside the dialog, losing nothing that was typed."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QPlainTextEdit, QVBoxLayout
+from PySide6.QtWidgets import QDialogButtonBox, QLabel, QLineEdit, QPlainTextEdit
 
 from ..core.errors import XfrError
+from .forms import FormDialog
 
 
-class _StoreForm(QDialog):
+class _StoreForm(FormDialog):
+    """OK applies one store call; its one-line error stays in the dialog, with everything typed."""
+
     def __init__(self, parent, title: str, ok_text: str):
-        super().__init__(parent)
-        self.setWindowTitle(title)
-        self.setMinimumWidth(460)
-        self.form = QFormLayout()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setStyleSheet("color: #b00020;")
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(ok_text)
-        self.buttons.accepted.connect(self._apply)
-        self.buttons.rejected.connect(self.reject)
-        self.layout_ = QVBoxLayout(self)
-        self.layout_.addLayout(self.form)
+        super().__init__(parent, title, min_width=460)
+        self.ok_buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.ok_buttons.button(QDialogButtonBox.StandardButton.Ok).setText(ok_text)
+        self.ok_buttons.accepted.connect(self._apply)
+        self.ok_buttons.rejected.connect(self.reject)
 
     def finish_layout(self) -> None:
-        self.layout_.addWidget(self.status)
-        self.layout_.addWidget(self.buttons)
+        self.finish(self.ok_buttons, self.ok_buttons.button(QDialogButtonBox.StandardButton.Ok))
 
     def _apply(self) -> None:
         try:
             self.apply()
         except XfrError as exc:
-            self.status.setText(str(exc))
+            self.show_error(str(exc))
             return
         self.accept()
 

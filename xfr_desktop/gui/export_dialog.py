@@ -9,31 +9,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import QCheckBox, QDialogButtonBox, QFileDialog, QLabel, QLineEdit, QPushButton
 
+from .forms import FormDialog, row
 from .tasks import TaskRunner
 
 SETTINGS_KEY_FILE = "export/key_file"
 SETTINGS_FOLDER = "export/folder"
 
 
-class ExportDialog(QDialog):
+class ExportDialog(FormDialog):
     """``ExportDialog(parent, store, case_id)``; emits ``exported(ExportResult)`` after a successful export."""
 
     exported = Signal(object)
 
     def __init__(self, parent, store, case_id: int):
-        super().__init__(parent)
+        case = store.get_case(case_id)
+        super().__init__(parent, f"Export report: case {case.number}")
         self.store = store
         self.case_id = case_id
-        self.case = store.get_case(case_id)
+        self.case = case
         self.result = None
         self._runner: TaskRunner | None = None   # one thread per export, stopped when it ends
         self._task = None
-        self.setWindowTitle(f"Export report: case {self.case.number}")
-        self.setMinimumWidth(560)
         settings = QSettings()
 
         self.path_edit = QLineEdit(self._default_path(settings))
@@ -51,18 +50,12 @@ class ExportDialog(QDialog):
         self.passphrase_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.passphrase_edit.setPlaceholderText("never stored")
         self.sign_check.toggled.connect(self._sign_toggled)
-        for edit in (self.path_edit, self.key_edit, self.passphrase_edit):
-            edit.textEdited.connect(self._clear_error)
 
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-
-        form = QFormLayout()
-        form.addRow("Report file", _row(self.path_edit, browse_out))
+        form = self.form
+        form.addRow("Report file", row(self.path_edit, browse_out))
         form.addRow("", self.overwrite_check)
         form.addRow("", self.sign_check)
-        form.addRow("Key file", _row(self.key_edit, browse_key))
+        form.addRow("Key file", row(self.key_edit, browse_key))
         form.addRow("Passphrase", self.passphrase_edit)
         note = QLabel("The signing time comes from this computer's clock (no timestamp authority is used).")
         note.setWordWrap(True)
@@ -70,16 +63,8 @@ class ExportDialog(QDialog):
         self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
         self.buttons.accepted.connect(self.export)
         self.buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(note)
-        layout.addWidget(self.status)
-        layout.addWidget(self.buttons)
-        # Enter in any field exports. Only once every button is in the dialog can it know its default; before,
-        # Qt made the first "Browse…" the default and Enter opened a file dialog instead of exporting.
-        for button in self.findChildren(QPushButton):
-            button.setAutoDefault(False)
-        self.export_button.setDefault(True)
+        self.layout_.addWidget(note)
+        self.finish(self.buttons, self.export_button)   # Enter in any field exports
 
     # --- helpers -------------------------------------------------------------------------------------------
     def _default_path(self, settings) -> str:
@@ -104,19 +89,6 @@ class ExportDialog(QDialog):
     def _sign_toggled(self, on: bool) -> None:
         self.key_edit.setEnabled(on)
         self.passphrase_edit.setEnabled(on)
-
-    def show_error(self, message: str) -> None:
-        self.status.setStyleSheet("color: #b00020;")
-        self.status.setText(message)
-
-    def _clear_error(self) -> None:
-        """A corrected field makes the last error stale: it goes as soon as the examiner types."""
-        if self.status.styleSheet():
-            self.show_info("")
-
-    def show_info(self, message: str) -> None:
-        self.status.setStyleSheet("")
-        self.status.setText(message)
 
     @property
     def busy(self) -> bool:
@@ -198,12 +170,3 @@ def _export(store, case_id: int, path: str, identity, overwrite: bool):
     from ..report.export import export_case_report
 
     return export_case_report(store, case_id, path, identity=identity, overwrite=overwrite)
-
-
-def _row(*widgets) -> QWidget:
-    w = QWidget()
-    lay = QHBoxLayout(w)
-    lay.setContentsMargins(0, 0, 0, 0)
-    for widget in widgets:
-        lay.addWidget(widget)
-    return w

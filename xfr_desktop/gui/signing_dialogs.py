@@ -6,20 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QLabel, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem
+
+from .forms import FormDialog, row
 
 MIN_PASSPHRASE = 8
-
-
-def _row(*widgets) -> QWidget:
-    holder = QWidget()
-    lay = QHBoxLayout(holder)
-    lay.setContentsMargins(0, 0, 0, 0)
-    for widget in widgets:
-        lay.addWidget(widget)
-    return holder
 
 
 def _browse(edit: QLineEdit, chooser) -> QPushButton:
@@ -29,46 +20,24 @@ def _browse(edit: QLineEdit, chooser) -> QPushButton:
     return button
 
 
-class _FormDialog(QDialog):
-    """A form, a status line (red for errors) and one action button that Enter triggers."""
+class _ActionDialog(FormDialog):
+    """A form with one action button (Enter presses it) and Close."""
 
     def __init__(self, parent, title: str, action: str):
-        super().__init__(parent)
-        self.setWindowTitle(title)
-        self.setMinimumWidth(560)
-        self.form = QFormLayout()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.action_button = self.buttons.addButton(action, QDialogButtonBox.ButtonRole.ActionRole)
+        super().__init__(parent, title)
+        self.action_buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.action_button = self.action_buttons.addButton(action, QDialogButtonBox.ButtonRole.ActionRole)
         self.action_button.clicked.connect(self.run)
-        self.buttons.rejected.connect(self.reject)
-        self.layout_ = QVBoxLayout(self)
-        self.layout_.addLayout(self.form)
+        self.action_buttons.rejected.connect(self.reject)
 
     def finish_layout(self) -> None:
-        self.layout_.addWidget(self.status)
-        self.layout_.addWidget(self.buttons)
-        for button in self.findChildren(QPushButton):
-            button.setAutoDefault(False)
-        self.action_button.setDefault(True)
-        for edit in self.findChildren(QLineEdit):
-            edit.textEdited.connect(lambda *_: self.status.styleSheet() and self.show_info(""))
-
-    def show_error(self, message: str) -> None:
-        self.status.setStyleSheet("color: #b00020;")
-        self.status.setText(message)
-
-    def show_info(self, message: str) -> None:
-        self.status.setStyleSheet("")
-        self.status.setText(message)
+        self.finish(self.action_buttons, self.action_button)
 
     def run(self) -> None:
         raise NotImplementedError
 
 
-class KeyCreationDialog(_FormDialog):
+class KeyCreationDialog(_ActionDialog):
     """A self-signed examiner identity: FILE.p12 (key and certificate, pass-phrase protected) and FILE.pem."""
 
     def __init__(self, parent, name: str = "", organisation: str = "", folder: str | None = None):
@@ -86,7 +55,7 @@ class KeyCreationDialog(_FormDialog):
         self.form.addRow("Your name", self.name_edit)
         self.form.addRow("Organisation", self.org_edit)
         self.form.addRow("E-mail", self.email_edit)
-        self.form.addRow("Key file", _row(self.path_edit, _browse(self.path_edit, self._choose)))
+        self.form.addRow("Key file", row(self.path_edit, _browse(self.path_edit, self._choose)))
         self.form.addRow("Pass-phrase", self.pass_edit)
         self.form.addRow("Again", self.confirm_edit)
         note = QLabel("The certificate (.pem, written next to the key file) is what others use to check your"
@@ -134,7 +103,7 @@ STATUS_TEXT = {"valid": "Every signature is intact, covers the whole document an
                "untrusted": "The document is intact, but a signer's certificate is not among those you trust."}
 
 
-class VerifyReportDialog(_FormDialog):
+class VerifyReportDialog(_ActionDialog):
     """Checks a signed report against the certificates the examiner trusts; one row per signature."""
 
     def __init__(self, parent, report: str = "", trust: str = ""):
@@ -143,8 +112,8 @@ class VerifyReportDialog(_FormDialog):
         self.report_edit = QLineEdit(report)
         self.trust_edit = QLineEdit(trust)
         self.trust_edit.setPlaceholderText("certificate(s) you trust, .pem; separate several with ;")
-        self.form.addRow("Report (PDF)", _row(self.report_edit, _browse(self.report_edit, self._choose_report)))
-        self.form.addRow("Trusted certificates", _row(self.trust_edit, _browse(self.trust_edit, self._choose_trust)))
+        self.form.addRow("Report (PDF)", row(self.report_edit, _browse(self.report_edit, self._choose_report)))
+        self.form.addRow("Trusted certificates", row(self.trust_edit, _browse(self.trust_edit, self._choose_trust)))
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["Signer", "Signed at (signer's clock)", "Intact", "Trusted",
                                               "Changes after signing"])
@@ -173,10 +142,10 @@ class VerifyReportDialog(_FormDialog):
             return self.show_error("Choose the certificate(s) you trust: the signer's .pem file, or your lab's CA.")
         result = self.result = verify_pdf(report, trust)
         self.table.setRowCount(len(result.signatures))
-        for row, sig in enumerate(result.signatures):
+        for line, sig in enumerate(result.signatures):
             cells = (sig.signer, sig.signing_time, "yes" if sig.intact and sig.valid else "NO",
                      "yes" if sig.trusted else "no", sig.modification)
             for col, text in enumerate(cells):
-                self.table.setItem(row, col, QTableWidgetItem(str(text)))
+                self.table.setItem(line, col, QTableWidgetItem(str(text)))
         text = f"{result.message} {STATUS_TEXT.get(result.status, '')}".strip()
         self.show_info(text) if result.ok else self.show_error(text)
