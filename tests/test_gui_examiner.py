@@ -296,3 +296,22 @@ def test_originals_are_blended_in_photo_a_frame():
     assert b_warped.shape == photo_a.shape
     inner = (slice(8, -8), slice(8, -8))
     assert np.mean(np.abs(b_warped[inner].astype(int) - photo_a[inner].astype(int))) < 2
+
+
+def test_examiner_chooses_the_result_the_report_uses(qtbot, app_window, pair):
+    w = app_window
+    _new_case(w)
+    outcome = _analyse(qtbot, w, *pair)
+    qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+    first = outcome.record.id
+    assert w.cases.report_check.isChecked() and "in report" in w.cases.result_combo.currentText()
+    w.controls.topk_spin.setValue(3)                     # an exploratory top-3 result, saved after the analysis
+    w.save_as_new_result()
+    explored = w.record.id
+    assert explored != first and not w.cases.report_check.isChecked()   # the default stays the full analysis
+    assert w.store.report_result(w.comparison_id, include_blobs=False).id == first
+    w.cases.report_check.click()                         # the examiner picks the shown (top-3) result
+    assert w.store.report_result(w.comparison_id, include_blobs=False).id == explored
+    assert w.cases.report_check.isChecked() and "in report" in w.cases.result_combo.currentText()
+    w.cases.report_check.click()                         # and back to the default
+    assert w.store.report_result(w.comparison_id, include_blobs=False).id == first

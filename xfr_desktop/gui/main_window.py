@@ -121,6 +121,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.cases.case_chosen.connect(self._load_case)
         self.cases.comparison_chosen.connect(self._load_comparison)
         self.cases.result_chosen.connect(self._show_result_id)
+        self.cases.report_choice.connect(self.choose_report_result)
         self.cases.new_case_requested.connect(self.new_case)
         self.cases.import_requested.connect(self.import_dialog)
         self.case_dock = self._dock("Cases", "caseDock", self.cases, Qt.DockWidgetArea.LeftDockWidgetArea, 200)
@@ -209,7 +210,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.controls.set_target(self.case_id, comparison_id)
         self.examination.set_target(self.case_id, comparison_id, self.comparison_removed)
         results = self.store.list_results(comparison_id) if comparison_id is not None else []
-        shown = self.cases.show_results(results, select_result)
+        shown = self.cases.show_results(results, select_result, self._report_result_id(comparison_id, results))
         self._update_actions()
         if shown is not None:
             self._show_result_id(shown)
@@ -217,6 +218,24 @@ class MainWindow(WindowActions, QMainWindow):
         self.state.clear()
         if comparison_id is not None:
             self.views.set_empty_message(comparison_hint(self.store.get_comparison(comparison_id)))
+
+    def _report_result_id(self, comparison_id: int | None, results: list) -> int | None:
+        if comparison_id is None or not results:
+            return None
+        chosen = self.store.report_result(comparison_id, include_blobs=False)
+        return None if chosen is None else chosen.id
+
+    @Slot(bool)
+    def choose_report_result(self, use_shown: bool) -> None:
+        """The examiner's choice of the result a report uses (unticked: back to the first full analysis)."""
+        if self.comparison_id is None or self.record is None:
+            return
+        try:
+            self.store.choose_report_result(self.comparison_id, self.record.id if use_shown else None)
+        except XfrError as exc:
+            show_error_for(self, "StoreError", str(exc))
+        results = self.store.list_results(self.comparison_id)
+        self.cases.show_results(results, self.record.id, self._report_result_id(self.comparison_id, results))
 
     # --- showing results ---------------------------------------------------------------------------------
     @Slot(int)
