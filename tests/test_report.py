@@ -174,7 +174,8 @@ def test_stored_likelihood_ratio_is_the_one_reported(tmp_path, tiny_model):
         comp = store.list_comparisons(case.id)[0]
         result = explain_pair(tiny_model, *faces(3))
         params = result_parameters(result, likelihood_ratio={"value": 420.0, "verbal": None})
-        store.save_result(comp.id, result_payload(result, model_sha256="ee" * 32, parameters=params))
+        saved = store.save_result(comp.id, result_payload(result, model_sha256="ee" * 32, parameters=params))
+        store.choose_report_result(comp.id, saved.id)   # reports use the first full analysis unless told otherwise
         flat = " ".join(pdf_text(render_report(build_report_for_case(store, case.id)).pdf)[0].split())
     assert "LR = 420 (moderately strong support for the proposition that the two images show the same" in flat
 

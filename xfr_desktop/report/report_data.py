@@ -423,7 +423,7 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
                           f"analyse it again") from None
     section = comparison_from_explanation(
         result, title=title, image_a=images[0], image_b=images[1], lr=lr, parameters=record.parameters,
-        analysed_at=record.created_at, model_sha256=record.model_sha256 or "",
+        analysed_at=record.analysed_at, model_sha256=record.model_sha256 or "",
         conclusion=concl.text if concl is not None and concl.comparison_id == comp.id else "", k=k)
     # the stored decision is the one the examiner saw
     section.score, section.threshold, section.decision_label = record.score, record.threshold, \
@@ -433,7 +433,7 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
 
 def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256: str | None = None,
                           k: int = TOP_CHANNELS) -> ReportData:
-    """ReportData for a stored case, from the latest result of each comparison (no model needed)."""
+    """ReportData for a stored case, from each comparison's report result (store.report_result; no model needed)."""
     case = store.get_case(case_id)
     # verified before anything is read: a report must never present forged rows or a swapped photo as evidence
     verification = store.verify_audit(case_id)
@@ -443,7 +443,7 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
     used_models: dict[str, str] = {}
     cal_used = None
     for n, comp in enumerate(store.list_comparisons(case_id), 1):
-        record = store.latest_result(comp.id)
+        record = store.report_result(comp.id)  # the examiner's choice, else the first full analysis
         if record is None:
             continue
         section, cal = _comparison_section(store, case_id, n, comp, record, calibration, k)
