@@ -210,3 +210,65 @@ def test_stored_result_of_the_bundled_model_gets_its_card_excerpt(tmp_path):
     assert other.card_excerpt == ""
     for path, rec in older:
         assert path.name in rec.card_excerpt.split("\n")[0], f"no card of its own for {path.name}"
+
+
+# --- issue 14: report defects -----------------------------------------------------------------------------------
+def report_text(store, case_id) -> str:
+    return " ".join(pdf_text(render_report(build_report_for_case(store, case_id)).pdf)[0].split())
+
+
+def test_case_conclusion_and_comparison_note_are_reported_apart(tmp_path, tiny_model):
+    """A comparison note saved after the case conclusion must not be printed as the case's conclusion."""
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        comp = store.list_comparisons(case.id)[0]
+        store.set_conclusion(case.id, "Note on comparison one only.", author="Ann", comparison_id=comp.id)
+        data = build_report_for_case(store, case.id)
+        flat = report_text(store, case.id)
+    assert data.conclusion == "Support for different people."
+    assert data.comparisons[0].conclusion == "Note on comparison one only."
+    case_part = flat[flat.index("Examiner's conclusion on the case"):flat.index("Appendix: audit trail")]
+    assert "Support for different people." in case_part
+    assert "Note on comparison one only." not in case_part
+    assert "Examiner's note on this comparison Note on comparison one only." in flat
+
+
+def test_audit_details_are_whole_and_readable(tmp_path, tiny_model):
+    """Details are printed whole, as key: value lines, never cut mid-JSON."""
+    from xfr_desktop.store import open_store
+
+    long_text = "Long conclusion " + " ".join(f"word{i}" for i in range(160)) + " END-OF-TEXT"
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        store.set_conclusion(case.id, long_text, author="Ann")
+        rendered = render_report(build_report_for_case(store, case.id))
+    text, pages = pdf_text(rendered.pdf)
+    appendix = " ".join(text[text.index("Appendix: audit trail"):].split())
+    assert "END-OF-TEXT" in appendix and "word159" in appendix
+    assert "text: Long conclusion word0" in appendix
+    assert '{"' not in appendix                  # no raw JSON objects
+
+
+def test_failed_comparison_is_listed_not_left_out(tmp_path, tiny_model):
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, sha_a, sha_b, _ = analysed_case(store, tiny_model, tmp_path)
+        failed = store.add_comparison(case.id, sha_b, sha_a)
+        store.set_comparison_status(failed.id, "failed", "no face found in image A")
+        flat = report_text(store, case.id)
+    assert "Comparisons without a reported result" in flat
+    assert "Comparison 2" in flat and "failed: no face found in image A" in flat
+
+
+def test_export_is_audited_under_the_examiners_name(tmp_path, tiny_model):
+    from xfr_desktop.report.export import export_case_report
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        export_case_report(store, case.id, tmp_path / "r.pdf")
+        exported = [e for e in store.list_audit(case.id) if e.action == "report.exported"]
+    assert [e.actor for e in exported] == ["Ann Examiner"]

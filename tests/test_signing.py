@@ -221,3 +221,36 @@ def test_rsa_identity_from_a_lab_pki_signs_and_verifies(rendered, tmp_path):
     result = verify_pdf(signed.pdf, [ca_pem])
     assert result.ok, result.message
     assert "Rita RSA" in result.signatures[0].signer
+
+
+def test_signed_report_no_longer_says_not_signed(tmp_path, tiny_model, identity_files):
+    """Issue 14 (4): the placeholder's 'Not signed' text must not survive under the signature (pdftotext)."""
+    import shutil
+    import subprocess
+
+    from test_report import analysed_case
+
+    from xfr_desktop.report.export import export_case_report
+    from xfr_desktop.store import open_store
+
+    p12, pem = identity_files
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        export_case_report(store, case.id, tmp_path / "unsigned.pdf")
+        export_case_report(store, case.id, tmp_path / "signed.pdf", identity=load_signing_identity(p12, PASS))
+    assert verify_pdf(tmp_path / "signed.pdf", [pem]).ok
+    texts = {}
+    for name in ("unsigned", "signed"):
+        pdf = tmp_path / f"{name}.pdf"
+        if shutil.which("pdftotext"):
+            texts[name] = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                                         check=True).stdout
+        else:
+            import io
+
+            pypdf = pytest.importorskip("pypdf")
+            texts[name] = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf.read_bytes())).pages)
+    flat = {k: " ".join(v.split()) for k, v in texts.items()}
+    assert "Not signed: this PDF carries no digital signature" in flat["unsigned"]
+    # (pdftotext interleaves the appearance's words with a hidden placeholder's, so look for its tail)
+    assert "carries no digital signature" not in flat["signed"]

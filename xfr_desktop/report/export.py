@@ -40,8 +40,9 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
     if out_path.is_dir():
         raise ReportError(f"{out_path} is a folder; give a file name ending in .pdf")
     case = store.get_case(case_id)
+    actor = actor or case.examiner or None    # audited under the examiner's name, not the login name
     data = build_report_for_case(store, case.id)
-    rendered = render_report(data)
+    rendered = render_report(data, for_signing=identity is not None)
     pdf, signed = rendered.pdf, None
     if identity is not None:
         from .signing import sign_pdf

@@ -43,6 +43,7 @@ def styles():
         "body": base,
         "small": ParagraphStyle("small", parent=base, fontSize=7.5, leading=9.5),
         "tiny": ParagraphStyle("tiny", parent=base, fontSize=6, leading=7.5),
+        "detail": ParagraphStyle("detail", parent=base, fontSize=6.8, leading=8.4, leftIndent=14),
         "mono": ParagraphStyle("mono", parent=base, fontName=MONO_FONT, fontSize=6.8, leading=8.5),
         "title": ParagraphStyle("title", parent=base, fontName=BOLD_FONT, fontSize=17, leading=22, spaceAfter=6),
         "h1": ParagraphStyle("h1", parent=base, fontName=BOLD_FONT, fontSize=12.5, leading=16, spaceBefore=10,
@@ -58,6 +59,13 @@ def _p(text: Any, style) -> "Any":
     from reportlab.platypus import Paragraph
 
     return Paragraph(escape("" if text is None else str(text)).replace("\n", "<br/>"), style)
+
+
+def _markup(text: str, style):
+    """A paragraph of reportlab mini-markup the caller has escaped itself."""
+    from reportlab.platypus import Paragraph
+
+    return Paragraph(text, style)
 
 
 def _img(rgb: np.ndarray, width: float):
@@ -239,10 +247,33 @@ def comparison_section(section: ComparisonSection, st) -> list:
     return out
 
 
-class _SignaturePlaceholder:
-    """Factory for a flowable that reserves (and frames) the signature box and records where it landed."""
+def unreported_section(data: ReportData, st) -> list:
+    """Comparisons of the case that have no result in this report, and why: none is left out silently."""
+    if not data.unreported:
+        return []
+    rows = [[_p(h, st["small"]) for h in ("comparison", "status")]]
+    rows += [[_p(u.title, st["small"]), _p(u.reason, st["small"])] for u in data.unreported]
+    return [_p("Comparisons without a reported result", st["h1"]),
+            _p("These comparisons belong to the case but contribute nothing to this report.", st["small"]),
+            _data_table(rows, [9.0, 8.8])]
 
-    def __new__(cls, record: dict):
+
+def _data_table(rows: list, widths_cm: list[float]):
+    """A table with a header row that repeats on every page and rows that never split across pages."""
+    from reportlab.lib.units import cm
+    from reportlab.platypus import Table
+
+    t = Table(rows, colWidths=[w * cm for w in widths_cm], repeatRows=1, splitInRow=0, hAlign="LEFT")
+    t.setStyle(_table_style(header=True))
+    return t
+
+
+class _SignaturePlaceholder:
+    """Factory for a flowable that reserves (and frames) the signature box and records where it landed. A report
+    rendered for signing leaves the box blank: the signature's appearance fills it, and no "Not signed" text may
+    remain underneath (text extraction would still find it)."""
+
+    def __new__(cls, record: dict, signing: bool = False):
         from reportlab.lib import colors
         from reportlab.platypus import Flowable
 
@@ -260,7 +291,8 @@ class _SignaturePlaceholder:
                 c.setFont(BODY_FONT, 7.5)
                 c.setFillColor(colors.HexColor("#555555"))
                 c.drawString(6, self.height - 14, "Digital signature")
-                c.drawString(6, self.height - 26, "Not signed: this PDF carries no digital signature")
+                if not signing:
+                    c.drawString(6, self.height - 26, "Not signed: this PDF carries no digital signature")
                 x, y = c.absolutePosition(0, 0)
                 record["box"] = (x, y, x + self.width, y + self.height)
                 record["page"] = c.getPageNumber()
@@ -348,7 +380,7 @@ def conclusion_section(data: ReportData, st) -> list:
     from reportlab.lib.units import cm
     from reportlab.platypus import CondPageBreak, Spacer
 
-    story = [CondPageBreak(6 * cm), _p("Examiner's conclusion", st["h1"])]
+    story = [CondPageBreak(6 * cm), _p("Examiner's conclusion on the case", st["h1"])]
     if data.conclusion:
         # long texts go in paragraphs (which split across pages), not in table cells (which cannot)
         story.append(_p(data.conclusion, st["body"]))
@@ -369,34 +401,30 @@ def limitations_section(data: ReportData, st) -> list:
 
 
 def audit_appendix(data: ReportData, st) -> list:
-    """Appendix on a new page: the case's audit trail and its verification at export."""
-    from reportlab.lib.units import cm
-    from reportlab.platypus import PageBreak, Table
+    """Appendix on a new page: the case's audit trail, one block per entry with its details whole (key: value
+    lines, which wrap and may continue on the next page), and its verification at export."""
+    from reportlab.platypus import KeepTogether, PageBreak, Spacer
 
     story = [PageBreak(), _p("Appendix: audit trail of the case", st["h1"])]
     if data.audit_status:
         story.append(_p(f"Chain verification at export: {data.audit_status}", st["small"]))
-    if data.audit:
-        rows = [[_p(h, st["tiny"]) for h in ("#", "time (UTC)", "actor", "action", "object", "details",
-                                             "entry hash")]]
-        for r in data.audit:
-            obj = str(r.get("object", ""))
-            rows.append([_p(r.get("id", ""), st["tiny"]), _p(short_time(r.get("time", "")), st["tiny"]),
-                         _p(r.get("actor", ""), st["tiny"]), _p(r.get("action", ""), st["tiny"]),
-                         _p(obj if len(obj) <= 24 else obj[:22] + "…", st["tiny"]),
-                         _p(str(r.get("details", ""))[:600], st["tiny"]),
-                         _p(str(r.get("hash", ""))[:12] + "…", st["mono"])])
-        at = Table(rows, colWidths=[0.7 * cm, 2.5 * cm, 1.5 * cm, 2.4 * cm, 2.2 * cm, 6.0 * cm, 2.2 * cm],
-                   repeatRows=1, hAlign="LEFT")
-        at.setStyle(_table_style(header=True))
-        story.append(at)
-    else:
-        story.append(_p("No audit trail is attached (report built outside a case).", st["small"]))
+    if not data.audit:
+        return story + [_p("No audit trail is attached (report built outside a case).", st["small"])]
+    story.append(_p("Each entry: number, time (UTC), who, what, on which object, and the first 16 hex digits of "
+                    "the entry's hash; below it the entry's details.", st["small"]))
+    for r in data.audit:
+        head = " · ".join(str(v) for v in (f"#{r.get('id', '')}", short_time(r.get("time", "")), r.get("actor", ""),
+                                           r.get("action", ""), r.get("object", "")) if v)
+        block = [Spacer(1, 3), _markup(f"<b>{escape(head)}</b> · <font name='{MONO_FONT}'>"
+                                       f"{escape(str(r.get('hash', ''))[:16])}</font>", st["small"])]
+        for key, value in r.get("details") or []:
+            block.append(_markup(f"{escape(key)}: {escape(value)}" if key else escape(value), st["detail"]))
+        story.append(KeepTogether(block))
     return story
 
 
-def signature_section(record: dict) -> list:
+def signature_section(record: dict, signing: bool = False) -> list:
     """The signature box at the end of the last page; ``record`` learns where it landed."""
     from reportlab.platypus import CondPageBreak, Spacer
 
-    return [Spacer(1, 14), CondPageBreak(SIGNATURE_BOX_SIZE[1] + 20), _SignaturePlaceholder(record)]
+    return [Spacer(1, 14), CondPageBreak(SIGNATURE_BOX_SIZE[1] + 20), _SignaturePlaceholder(record, signing)]

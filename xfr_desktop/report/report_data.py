@@ -94,6 +94,15 @@ class ComparisonSection:
 
 
 @dataclass
+class UnreportedComparison:
+    """A comparison of the case that has no result in the report (failed, never analysed, removed), and why."""
+    number: int
+    title: str
+    status: str
+    reason: str = ""
+
+
+@dataclass
 class ReportData:
     case_number: str
     title: str = ""
@@ -106,13 +115,14 @@ class ReportData:
     model: ModelInfo = field(default_factory=ModelInfo)
     calibration: dict | None = None               # method, n_genuine, n_impostor, cllr, cllr_min, reference
     comparisons: list[ComparisonSection] = field(default_factory=list)
-    conclusion: str = ""
+    unreported: list[UnreportedComparison] = field(default_factory=list)
+    conclusion: str = ""                          # the case-level conclusion (comparison notes are per section)
     conclusion_scale: str = ""
     conclusion_notes: str = ""
     conclusion_author: str = ""
     conclusion_time: str = ""
     case_notes: str = ""
-    audit: list[dict] = field(default_factory=list)   # time, actor, action, object, details, hash
+    audit: list[dict] = field(default_factory=list)   # id, time, actor, action, object, details (pairs), hash
     audit_status: str = ""                        # the chain's verification at export time
     limitations: str = LIMITATIONS
 
@@ -381,15 +391,40 @@ def _stored_lr(parameters) -> tuple[float, str] | None:
         return None
 
 
+def detail_pairs(details) -> list[tuple[str, str]]:
+    """An audit entry's details as readable ``(key, value)`` lines: nested keys dotted (``parameters.top_k``),
+    lists of plain values comma-separated, nothing cut. Text that is not a JSON object stays one line."""
+    if isinstance(details, str):
+        try:
+            details = json.loads(details) if details.strip() else {}
+        except ValueError:
+            return [("", details)]
+    out: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            if not value:
+                out.append((prefix, "—"))
+            for key, sub in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), sub)
+        elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+            for i, sub in enumerate(value):
+                walk(f"{prefix}[{i + 1}]", sub)
+        elif isinstance(value, list):
+            out.append((prefix, ", ".join("—" if v is None else str(v) for v in value) or "—"))
+        else:
+            out.append((prefix, "—" if value is None or value == "" else str(value)))
+
+    walk("", details)
+    return out
+
+
 def _audit_rows(records) -> list[dict]:
     rows = []
     for r in records:
-        details = r.details
-        if not isinstance(details, str):
-            details = json.dumps(details, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         obj = f"{r.object_type or ''} {r.object_id if r.object_id is not None else ''}".strip()
         rows.append({"id": r.id, "time": r.time, "actor": r.actor, "action": r.action, "object": obj,
-                     "details": details or "", "hash": r.hash})
+                     "details": detail_pairs(r.details), "hash": r.hash})
     return rows
 
 
@@ -415,7 +450,7 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
     cal = _find_calibration(store, record.model_sha256, calibration)
     lr = _stored_lr(record.parameters) or (cal.describe(record.score) if cal is not None else None)
     concl = store.latest_conclusion(case_id, comparison_id=comp.id)
-    title = f"Comparison {n}: {images[0].name or comp.image_a[:12]} vs {images[1].name or comp.image_b[:12]}"
+    title = _comparison_title(n, images[0].name or comp.image_a[:12], images[1].name or comp.image_b[:12])
     try:
         result = explanation_from_result(record)
     except (ValueError, KeyError) as exc:
@@ -431,6 +466,29 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
     return section, cal
 
 
+def _comparison_title(n: int, name_a: str, name_b: str) -> str:
+    return f"Comparison {n}: {name_a} vs {name_b}"
+
+
+def _unreported(store, n: int, comp) -> UnreportedComparison:
+    names = []
+    for sha in (comp.image_a, comp.image_b):
+        try:
+            names.append(store.get_image(sha).original_name or sha[:12])
+        except XfrError:
+            names.append(sha[:12])
+    reason = {"new": "not analysed yet", "running": "analysis did not finish", "cancelled": "analysis cancelled",
+              "failed": "analysis failed"}.get(comp.status, comp.status)
+    return UnreportedComparison(number=n, title=_comparison_title(n, *names), status=comp.status,
+                                reason=reason + (f": {comp.status_message}" if comp.status_message else ""))
+
+
+def _case_conclusion(store, case_id: int):
+    """The latest conclusion on the whole case: comparison notes are not case conclusions."""
+    rows = [c for c in store.list_conclusions(case_id) if c.comparison_id is None]
+    return rows[-1] if rows else None
+
+
 def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256: str | None = None,
                           k: int = TOP_CHANNELS) -> ReportData:
     """ReportData for a stored case, from the latest result of each comparison (no model needed)."""
@@ -442,9 +500,11 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
     sections = []
     used_models: dict[str, str] = {}
     cal_used = None
+    unreported = []
     for n, comp in enumerate(store.list_comparisons(case_id), 1):
         record = store.latest_result(comp.id)
         if record is None:
+            unreported.append(_unreported(store, n, comp))
             continue
         section, cal = _comparison_section(store, case_id, n, comp, record, calibration, k)
         cal_used = cal_used or cal
@@ -454,12 +514,12 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
     if not sections:
         raise ReportError(f"case {case.number} has no analysed comparison to report")
     sha = model_sha256 or next(iter(used_models), "")
-    concl = store.latest_conclusion(case_id)
+    concl = _case_conclusion(store, case_id)
     return ReportData(
         case_number=case.number, title=case.title, examiner=case.examiner, organisation=case.organisation,
         case_created=case.created_at, case_modified=case.modified_at,
         model=_stored_model_info(store, sha, used_models.get(sha, "")),
-        calibration=calibration_summary(cal_used), comparisons=sections,
+        calibration=calibration_summary(cal_used), comparisons=sections, unreported=unreported,
         conclusion=concl.text if concl else "", conclusion_scale=(concl.scale or "") if concl else "",
         conclusion_notes=concl.notes if concl else "", conclusion_author=(concl.author or "") if concl else "",
         conclusion_time=concl.created_at if concl else "", case_notes=case.notes,
