@@ -10,7 +10,7 @@ import pytest
 from xfr_desktop.core.errors import StoreError
 from xfr_desktop.store import SCHEMA_VERSION, open_store, pack_arrays
 from xfr_desktop.store.audit import GENESIS_HASH, canonical_json, entry_hash
-from xfr_desktop.store.migrations import SCHEMA_V1_SQL
+from xfr_desktop.store.migrations import SCHEMA_V1_SQL, upgrade_statements
 from xfr_desktop.store.schema import Base
 
 NOW = "2025-01-02T03:04:05.000000+00:00"
@@ -60,15 +60,16 @@ def table_columns(db_path) -> dict[str, list[str]]:
 def test_v1_database_upgrades_without_losing_data(tmp_path):
     data = tmp_path / "data"
     maps = make_v1_database(data / "xfr.sqlite")
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     with open_store(data) as store:
-        assert store.schema_version() == 3
+        assert store.schema_version() == 4
         case = store.get_case(1)
         assert (case.number, case.title, case.n_comparisons) == ("OLD-1", "Old case", 1)
         old = store.latest_result(1)
         assert old.score == 0.8 and old.maps_npz == maps and old.residuals == b"residual bytes"
         assert old.faces_npz is None and old.model_name is None  # v2 columns exist, empty for old rows
-        assert store.latest_conclusion(1).text == "Support"
+        assert store.latest_conclusion(1, comparison_id=1).text == "Support"
+        assert store.latest_conclusion(1) is None  # a comparison note is not the case conclusion
         # the upgrade adopted the old rows: one entry on the case's chain, one (the image) on the system chain
         assert store.verify_audit().ok and store.verify_audit().n_entries == 4
         # the new columns work and the old audit chain continues
@@ -84,7 +85,7 @@ def test_v1_database_upgrades_without_losing_data(tmp_path):
         assert con.execute("SELECT version FROM schema_version").fetchone() == (1,)
         assert con.execute("SELECT number FROM cases").fetchall() == [("OLD-1",)]
     with open_store(data) as store:  # reopening does nothing more
-        assert store.schema_version() == 3 and len(store.list_results(1)) == 2
+        assert store.schema_version() == 4 and len(store.list_results(1)) == 2
 
 
 def test_upgraded_and_fresh_databases_have_the_same_tables_as_the_orm(tmp_path):
@@ -135,3 +136,81 @@ def test_empty_v1_database_from_helper_upgrades(tmp_path):
     with open_store(tmp_path / "d") as store:
         assert store.schema_version() == SCHEMA_VERSION
         assert store.create_case("N-1").id == 1
+
+
+# What schema 3 digested per row (store/integrity.py at schema 3), written out here as the reference.
+V3_FIELDS = {
+    "case": ("number", "title", "examiner", "organisation", "notes", "created_at"),
+    "image": ("sha256", "original_name", "original_path", "size", "width", "height", "format", "ext",
+              "imported_at"),
+    "comparison": ("case_id", "image_a", "image_b", "face_index_a", "face_index_b", "model_sha256", "model_name",
+                   "parameters", "created_at"),
+    "result": ("comparison_id", "created_at", "parameters", "score", "threshold", "model_sha256", "model_name",
+               "timings"),
+}
+
+
+def make_v3_database(path):
+    """What XFR Desktop with schema 3 wrote: a case, image, comparison and result, each bound to its entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    evidence = path.parent / "images" / SHA[:2] / f"{SHA}.jpg"
+    evidence.parent.mkdir(parents=True)
+    evidence.write_bytes(OLD_IMAGE)
+    rows = {
+        "case": dict(id=1, number="OLD-3", title="v3 case", examiner="Examiner", organisation="Lab", notes="",
+                     created_at=NOW, modified_at=NOW),
+        "image": dict(sha256=SHA, original_name="a.jpg", original_path="/old/a.jpg", size=len(OLD_IMAGE), width=4,
+                      height=4, format="JPEG", ext=".jpg", imported_at=NOW),
+        "comparison": dict(id=1, case_id=1, image_a=SHA, image_b=SHA, face_index_a=0, face_index_b=0,
+                           model_sha256="m" * 64, model_name="old", parameters="{}", status="done",
+                           created_at=NOW, status_message=None),
+        "result": dict(id=1, comparison_id=1, created_at=NOW, parameters='{"threshold":0.3}', score=0.8,
+                       threshold=0.3, decision=1, model_sha256="m" * 64, timings="{}", maps_npz=None,
+                       residuals_npz=None, faces_npz=None, model_name="old"),
+    }
+    con = sqlite3.connect(path)
+    for statement in upgrade_statements(0, 3):
+        con.execute(statement)
+    tables = {"case": "cases", "image": "images", "comparison": "comparisons", "result": "results"}
+    heads = {}
+    for kind, row in rows.items():
+        con.execute(f"INSERT INTO {tables[kind]} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()))
+        content = {"type": kind, **{f: row[f] for f in V3_FIELDS[kind]}}
+        if kind == "result":
+            content.update(decision=True, maps_npz=None, residuals_npz=None, faces_npz=None)
+        digest = hashlib.sha256(canonical_json(content).encode()).hexdigest()
+        chain = None if kind == "image" else 1
+        object_id = SHA if kind == "image" else "1"
+        details = canonical_json({"row_sha256": digest})
+        prev = heads.get(chain, GENESIS_HASH)
+        heads[chain] = entry_hash(prev, NOW, "examiner", f"{kind}.saved", chain, kind, object_id, details)
+        con.execute("INSERT INTO audit_log (time, actor, action, case_id, object_type, object_id, details, "
+                    "prev_hash, hash) VALUES (?, 'examiner', ?, ?, ?, ?, ?, ?, ?)",
+                    (NOW, f"{kind}.saved", chain, kind, object_id, details, prev, heads[chain]))
+    con.commit()
+    con.close()
+
+
+def test_v3_database_upgrades_to_the_examination_tables(tmp_path):
+    """A schema-3 database (raw SQL of the released steps, rows bound by schema 3's digests) gains the schema-4
+    tables; its rows still verify against the digests schema 3 recorded, and it takes the new facts."""
+    data = tmp_path / "d"
+    make_v3_database(data / "xfr.sqlite")
+    assert "reviews" not in table_columns(data / "xfr.sqlite")
+    with open_store(data) as store:
+        assert store.schema_version() == 4
+        assert store.verify_audit(1).ok, store.verify_audit(1).message
+        comparison = store.get_comparison(1)
+        assert comparison.removed_at is None and comparison.report_result_id is None
+        assert store.get_case(1).proposition_prosecution == ""
+        assert store.report_result(1).id == 1
+        store.set_feature_assessment(1, "nose", "similar", "same profile", author="Examiner B")
+        store.add_review(1, "agree", "checked", reviewer="Reviewer C")
+        store.set_propositions(1, prosecution="The man in A is the man in B.")
+        store.remove_comparison(1, "duplicate of another pair", actor="Examiner B")
+        assert store.verify_audit(1).ok, store.verify_audit(1).message
+        assert [r.reviewer for r in store.list_reviews(1)] == ["Reviewer C"]
+        assert store.get_comparison(1).removed_reason == "duplicate of another pair"
+    with sqlite3.connect(data / "xfr.sqlite.v3.bak") as con:
+        assert con.execute("SELECT version FROM schema_version").fetchone() == (3,)

@@ -104,6 +104,10 @@ def plan_analysis(store, comparison_id: int, *, face_choices: dict | None = None
     """The job for a stored comparison. ``face_choices``: side -> face index the examiner picked;
     ``prealigned`` forces skipping detection (the comparison's own setting also does)."""
     comp = store.get_comparison(comparison_id)
+    if comp.removed:
+        from .core.errors import StoreError
+
+        raise StoreError(f"comparison {comp.id} was removed ({comp.removed_reason}): it is not analysed again")
     params = comp.parameters or {}
     chosen = face_choices or {}
     ask = params.get("ask_face", False)   # several faces: ask instead of taking the largest

@@ -61,7 +61,32 @@ Public API (stable; all ids are ints, all times are ISO-8601 UTC strings, all er
     store.set_conclusion(case_id, text, *, scale=None, notes="", author=None, comparison_id=None)
         -> ConclusionRecord                                    # audited as "conclusion.edited"
     store.latest_conclusion(case_id, comparison_id=None) -> ConclusionRecord | None
+        # comparison_id None: the latest *case-level* conclusion (a comparison's note never counts as the case's)
     store.list_conclusions(case_id) -> list[ConclusionRecord]  # oldest first
+    # the examiner's workflow (schema 4; store/examination.py). Writes refuse a removed comparison.
+    store.actor_name(actor=None) -> str        # actor, else the examiner's name (preferences), else the OS user;
+                                               # every audited write without an actor is recorded under it
+    store.examiner_name() -> str | None; store.set_examiner_name(name, actor=None)
+    store.get_preference(key, default=None) -> str | None; store.set_preference(key, value, actor=None)
+    store.set_propositions(case_id, *, prosecution=None, defence=None, actor=None) -> CaseRecord
+        # '' = the default wording (core.evaluative); audited as case.updated
+    store.remove_comparison(comparison_id, reason, actor=None) -> ComparisonRecord   # row stays; .removed_*
+    store.choose_report_result(comparison_id, result_id | None, actor=None) -> ComparisonRecord
+    store.report_result(comparison_id, include_blobs=True) -> ResultRecord | None
+        # the chosen result, else the first full analysis (ResultRecord.is_full_analysis), else the first result
+    store.set_feature_assessment(comparison_id, feature, value, note="", author=None) -> FeatureAssessmentRecord
+        # feature: a key of core.morphology.FISWG_FEATURES; value: similar | dissimilar | not_assessable
+    store.feature_assessments(comparison_id) -> {feature: FeatureAssessmentRecord}   # current, FISWG order
+    store.feature_assessment_history(comparison_id) -> list[FeatureAssessmentRecord] # oldest first
+    store.add_annotation(comparison_id, side "a"|"b", kind "point"|"rect", x, y, width=0, height=0, label="",
+                         author=None) -> AnnotationRecord      # pixels of the full-resolution decoded photo
+    store.remove_annotation(annotation_id, actor=None) -> AnnotationRecord
+    store.list_annotations(comparison_id, side=None, include_removed=False) -> list[AnnotationRecord]
+    store.record_image_quality(comparison_id, side, data: dict, actor=None) -> ImageQualityRecord
+    store.image_quality(comparison_id, side) -> ImageQualityRecord | None   # the latest
+    store.add_review(comparison_id, verdict "agree"|"disagree", note="", reviewer=None) -> ReviewRecord
+        # ACE-V verification; refused when the reviewer is the case's examiner
+    store.list_reviews(comparison_id) -> list[ReviewRecord]   # oldest first
     # model registry
     store.register_model(name, path, *, sha256=None, card=None, activate=False, actor=None) -> ModelRecord
         # sha256 computed from the file when None; registering the same sha256 again updates name/path/card
@@ -83,17 +108,27 @@ Public API (stable; all ids are ints, all times are ISO-8601 UTC strings, all er
     default_actor() -> str                                     # the OS user name
 
 Records are frozen dataclasses (detached copies, safe to hand between threads):
-    CaseRecord(id, number, title, examiner, organisation, notes, created_at, modified_at, n_comparisons)
+    CaseRecord(id, number, title, examiner, organisation, notes, created_at, modified_at, n_comparisons,
+               proposition_prosecution, proposition_defence)
     ImageRecord(sha256, original_name, original_path, size, width, height, format, ext, imported_at)
     ComparisonRecord(id, case_id, image_a, image_b, face_index_a, face_index_b, model_sha256, model_name,
-                     parameters, status, status_message, created_at, n_results)
+                     parameters, status, status_message, created_at, n_results, removed_at, removed_reason,
+                     removed_by, report_result_id; .removed)
+        face_index_a/b are stored 0-based (0 = the largest face); people read them 1-based ("face 1")
     ConclusionRecord(id, case_id, comparison_id, text, scale, notes, author, created_at)
     ModelRecord(id, name, path, sha256, card, active, registered_at)
+    FeatureAssessmentRecord(id, comparison_id, feature, value, note, author, created_at)
+    AnnotationRecord(id, comparison_id, side, kind, x, y, width, height, label, author, created_at, removed_at,
+                     removed_by)
+    ImageQualityRecord(id, comparison_id, side, image_sha256, data (dict), created_at)
+    ReviewRecord(id, comparison_id, reviewer, verdict, note, created_at)
     AuditRecord(id, time, actor, action, case_id, object_type, object_id, details, prev_hash, hash)
         (details is the canonical JSON text exactly as hashed; .details_dict parses it)
 
 Audit actions logged by the store itself: case.created, case.updated, image.imported, comparison.added,
-analysis.saved, parameters.saved, conclusion.edited, model.registered, model.activated.
+analysis.saved, parameters.saved, conclusion.edited, model.registered, model.activated, comparison.removed,
+comparison.report_result_chosen, feature.assessed, annotation.added, annotation.removed, image_quality.recorded,
+review.recorded, preference.changed.
 Report/GUI helpers log: report.exported, report.signed (and anything else with log_event).
 Schema: ``SCHEMA_VERSION`` (current) with ordered upgrade steps in :mod:`xfr_desktop.store.migrations`;
 ``migrations.create_database_at_version(path, 1)`` writes an empty v1 database (for "opens an old database" tests:
@@ -106,13 +141,14 @@ from ..core.errors import StoreError
 from ..core.arrays import pack_arrays, unpack_arrays
 from .audit import AuditVerification, canonical_json, default_actor, entry_hash
 from .migrations import SCHEMA_VERSION
-from .records import (AuditRecord, CaseRecord, ComparisonRecord, ConclusionRecord, ImageRecord, ModelRecord,
-                      ResultRecord)
+from .records import (AnnotationRecord, AuditRecord, CaseRecord, ComparisonRecord, ConclusionRecord,
+                      FeatureAssessmentRecord, ImageQualityRecord, ImageRecord, ModelRecord, ResultRecord,
+                      ReviewRecord)
 from .repository import COMPARISON_STATUSES, Store, open_store
 
 __all__ = [
     "Store", "open_store", "StoreError", "SCHEMA_VERSION", "COMPARISON_STATUSES",
     "CaseRecord", "ImageRecord", "ComparisonRecord", "ResultRecord", "ConclusionRecord", "ModelRecord",
     "AuditRecord", "AuditVerification", "pack_arrays", "unpack_arrays", "canonical_json", "entry_hash",
-    "default_actor",
+    "default_actor", "FeatureAssessmentRecord", "AnnotationRecord", "ImageQualityRecord", "ReviewRecord",
 ]

@@ -6,8 +6,11 @@ Why this exists: the hash chain alone only protects the audit entries; a forger 
 swaps a file under ``images/`` leaves the chain intact. With the digests, such an edit no longer matches the entry
 that recorded the row, and a row that no entry records (inserted behind the app's back) is reported as well.
 
-Rules: results, comparisons, conclusions and images never change after they are saved, so *every* entry naming
-one must match it; a case can be edited (``case.updated``), so its *latest* entry must match.
+Rules: results, conclusions, images, feature assessments, image-quality records and reviews never change after
+they are saved, so *every* entry naming one must match it; a case can be edited (``case.updated``), a comparison
+removed or given a report result, an annotation removed, so for those the *latest* entry must match. Columns added
+in schema 4 to older kinds (propositions, removal, report result) join the digest only once they hold a value, so
+digests recorded before schema 4 still match.
 """
 from __future__ import annotations
 
@@ -19,11 +22,12 @@ from sqlalchemy.orm import Session, undefer
 
 from .audit import canonical_json
 from .imagestore import file_sha256
-from .schema import AuditLog, Case, Comparison, Conclusion, Image, Result
+from .schema import (Annotation, AuditLog, Case, Comparison, Conclusion, FeatureAssessment, Image, ImageQuality,
+                     Result, Review)
 
 ROW_KEY = "row_sha256"
 ADOPT_KEY = "rows"          # the migration's entry: {"<type>:<id>": digest} for rows older than the binding
-MUTABLE_TYPES = {"case"}
+MUTABLE_TYPES = {"case", "comparison", "annotation"}
 
 _FIELDS = {
     "case": ("number", "title", "examiner", "organisation", "notes", "created_at"),
@@ -34,9 +38,22 @@ _FIELDS = {
     "result": ("comparison_id", "created_at", "parameters", "score", "threshold", "model_sha256", "model_name",
                "timings"),
     "conclusion": ("case_id", "comparison_id", "text", "scale", "notes", "author", "created_at"),
+    "feature_assessment": ("comparison_id", "feature", "value", "note", "author", "created_at"),
+    "annotation": ("comparison_id", "side", "kind", "x", "y", "width", "height", "label", "author", "created_at",
+                   "removed_at", "removed_by"),
+    "image_quality": ("comparison_id", "side", "image_sha256", "data", "created_at"),
+    "review": ("comparison_id", "reviewer", "verdict", "note", "created_at"),
+}
+# schema-4 columns of older kinds: in the digest only when set (see the module docstring)
+_LATER_FIELDS = {
+    "case": ("proposition_prosecution", "proposition_defence"),
+    "comparison": ("removed_at", "removed_reason", "removed_by", "report_result_id"),
 }
 _BLOBS = ("maps_npz", "residuals_npz", "faces_npz")
-_KIND = {Case: "case", Image: "image", Comparison: "comparison", Result: "result", Conclusion: "conclusion"}
+_KIND = {Case: "case", Image: "image", Comparison: "comparison", Result: "result", Conclusion: "conclusion",
+         FeatureAssessment: "feature_assessment", Annotation: "annotation", ImageQuality: "image_quality",
+         Review: "review"}
+_PER_COMPARISON = (FeatureAssessment, Annotation, ImageQuality, Review)
 
 
 def kind_of(row) -> str:
@@ -52,6 +69,7 @@ def row_digest(row) -> str:
     """SHA-256 of the row's canonical content: the columns that state a fact (not status or modified_at)."""
     kind = kind_of(row)
     content = {"type": kind, **{f: getattr(row, f) for f in _FIELDS[kind]}}
+    content.update({f: getattr(row, f) for f in _LATER_FIELDS.get(kind, ()) if getattr(row, f)})
     if kind == "result":
         content["decision"] = bool(row.decision)
         content.update({b: _blob_sha(getattr(row, b)) for b in _BLOBS})
@@ -99,7 +117,10 @@ def rows_in_scope(s: Session, case_id: int | None) -> list:
     conclusions = select(Conclusion).order_by(Conclusion.id)
     if case_id is not None:
         conclusions = conclusions.where(Conclusion.case_id == case_id)
-    return [c for c in cases if c is not None] + images + comparisons + results + list(s.scalars(conclusions))
+    examination = [row for kind in _PER_COMPARISON
+                   for row in s.scalars(select(kind).where(kind.comparison_id.in_(ids)).order_by(kind.id))]
+    return ([c for c in cases if c is not None] + images + comparisons + results + list(s.scalars(conclusions))
+            + examination)
 
 
 def check_rows(s: Session, case_id: int | None) -> str | None:
@@ -173,6 +194,6 @@ def _chain_of(s: Session, row) -> int | None:
         return row.id
     if isinstance(row, (Comparison, Conclusion)):
         return row.case_id
-    if isinstance(row, Result):
+    if isinstance(row, (Result, *_PER_COMPARISON)):
         return s.get(Comparison, row.comparison_id).case_id
     return None  # images: shared between cases, checked from any chain

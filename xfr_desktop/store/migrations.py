@@ -120,8 +120,67 @@ SCHEMA_V3_SQL: list[str] = [
         BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: checkpoints cannot be deleted'); END""",
 ]
 
+# Version 4: the examiner's workflow (issue 14). Cases keep their two propositions ('' = the defaults of
+# core/evaluative.py); comparisons can be removed (the row stays, with when, why and by whom) and name the result a
+# report uses (NULL = the first full analysis); per comparison: FISWG feature assessments and ACE-V reviews
+# (append-only: the latest row per feature / reviewer is current), annotations on the full-resolution photos
+# (removable), image quality and provenance per side (JSON, the latest is current); preferences of this data
+# folder (the examiner's name used as the actor of every audited action).
+SCHEMA_V4_SQL: list[str] = [
+    "ALTER TABLE cases ADD COLUMN proposition_prosecution TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE cases ADD COLUMN proposition_defence TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE comparisons ADD COLUMN removed_at TEXT",
+    "ALTER TABLE comparisons ADD COLUMN removed_reason TEXT",
+    "ALTER TABLE comparisons ADD COLUMN removed_by TEXT",
+    "ALTER TABLE comparisons ADD COLUMN report_result_id INTEGER REFERENCES results(id)",
+    """CREATE TABLE feature_assessments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        comparison_id INTEGER NOT NULL REFERENCES comparisons(id),
+        feature TEXT NOT NULL,
+        value TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        author TEXT NOT NULL,
+        created_at TEXT NOT NULL)""",
+    "CREATE INDEX ix_feature_assessments_comparison ON feature_assessments(comparison_id, feature, id)",
+    """CREATE TABLE annotations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        comparison_id INTEGER NOT NULL REFERENCES comparisons(id),
+        side TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        x REAL NOT NULL,
+        y REAL NOT NULL,
+        width REAL NOT NULL DEFAULT 0,
+        height REAL NOT NULL DEFAULT 0,
+        label TEXT NOT NULL DEFAULT '',
+        author TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        removed_at TEXT,
+        removed_by TEXT)""",
+    "CREATE INDEX ix_annotations_comparison ON annotations(comparison_id, id)",
+    """CREATE TABLE image_quality (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        comparison_id INTEGER NOT NULL REFERENCES comparisons(id),
+        side TEXT NOT NULL,
+        image_sha256 TEXT NOT NULL REFERENCES images(sha256),
+        data TEXT NOT NULL,
+        created_at TEXT NOT NULL)""",
+    "CREATE INDEX ix_image_quality_comparison ON image_quality(comparison_id, side, id)",
+    """CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        comparison_id INTEGER NOT NULL REFERENCES comparisons(id),
+        reviewer TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL)""",
+    "CREATE INDEX ix_reviews_comparison ON reviews(comparison_id, id)",
+    """CREATE TABLE preferences (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL)""",
+]
+
 # UPGRADE_STEPS[i] takes a database from version i to version i + 1.
-UPGRADE_STEPS: list[list[str]] = [SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL]
+UPGRADE_STEPS: list[list[str]] = [SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL]
 SCHEMA_VERSION = len(UPGRADE_STEPS)
 
 

@@ -18,6 +18,8 @@ class CaseRecord:
     created_at: str
     modified_at: str
     n_comparisons: int = 0
+    proposition_prosecution: str = ""   # '' = the default wording (core.evaluative.propositions)
+    proposition_defence: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,14 @@ class ComparisonRecord:
     status_message: str | None
     created_at: str
     n_results: int = 0
+    removed_at: str | None = None       # set when the examiner removed it (the row stays; reports list it)
+    removed_reason: str | None = None
+    removed_by: str | None = None
+    report_result_id: int | None = None  # the result chosen for reports; None = the first full analysis
+
+    @property
+    def removed(self) -> bool:
+        return self.removed_at is not None
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,12 @@ class ResultRecord:
     @property
     def decision_label(self) -> str:
         return decision_label(self.decision)
+
+    @property
+    def is_full_analysis(self) -> bool:
+        """An analysis of every channel as computed (not a recombination at another τ, top-k or channel subset)."""
+        p = self.parameters or {}
+        return p.get("derived_from_result") is None and p.get("top_k") is None and p.get("channels") is None
 
     @property
     def residuals(self) -> bytes | None:
@@ -93,6 +109,54 @@ class ConclusionRecord:
     scale: str | None
     notes: str
     author: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class FeatureAssessmentRecord:
+    id: int
+    comparison_id: int
+    feature: str        # core.morphology.FISWG_FEATURES key
+    value: str          # similar | dissimilar | not_assessable
+    note: str
+    author: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class AnnotationRecord:
+    id: int
+    comparison_id: int
+    side: str           # "a" | "b"
+    kind: str           # "point" | "rect"
+    x: float            # pixels of the full-resolution photo as decoded (EXIF orientation applied)
+    y: float
+    width: float        # 0 for points
+    height: float
+    label: str
+    author: str
+    created_at: str
+    removed_at: str | None = None
+    removed_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageQualityRecord:
+    id: int
+    comparison_id: int
+    side: str
+    image_sha256: str
+    data: dict          # core.image_quality's measurements, warnings and provenance
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    id: int
+    comparison_id: int
+    reviewer: str
+    verdict: str        # "agree" | "disagree"
+    note: str
     created_at: str
 
 

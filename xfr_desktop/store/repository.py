@@ -20,13 +20,15 @@ from .integrity import ROW_KEY, row_digest
 from .arrays import as_npz_bytes
 from .audit import AuditVerification, utc_now
 from .db import Database
+from .examination import EXAMINER_NAME, ExaminationRepository
 from .imagestore import ImageStore, file_sha256
 from .records import (AuditRecord, CaseRecord, ComparisonRecord, ConclusionRecord, ImageRecord, ModelRecord,
                       ResultRecord)
-from .schema import AuditLog, Case, Comparison, Conclusion, Image, Model, Result
+from .schema import AuditLog, Case, Comparison, Conclusion, Image, Model, Preference, Result
 
 COMPARISON_STATUSES = ("new", "running", "done", "failed", "cancelled")
 CASE_FIELDS = ("number", "title", "examiner", "organisation", "notes")
+PROPOSITION_FIELDS = ("proposition_prosecution", "proposition_defence")
 
 
 def _loads(text: str | None) -> dict:
@@ -43,11 +45,13 @@ def _dumps(value: dict | None) -> str:
     return audit.stored_json(value)
 
 
-class Store(Database):
+class Store(Database, ExaminationRepository):
     """The case database, image store and audit trail of one data folder. See the package docstring."""
 
     def __init__(self, data_dir: str | os.PathLike | None = None, *, create: bool = True):
+        self._examiner: str | None = None
         super().__init__(data_dir, create=create)
+        self._examiner = self.get_preference(EXAMINER_NAME)
         self.images = ImageStore(self.images_dir)
         if not self.read_only:
             self.images.remove_stale_temp_files()
@@ -72,7 +76,7 @@ class Store(Database):
             s.flush()
             audit.append(s, "case.created", case_id=case.id, object_type="case", object_id=case.id,
                          details={**{f: getattr(case, f) for f in CASE_FIELDS}, ROW_KEY: row_digest(case)},
-                         actor=actor)
+                         actor=self.actor_name(actor))
             return self._case_record(s, case)
 
     def list_cases(self, search: str | None = None) -> list[CaseRecord]:
@@ -108,6 +112,9 @@ class Store(Database):
         unknown = set(changes) - set(CASE_FIELDS)
         if unknown:
             raise StoreError(f"cannot change {', '.join(sorted(unknown))} of a case")
+        return self._update_case_fields(case_id, changes, actor)
+
+    def _update_case_fields(self, case_id: int, changes: dict, actor: str | None) -> CaseRecord:
         with self.session() as s:
             case = self._case(s, case_id)
             if "number" in changes:
@@ -123,8 +130,9 @@ class Store(Database):
                 for f, change in diff.items():
                     setattr(case, f, change["new"])
                 case.modified_at = utc_now()
+                s.flush()
                 audit.append(s, "case.updated", case_id=case.id, object_type="case", object_id=case.id,
-                             details={**diff, ROW_KEY: row_digest(case)}, actor=actor)
+                             details={**diff, ROW_KEY: row_digest(case)}, actor=self.actor_name(actor))
             return self._case_record(s, case)
 
     # --- images ---------------------------------------------------------------------------------------------
@@ -152,7 +160,7 @@ class Store(Database):
                          details={"sha256": stored.sha256, "original_name": source.name,
                                   "original_path": str(source.resolve()), "size": stored.size,
                                   "width": stored.width, "height": stored.height, ROW_KEY: row_digest(image)},
-                         actor=actor)
+                         actor=self.actor_name(actor))
         return stored.sha256
 
     def get_image(self, sha256: str) -> ImageRecord:
@@ -195,7 +203,7 @@ class Store(Database):
                          details={"image_a": sha_a, "image_b": sha_b, "face_index_a": int(face_index_a),
                                   "face_index_b": int(face_index_b), "model_sha256": model_sha256,
                                   "model_name": model_name, "parameters": parameters or {},
-                                  ROW_KEY: row_digest(comparison)}, actor=actor)
+                                  ROW_KEY: row_digest(comparison)}, actor=self.actor_name(actor))
             return _comparison_record(comparison, 0)
 
     def get_comparison(self, comparison_id: int) -> ComparisonRecord:
@@ -254,7 +262,7 @@ class Store(Database):
                                   "decision": "match" if result.decision else "non-match",
                                   "parameters": parameters, "model_sha256": result.model_sha256,
                                   "previous_parameters": _loads(previous) if action == "parameters.saved" else None,
-                                  ROW_KEY: row_digest(result)}, actor=actor)
+                                  ROW_KEY: row_digest(result)}, actor=self.actor_name(actor))
             return _result_record(result, with_blobs=True)
 
     def latest_result(self, comparison_id: int) -> ResultRecord | None:
@@ -289,7 +297,7 @@ class Store(Database):
             self._case(s, case_id)
             if comparison_id is not None and self._comparison(s, comparison_id).case_id != case_id:
                 raise StoreError(f"comparison {comparison_id} does not belong to case {case_id}")
-            author = author or audit.default_actor()
+            author = self.actor_name(author)
             conclusion = Conclusion(case_id=case_id, comparison_id=comparison_id, text=text or "", scale=scale,
                                     notes=notes or "", author=author, created_at=utc_now())
             s.add(conclusion)
@@ -301,12 +309,13 @@ class Store(Database):
             return _conclusion_record(conclusion)
 
     def latest_conclusion(self, case_id: int, comparison_id: int | None = None) -> ConclusionRecord | None:
-        """The current conclusion of the case (or of one comparison when `comparison_id` is given)."""
+        """The current case-level conclusion (or that of one comparison when `comparison_id` is given): a note on
+        one comparison is never the case's conclusion."""
         with self.session(write=False) as s:
             self._case(s, case_id)
             query = select(Conclusion).where(Conclusion.case_id == case_id)
-            if comparison_id is not None:
-                query = query.where(Conclusion.comparison_id == comparison_id)
+            query = query.where(Conclusion.comparison_id.is_(None) if comparison_id is None
+                                else Conclusion.comparison_id == comparison_id)
             row = s.scalar(query.order_by(Conclusion.id.desc()).limit(1))
             return _conclusion_record(row) if row is not None else None
 
@@ -338,9 +347,10 @@ class Store(Database):
                     model.card = card
             s.flush()
             audit.append(s, "model.registered", object_type="model", object_id=sha256,
-                         details={"name": name, "path": str(path), "sha256": sha256}, actor=actor)
+                         details={"name": name, "path": str(path), "sha256": sha256},
+                         actor=self.actor_name(actor))
             if activate:
-                self._activate(s, model, actor)
+                self._activate(s, model, self.actor_name(actor))
             return _model_record(model)
 
     def list_models(self) -> list[ModelRecord]:
@@ -355,7 +365,7 @@ class Store(Database):
         """Make one registered model the active one (the others become inactive)."""
         with self.session() as s:
             model = self._model(s, model_id_or_sha256)
-            self._activate(s, model, actor)
+            self._activate(s, model, self.actor_name(actor))
             return _model_record(model)
 
     def active_model(self) -> ModelRecord | None:
@@ -372,7 +382,7 @@ class Store(Database):
             if case_id is not None:
                 self._case(s, case_id)
             return audit.append(s, action, case_id=case_id, object_type=object_type, object_id=object_id,
-                                details=details, actor=actor)
+                                details=details, actor=self.actor_name(actor))
 
     def list_audit(self, case_id: int | None = None) -> list[AuditRecord]:
         """Entries oldest first: one case's chain, or every entry when `case_id` is None."""
@@ -447,6 +457,10 @@ class Store(Database):
     def _n_results(s: Session, comparison_id: int) -> int:
         return int(s.scalar(select(func.count(Result.id)).where(Result.comparison_id == comparison_id)) or 0)
 
+    @classmethod
+    def _comparison_with_count(cls, s: Session, comparison: Comparison) -> ComparisonRecord:
+        return _comparison_record(comparison, cls._n_results(s, comparison.id))
+
     @staticmethod
     def _touch(s: Session, case_id: int) -> None:
         s.execute(update(Case).where(Case.id == case_id).values(modified_at=utc_now()))
@@ -465,7 +479,9 @@ class Store(Database):
             n_comparisons = s.scalar(select(func.count(Comparison.id)).where(Comparison.case_id == case.id)) or 0
         return CaseRecord(id=case.id, number=case.number, title=case.title, examiner=case.examiner,
                           organisation=case.organisation, notes=case.notes, created_at=case.created_at,
-                          modified_at=case.modified_at, n_comparisons=int(n_comparisons))
+                          modified_at=case.modified_at, n_comparisons=int(n_comparisons),
+                          proposition_prosecution=case.proposition_prosecution or "",
+                          proposition_defence=case.proposition_defence or "")
 
 
 def open_store(data_dir: str | os.PathLike | None = None, *, create: bool = True) -> Store:
@@ -489,7 +505,9 @@ def _comparison_record(c: Comparison, n_results: int) -> ComparisonRecord:
     return ComparisonRecord(id=c.id, case_id=c.case_id, image_a=c.image_a, image_b=c.image_b,
                             face_index_a=c.face_index_a, face_index_b=c.face_index_b, model_sha256=c.model_sha256,
                             model_name=c.model_name, parameters=_loads(c.parameters), status=c.status,
-                            status_message=c.status_message, created_at=c.created_at, n_results=n_results)
+                            status_message=c.status_message, created_at=c.created_at, n_results=n_results,
+                            removed_at=c.removed_at, removed_reason=c.removed_reason, removed_by=c.removed_by,
+                            report_result_id=c.report_result_id)
 
 
 def _result_record(r: Result, with_blobs: bool) -> ResultRecord:

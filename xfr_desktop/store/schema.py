@@ -24,6 +24,8 @@ class Case(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[str] = mapped_column(String)
     modified_at: Mapped[str] = mapped_column(String)
+    proposition_prosecution: Mapped[str] = mapped_column(Text, default="")  # v4; '' = the default wording
+    proposition_defence: Mapped[str] = mapped_column(Text, default="")  # v4
 
 
 class Image(Base):
@@ -64,6 +66,10 @@ class Comparison(Base):
     status: Mapped[str] = mapped_column(String, default="new")
     created_at: Mapped[str] = mapped_column(String)
     status_message: Mapped[str | None] = mapped_column(Text)  # v2
+    removed_at: Mapped[str | None] = mapped_column(String)  # v4: the row stays, the report lists it as removed
+    removed_reason: Mapped[str | None] = mapped_column(Text)  # v4
+    removed_by: Mapped[str | None] = mapped_column(Text)  # v4
+    report_result_id: Mapped[int | None] = mapped_column(ForeignKey("results.id"))  # v4; None = first full analysis
 
 
 class Result(Base):
@@ -121,3 +127,58 @@ class AuditCheckpoint(Base):  # v3
     signer: Mapped[str] = mapped_column(Text)
     certificate_pem: Mapped[str] = mapped_column(Text)
     signature: Mapped[str] = mapped_column(String)  # hex
+
+
+class FeatureAssessment(Base):  # v4: append-only, the latest row per (comparison, feature) is current
+    __tablename__ = "feature_assessments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id"))
+    feature: Mapped[str] = mapped_column(String)  # a key of core.morphology.FISWG_FEATURES
+    value: Mapped[str] = mapped_column(String)  # similar | dissimilar | not_assessable
+    note: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String)
+
+
+class Annotation(Base):  # v4
+    __tablename__ = "annotations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id"))
+    side: Mapped[str] = mapped_column(String)  # a | b
+    kind: Mapped[str] = mapped_column(String)  # point | rect
+    x: Mapped[float] = mapped_column(Float)  # pixels of the full-resolution stored photo (after EXIF orientation)
+    y: Mapped[float] = mapped_column(Float)
+    width: Mapped[float] = mapped_column(Float, default=0.0)
+    height: Mapped[float] = mapped_column(Float, default=0.0)
+    label: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String)
+    removed_at: Mapped[str | None] = mapped_column(String)
+    removed_by: Mapped[str | None] = mapped_column(Text)
+
+
+class ImageQuality(Base):  # v4: the latest row per (comparison, side) is current
+    __tablename__ = "image_quality"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id"))
+    side: Mapped[str] = mapped_column(String)
+    image_sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"))
+    data: Mapped[str] = mapped_column(Text)  # JSON (core.image_quality)
+    created_at: Mapped[str] = mapped_column(String)
+
+
+class Review(Base):  # v4: ACE-V verification, append-only
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id"))
+    reviewer: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str] = mapped_column(String)  # agree | disagree
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[str] = mapped_column(String)
+
+
+class Preference(Base):  # v4
+    __tablename__ = "preferences"
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[str] = mapped_column(String)
