@@ -272,3 +272,42 @@ def test_export_is_audited_under_the_examiners_name(tmp_path, tiny_model):
         export_case_report(store, case.id, tmp_path / "r.pdf")
         exported = [e for e in store.list_audit(case.id) if e.action == "report.exported"]
     assert [e.actor for e in exported] == ["Ann Examiner"]
+
+
+def test_report_uses_the_first_full_analysis_or_the_chosen_result(tmp_path, tiny_model, capsys):
+    """Issue 14 (3): a later exploratory result must not replace the full analysis silently; --result N picks one."""
+    from xfr_desktop.core.serialize import result_parameters, result_payload
+    from xfr_desktop.store import open_store
+
+    data_dir = tmp_path / "data"
+    with open_store(data_dir) as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        comp = store.list_comparisons(case.id)[0]
+        first = store.list_results(comp.id)[0]
+        explore = explain_pair(tiny_model, *faces(0))
+        params = result_parameters(explore, likelihood_ratio=None)
+        params["top_k"] = 4
+        later = store.save_result(comp.id, result_payload(explore, model_sha256="ee" * 32, parameters=params))
+        data = build_report_for_case(store, case.id)
+        assert data.comparisons[0].result_id == first.id
+        assert "result 1 of 2, the first full analysis" in data.comparisons[0].result_choice
+        data = build_report_for_case(store, case.id, result_ids=[later.id])
+        assert data.comparisons[0].result_id == later.id
+        with pytest.raises(ReportError, match="no stored result 999"):
+            build_report_for_case(store, case.id, result_ids=[999])
+    out = tmp_path / "r.pdf"
+    assert xfr_main(["--data-dir", str(data_dir), "report", "--case", case.number, "--out", str(out),
+                     "--result", str(later.id)]) == 0
+    flat = " ".join(pdf_text(out.read_bytes())[0].split())
+    assert f"result 2 of 2, chosen for this report (result id {later.id})" in flat
+
+
+def test_removed_comparison_is_listed_with_its_reason(tmp_path, tiny_model):
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, sha_a, sha_b, _ = analysed_case(store, tiny_model, tmp_path)
+        extra = store.add_comparison(case.id, sha_b, sha_a)
+        store.remove_comparison(extra.id, "duplicate of comparison 1", actor="Ann Examiner")
+        flat = report_text(store, case.id)
+    assert "removed by Ann Examiner on" in flat and "duplicate of comparison 1" in flat

@@ -9,10 +9,13 @@ from ..core.numbers import json_text
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="write a case's PDF report, optionally signed (PAdES)",
-        description="Builds the report from the latest result of each comparison of the case (global --data-dir) "
-                    "and logs the export (and signing) to the case's audit trail.")
+        description="Builds the report of a case (global --data-dir) from one stored result per comparison: the one "
+                    "given with --result, else the one the examiner chose, else the first full analysis; logs the "
+                    "export (and signing) to the case's audit trail.")
     p.add_argument("--case", required=True, metavar="ID", help="case id or case number")
     p.add_argument("--out", required=True, metavar="FILE.pdf", help="the PDF to write")
+    p.add_argument("--result", action="append", type=int, metavar="N",
+                   help="report stored result N for its comparison (see `xfr cases show`); repeat for several")
     p.add_argument("--sign", metavar="FILE.p12", help="sign with this PKCS#12 key file (see `xfr keys create`)")
     add_passphrase_options(p)
     p.add_argument("--force", action="store_true", help="overwrite FILE.pdf if it exists")
@@ -65,7 +68,8 @@ def run_report(args) -> int:
         print("xfr: note: a passphrase was given without --sign; the report is not signed", file=sys.stderr)
     with open_store(args.data_dir, create=False) as store:
         case = store.find_case(args.case)
-        result = export_case_report(store, case.id, args.out, identity=identity, overwrite=args.force)
+        result = export_case_report(store, case.id, args.out, identity=identity, overwrite=args.force,
+                                    result_ids=args.result)
     print(f"wrote {result.path} ({result.n_pages} pages, sha256 {result.sha256})")
     if not result.recorded:
         print(f"xfr: note: {store.data_dir} is read-only: this export is not recorded in its audit trail",

@@ -28,7 +28,7 @@ class ExportResult:
 
 
 def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, identity=None, actor: str | None = None,
-                       overwrite: bool = False) -> ExportResult:
+                       overwrite: bool = False, result_ids=None) -> ExportResult:
     """Build the report of ``case_id`` into ``out_path``; sign it with ``identity`` (a SigningIdentity) if given.
 
     Audit: ``report.exported`` (file, sha256 of the unsigned report, pages) and, when signed, ``report.signed``
@@ -40,8 +40,9 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
     if out_path.is_dir():
         raise ReportError(f"{out_path} is a folder; give a file name ending in .pdf")
     case = store.get_case(case_id)
-    actor = actor or case.examiner or None    # audited under the examiner's name, not the login name
-    data = build_report_for_case(store, case.id)
+    # audited under the examiner's name (the preference, else the case's examiner), never the login name
+    actor = actor or store.examiner_name() or case.examiner or None
+    data = build_report_for_case(store, case.id, result_ids=result_ids)
     rendered = render_report(data, for_signing=identity is not None)
     pdf, signed = rendered.pdf, None
     if identity is not None:
@@ -67,7 +68,8 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
         if recorded:
             store.log_event("report.exported", case_id=case.id, object_type="report", object_id=out_path.name,
                             details={"file": str(out_path.resolve()), "sha256_unsigned": rendered.sha256,
-                                     "pages": rendered.n_pages, "comparisons": len(data.comparisons)}, actor=actor)
+                                     "pages": rendered.n_pages, "comparisons": len(data.comparisons),
+                                     "results": [c.result_id for c in data.comparisons]}, actor=actor)
         if signed is not None and recorded:
             store.log_event("report.signed", case_id=case.id, object_type="report", object_id=out_path.name,
                             details={"file": str(out_path.resolve()), "sha256": final_sha, "signer": signed.signer,

@@ -116,6 +116,12 @@ def short_time(iso: str) -> str:
     return t.replace(microsecond=0).isoformat(sep=" ")
 
 
+def _time_with_note(text: str) -> str:
+    """short_time of an ISO time that may carry a note in brackets after it."""
+    iso, _, note = str(text or "").partition(" (")
+    return short_time(iso) + (f" ({note}" if note else "")
+
+
 def _fmt_float(v, digits=4) -> str:
     try:
         return f"{float(v):.{digits}f}"
@@ -158,7 +164,9 @@ def _images_flowables(section: ComparisonSection, st) -> list:
         (f"SHA-256 of image {section.image_a.label}", _p(section.image_a.sha256 or "n/a", st["mono"])),
         (f"SHA-256 of image {section.image_b.label}", _p(section.image_b.sha256 or "n/a", st["mono"])),
         ("Model SHA-256", _p(section.model_sha256 or "n/a", st["mono"])),
-        ("Analysed at", short_time(section.analysed_at) or "n/a"),
+        ("Analysed at", _time_with_note(section.analysed_at) or "n/a"),
+        ("Result shown", f"{section.result_choice} (result id {section.result_id})" if section.result_id else
+         "the explanation computed for this report"),
     ]))
     return out
 

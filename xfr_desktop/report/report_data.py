@@ -91,6 +91,8 @@ class ComparisonSection:
     analysed_at: str = ""
     model_sha256: str = ""
     conclusion: str = ""                          # examiner's conclusion for this comparison, if any
+    result_id: int | None = None                  # the stored result shown, and how it was chosen
+    result_choice: str = ""
 
 
 @dataclass
@@ -458,7 +460,7 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
                           f"analyse it again") from None
     section = comparison_from_explanation(
         result, title=title, image_a=images[0], image_b=images[1], lr=lr, parameters=record.parameters,
-        analysed_at=record.created_at, model_sha256=record.model_sha256 or "",
+        analysed_at=_analysis_time(record), model_sha256=record.model_sha256 or "",
         conclusion=concl.text if concl is not None and concl.comparison_id == comp.id else "", k=k)
     # the stored decision is the one the examiner saw
     section.score, section.threshold, section.decision_label = record.score, record.threshold, \
@@ -466,32 +468,82 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
     return section, cal
 
 
+def _analysis_time(record) -> str:
+    """When the analysis ran (kept by recombinations), else the save time marked as such (older results)."""
+    ran = (record.parameters or {}).get("analysed_at")
+    return str(ran) if ran else f"{record.created_at} (saved; analysis time not recorded)"
+
+
 def _comparison_title(n: int, name_a: str, name_b: str) -> str:
     return f"Comparison {n}: {name_a} vs {name_b}"
 
 
 def _unreported(store, n: int, comp) -> UnreportedComparison:
+    """Why ``comp`` has no section: removed (by whom, when, why) or never successfully analysed."""
     names = []
     for sha in (comp.image_a, comp.image_b):
         try:
             names.append(store.get_image(sha).original_name or sha[:12])
         except XfrError:
             names.append(sha[:12])
+    title = _comparison_title(n, *names)
+    if getattr(comp, "removed", False):
+        return UnreportedComparison(number=n, title=title, status="removed", reason=(
+            f"removed by {comp.removed_by or '?'} on {_short_utc(comp.removed_at)}: {comp.removed_reason}"))
     reason = {"new": "not analysed yet", "running": "analysis did not finish", "cancelled": "analysis cancelled",
               "failed": "analysis failed"}.get(comp.status, comp.status)
-    return UnreportedComparison(number=n, title=_comparison_title(n, *names), status=comp.status,
+    return UnreportedComparison(number=n, title=title, status=comp.status,
                                 reason=reason + (f": {comp.status_message}" if comp.status_message else ""))
 
 
-def _case_conclusion(store, case_id: int):
-    """The latest conclusion on the whole case: comparison notes are not case conclusions."""
-    rows = [c for c in store.list_conclusions(case_id) if c.comparison_id is None]
-    return rows[-1] if rows else None
+def _short_utc(iso: str | None) -> str:
+    try:
+        return datetime.fromisoformat(str(iso)).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return str(iso or "?")
+
+
+def _report_results(store, case_id: int, comparisons, chosen_ids) -> dict[int, tuple]:
+    """{comparison id: (ResultRecord, how it was chosen)} for the comparisons that are reported.
+
+    ``chosen_ids`` (result ids, e.g. ``xfr report --result N``) override the comparison's stored choice."""
+    by_comparison: dict[int, int] = {}
+    for rid in chosen_ids or ():
+        try:
+            record = store.get_result(int(rid))
+            comp = store.get_comparison(record.comparison_id)
+        except (XfrError, TypeError, ValueError):
+            raise ReportError(f"there is no stored result {rid}") from None
+        if comp.case_id != case_id:
+            raise ReportError(f"result {rid} belongs to another case")
+        if record.comparison_id in by_comparison:
+            raise ReportError(f"results {by_comparison[record.comparison_id]} and {rid} are both of comparison "
+                              f"{record.comparison_id}; choose one")
+        by_comparison[record.comparison_id] = record.id
+    out = {}
+    for comp in comparisons:
+        if getattr(comp, "removed", False):
+            continue
+        results = store.list_results(comp.id)
+        if comp.id in by_comparison:
+            rid, how = by_comparison[comp.id], "chosen for this report"
+        elif getattr(comp, "report_result_id", None) is not None:
+            rid, how = comp.report_result_id, "chosen by the examiner"
+        else:
+            record = store.report_result(comp.id, include_blobs=False)
+            if record is None:
+                continue
+            rid, how = record.id, ("the first full analysis" if record.is_full_analysis else "the first result")
+        ids = [r.id for r in results]
+        position = f"result {ids.index(rid) + 1} of {len(ids)}" if rid in ids else f"result id {rid}"
+        out[comp.id] = (store.get_result(rid), f"{position}, {how}")
+    return out
 
 
 def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256: str | None = None,
-                          k: int = TOP_CHANNELS) -> ReportData:
-    """ReportData for a stored case, from the latest result of each comparison (no model needed)."""
+                          k: int = TOP_CHANNELS, result_ids=None) -> ReportData:
+    """ReportData for a stored case (no model needed): per comparison the result given in ``result_ids``, else the
+    examiner's choice, else the first full analysis; removed and unanalysed comparisons are listed apart."""
     case = store.get_case(case_id)
     # verified before anything is read: a report must never present forged rows or a swapped photo as evidence
     verification = store.verify_audit(case_id)
@@ -501,12 +553,15 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
     used_models: dict[str, str] = {}
     cal_used = None
     unreported = []
-    for n, comp in enumerate(store.list_comparisons(case_id), 1):
-        record = store.latest_result(comp.id)
-        if record is None:
+    comparisons = store.list_comparisons(case_id)
+    chosen = _report_results(store, case_id, comparisons, result_ids)
+    for n, comp in enumerate(comparisons, 1):
+        if comp.id not in chosen:
             unreported.append(_unreported(store, n, comp))
             continue
+        record, how = chosen[comp.id]
         section, cal = _comparison_section(store, case_id, n, comp, record, calibration, k)
+        section.result_id, section.result_choice = record.id, how
         cal_used = cal_used or cal
         sections.append(section)
         if record.model_sha256:
@@ -514,7 +569,7 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
     if not sections:
         raise ReportError(f"case {case.number} has no analysed comparison to report")
     sha = model_sha256 or next(iter(used_models), "")
-    concl = _case_conclusion(store, case_id)
+    concl = store.latest_conclusion(case_id)   # case-level only: comparison notes go with their comparison
     return ReportData(
         case_number=case.number, title=case.title, examiner=case.examiner, organisation=case.organisation,
         case_created=case.created_at, case_modified=case.modified_at,
