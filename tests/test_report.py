@@ -174,8 +174,9 @@ def test_stored_likelihood_ratio_is_the_one_reported(tmp_path, tiny_model):
         comp = store.list_comparisons(case.id)[0]
         result = explain_pair(tiny_model, *faces(3))
         params = result_parameters(result, likelihood_ratio={"value": 420.0, "verbal": None})
-        store.save_result(comp.id, result_payload(result, model_sha256="ee" * 32, parameters=params))
-        flat = " ".join(pdf_text(render_report(build_report_for_case(store, case.id)).pdf)[0].split())
+        chosen = store.save_result(comp.id, result_payload(result, model_sha256="ee" * 32, parameters=params))
+        data = build_report_for_case(store, case.id, result_ids=[chosen.id])
+        flat = " ".join(pdf_text(render_report(data).pdf)[0].split())
     assert "LR = 420 (moderately strong support for the proposition that the two images show the same" in flat
 
 
@@ -311,3 +312,78 @@ def test_removed_comparison_is_listed_with_its_reason(tmp_path, tiny_model):
         store.remove_comparison(extra.id, "duplicate of comparison 1", actor="Ann Examiner")
         flat = report_text(store, case.id)
     assert "removed by Ann Examiner on" in flat and "duplicate of comparison 1" in flat
+
+
+# --- issue 14 (8): layout ----------------------------------------------------------------------------------------
+def test_parameters_are_a_two_column_table_with_one_based_faces(explanation, tiny_model):
+    from xfr_desktop.core.serialize import result_parameters
+
+    params = result_parameters(explanation, likelihood_ratio=None)
+    params.update(face_index_a=0, face_index_b=2, device="cpu")
+    data = report_data_from_explanation(explanation, model=tiny_model, case_number="P-1")
+    data.comparisons[0].parameters = params
+    flat = " ".join(pdf_text(render_report(data).pdf)[0].split())
+    section = flat[flat.index("Result and parameters"):flat.index("Explanation maps")]
+    assert "{" not in section and '"' not in section            # no raw JSON
+    assert "Face in image A face 1 (the largest)" in section and "Face in image B face 3" in section
+    assert "Residual engine fast" in section and "Device cpu" in section
+    assert section.count("Decision threshold τ") == 1
+
+
+def test_a_long_table_repeats_its_header_on_every_page(explanation, tiny_model):
+    from xfr_desktop.report.report_data import ChannelInfo
+
+    data = report_data_from_explanation(explanation, model=tiny_model, case_number="T-1")
+    region = np.zeros((40, 40, 3), np.uint8)
+    data.comparisons[0].similar = [ChannelInfo(index=9000 + i, weight=0.1, product=0.2, region_a=region,
+                                               region_b=region) for i in range(30)]
+    _, pages = pdf_text(render_report(data).pdf)
+    with_rows = [p for p in pages if any(f"{9000 + i}" in p for i in range(30))]
+    assert len(with_rows) >= 2, "the table should need more than one page for this test"
+    for page in with_rows:
+        assert "weight w = p − T" in " ".join(page.split())
+    # no row is split: every channel index is printed exactly once
+    assert sum(" ".join(p.split()).count(f"{9000 + i} ") for p in with_rows for i in range(30)) >= 30
+
+
+def test_model_card_is_rendered_and_its_evaluation_reaches_the_limitations(explanation):
+    """The card is rendered from Markdown (no '**', '|' or '#' markup in the text) and the limitations say what
+    the card's evaluation found for the model in use."""
+    from types import SimpleNamespace
+
+    from xfr_desktop.core.model import default_model_path
+
+    if not default_model_path().is_file():
+        pytest.skip("bundled model not present")
+    model = SimpleNamespace(path=str(default_model_path()), sha256="ab" * 32, spec={})
+    data = report_data_from_explanation(explanation, model=model, case_number="M-1",
+                                        calibration=synthetic_calibration())
+    flat = " ".join(pdf_text(render_report(data).pdf)[0].split())
+    model_part = flat[flat.index("From the model card"):flat.index("Likelihood ratio")]
+    assert "Model card: xfr-dlib-affine-joint.pt (the bundled default model)" in model_part
+    assert "In one paragraph:" in model_part and "Provenance and licences" in model_part
+    assert "**" not in model_part and "| |" not in model_part and "# " not in model_part
+    limits = flat[flat.index("What the evaluation in the model card found"):]
+    assert ("region-swap mass ratio, ours S⁻ (≥ 2.0 and ≥ every baseline): 1.13 (control 0.41; Gradient 3.10) "
+            "(goal met: no)") in limits
+    assert "argmax_modal_share (≤ 0.20): 0.056 (goal met: yes)" in limits
+
+
+def test_markdown_subset_is_escaped_and_structured():
+    from xfr_desktop.report.markdown_pdf import inline, parse
+
+    assert inline("a <b> & **bold** `x<y` [t](http://e)") == (
+        "a &lt;b&gt; &amp; <font name='DejaVuSans-Bold'>bold</font> <font name='DejaVuSansMono'>x&lt;y</font> t")
+    kinds = [b.kind for b in parse("# T\n\npara\nline\n\n- one\n  more\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+                                   "    code\n")]
+    assert kinds == ["heading", "paragraph", "list", "table", "code"]
+    assert parse("- one\n  more\n- two")[0].items == ["one more", "two"]
+
+
+def test_colour_bars_say_what_they_measure(explanation, tiny_model):
+    data = report_data_from_explanation(explanation, model=tiny_model, case_number="C-1")
+    flat = " ".join(pdf_text(render_report(data).pdf)[0].split())
+    vmax = max(float(np.max(explanation.a.S)), float(np.max(explanation.b.S)))
+    mantissa, exp = f"{vmax:.1e}".split("e")
+    assert f"brightest = {mantissa}e{int(exp)}, the largest value of S over both images" in flat
+    assert "cosine-score units per pixel" in flat

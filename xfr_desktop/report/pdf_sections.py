@@ -5,7 +5,6 @@ Every paragraph and table names an embedded DejaVu font (:mod:`.pdfa`); images a
 from __future__ import annotations
 
 import io
-import json
 from datetime import datetime, timezone
 from typing import Any
 from xml.sax.saxutils import escape
@@ -43,6 +42,8 @@ def styles():
         "body": base,
         "small": ParagraphStyle("small", parent=base, fontSize=7.5, leading=9.5),
         "tiny": ParagraphStyle("tiny", parent=base, fontSize=6, leading=7.5),
+        "card": ParagraphStyle("card", parent=base, fontSize=8, leading=10.5),
+        "h3": ParagraphStyle("h3", parent=base, fontName=BOLD_FONT, fontSize=8.5, leading=11, spaceBefore=4),
         "detail": ParagraphStyle("detail", parent=base, fontSize=6.8, leading=8.4, leftIndent=14),
         "mono": ParagraphStyle("mono", parent=base, fontName=MONO_FONT, fontSize=6.8, leading=8.5),
         "title": ParagraphStyle("title", parent=base, fontName=BOLD_FONT, fontSize=17, leading=22, spaceAfter=6),
@@ -51,6 +52,8 @@ def styles():
         "h2": ParagraphStyle("h2", parent=base, fontName=BOLD_FONT, fontSize=10, leading=13, spaceBefore=6,
                              spaceAfter=3),
         "caption": ParagraphStyle("caption", parent=base, fontSize=7, leading=8.5, alignment=1),
+        **{f"tick{i}": ParagraphStyle(f"tick{i}", parent=base, fontSize=6.5, leading=8, alignment=a)
+           for i, a in enumerate((0, 1, 2))},
         "big": ParagraphStyle("big", parent=base, fontName=BOLD_FONT, fontSize=11, leading=14),
     }
 
@@ -81,12 +84,12 @@ def _kv_table(rows, col0=4.2):
 
     st = styles()
     data = [[_p(k, st["small"]), v if not isinstance(v, str) else _p(v, st["small"])] for k, v in rows]
-    t = Table(data, colWidths=[col0 * cm, None], hAlign="LEFT")
-    t.setStyle(_table_style())
+    t = Table(data, colWidths=[col0 * cm, None], hAlign="LEFT", splitInRow=0)
+    t.setStyle(table_style())
     return t
 
 
-def _table_style(header: bool = False, grid: bool = True):
+def table_style(header: bool = False, grid: bool = True):
     """Every table names the embedded font: reportlab's default cell font is Helvetica (not embedded)."""
     from reportlab.lib import colors
     from reportlab.platypus import TableStyle
@@ -154,10 +157,10 @@ def _images_flowables(section: ComparisonSection, st) -> list:
     crops = []
     for info in (section.image_a, section.image_b):
         row = [_img(a, 2.4 * cm) for a in (info.aligned, info.reconstruction) if a is not None]
-        crops.append(Table([row], hAlign="CENTER", style=_table_style(grid=False)) if row else _p("", st["small"]))
+        crops.append(Table([row], hAlign="CENTER", style=table_style(grid=False)) if row else _p("", st["small"]))
     t = Table([cells, caps, crops, [_p("aligned crop | reconstruction", st["caption"])] * 2],
               colWidths=[8.3 * cm, 8.3 * cm])
-    t.setStyle(_table_style())
+    t.setStyle(table_style())
     t.setStyle([("ALIGN", (0, 0), (-1, -1), "CENTER")])
     out = [CondPageBreak(4 * cm), KeepTogether([heading, t]), Spacer(1, 4)]
     out.append(_kv_table([
@@ -171,27 +174,58 @@ def _images_flowables(section: ComparisonSection, st) -> list:
     return out
 
 
-def _result_flowables(section: ComparisonSection, st) -> list:
-    """Score, threshold, decision, LR and the parameters of the analysis."""
-    from reportlab.platypus import Spacer
+PARAMETER_LABELS = {"threshold": "Decision threshold τ", "normalization": "Normalization of H",
+                    "engine": "Residual engine", "device": "Device", "prealigned": "Inputs already aligned",
+                    "model_threshold": "Model's calibrated threshold", "analysed_at": "Analysis time"}
+PARAMETERS_SHOWN_ELSEWHERE = ("threshold", "likelihood_ratio", "channels", "top_k", "face_index_a", "face_index_b")
+
+
+def parameter_rows(section: ComparisonSection) -> list[tuple[str, str]]:
+    """The result's parameters as (name, value) rows: face numbers 1-based, channels summarised, the rest
+    flattened whole (nested keys dotted)."""
+    from .report_data import detail_pairs
 
     p = section.parameters or {}
     channels = p.get("channels")
-    chan_text = "all contributing" if not channels else f"{len(channels)} selected: {channels[:20]}" + (
-        " …" if len(channels) > 20 else "")
-    used = "" if section.n_channels_used is None else f"; {section.n_channels_used} of {section.n_channels} used"
-    return [Spacer(1, 4), _p("Result and parameters", st["h2"]), _kv_table([
+    chan_text = "all" if not channels else f"{len(channels)} selected: " + ", ".join(str(c) for c in channels[:24]) \
+        + (" …" if len(channels) > 24 else "")
+    used = "" if section.n_channels_used is None else f" ({section.n_channels_used} of {section.n_channels} used)"
+    rows = []
+    for side in ("a", "b"):
+        k = p.get(f"face_index_{side}")
+        if k is not None:
+            rows.append((f"Face in image {side.upper()}", f"face {int(k) + 1}" + (" (the largest)" if int(k) == 0
+                                                                                    else "")))
+    rows += [("Channels", chan_text + used), ("Top-k", str(p.get("top_k") or "off"))]
+    for key, value in p.items():
+        if key in PARAMETERS_SHOWN_ELSEWHERE:
+            continue
+        label = PARAMETER_LABELS.get(key, key.replace("_", " "))
+        if key == "analysed_at":
+            value = short_time(str(value))
+        for sub, text in detail_pairs({label: value}):
+            rows.append((sub, text))
+    return rows
+
+
+def _result_flowables(section: ComparisonSection, st) -> list:
+    """Score, threshold, decision, LR and the parameters of the analysis (a two-column table)."""
+    from reportlab.platypus import KeepTogether, Spacer
+
+    return [Spacer(1, 4), KeepTogether([_p("Result and parameters", st["h2"]), _kv_table([
         ("Score (cosine similarity)", _fmt_float(section.score)),
         ("Decision threshold τ", _fmt_float(section.threshold)),
         ("Decision", section.decision_label.upper()),
         ("Likelihood ratio", _lr_text(section)),
-        ("Normalization", str(p.get("normalization", "n/a"))),
-        ("Channels", f"{chan_text}; top-k: {p.get('top_k') or 'off'}{used}"),
-        ("Other parameters", json.dumps({k: v for k, v in p.items()
-                                         if k not in ("threshold", "normalization", "channels", "top_k",
-                                                      "likelihood_ratio")},
-                                        sort_keys=True, default=str)),
-    ])]
+    ] + parameter_rows(section))])]
+
+
+def _sci(v: float) -> str:
+    """One format for every colour-bar label: '0', '2.4e-4'."""
+    if v == 0:
+        return "0"
+    mantissa, exp = f"{v:.1e}".split("e")
+    return f"{mantissa}e{int(exp)}"
 
 
 def _maps_flowables(section: ComparisonSection, st) -> list:
@@ -212,14 +246,25 @@ def _maps_flowables(section: ComparisonSection, st) -> list:
         rows.append(row)
     bars = [_p("colour scale", st["small"])]
     for key in ("S", "S_pos", "S_neg"):
-        bar = Table([[_img(colour_bar(MAP_CMAPS[key]), 3.6 * cm)],
-                     [_p(f"0 … {vmax:.3g}", st["caption"])]], style=_table_style(grid=False))
-        bars.append(bar)
+        ticks = Table([[_p(_sci(v), st[f"tick{i}"]) for i, v in enumerate((0.0, vmax / 2, vmax))]],
+                      colWidths=[1.2 * cm] * 3, style=table_style(grid=False))
+        ticks.setStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0)])
+        bars.append(Table([[_img(colour_bar(MAP_CMAPS[key]), 3.6 * cm)], [ticks]], style=table_style(grid=False)))
     rows.append(bars)
     mt = Table(rows, colWidths=[2.0 * cm, 4.1 * cm, 4.1 * cm, 4.1 * cm], hAlign="LEFT")
-    mt.setStyle(_table_style())
-    return [Spacer(1, 4), KeepTogether([_p("Explanation maps (one colour scale for both images)", st["h2"]),
-                                        mt])]
+    mt.setStyle(table_style())
+    return [Spacer(1, 4), KeepTogether([_p("Explanation maps (one colour scale for both images)", st["h2"]), mt,
+                                        _p(colour_scale_meaning(section, vmax), st["small"])])]
+
+
+def colour_scale_meaning(section: ComparisonSection, vmax: float) -> str:
+    """What the colours measure, in words, for the caption under the maps."""
+    normalization = (section.parameters or {}).get("normalization", "sum")
+    unit = ("share of the score margin (score − τ) carried by each pixel, in cosine-score units per pixel: with "
+            "'sum' normalization the pixels of H add up to score − τ" if normalization == "sum" else
+            f"change of the reconstruction per pixel ({normalization} normalization; relative units)")
+    return (f"Colour scale: {unit}. Dark = 0 (no contribution); brightest = {_sci(vmax)}, the largest value of S "
+            f"over both images; S⁺ and S⁻ use the same scale, so their colours compare directly.")
 
 
 def _channels_flowables(section: ComparisonSection, st) -> list:
@@ -239,9 +284,7 @@ def _channels_flowables(section: ComparisonSection, st) -> list:
                          _p(f"{c.product:+.5f}", st["small"]),
                          _img(c.region_a, 2.2 * cm) if c.region_a is not None else _p("", st["small"]),
                          _img(c.region_b, 2.2 * cm) if c.region_b is not None else _p("", st["small"])])
-        ct = Table(rows, colWidths=[1.6 * cm, 3.2 * cm, 3.0 * cm, 2.6 * cm, 2.6 * cm], hAlign="LEFT")
-        ct.setStyle(_table_style(header=True))
-        out += [Spacer(1, 4), KeepTogether([_p(label, st["h2"]), ct])]
+        out += [Spacer(1, 4), KeepTogether([_p(label, st["h2"]), _data_table(rows, [1.6, 3.2, 3.0, 2.6, 2.6])])]
     return out
 
 
@@ -272,7 +315,7 @@ def _data_table(rows: list, widths_cm: list[float]):
     from reportlab.platypus import Table
 
     t = Table(rows, colWidths=[w * cm for w in widths_cm], repeatRows=1, splitInRow=0, hAlign="LEFT")
-    t.setStyle(_table_style(header=True))
+    t.setStyle(table_style(header=True))
     return t
 
 
@@ -345,15 +388,20 @@ def method_section(st) -> list:
 
 
 def model_section(data: ReportData, st) -> list:
-    """The model's name, hash and the excerpt of its card."""
+    """The model's name, hash and the first sections of its card, rendered from Markdown."""
+    from reportlab.lib.units import cm
     from reportlab.platypus import Spacer
+
+    from . import markdown_pdf
 
     story = [
         _p("Model", st["h1"]),
         _kv_table([("Model", data.model.name or "—"), ("Model SHA-256", _p(data.model.sha256 or "n/a", st["mono"]))]),
     ]
     if data.model.card_excerpt:
-        story += [Spacer(1, 3), _p("Excerpt of the model card:", st["small"]), _p(data.model.card_excerpt, st["tiny"])]
+        story += [Spacer(1, 3), _p("From the model card (its first sections; the evaluation is summarised under "
+                                   "Limitations):", st["small"])]
+        story += markdown_pdf.flowables(markdown_pdf.parse(data.model.card_excerpt), st, 17.8 * cm)
     else:
         story.append(_p("No model card is available for this model file.", st["small"]))
     return story
@@ -405,7 +453,17 @@ def conclusion_section(data: ReportData, st) -> list:
 
 
 def limitations_section(data: ReportData, st) -> list:
-    return [_p("Limitations", st["h1"]), _p(data.limitations, st["body"])]
+    """The general limitations, and what the model card's evaluation found for the model in use."""
+    story = [_p("Limitations", st["h1"]), _p(data.limitations, st["body"])]
+    if data.model.fidelity:
+        story += [_p(f"What the evaluation in the model card found for {data.model.name or 'this model'}", st["h2"]),
+                  _p("Measures of the explanation's fidelity and of recognition, as stated in the model card; a "
+                     "goal not met limits how far the maps and the score can be relied on.", st["small"])]
+        story += [_p(f"• {line}", st["small"]) for line in data.model.fidelity]
+    else:
+        story.append(_p("The model card states no evaluation of this model's explanations: their fidelity is "
+                        "unknown.", st["small"]))
+    return story
 
 
 def audit_appendix(data: ReportData, st) -> list:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +23,8 @@ from .. import __version__
 from ..core.errors import XfrError
 
 TOP_CHANNELS = 3
-CARD_EXCERPT_CHARS = 1400
+CARD_MAX_CHARS = 200_000     # a card is read whole (for its evaluation table) but never without bound
+CARD_SECTIONS = 3            # the report prints the card up to its third heading: title, summary, provenance
 
 LIMITATIONS = (
     "This report documents the output of an automated face-recognition model and of an explanation method; it is "
@@ -68,8 +70,9 @@ class ChannelInfo:
 class ModelInfo:
     name: str = ""
     sha256: str = ""
-    card_excerpt: str = ""
+    card_excerpt: str = ""        # Markdown: the card's first sections, rendered in the report
     path: str = ""
+    fidelity: list[str] = field(default_factory=list)   # the card's evaluation of this model, one line a measure
 
 
 @dataclass
@@ -235,25 +238,49 @@ def comparison_from_explanation(result, *, title: str = "Comparison", image_a: I
     )
 
 
-def model_card_excerpt(readme: str | os.PathLike | None = None, max_chars: int = CARD_EXCERPT_CHARS) -> str:
-    """The beginning of the model card (models/README.md), cut at a paragraph boundary."""
+def read_card(readme: str | os.PathLike | None = None) -> str:
+    """A model card's Markdown (models/README.md by default); '' when unreadable."""
     from ..core.model import MODELS_DIR
 
     path = Path(readme) if readme is not None else MODELS_DIR / "README.md"
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(CARD_MAX_CHARS)
     except OSError:
         return ""
-    paragraphs, total = [], 0
-    for para in text.split("\n\n"):
-        para = para.strip()
-        if not para:
+
+
+def card_excerpt(card: str) -> str:
+    from .markdown_pdf import sections_until
+
+    return sections_until(card, CARD_SECTIONS) if card else ""
+
+
+def fidelity_findings(card: str) -> list[str]:
+    """What the card's evaluation table says about this model, one line a measure ('measure: value (goal met:
+    no)'). Read from the table under the card's 'Evaluation' heading, in its 'this model' column; [] if none."""
+    from .markdown_pdf import table_after_heading
+
+    rows = table_after_heading(card, "evaluation")
+    if len(rows) < 2:
+        return []
+
+    def plain(cell: str) -> str:
+        return re.sub(r"[*`]", "", cell).strip()
+
+    header = [plain(c).lower() for c in rows[0]]
+    col = next((i for i, h in enumerate(header) if "this model" in h), None)
+    goal = next((i for i, h in enumerate(header) if "goal met" in h), None)
+    if col is None:
+        return []
+    out = []
+    for row in rows[1:]:
+        if len(row) <= col or not plain(row[col]) or plain(row[col]) in ("–", "-"):
             continue
-        if total + len(para) > max_chars and paragraphs:
-            break
-        paragraphs.append(para[:max_chars])
-        total += len(para)
-    return "\n\n".join(paragraphs)
+        met = plain(row[goal]) if goal is not None and goal < len(row) else ""
+        out.append(f"{plain(row[0])}: {plain(row[col])}" + (f" (goal met: {met})" if met not in ("", "–", "-")
+                                                              else ""))
+    return out
 
 
 def bundled_card_path(model_path) -> Path | None:
@@ -273,18 +300,19 @@ def bundled_card_path(model_path) -> Path | None:
         return None
 
 
-def _bundled_card_excerpt(model_path) -> str:
+def _bundled_card(model_path) -> str:
     card = bundled_card_path(model_path)
-    return model_card_excerpt(card) if card is not None else ""
+    return read_card(card) if card is not None else ""
 
 
 def model_info(model=None, *, name: str = "", sha256: str = "") -> ModelInfo:
-    """Name, sha256 and, for the bundled model, an excerpt of its card (models/README.md)."""
+    """Name, sha256 and, for a bundled model, the first sections of its card and its evaluation."""
     path = getattr(model, "path", None) or ""
     spec = getattr(model, "spec", None) or {}
+    card = _bundled_card(path)
     return ModelInfo(name=name or (Path(path).name if path else spec.get("name", "")),
                      sha256=sha256 or (getattr(model, "sha256", None) or ""),
-                     card_excerpt=_bundled_card_excerpt(path), path=str(path))
+                     card_excerpt=card_excerpt(card), path=str(path), fidelity=fidelity_findings(card))
 
 
 def _stored_model_info(store, sha256: str, name: str) -> ModelInfo:
@@ -300,8 +328,10 @@ def _stored_model_info(store, sha256: str, name: str) -> ModelInfo:
         except XfrError:
             pass
     if not card:
-        card = _bundled_card_excerpt(path or _bundled_models_by_sha256().get(sha256, ""))
-    return ModelInfo(name=name, sha256=sha256, card_excerpt=card[:CARD_EXCERPT_CHARS], path=path)
+        card = _bundled_card(path or _bundled_models_by_sha256().get(sha256, ""))
+    card = card[:CARD_MAX_CHARS]
+    return ModelInfo(name=name, sha256=sha256, card_excerpt=card_excerpt(card), path=path,
+                     fidelity=fidelity_findings(card))
 
 
 @functools.lru_cache(maxsize=1)
