@@ -48,7 +48,8 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
     if identity is not None:
         from .signing import sign_pdf
 
-        signed = sign_pdf(pdf, identity, box=rendered.signature_box, location=case.organisation or None)
+        signed = sign_pdf(pdf, identity, box=rendered.signature_box, review_box=rendered.review_box,
+                          location=case.organisation or None)
         pdf = signed.pdf
     final_sha = hashlib.sha256(pdf).hexdigest()
     # the file appears only once the audit trail has recorded it (and never when the logging fails)

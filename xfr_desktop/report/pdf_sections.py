@@ -15,7 +15,8 @@ from .pdfa import BODY_FONT, BOLD_FONT, MONO_FONT
 from .report_data import (ComparisonSection, ReportData, ReportError, colour_bar, overlay_map,
                           thumbnail_with_box)
 
-SIGNATURE_BOX_SIZE = (260.0, 70.0)   # points; the visible signature box on the last page
+SIGNATURE_BOX_SIZE = (240.0, 70.0)   # points; each of the two signature boxes on the last page
+SIGNATURE_BOX_GAP = 12.0
 MAP_CMAPS = {"S": "inferno", "S_pos": "viridis", "S_neg": "inferno"}
 MAP_TITLES = {"S": "S = |H|", "S_pos": "S⁺ = ReLU(H) (similar)", "S_neg": "S⁻ = ReLU(−H) (dissimilar)"}
 
@@ -320,37 +321,42 @@ def _data_table(rows: list, widths_cm: list[float]):
 
 
 class _SignaturePlaceholder:
-    """Factory for a flowable that reserves (and frames) the signature box and records where it landed. A report
-    rendered for signing leaves the box blank: the signature's appearance fills it, and no "Not signed" text may
-    remain underneath (text extraction would still find it)."""
+    """Factory for a flowable that reserves (and frames) the two signature boxes -- the examiner's and the
+    reviewer's (ACE-V verification) -- and records where they landed. A report rendered for signing leaves the
+    boxes blank but for their labels: the signatures' appearances fill them, and no "Not signed" text may remain
+    underneath (text extraction would still find it)."""
 
     def __new__(cls, record: dict, signing: bool = False):
         from reportlab.lib import colors
         from reportlab.platypus import Flowable
 
+        w, h = SIGNATURE_BOX_SIZE
+        boxes = (("box", "Examiner's digital signature", "Not signed: this PDF carries no digital signature"),
+                 ("review_box", "Reviewer's digital signature (verification)", "Not signed by a reviewer"))
+
         class Box(Flowable):
             def wrap(self, aw, ah):
-                self.width, self.height = SIGNATURE_BOX_SIZE
+                self.width, self.height = 2 * w + SIGNATURE_BOX_GAP, h
                 return self.width, self.height
 
             def draw(self):
                 c = self.canv
-                c.setStrokeColor(colors.HexColor("#7a7a7a"))
-                c.setDash(3, 2)
-                c.rect(0, 0, self.width, self.height)
-                c.setDash()
-                c.setFont(BODY_FONT, 7.5)
-                c.setFillColor(colors.HexColor("#555555"))
-                c.drawString(6, self.height - 14, "Digital signature")
-                if not signing:
-                    c.drawString(6, self.height - 26, "Not signed: this PDF carries no digital signature")
-                x, y = c.absolutePosition(0, 0)
-                record["box"] = (x, y, x + self.width, y + self.height)
+                for i, (key, label, unsigned) in enumerate(boxes):
+                    x0 = i * (w + SIGNATURE_BOX_GAP)
+                    c.setStrokeColor(colors.HexColor("#7a7a7a"))
+                    c.setDash(3, 2)
+                    c.rect(x0, 0, w, h)
+                    c.setDash()
+                    c.setFont(BODY_FONT, 7.5)
+                    c.setFillColor(colors.HexColor("#555555"))
+                    c.drawString(x0 + 6, h - 14, label)
+                    if not signing:
+                        c.drawString(x0 + 6, h - 26, unsigned)
+                    x, y = c.absolutePosition(x0, 0)
+                    record[key] = (x, y, x + w, y + h)
                 record["page"] = c.getPageNumber()
 
         return Box()
-
-
 
 
 def title_section(data: ReportData, generated_at: str, st) -> list:
