@@ -118,7 +118,7 @@ def test_two_faces_largest_first_and_index_picks(aligner, sample_images):
     with pytest.raises(FaceIndexError) as exc:
         aligner.align(canvas, face_index=2, source="two.jpg")
     msg = str(exc.value)
-    assert "two.jpg" in msg and "2 faces found" in msg and "0 to 1" in msg and "\n" not in msg
+    assert "two.jpg" in msg and "2 faces found" in msg and "face 3 requested" in msg and "1 to 2" in msg and "\n" not in msg
     with pytest.raises(FaceIndexError):
         aligner.align(canvas, face_index=-1, source="two.jpg")
 

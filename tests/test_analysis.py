@@ -54,6 +54,12 @@ def test_analysis_saves_a_result_and_reports_progress(store, tmp_path, tiny_mode
     assert params["prealigned"] is True and params["model_threshold"] == pytest.approx(tiny_model.threshold)
     assert "likelihood_ratio" not in params                # the model has no calibration
     assert set(outcome.photos) == {"a", "b"} and outcome.photos["a"].shape == (112, 112, 3)
+    # the analysis time is kept in the result (the save time is created_at) and both photos' quality is stored
+    assert params["analysed_at"] <= record.created_at and params["analysed_at"][:4] == record.created_at[:4]
+    for side in "ab":
+        quality = store.image_quality(comp_id, side).data
+        assert (quality["width_px"], quality["height_px"], quality["jpeg_tables_match"]) == (112, 112, "none")
+        assert quality["face_number"] is None and quality["sharpness"] > 0   # pre-aligned: no detection
 
 
 def test_recombined_result_is_saved_beside_the_original_and_reloads_identically(store, tmp_path, tiny_model):

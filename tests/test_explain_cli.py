@@ -94,3 +94,32 @@ def test_console_script_runs_in_a_subprocess(tmp_path, model_file, sample_pair):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "result.json").exists()
+
+
+def test_result_json_states_the_likelihood_ratio_and_one_based_faces(tmp_path, model_file, sample_pair, capsys):
+    from xfr_desktop.core.calibration import calibration_path, fit_calibration
+    from xfr_desktop.core.model import file_sha256
+
+    rng = np.random.default_rng(0)
+    cal = fit_calibration(rng.normal(0.8, 0.1, 300), rng.normal(0.1, 0.1, 300), model_sha256=file_sha256(model_file))
+    cal.save(calibration_path(model_file))
+    out = tmp_path / "out"
+    assert main(["explain", str(sample_pair[0]), str(sample_pair[1]), "--out", str(out), "--model",
+                 str(model_file), "--threshold", "0.2"]) == 0
+    info = json.loads((out / "result.json").read_text())
+    assert info["face_number"] == {"a": 1, "b": 1} and "face_index" not in info
+    lr = info["likelihood_ratio"]
+    assert lr["value"] == pytest.approx(float(cal.lr(info["score"])), rel=1e-9)
+    assert "proposition that the two images show" in lr["verbal_equivalent"]
+    assert lr["limits"] == pytest.approx([1 / 300, 300])
+    decision = info["model_decision"]
+    assert decision["text"].startswith("model decision at τ = 0.200: ")
+    assert any("not the model's calibrated threshold" in f for f in decision["flags"])  # 0.2 is not the model's τ
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:   # face numbers start at 1
+        main(["explain", str(sample_pair[0]), str(sample_pair[1]), "--out", str(out), "--face-a", "0"])
+    assert exc.value.code == 2 and "start at 1" in capsys.readouterr().err
+    rc = main(["explain", str(sample_pair[0]), str(sample_pair[1]), "--out", str(out), "--model", str(model_file),
+               "--face-b", "2"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "face 2 requested but 1 face found (valid: 1 to 1" in err

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -35,7 +36,9 @@ STAGES = {
     "save": ("Saving result", 0.95, 1.00),
 }
 # what a result keeps of how its faces were found and scored; a recombined result copies these unchanged
-PROVENANCE_KEYS = ("face_index_a", "face_index_b", "prealigned", "device", "model_threshold", "likelihood_ratio")
+# (face_index_* are 0-based, 0 = the largest face; people read them 1-based. analysed_at: when the analysis ran)
+PROVENANCE_KEYS = ("face_index_a", "face_index_b", "prealigned", "device", "model_threshold", "likelihood_ratio",
+                   "analysed_at")
 FACE_EXTRA_KEYS = ("box", "landmarks", "transform")
 
 
@@ -174,6 +177,7 @@ def analyse_comparison(store, job: AnalysisJob, model, *, aligner=None, progress
     re-raises any failure after recording it as the comparison's status.
     """
     t0 = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     report = stage_reporter(progress)
     cancelled = is_cancelled or (lambda: False)
     store.set_comparison_status(job.comparison_id, "running")
@@ -182,7 +186,7 @@ def analyse_comparison(store, job: AnalysisJob, model, *, aligner=None, progress
         if isinstance(found, FaceChoiceRequest):
             return found
         aligned, photos = found
-        outcome = _explain_and_save(store, job, model, aligned, report, cancelled)
+        outcome = _explain_and_save(store, job, model, aligned, report, cancelled, started)
     except Cancelled:
         _record_status(store, job.comparison_id, "cancelled", "cancelled by the examiner")
         raise
@@ -193,7 +197,23 @@ def analyse_comparison(store, job: AnalysisJob, model, *, aligner=None, progress
         raise
     outcome.photos = photos
     outcome.seconds = time.perf_counter() - t0
+    record_photo_quality(store, job, aligned, photos)
     return outcome
+
+
+def record_photo_quality(store, job: AnalysisJob, aligned: dict, photos: dict) -> None:
+    """Measure and store both photos' quality and provenance (core.image_quality); never fails the analysis."""
+    from .core.image_quality import assess_photo
+
+    for side in "ab":
+        face = aligned[side]
+        try:
+            data = assess_photo(job.image_a if side == "a" else job.image_b, photos[side], box=face.box,
+                                landmarks=face.landmarks, face_index=None if job.prealigned else face.face_index,
+                                n_faces=None if job.prealigned else face.n_faces)
+            store.record_image_quality(job.comparison_id, side, data)
+        except Exception:  # the result is saved; a missing quality record is visible as such
+            log.exception("cannot record the quality of photo %s", side.upper())
 
 
 def _aligner_for(model):
@@ -217,7 +237,7 @@ def _detect_both(store, job, aligner, report, cancelled):
     return aligned, photos
 
 
-def _explain_and_save(store, job, model, aligned, report, cancelled) -> AnalysisOutcome:
+def _explain_and_save(store, job, model, aligned, report, cancelled, started: str) -> AnalysisOutcome:
     from .core.calibration import stored_likelihood_ratio
     from .core.explain import explain_pair
 
@@ -231,7 +251,7 @@ def _explain_and_save(store, job, model, aligned, report, cancelled) -> Analysis
     lr = stored_likelihood_ratio(model, result.score)
     provenance = {"face_index_a": aligned["a"].face_index, "face_index_b": aligned["b"].face_index,
                   "prealigned": bool(job.prealigned), "device": result.device,
-                  "model_threshold": model.threshold, "likelihood_ratio": lr}
+                  "model_threshold": model.threshold, "likelihood_ratio": lr, "analysed_at": started}
     payload = result_record_payload(result, model_name=model_name, model_sha256=model.sha256,
                                     faces_extra=faces_extra, provenance=provenance)
     record = store.save_result(job.comparison_id, payload)

@@ -1,8 +1,7 @@
 """`xfr cases`: list, show and create cases in the case database (global `--data-dir`)."""
 from __future__ import annotations
 
-from ..core.numbers import json_text
-
+from ..core.numbers import face_number_arg, json_text, positive_int_arg
 
 
 def register(subparsers) -> None:
@@ -19,6 +18,29 @@ def register(subparsers) -> None:
     p.add_argument("case", metavar="ID", help="case id or case number")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_show)
+
+    p = sub.add_parser("add-pair", help="import two photos into a case as a new comparison")
+    p.add_argument("case", metavar="CASE", help="case id or case number")
+    p.add_argument("image_a", metavar="IMG_A")
+    p.add_argument("image_b", metavar="IMG_B")
+    p.add_argument("--face-a", type=face_number_arg, metavar="K", help="face K of photo A (1 = the largest, default)")
+    p.add_argument("--face-b", type=face_number_arg, metavar="K", help="face K of photo B (1 = the largest, default)")
+    p.add_argument("--aligned", action="store_true", help="the photos are pre-aligned face crops: skip detection")
+    p.set_defaults(func=run_add_pair)
+
+    p = sub.add_parser("analyse", help="analyse a case's comparisons (all that are not removed, or one)")
+    p.add_argument("case", metavar="CASE", help="case id or case number")
+    p.add_argument("--comparison", type=positive_int_arg, metavar="N", help="only comparison N (1 = the first)")
+    p.add_argument("--model", help="joint model file (default: the bundled model)")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
+    p.set_defaults(func=run_analyse)
+
+    p = sub.add_parser("conclude", help="record the case's conclusion, or a note on one comparison")
+    p.add_argument("case", metavar="CASE", help="case id or case number")
+    p.add_argument("--text", required=True, metavar="T")
+    p.add_argument("--comparison", type=positive_int_arg, metavar="N", help="a note on comparison N instead")
+    p.add_argument("--scale", help="the conclusion scale used (e.g. ENFSI verbal scale)")
+    p.set_defaults(func=run_conclude)
 
     p = sub.add_parser("create", help="create a case")
     p.add_argument("number", help="the case number (unique)")
@@ -62,21 +84,8 @@ def run_show(args) -> int:
 
     with open_store(args.data_dir, create=False) as store:
         case = store.find_case(args.case)
-        comparisons = []
-        for comp in store.list_comparisons(case.id):
-            latest = store.latest_result(comp.id)
-            images = {side: store.get_image(sha) for side, sha in (("a", comp.image_a), ("b", comp.image_b))}
-            comparisons.append({
-                "id": comp.id, "status": comp.status, "model_name": comp.model_name,
-                "model_sha256": comp.model_sha256, "n_results": comp.n_results, "created": comp.created_at,
-                "images": {side: {"sha256": img.sha256, "original_name": img.original_name,
-                                  "face_index": comp.face_index_a if side == "a" else comp.face_index_b}
-                           for side, img in images.items()},
-                "latest_result": None if latest is None else {
-                    "id": latest.id, "created": latest.created_at, "score": latest.score,
-                    "threshold": latest.threshold, "decision": latest.decision_label,
-                    "parameters": latest.parameters},
-            })
+        comparisons = [_comparison_summary(store, number, comp)
+                       for number, comp in enumerate(store.list_comparisons(case.id), start=1)]
         conclusion = store.latest_conclusion(case.id)
         verification = store.verify_audit(case.id)
     info = _case_summary(case) | {
@@ -99,17 +108,47 @@ def run_show(args) -> int:
     print(f"  comparisons:  {len(comparisons)}")
     for comp in comparisons:
         a, b = comp["images"]["a"], comp["images"]["b"]
-        line = f"    #{comp['id']} {a['original_name']} vs {b['original_name']} [{comp['status']}]"
-        result = comp["latest_result"]
+        print(f"    {comp['number']}. (id {comp['id']}) {a['original_name']} (face {a['face_number']}) vs "
+              f"{b['original_name']} (face {b['face_number']}) [{comp['status']}, {comp['n_results']} results]")
+        if comp["removed"]:
+            removed = comp["removed"]
+            print(f"       removed {removed['at']} by {removed['by']}: {removed['reason']}")
+        result = comp["report_result"]
         if result:
-            line += (f" score {result['score']:.4f} / T {result['threshold']:.4f} -> {result['decision']} "
-                     f"({comp['n_results']} saved)")
-        print(line)
+            print(f"       report uses result {result['id']} (analysed {result['analysed_at']}): "
+                  f"LR {result['likelihood_ratio'] or '— (no calibration)'}; {result['model_decision']}")
     if conclusion:
         scale = f" [{conclusion.scale}]" if conclusion.scale else ""
         print(f"  conclusion:   {conclusion.text}{scale} ({conclusion.author}, {conclusion.created_at})")
     print(f"  audit trail:  {verification.message}")
     return 0
+
+
+def _comparison_summary(store, number: int, comp) -> dict:
+    """One comparison as `cases show` prints it: numbers and face numbers counted from 1."""
+    from ..core.evaluative import lr_statement, result_model_decision
+
+    results = store.list_results(comp.id)
+    latest, report = (results[-1] if results else None), store.report_result(comp.id, include_blobs=False)
+    statement = lr_statement(report.parameters.get("likelihood_ratio")) if report else None
+    images = {side: (store.get_image(sha), index + 1) for side, sha, index in
+              (("a", comp.image_a, comp.face_index_a), ("b", comp.image_b, comp.face_index_b))}
+    return {
+        "number": number, "id": comp.id, "status": comp.status, "model_name": comp.model_name,
+        "model_sha256": comp.model_sha256, "n_results": comp.n_results, "created": comp.created_at,
+        "images": {side: {"sha256": img.sha256, "original_name": img.original_name, "face_number": face}
+                   for side, (img, face) in images.items()},
+        "removed": None if not comp.removed else {"at": comp.removed_at, "by": comp.removed_by,
+                                                  "reason": comp.removed_reason},
+        "latest_result": None if latest is None else {
+            "id": latest.id, "created": latest.created_at, "score": latest.score, "threshold": latest.threshold,
+            "decision": latest.decision_label, "parameters": latest.parameters},
+        "report_result": None if report is None else {
+            "id": report.id, "analysed_at": report.analysed_at, "chosen": comp.report_result_id is not None,
+            "likelihood_ratio": statement.text if statement else None,
+            "verbal_equivalent": statement.verbal if statement else None,
+            "model_decision": result_model_decision(report).text},
+    }
 
 
 def run_create(args) -> int:
@@ -122,6 +161,59 @@ def run_create(args) -> int:
         print(json_text(_case_summary(case), indent=2, ensure_ascii=False))
     else:
         print(f"created case {case.number} (id {case.id})")
+    return 0
+
+
+def run_add_pair(args) -> int:
+    from ..casework import add_pair, comparison_number
+    from ..store import open_store
+
+    with open_store(args.data_dir) as store:
+        case = store.find_case(args.case)
+        comp = add_pair(store, case.id, args.image_a, args.image_b, face_a=args.face_a, face_b=args.face_b,
+                        prealigned=args.aligned)
+        number = comparison_number(store, comp)
+    print(f"added comparison {number} (id {comp.id}) to case {case.number}: face {comp.face_index_a + 1} of A, "
+          f"face {comp.face_index_b + 1} of B")
+    return 0
+
+
+def run_analyse(args) -> int:
+    from ..casework import analyse_case
+    from ..store import open_store
+
+    with open_store(args.data_dir) as store:
+        case = store.find_case(args.case)
+        done = analyse_case(store, case.id, comparison=args.comparison, model_path=args.model,
+                            device=None if args.device == "auto" else args.device, on_done=_print_analysis)
+    if not done:
+        print(f"case {case.number} has no comparison to analyse")
+    return 1 if any(item.error for item in done) else 0
+
+
+def _print_analysis(item) -> None:
+    import sys
+
+    from ..core.evaluative import lr_statement, result_model_decision
+
+    if item.error:
+        print(f"comparison {item.number}: failed: {item.error}", file=sys.stderr)
+        return
+    record = item.outcome.record
+    statement = lr_statement(record.parameters.get("likelihood_ratio"))
+    lr = f"LR {statement.text} ({statement.verbal}); " if statement else "no likelihood ratio (no calibration); "
+    print(f"comparison {item.number}: result {record.id}: {lr}{result_model_decision(record).text}")
+
+
+def run_conclude(args) -> int:
+    from ..casework import conclude
+    from ..store import open_store
+
+    with open_store(args.data_dir) as store:
+        case = store.find_case(args.case)
+        record = conclude(store, case.id, args.text, comparison=args.comparison, scale=args.scale)
+    where = f"comparison {args.comparison}" if args.comparison else "the case"
+    print(f"recorded a conclusion on {where} of case {case.number} ({record.author}, {record.created_at})")
     return 0
 
 

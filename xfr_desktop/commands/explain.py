@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.numbers import finite_arg
+from ..core.numbers import face_number_arg, finite_arg
 
 
 def register(subparsers) -> None:
@@ -19,8 +19,10 @@ def register(subparsers) -> None:
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.add_argument("--aligned", action="store_true", help="inputs are pre-aligned face crops: skip detection")
     p.add_argument("--channels", type=int, metavar="K", help="explain with the K strongest channels only (top-k)")
-    p.add_argument("--face-a", type=int, default=0, help="which detected face of A (0 = largest)")
-    p.add_argument("--face-b", type=int, default=0, help="which detected face of B (0 = largest)")
+    p.add_argument("--face-a", type=face_number_arg, default=1, metavar="K",
+                   help="which detected face of A (1 = the largest, the default)")
+    p.add_argument("--face-b", type=face_number_arg, default=1, metavar="K",
+                   help="which detected face of B (1 = the largest, the default)")
     p.add_argument("--normalization", choices=["sum", "max"], default="sum",
                    help="residual normalization: sum (maps decompose score - threshold) or max")
     p.add_argument("--engine", choices=["fast", "batched", "literal"], default="fast")
@@ -40,8 +42,8 @@ def run(args) -> int:
 
     t1 = time.perf_counter()
     aligner = FaceAligner.for_model(model)
-    faces = [aligner.align_file(path, face_index=idx, prealigned=args.aligned)
-             for path, idx in ((args.image_a, args.face_a), (args.image_b, args.face_b))]
+    faces = [aligner.align_file(path, face_index=number - 1, prealigned=args.aligned)
+             for path, number in ((args.image_a, args.face_a), (args.image_b, args.face_b))]
     timings["align"] = (time.perf_counter() - t1) * 1e3
     warnings = prealigned_warnings(aligner, faces, [args.image_a, args.image_b]) if args.aligned else []
 
@@ -60,6 +62,23 @@ def run(args) -> int:
           f"faces found: A {faces[0].n_faces}, B {faces[1].n_faces}")
     print(f"outputs: {out.resolve()}")
     return 0
+
+
+def evidence_summary(model, result) -> dict:
+    """The likelihood ratio (None without a calibration) and the model decision, as result.json states them."""
+    from ..core.calibration import stored_likelihood_ratio
+    from ..core.evaluative import lr_statement, model_decision
+
+    lr = stored_likelihood_ratio(model, result.score)
+    statement = lr_statement(lr)
+    decision = model_decision(result.score, result.threshold, model.threshold,
+                              None if lr is None else lr["value"], decision=result.decision)
+    likelihood = None if statement is None else {
+        "value": lr["value"], "text": statement.text, "verbal_equivalent": statement.verbal,
+        "at_limit": statement.at_limit, "limits": lr["limits"], "calibration": lr["calibration"]}
+    return {"likelihood_ratio": likelihood,
+            "model_decision": {"text": decision.text, "threshold": decision.threshold,
+                               "calibrated_threshold": decision.calibrated_threshold, "flags": list(decision.flags)}}
 
 
 def prealigned_warnings(aligner, faces, paths) -> list[str]:
@@ -83,7 +102,7 @@ def write_outputs(out: Path, result, faces, model, paths, hashes, timings, warni
         "decision": result.decision_label,
         "margin": result.score - result.threshold,
         "faces_found": {"a": faces[0].n_faces, "b": faces[1].n_faces},
-        "face_index": {"a": faces[0].face_index, "b": faces[1].face_index},
+        "face_number": {"a": faces[0].face_index + 1, "b": faces[1].face_index + 1},   # 1 = the largest
         "normalization": result.normalization,
         "channels_used": int(result.selected.sum()),
         "top_k": result.top_k,
@@ -95,6 +114,7 @@ def write_outputs(out: Path, result, faces, model, paths, hashes, timings, warni
         "inputs": {side: {"path": str(Path(p).resolve()), "sha256": h}
                    for side, p, h in zip("ab", paths, hashes)},
         "warnings": list(warnings),
+        **evidence_summary(model, result),
     }
     arrays = {}
     for side_name in "ab":

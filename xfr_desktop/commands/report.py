@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import sys
 
-from ..core.numbers import json_text
+from ..core.numbers import json_text, positive_int_arg
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="write a case's PDF report, optionally signed (PAdES)",
-        description="Builds the report of a case (global --data-dir) from one stored result per comparison: the one "
-                    "given with --result, else the one the examiner chose, else the first full analysis; logs the "
-                    "export (and signing) to the case's audit trail.")
+        description="Builds the report from each comparison's report result (the one chosen, by default its first "
+                    "full analysis; global --data-dir) and logs the export (and signing) to the case's audit trail.")
     p.add_argument("--case", required=True, metavar="ID", help="case id or case number")
     p.add_argument("--out", required=True, metavar="FILE.pdf", help="the PDF to write")
-    p.add_argument("--result", action="append", type=int, metavar="N",
-                   help="report stored result N for its comparison (see `xfr cases show`); repeat for several")
+    p.add_argument("--result", type=positive_int_arg, metavar="N", action="append",
+                   help="report result N (its id, as `xfr cases show` lists it) for its comparison; the choice is "
+                        "kept and audited; repeat for several comparisons")
     p.add_argument("--sign", metavar="FILE.p12", help="sign with this PKCS#12 key file (see `xfr keys create`)")
     add_passphrase_options(p)
     p.add_argument("--force", action="store_true", help="overwrite FILE.pdf if it exists")
@@ -82,8 +82,9 @@ def run_report(args) -> int:
         print("xfr: note: a passphrase was given without --sign; the report is not signed", file=sys.stderr)
     with open_store(args.data_dir, create=False) as store:
         case = store.find_case(args.case)
-        result = export_case_report(store, case.id, args.out, identity=identity, overwrite=args.force,
-                                    result_ids=args.result)
+        for result_id in args.result or ():
+            choose_result(store, case, result_id)
+        result = export_case_report(store, case.id, args.out, identity=identity, overwrite=args.force)
     print(f"wrote {result.path} ({result.n_pages} pages, sha256 {result.sha256})")
     if not result.recorded:
         print(f"xfr: note: {store.data_dir} is read-only: this export is not recorded in its audit trail",
@@ -109,6 +110,16 @@ def run_cosign(args) -> int:
     print(f"wrote {out}: co-signed by {signed.signer} at {signed.signed_at} (this computer's clock; no timestamp "
           f"authority)")
     return 0
+
+
+def choose_result(store, case, result_id: int) -> None:
+    """Make stored result `result_id` the one the report shows for its comparison (which must be in `case`)."""
+    from ..core.errors import StoreError
+
+    comparison = store.get_comparison(store.get_result(result_id).comparison_id)
+    if comparison.case_id != case.id:
+        raise StoreError(f"result {result_id} belongs to another case, not to {case.number}")
+    store.choose_report_result(comparison.id, result_id)
 
 
 def run_verify(args) -> int:

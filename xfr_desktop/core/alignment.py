@@ -303,9 +303,9 @@ class FaceAligner:
             raise NoFaceError(f"{name}: no face found (detector score threshold {self.score_threshold:g})")
         if not isinstance(face_index, (int, np.integer)) or face_index < 0 or face_index >= len(faces):
             found = f"{len(faces)} face{'s' if len(faces) != 1 else ''}"
-            raise FaceIndexError(
-                f"{name}: face index {face_index} requested but {found} found (valid: 0 to {len(faces) - 1},"
-                " 0 = largest)"
+            asked = face_index + 1 if isinstance(face_index, (int, np.integer)) else face_index
+            raise FaceIndexError(  # people count faces from 1 (face_index is 0-based)
+                f"{name}: face {asked} requested but {found} found (valid: 1 to {len(faces)}, 1 = largest)"
             )
         face = faces[int(face_index)]
         M = self.estimate_transform(face.landmarks)

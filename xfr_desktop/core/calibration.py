@@ -304,7 +304,9 @@ def likelihood_ratio(model, score: float) -> tuple[float, str]:
 
 
 def stored_likelihood_ratio(model, score: float) -> dict | None:
-    """``{"value": LR, "verbal": words}`` to store with a result, or None when ``model`` has no usable calibration.
+    """``{"value": LR, "verbal": words, "limits": [lowest, highest LR], "calibration": {...}}`` to store with a
+    result, or None when ``model`` has no usable calibration. ``limits`` lets a report state an LR at the limit
+    as a bound; ``calibration`` names what it rests on (method, reference set, sizes, Cllr, file date).
 
     An analysis must not fail for want of a calibration: the result is then saved without a likelihood ratio.
     """
@@ -316,7 +318,12 @@ def stored_likelihood_ratio(model, score: float) -> dict | None:
     except (CalibrationError, ValueError) as exc:
         log.info("no likelihood ratio: %s", exc)
         return None
-    return {"value": float(value), "verbal": str(verbal)} if math.isfinite(value) else None
+    if not math.isfinite(value):
+        return None
+    lo, hi = cal.log10_lr_bounds
+    about = {"method": cal.method, "reference": cal.reference, "n_genuine": cal.n_genuine,
+             "n_impostor": cal.n_impostor, "cllr": cal.cllr, "created_at": cal.created_at}
+    return {"value": float(value), "verbal": str(verbal), "limits": [10.0 ** lo, 10.0 ** hi], "calibration": about}
 
 
 def format_stored_likelihood_ratio(lr: dict | None) -> str:

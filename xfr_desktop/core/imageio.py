@@ -64,6 +64,12 @@ def _open_header(source: Path | io.BytesIO, name: str) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = saved
 
 
+def open_image_header(path: Path, name: str) -> Image.Image:
+    """The file opened lazily by Pillow (header and metadata, no pixels); ImageError when it is no image."""
+    _check_file(Path(path), name)
+    return _open_header(Path(path), name)
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:160]

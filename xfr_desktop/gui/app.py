@@ -11,18 +11,16 @@ Torch is not imported here: the worker thread imports it when the window is up.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 import time
 from pathlib import Path
 
-from ..paths import RESOURCES_DIR
+from ..casework import ensure_sample_case, load_sample_case  # noqa: F401 (load_sample_case: the case file)
 
 SCREENSHOT_SIZE = (1280, 800)
 DEMO_TIMEOUT_S = 300
-SAMPLES_DIR = RESOURCES_DIR / "samples"
 EXIT_OK, EXIT_USAGE, EXIT_FAILED, EXIT_TIMEOUT = 0, 2, 1, 3
 
 
@@ -50,61 +48,18 @@ def display_available() -> bool:
 
 
 # --- the sample case -----------------------------------------------------------------------------------------
-def load_sample_case(path: Path | None = None) -> dict:
-    """The bundled case file: ``{"number", "title", "examiner", "notes", "pairs": [(a, b, prealigned, label)]}``."""
-    path = Path(path or SAMPLES_DIR / "case.json")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise FileNotFoundError(f"the sample case {path} is missing or unreadable ({type(exc).__name__})") from None
-    root = path.parent
-    pairs = []
-    for entry in data.get("pairs", []):
-        if isinstance(entry, dict):
-            a = entry.get("image_a") or entry.get("a")
-            b = entry.get("image_b") or entry.get("b")
-            pre = bool(entry.get("aligned") or entry.get("prealigned"))
-            label = entry.get("label", "")
-        else:
-            a, b, pre, label = entry[0], entry[1], False, ""
-        if a and b:
-            pairs.append((root / a, root / b, pre, label))
-    if not pairs:
-        raise FileNotFoundError(f"the sample case {path} lists no image pairs")
-    return {
-        "number": str(data.get("case_number") or data.get("number") or "SAMPLE-0001"),
-        "title": data.get("title", "Sample case"), "examiner": data.get("examiner", ""),
-        "organisation": data.get("organisation", ""),
-        "notes": data.get("description") or data.get("notes", ""), "pairs": pairs,
-    }
-
-
 def open_demo_case(window, store) -> bool:
     """Select the sample case (created on first use) and show its first pair: stored result, else analyse.
 
     Returns True when an analysis was started, False when a stored result is shown.
     """
-    from ..core.errors import StoreError
-
-    sample = load_sample_case()
-    try:
-        case = store.find_case(sample["number"])
-    except StoreError:
-        case = store.create_case(sample["number"], title=sample["title"], examiner=sample["examiner"],
-                                 organisation=sample["organisation"], notes=sample["notes"])
+    case, comps = ensure_sample_case(store)  # every pair the case text names; unattended: the largest face
     window.select_case(case.id)
-    for comp in store.list_comparisons(case.id):
+    for comp in comps:
         if comp.n_results:
             window.refresh_comparisons(select=comp.id)
             return False
-    comps = store.list_comparisons(case.id)
-    if comps:  # imported before but never finished: analyse it now
-        window.refresh_comparisons(select=comps[0].id)
-        return window.run_analysis()
-    a, b, pre, _label = sample["pairs"][0]
-    comp_id = window.import_pair(a, b, prealigned=pre, run=False, ask_face=False)  # unattended: largest face
-    if comp_id is None:
-        raise RuntimeError("the sample photos could not be imported")
+    window.refresh_comparisons(select=comps[0].id)  # never analysed: analyse the first pair now
     return window.run_analysis()
 
 

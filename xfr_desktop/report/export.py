@@ -28,7 +28,7 @@ class ExportResult:
 
 
 def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, identity=None, actor: str | None = None,
-                       overwrite: bool = False, result_ids=None) -> ExportResult:
+                       overwrite: bool = False) -> ExportResult:
     """Build the report of ``case_id`` into ``out_path``; sign it with ``identity`` (a SigningIdentity) if given.
 
     Audit: ``report.exported`` (file, sha256 of the unsigned report, pages) and, when signed, ``report.signed``
@@ -42,7 +42,7 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
     case = store.get_case(case_id)
     # audited under the examiner's name (the preference, else the case's examiner), never the login name
     actor = actor or store.examiner_name() or case.examiner or None
-    data = build_report_for_case(store, case.id, result_ids=result_ids)
+    data = build_report_for_case(store, case.id)
     rendered = render_report(data, for_signing=identity is not None)
     pdf, signed = rendered.pdf, None
     if identity is not None:

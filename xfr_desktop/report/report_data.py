@@ -500,8 +500,8 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
 
 def _analysis_time(record) -> str:
     """When the analysis ran (kept by recombinations), else the save time marked as such (older results)."""
-    ran = (record.parameters or {}).get("analysed_at")
-    return str(ran) if ran else f"{record.created_at} (saved; analysis time not recorded)"
+    recorded = (record.parameters or {}).get("analysed_at")
+    return record.analysed_at if recorded else f"{record.analysed_at} (saved; analysis time not recorded)"
 
 
 def _comparison_title(n: int, name_a: str, name_b: str) -> str:
@@ -533,47 +533,27 @@ def _short_utc(iso: str | None) -> str:
         return str(iso or "?")
 
 
-def _report_results(store, case_id: int, comparisons, chosen_ids) -> dict[int, tuple]:
-    """{comparison id: (ResultRecord, how it was chosen)} for the comparisons that are reported.
-
-    ``chosen_ids`` (result ids, e.g. ``xfr report --result N``) override the comparison's stored choice."""
-    by_comparison: dict[int, int] = {}
-    for rid in chosen_ids or ():
-        try:
-            record = store.get_result(int(rid))
-            comp = store.get_comparison(record.comparison_id)
-        except (XfrError, TypeError, ValueError):
-            raise ReportError(f"there is no stored result {rid}") from None
-        if comp.case_id != case_id:
-            raise ReportError(f"result {rid} belongs to another case")
-        if record.comparison_id in by_comparison:
-            raise ReportError(f"results {by_comparison[record.comparison_id]} and {rid} are both of comparison "
-                              f"{record.comparison_id}; choose one")
-        by_comparison[record.comparison_id] = record.id
+def _report_results(store, comparisons) -> dict[int, tuple]:
+    """{comparison id: (ResultRecord, which of its results it is and why)} for the comparisons reported: the
+    examiner's choice (``xfr report --result N`` or the app), else the first full analysis."""
     out = {}
     for comp in comparisons:
         if getattr(comp, "removed", False):
             continue
-        results = store.list_results(comp.id)
-        if comp.id in by_comparison:
-            rid, how = by_comparison[comp.id], "chosen for this report"
-        elif getattr(comp, "report_result_id", None) is not None:
-            rid, how = comp.report_result_id, "chosen by the examiner"
-        else:
-            record = store.report_result(comp.id, include_blobs=False)
-            if record is None:
-                continue
-            rid, how = record.id, ("the first full analysis" if record.is_full_analysis else "the first result")
-        ids = [r.id for r in results]
-        position = f"result {ids.index(rid) + 1} of {len(ids)}" if rid in ids else f"result id {rid}"
-        out[comp.id] = (store.get_result(rid), f"{position}, {how}")
+        record = store.report_result(comp.id)
+        if record is None:
+            continue
+        ids = [r.id for r in store.list_results(comp.id)]
+        how = ("chosen by the examiner" if comp.report_result_id is not None else
+               "the first full analysis" if record.is_full_analysis else "the first result (no full analysis)")
+        out[comp.id] = (record, f"result {ids.index(record.id) + 1} of {len(ids)}, {how}")
     return out
 
 
 def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256: str | None = None,
-                          k: int = TOP_CHANNELS, result_ids=None) -> ReportData:
-    """ReportData for a stored case (no model needed): per comparison the result given in ``result_ids``, else the
-    examiner's choice, else the first full analysis; removed and unanalysed comparisons are listed apart."""
+                          k: int = TOP_CHANNELS) -> ReportData:
+    """ReportData for a stored case (no model needed): per comparison the result the examiner chose, else the first
+    full analysis (store.report_result); removed and unanalysed comparisons are listed apart."""
     case = store.get_case(case_id)
     # verified before anything is read: a report must never present forged rows or a swapped photo as evidence
     verification = store.verify_audit(case_id)
@@ -584,7 +564,7 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
     cal_used = None
     unreported = []
     comparisons = store.list_comparisons(case_id)
-    chosen = _report_results(store, case_id, comparisons, result_ids)
+    chosen = _report_results(store, comparisons)
     for n, comp in enumerate(comparisons, 1):
         if comp.id not in chosen:
             unreported.append(_unreported(store, n, comp))

@@ -81,6 +81,11 @@ class ResultRecord:
         return decision_label(self.decision)
 
     @property
+    def analysed_at(self) -> str:
+        """When the analysis ran (kept by recombinations); results saved before it was recorded: the save time."""
+        return str((self.parameters or {}).get("analysed_at") or self.created_at)
+
+    @property
     def is_full_analysis(self) -> bool:
         """An analysis of every channel as computed (not a recombination at another τ, top-k or channel subset)."""
         p = self.parameters or {}

@@ -1,0 +1,102 @@
+"""Case work from the command line (`xfr cases add-pair / analyse / conclude / show`, `xfr report --result`),
+through the real CLI on the bundled sample photos and a real store; the sample case; face numbers from 1."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from xfr_desktop.cli import main
+from xfr_desktop.core import save_model
+from xfr_desktop.store import open_store
+
+
+@pytest.fixture
+def model_file(tmp_path, tiny_model):
+    path = tmp_path / "tiny.pt"
+    save_model(tiny_model, path)
+    return path
+
+
+def xfr(data, *args) -> int:
+    return main(["--data-dir", str(data), *map(str, args)])
+
+
+def photos(samples_dir):
+    case = json.loads((samples_dir / "case.json").read_text())
+    return [(samples_dir / p["image_a"], samples_dir / p["image_b"]) for p in case["pairs"]]
+
+
+def test_scripted_case_work_from_add_pair_to_a_report_of_a_chosen_result(tmp_path, samples_dir, model_file,
+                                                                         capsys):
+    data = tmp_path / "data"
+    (a, b), (c, d) = photos(samples_dir)[:2]
+    assert xfr(data, "cases", "create", "CLI-1", "--examiner", "Examiner A") == 0
+    assert xfr(data, "cases", "add-pair", "CLI-1", a, b, "--face-a", "1") == 0
+    assert "added comparison 1" in capsys.readouterr().out
+    assert xfr(data, "cases", "add-pair", "CLI-1", c, tmp_path / "missing.jpg") != 0
+    assert "Photo B:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        xfr(data, "cases", "add-pair", "CLI-1", a, b, "--face-b", "0")
+    assert exc.value.code == 2 and "start at 1" in capsys.readouterr().err
+    assert xfr(data, "cases", "analyse", "CLI-1", "--model", model_file) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("comparison 1: result 1: ") and "model decision at τ = " in out
+    # defect 1: a comparison note after the case conclusion must not become the case conclusion
+    assert xfr(data, "cases", "conclude", "CLI-1", "--text", "Whole case: moderate support") == 0
+    assert xfr(data, "cases", "conclude", "CLI-1", "--text", "note on the pair", "--comparison", "1") == 0
+    assert xfr(data, "cases", "conclude", "CLI-1", "--text", "x", "--comparison", "2") == 2
+    assert "has no comparison 2" in capsys.readouterr().err
+    assert xfr(data, "cases", "analyse", "CLI-1", "--comparison", "1", "--model", model_file) == 0
+    capsys.readouterr()
+    assert xfr(data, "cases", "show", "CLI-1", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["conclusion"]["text"] == "Whole case: moderate support"
+    (comp,) = shown["comparisons"]
+    assert comp["number"] == 1 and comp["images"]["a"]["face_number"] == 1 and comp["n_results"] == 2
+    assert comp["report_result"]["id"] == 1 and comp["latest_result"]["id"] == 2   # the first full analysis
+    assert comp["report_result"]["model_decision"].startswith("model decision at τ = ")
+    pdf = tmp_path / "r.pdf"
+    assert xfr(data, "report", "--case", "CLI-1", "--out", pdf, "--result", "2") == 0
+    with open_store(data) as store:
+        assert store.get_comparison(comp["id"]).report_result_id == 2
+        assert "comparison.report_result_chosen" in [e.action for e in store.list_audit(shown["id"])]
+        from xfr_desktop.report.report_data import build_report_for_case
+        section = build_report_for_case(store, shown["id"]).comparisons[0]
+        assert section.analysed_at == store.get_result(2).parameters["analysed_at"]
+    assert xfr(data, "report", "--case", "CLI-1", "--out", tmp_path / "s.pdf", "--result", "99") == 2
+    assert "no result 99" in capsys.readouterr().err
+
+
+def test_analyse_reports_a_failed_comparison_and_goes_on(tmp_path, samples_dir, model_file, capsys):
+    data = tmp_path / "data"
+    (a, b) = photos(samples_dir)[0]
+    assert xfr(data, "cases", "create", "CLI-2") == 0
+    assert xfr(data, "cases", "add-pair", "CLI-2", a, b, "--face-a", "3") == 0   # the photo has one face
+    assert xfr(data, "cases", "add-pair", "CLI-2", a, b) == 0
+    capsys.readouterr()
+    assert xfr(data, "cases", "analyse", "CLI-2", "--model", model_file) == 1
+    captured = capsys.readouterr()
+    assert "comparison 1: failed: " in captured.err and "face 3 requested but 1 face found" in captured.err
+    assert "comparison 2: result 1: " in captured.out
+    with open_store(data) as store:
+        first, second = store.list_comparisons(store.find_case("CLI-2").id)
+        assert (first.status, second.status) == ("failed", "done")
+
+
+def test_the_sample_case_holds_every_pair_its_text_names(tmp_path, samples_dir):
+    from xfr_desktop.casework import add_pair, ensure_sample_case, load_sample_case
+
+    sample = load_sample_case()
+    assert "four photo pairs" in sample["title"] and len(sample["pairs"]) == 4
+    with open_store(tmp_path / "data") as store:
+        case, comps = ensure_sample_case(store)
+        assert case.title == sample["title"] and len(comps) == 4
+        names = [store.get_image(c.image_a).original_name for c in comps]
+        assert names == [a.name for a, _b, _pre, _label in sample["pairs"]]
+        assert len(ensure_sample_case(store)[1]) == 4                 # nothing added twice
+    with open_store(tmp_path / "old") as store:                       # a sample case made by the old demo
+        old = store.create_case(sample["number"], title=sample["title"])
+        a, b, _pre, _label = sample["pairs"][0]
+        add_pair(store, old.id, a, b)
+        assert len(ensure_sample_case(store)[1]) == 4
