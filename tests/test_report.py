@@ -66,7 +66,8 @@ def test_report_from_explanation_holds_the_key_fields(explanation, tiny_model):
     flat = " ".join(text.split())
     for needle in ("2026-0042", "Burglary Main Street", "Jane Doe", "Forensic Lab", f"XFR Desktop {__version__}",
                    "suspect.jpg", "cctv.jpg", "a1" * 32, "b2" * 32, f"{explanation.score:.4f}",
-                   explanation.decision_label.upper(), "Likelihood ratio", "ENFSI", "moderately strong support",
+                   f"model decision at τ = {explanation.threshold:.3f}: {explanation.decision_label}",
+                   "Likelihood ratio", "ENFSI", "moderately strong support",
                    "Limitations", "Moderate support for same person.", "Appendix: audit trail",
                    "Top similar channels", "not certified by a timestamp authority", "Not signed"):
         assert needle in flat, needle
@@ -320,11 +321,11 @@ def test_parameters_are_a_two_column_table_with_one_based_faces(explanation, tin
     data = report_data_from_explanation(explanation, model=tiny_model, case_number="P-1")
     data.comparisons[0].parameters = params
     flat = " ".join(pdf_text(render_report(data).pdf)[0].split())
-    section = flat[flat.index("Result and parameters"):flat.index("Explanation maps")]
+    section = flat[flat.index("technical result and parameters"):flat.index("Explanation maps")]
     assert "{" not in section and '"' not in section            # no raw JSON
     assert "Face in image A face 1 (the largest)" in section and "Face in image B face 3" in section
     assert "Residual engine fast" in section and "Device cpu" in section
-    assert section.count("Decision threshold τ") == 1
+    assert section.count("model decision at τ") == 1
 
 
 def test_a_long_table_repeats_its_header_on_every_page(explanation, tiny_model):
@@ -384,3 +385,46 @@ def test_colour_bars_say_what_they_measure(explanation, tiny_model):
     mantissa, exp = f"{vmax:.1e}".split("e")
     assert f"brightest = {mantissa}e{int(exp)}, the largest value of S over both images" in flat
     assert "cosine-score units per pixel" in flat
+
+
+# --- issue 14 (2-5): evaluative headline, examination sections --------------------------------------------------
+def test_evaluation_headline_and_examination_sections(tmp_path, tiny_model):
+    """The LR at the calibration's limit is a bound with two significant digits, the propositions and calibration
+    are named, the model's decision at a τ other than the calibrated one is flagged in the technical part only,
+    and the examiner's FISWG assessment, annotations, photo quality and the review are reported."""
+    from xfr_desktop.core.serialize import result_parameters, result_payload
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        comp = store.list_comparisons(case.id)[0]
+        result = explain_pair(tiny_model, *faces(4))
+        result.threshold = 0.98
+        lr = {"value": 3000.0, "verbal": None, "limits": [1 / 3000, 3000.0],
+              "calibration": {"method": "logistic-regression", "reference": "LFW pairs.txt", "n_genuine": 3000,
+                              "n_impostor": 3000, "cllr": 0.138}}
+        params = result_parameters(result, likelihood_ratio=lr)
+        params["model_threshold"] = 0.3277
+        chosen = store.save_result(comp.id, result_payload(result, model_sha256="ee" * 32, parameters=params))
+        store.choose_report_result(comp.id, chosen.id)
+        store.set_propositions(case.id, prosecution="Hp: the suspect is the person in the CCTV still.",
+                               defence="Hd: someone else is in the CCTV still.")
+        store.set_feature_assessment(comp.id, "forehead", "similar", note="same hairline shape", author="Ann")
+        store.add_annotation(comp.id, "a", "rect", 10, 12, 30, 20, label="scar", author="Ann")
+        store.record_image_quality(comp.id, "a", {"width_px": 130, "height_px": 150, "inter_eye_px": 21.0,
+                                                  "warnings": ["inter-eye distance 21 px is below 30 px"]})
+        store.add_review(comp.id, "agree", note="Checked every feature.", reviewer="Rex Reviewer")
+        flat = report_text(store, case.id)
+    headline = flat[flat.index("Evaluation"):flat.index("technical result and parameters")]
+    assert "LR = ≥ 3,000 (limit of the calibration)" in headline
+    assert "at least strong support for the proposition that the two images show the same person" in headline
+    assert "Hp: the suspect is the person in the CCTV still." in headline
+    assert "logistic-regression calibration on LFW pairs.txt (3,000 same-person" in headline
+    assert "model decision" not in headline and "MATCH" not in headline
+    technical = flat[flat.index("technical result and parameters"):]
+    assert "model decision at τ = 0.980" in technical
+    assert "is not the model's calibrated threshold τ = 0.328" in technical
+    assert "Forehead Similar same hairline shape Ann" in flat
+    assert "A1: rect scar (Ann)" in flat
+    assert "Image quality and provenance" in flat and "⚠ Image A: inter-eye distance 21 px is below 30 px" in flat
+    assert "Rex Reviewer agrees Checked every feature." in flat

@@ -24,7 +24,7 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None, *
     story = sections.title_section(data, generated_at, st) + sections.method_section(st)
     story += sections.model_section(data, st) + sections.likelihood_ratio_section(data, st)
     for section in data.comparisons:
-        story += sections.comparison_section(section, st)
+        story += sections.comparison_section(section, st, data)
     story += sections.unreported_section(data, st)
     story += sections.conclusion_section(data, st) + sections.limitations_section(data, st)
     story += sections.audit_appendix(data, st) + sections.signature_section(record, for_signing)

@@ -151,7 +151,9 @@ def _images_flowables(section: ComparisonSection, st) -> list:
     cells, caps = [], []
     for info in (section.image_a, section.image_b):
         if info.original is not None:
-            cells.append(_img(thumbnail_with_box(info.original, info.box, info.landmarks), 5.2 * cm))
+            notes = section.annotations.get(info.label.lower(), ())
+            cells.append(_img(thumbnail_with_box(info.original, info.box, info.landmarks, annotations=notes),
+                              5.2 * cm))
         else:
             cells.append(_p("(original not available)", st["small"]))
         caps.append(_p(f"Image {info.label}: {info.name}", st["caption"]))
@@ -213,12 +215,118 @@ def _result_flowables(section: ComparisonSection, st) -> list:
     """Score, threshold, decision, LR and the parameters of the analysis (a two-column table)."""
     from reportlab.platypus import KeepTogether, Spacer
 
-    return [Spacer(1, 4), KeepTogether([_p("Result and parameters", st["h2"]), _kv_table([
-        ("Score (cosine similarity)", _fmt_float(section.score)),
-        ("Decision threshold τ", _fmt_float(section.threshold)),
-        ("Decision", section.decision_label.upper()),
-        ("Likelihood ratio", _lr_text(section)),
-    ] + parameter_rows(section))])]
+    decision = section.model_decision
+    decision_text = decision.text if decision is not None else \
+        f"model decision at τ = {section.threshold:.3f}: {section.decision_label}"
+    if decision is not None and decision.flags:
+        decision_text += "".join(f"\n⚠ {flag}" for flag in decision.flags)
+    return [Spacer(1, 4), KeepTogether([
+        _p("The model's explanation: technical result and parameters", st["h2"]),
+        _p("What the model computed; the evaluative result is the likelihood ratio above, and the thresholded "
+           "decision below is the model's, not a conclusion.", st["small"]),
+        _kv_table([("Score (cosine similarity)", _fmt_float(section.score)),
+                   ("Model decision", decision_text),
+                   ("Likelihood ratio (unrounded)", _lr_text(section))] + parameter_rows(section))])]
+
+
+def evaluation_flowables(section: ComparisonSection, data: ReportData, st) -> list:
+    """The headline: the LR (two digits, a bound at the calibration's limit) with its verbal equivalent, the two
+    propositions and the calibration it rests on."""
+    from reportlab.lib import colors
+    from reportlab.platypus import KeepTogether, Spacer, Table
+
+    hp, hd = data.propositions
+    s = section.lr_statement
+    if s is None:
+        head = "No likelihood ratio: the model has no calibration (run xfr calibrate)."
+        verbal = ""
+    else:
+        head = f"Likelihood ratio LR = {s.text}"
+        verbal = f"The findings provide {s.verbal}." if s.supports else f"The findings provide {s.verbal}."
+    rows = [[_p(head, st["big"])]]
+    if verbal:
+        rows.append([_p(verbal, st["body"])])
+    rows += [[_p(f"Propositions — {hp}  {hd}", st["small"])],
+             [_p("Calibration: " + (section.calibration_note or "not recorded"), st["small"])]]
+    if s is not None and s.at_limit:
+        rows.append([_p("The LR lies at the limit of what the calibration's reference set can support; the true "
+                        "value may be further from 1.", st["small"])])
+    t = Table(rows, colWidths=[17.6 * 28.3465], hAlign="LEFT")
+    t.setStyle(table_style(grid=False))
+    t.setStyle([("BOX", (0, 0), (-1, -1), 0.8, colors.HexColor("#1a3b6b")),
+                ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#f2f5fa"))])
+    return [Spacer(1, 4), KeepTogether([_p("Evaluation", st["h2"]), t])]
+
+
+QUALITY_ROWS = (("Photo size", lambda q: f"{q['width_px']} × {q['height_px']} px" if q.get("width_px") else None),
+                ("Face used", lambda q: f"face {q['face_number']} of {q['n_faces']}" if q.get("face_number") and
+                 q.get("n_faces") else None),
+                ("Face box", lambda q: "{} × {} px".format(*q["face_box_px"]) if q.get("face_box_px") else None),
+                ("Inter-eye distance", lambda q: f"{q['inter_eye_px']:.0f} px" if q.get("inter_eye_px") is not None
+                 else None),
+                ("Pose (roll, yaw)", lambda q: f"{q['roll_deg']:+.0f}°, {q['yaw_deg']:+.0f}°"
+                 if q.get("roll_deg") is not None and q.get("yaw_deg") is not None else None),
+                ("Sharpness (variance of Laplacian)", lambda q: f"{q['sharpness']:.0f}" if q.get("sharpness")
+                 is not None else None),
+                ("JPEG quality (estimated)", lambda q: str(q["jpeg_quality"]) if q.get("jpeg_quality") is not None
+                 else "not a JPEG / unknown"),
+                ("Camera", lambda q: (q.get("exif") or {}).get("camera") or "not recorded"),
+                ("Taken at (EXIF)", lambda q: (q.get("exif") or {}).get("taken_at") or "not recorded"),
+                ("EXIF orientation", lambda q: str((q.get("exif") or {}).get("orientation") or "not recorded")),
+                ("GPS position in EXIF", lambda q: "present" if (q.get("exif") or {}).get("gps_present") else "none"))
+
+
+def quality_flowables(section: ComparisonSection, st) -> list:
+    """Image quality and provenance of both photos side by side, with the warnings."""
+    from reportlab.platypus import KeepTogether, Spacer
+
+    if not section.quality:
+        return []
+    qa, qb = section.quality.get("a", {}), section.quality.get("b", {})
+    rows = [[_p(h, st["small"]) for h in ("", f"Image {section.image_a.label}", f"Image {section.image_b.label}")]]
+    for label, get in QUALITY_ROWS:
+        values = []
+        for q in (qa, qb):
+            try:
+                values.append(get(q) if q else "—")
+            except (KeyError, TypeError, ValueError):
+                values.append("—")
+        rows.append([_p(label, st["small"])] + [_p(v if v is not None else "—", st["small"]) for v in values])
+    warnings = [f"Image {lab}: {w}" for lab, q in (("A", qa), ("B", qb)) for w in (q.get("warnings") or [])]
+    out = [_p("Image quality and provenance", st["h2"]), _data_table(rows, [5.0, 6.4, 6.4])]
+    out += [_p(f"⚠ {w}", st["small"]) for w in warnings] or [_p("No value falls below the documented thresholds "
+                                                                   "(docs/examiner-guide.md).", st["small"])]
+    return [Spacer(1, 4), KeepTogether(out)]
+
+
+def morphology_flowables(section: ComparisonSection, st) -> list:
+    """The examiner's feature-by-feature (FISWG) comparison -- kept apart from the model's explanation."""
+    from reportlab.platypus import KeepTogether, Spacer
+
+    out = [_p("Morphological comparison by the examiner (FISWG features)", st["h2"])]
+    if not section.features:
+        return [Spacer(1, 4), KeepTogether(out + [_p("No feature has been assessed for this comparison.",
+                                                     st["small"])])]
+    rows = [[_p(h, st["small"]) for h in ("feature", "assessment", "note", "by")]]
+    rows += [[_p(f, st["small"]), _p(v, st["small"]), _p(n or "", st["small"]), _p(a, st["small"])]
+             for f, v, n, a in section.features]
+    notes = [(side.upper(), a) for side in "ab" for a in section.annotations.get(side, [])]
+    out.append(_data_table(rows, [4.0, 2.6, 8.4, 2.8]))
+    if notes:
+        out.append(_p("Annotations (magenta, numbered on the photos above): " + "; ".join(
+            f"{side}{i}: {a.kind} {a.label or ''}".rstrip() + f" ({a.author})"
+            for side in "AB" for i, a in enumerate([a for s_, a in notes if s_ == side], 1)), st["small"]))
+    return [Spacer(1, 4), KeepTogether(out)]
+
+
+def review_flowables(section: ComparisonSection, st) -> list:
+    """The ACE-V verification: each reviewer's agreement or disagreement and note."""
+    if not section.reviews:
+        return [_p("Verification (ACE-V): no review recorded for this comparison.", st["small"])]
+    rows = [[_p(h, st["small"]) for h in ("reviewer", "verdict", "note", "time")]]
+    rows += [[_p(r.reviewer, st["small"]), _p("agrees" if r.verdict == "agree" else "disagrees", st["small"]),
+              _p(r.note, st["small"]), _p(short_time(r.created_at), st["small"])] for r in section.reviews]
+    return [_p("Verification (ACE-V) by a second examiner", st["h2"]), _data_table(rows, [3.4, 2.2, 8.4, 3.8])]
 
 
 def _sci(v: float) -> str:
@@ -289,14 +397,17 @@ def _channels_flowables(section: ComparisonSection, st) -> list:
     return out
 
 
-def comparison_section(section: ComparisonSection, st) -> list:
-    """One comparison: images and hashes, result, maps, channels and the examiner's note on it."""
-    out = _images_flowables(section, st) + _result_flowables(section, st)
-    out += _maps_flowables(section, st)
-    out += _channels_flowables(section, st)
+def comparison_section(section: ComparisonSection, st, data: ReportData | None = None) -> list:
+    """One comparison: images and hashes, the evaluation (LR), photo quality, the examiner's morphological
+    comparison, then -- apart -- the model's explanation (result, maps, channels), the examiner's note and the
+    review."""
+    data = data or ReportData(case_number="")
+    out = _images_flowables(section, st) + evaluation_flowables(section, data, st) + quality_flowables(section, st)
+    out += morphology_flowables(section, st)
+    out += _result_flowables(section, st) + _maps_flowables(section, st) + _channels_flowables(section, st)
     if section.conclusion:
         out += [_p("Examiner's note on this comparison", st["h2"]), _p(section.conclusion, st["body"])]
-    return out
+    return out + review_flowables(section, st)
 
 
 def unreported_section(data: ReportData, st) -> list:

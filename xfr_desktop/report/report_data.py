@@ -96,6 +96,13 @@ class ComparisonSection:
     conclusion: str = ""                          # examiner's conclusion for this comparison, if any
     result_id: int | None = None                  # the stored result shown, and how it was chosen
     result_choice: str = ""
+    lr_statement: object = None                   # core.evaluative.LRStatement (two digits, bound at a limit)
+    calibration_note: str = ""                    # what the LR rests on
+    model_decision: object = None                 # core.evaluative.ModelDecision ("model decision at τ = …")
+    features: list[tuple[str, str, str, str]] = field(default_factory=list)   # FISWG label, value, note, author
+    annotations: dict = field(default_factory=dict)   # {"a": [AnnotationRecord], "b": [...]} on the photos
+    quality: dict = field(default_factory=dict)       # {"a": image_quality dict, "b": ...}
+    reviews: list = field(default_factory=list)       # ReviewRecord, oldest first (ACE-V verification)
 
 
 @dataclass
@@ -130,6 +137,7 @@ class ReportData:
     audit: list[dict] = field(default_factory=list)   # id, time, actor, action, object, details (pairs), hash
     audit_status: str = ""                        # the chain's verification at export time
     limitations: str = LIMITATIONS
+    propositions: tuple[str, str] = ("", "")      # (Hp, Hd) of the case; defaults from core.evaluative
 
 
 # --- images -------------------------------------------------------------------------------------------------
@@ -160,7 +168,10 @@ def colour_bar(cmap: str, width: int = 256, height: int = 12) -> np.ndarray:
     return _colormap(ramp, cmap)
 
 
-def thumbnail_with_box(image: np.ndarray, box=None, landmarks=None, max_side: int = 480) -> np.ndarray:
+def thumbnail_with_box(image: np.ndarray, box=None, landmarks=None, max_side: int = 480,
+                       annotations=()) -> np.ndarray:
+    """The photo scaled for print, with the detected face box (green), landmarks and the examiner's annotations
+    (magenta points and rectangles, numbered in the order listed)."""
     import cv2
 
     img = np.ascontiguousarray(image)
@@ -177,6 +188,15 @@ def thumbnail_with_box(image: np.ndarray, box=None, landmarks=None, max_side: in
         for px, py in np.asarray(landmarks, np.float64).reshape(-1, 2) * scale:
             if np.isfinite(px) and np.isfinite(py):
                 cv2.circle(img, (round(px), round(py)), thick + 1, (255, 200, 0), -1)
+    for n, a in enumerate(annotations, 1):
+        x, y = round(a.x * scale), round(a.y * scale)
+        if a.kind == "rect":
+            cv2.rectangle(img, (x, y), (round((a.x + a.width) * scale), round((a.y + a.height) * scale)),
+                          (230, 0, 200), thick)
+        else:
+            cv2.circle(img, (x, y), 3 * thick, (230, 0, 200), thick)
+        cv2.putText(img, str(n), (x + 2 * thick, max(12, y - 2 * thick)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.45 * thick, (230, 0, 200), thick, cv2.LINE_AA)
     return img
 
 
@@ -370,8 +390,17 @@ def report_data_from_explanation(result, *, model=None, case_number: str = "(no 
     lr = calibration.describe(result.score) if calibration is not None else None
     section = comparison_from_explanation(result, title="Comparison 1", image_a=image_a, image_b=image_b, lr=lr,
                                           model_sha256=getattr(model, "sha256", "") or "")
+    from ..core.evaluative import DEFAULT_DEFENCE, DEFAULT_PROSECUTION, lr_statement, model_decision
+
+    limits = tuple(10 ** b for b in calibration.log10_lr_bounds) if calibration is not None else None
+    section.lr_statement = lr_statement(section.lr, limits)
+    section.calibration_note = calibration_note(calibration_summary(calibration))
+    calibrated = getattr(model, "threshold", None)
+    section.model_decision = model_decision(section.score, section.threshold,
+                                            None if calibrated is None else float(calibrated), section.lr)
     return ReportData(case_number=case_number, title=title, examiner=examiner, organisation=organisation,
                       model=model_info(model), calibration=calibration_summary(calibration), comparisons=[section],
+                      propositions=(DEFAULT_PROSECUTION, DEFAULT_DEFENCE),
                       conclusion=conclusion, case_notes=notes)
 
 
@@ -495,7 +524,50 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
     # the stored decision is the one the examiner saw
     section.score, section.threshold, section.decision_label = record.score, record.threshold, \
         record.decision_label
+    _add_evaluation(section, record, cal)
+    _add_examination(store, section, comp)
     return section, cal
+
+
+def _add_evaluation(section: ComparisonSection, record, cal) -> None:
+    """The LR as the report states it, what it rests on, and the model's decision kept apart."""
+    from ..core.evaluative import lr_statement, result_model_decision
+
+    stored = (record.parameters or {}).get("likelihood_ratio")
+    limits = tuple(10 ** b for b in cal.log10_lr_bounds) if cal is not None else None
+    section.lr_statement = lr_statement(stored if isinstance(stored, dict) else section.lr, limits)
+    about = stored.get("calibration") if isinstance(stored, dict) else None
+    section.calibration_note = calibration_note(about or calibration_summary(cal))
+    section.model_decision = result_model_decision(record)
+
+
+def calibration_note(about: dict | None) -> str:
+    """'logistic-regression calibration on LFW (3,000 same-person and 3,000 different-people comparisons),
+    Cllr 0.138'; '' when unknown."""
+    if not about:
+        return ""
+    text = f"{about.get('method', 'unknown')} calibration on {about.get('reference') or 'a reference set'}"
+    if about.get("n_genuine") and about.get("n_impostor"):
+        text += (f" ({int(about['n_genuine']):,} same-person and {int(about['n_impostor']):,} different-people "
+                 f"comparisons)")
+    if about.get("cllr") is not None:
+        text += f", Cllr {float(about['cllr']):.3f}"
+    return text
+
+
+def _add_examination(store, section: ComparisonSection, comp) -> None:
+    """The examiner's own work on the comparison: FISWG features, annotations, photo quality, reviews."""
+    from ..core.morphology import FEATURE_LABELS, VALUE_LABELS
+
+    for key, a in store.feature_assessments(comp.id).items():
+        section.features.append((FEATURE_LABELS.get(key, key), VALUE_LABELS.get(a.value, a.value), a.note,
+                                 a.author))
+    section.annotations = {side: store.list_annotations(comp.id, side=side) for side in "ab"}
+    for side in "ab":
+        q = store.image_quality(comp.id, side)
+        if q is not None:
+            section.quality[side] = q.data
+    section.reviews = store.list_reviews(comp.id)
 
 
 def _analysis_time(record) -> str:
@@ -580,7 +652,9 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
         raise ReportError(f"case {case.number} has no analysed comparison to report")
     sha = model_sha256 or next(iter(used_models), "")
     concl = store.latest_conclusion(case_id)   # case-level only: comparison notes go with their comparison
-    return ReportData(
+    from ..core.evaluative import case_propositions
+
+    return ReportData(propositions=case_propositions(case),
         case_number=case.number, title=case.title, examiner=case.examiner, organisation=case.organisation,
         case_created=case.created_at, case_modified=case.modified_at,
         model=_stored_model_info(store, sha, used_models.get(sha, "")),
