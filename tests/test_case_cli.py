@@ -82,6 +82,15 @@ def test_analyse_reports_a_failed_comparison_and_goes_on(tmp_path, samples_dir, 
     with open_store(data) as store:
         first, second = store.list_comparisons(store.find_case("CLI-2").id)
         assert (first.status, second.status) == ("failed", "done")
+    # the failed comparison is withdrawn with a reason; it stays listed and is not analysed again
+    assert xfr(data, "cases", "remove", "CLI-2", "--comparison", "1", "--reason", "") == 2
+    assert "needs a reason" in capsys.readouterr().err
+    assert xfr(data, "cases", "remove", "CLI-2", "--comparison", "1", "--reason", "no third face") == 0
+    capsys.readouterr()
+    assert xfr(data, "cases", "analyse", "CLI-2", "--model", model_file) == 0
+    assert "comparison 1" not in capsys.readouterr().out
+    assert xfr(data, "cases", "show", "CLI-2") == 0
+    assert "removed " in (out := capsys.readouterr().out) and ": no third face" in out
 
 
 def test_the_sample_case_holds_every_pair_its_text_names(tmp_path, samples_dir):

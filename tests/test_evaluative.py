@@ -54,7 +54,7 @@ def test_an_lr_at_the_calibrations_limit_is_stated_as_a_bound():
     assert high.verbal.startswith("at least strong support for the proposition that the two images show the same")
     low = lr_statement(stored(cal, 0.0))
     assert low.text == "≤ 1/3,000 (limit of the calibration)" and low.at_limit == "lower"
-    odd = analytic_calibration(n=3137)                                 # a bound is rounded toward what holds
+    odd = analytic_calibration(n=3190)                                 # a bound is rounded toward what holds
     assert lr_statement(stored(odd, 0.9)).text == "≥ 3,100 (limit of the calibration)"
     assert lr_statement(stored(odd, 0.0)).text == "≤ 1/3,100 (limit of the calibration)"
     assert lr_statement({"value": float(cal.lr(0.7))}).at_limit is None   # no limits known: no claim

@@ -379,12 +379,20 @@ def test_markdown_subset_is_escaped_and_structured():
 
 
 def test_colour_bars_say_what_they_measure(explanation, tiny_model):
+    """One labelled scale: the caption names the unit and the power of ten, the last tick is the peak of S."""
     data = report_data_from_explanation(explanation, model=tiny_model, case_number="C-1")
     flat = " ".join(pdf_text(render_report(data).pdf)[0].split())
     vmax = max(float(np.max(explanation.a.S)), float(np.max(explanation.b.S)))
-    mantissa, exp = f"{vmax:.1e}".split("e")
-    assert f"brightest = {mantissa}e{int(exp)}, the largest value of S over both images" in flat
-    assert "cosine-score units per pixel" in flat
+    assert "cosine score per pixel" in flat and "the bar ends at the largest value of S over both images" in flat
+    import re
+
+    m = re.search(r"S⁺ \(×10([⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+) cosine score per pixel\)", flat)
+    assert m, "the caption names the map, the multiplier and the unit"
+    exponent = int(m.group(1).translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")))
+    assert 1 <= vmax / 10 ** exponent < 10
+    labels = [float(x) for x in re.findall(r"(?<![\d.])(\d+\.\d+)(?![\d.])", flat[flat.index("colour scale"):
+                                                                                   flat.index("Colour scale:")])]
+    assert any(abs(v * 10 ** exponent - vmax) <= 0.05 * vmax for v in labels), (labels, vmax)   # 2 digits
 
 
 # --- issue 14 (2-5): evaluative headline, examination sections --------------------------------------------------

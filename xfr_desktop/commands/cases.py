@@ -42,6 +42,12 @@ def register(subparsers) -> None:
     p.add_argument("--scale", help="the conclusion scale used (e.g. ENFSI verbal scale)")
     p.set_defaults(func=run_conclude)
 
+    p = sub.add_parser("remove", help="withdraw a comparison with a reason (it stays listed, as removed)")
+    p.add_argument("case", metavar="CASE", help="case id or case number")
+    p.add_argument("--comparison", type=positive_int_arg, required=True, metavar="N")
+    p.add_argument("--reason", required=True, metavar="TEXT")
+    p.set_defaults(func=run_remove)
+
     p = sub.add_parser("create", help="create a case")
     p.add_argument("number", help="the case number (unique)")
     p.add_argument("--title", default="")
@@ -214,6 +220,17 @@ def run_conclude(args) -> int:
         record = conclude(store, case.id, args.text, comparison=args.comparison, scale=args.scale)
     where = f"comparison {args.comparison}" if args.comparison else "the case"
     print(f"recorded a conclusion on {where} of case {case.number} ({record.author}, {record.created_at})")
+    return 0
+
+
+def run_remove(args) -> int:
+    from ..casework import comparison_by_number
+    from ..store import open_store
+
+    with open_store(args.data_dir) as store:
+        case = store.find_case(args.case)
+        comp = store.remove_comparison(comparison_by_number(store, case.id, args.comparison).id, args.reason)
+    print(f"removed comparison {args.comparison} of case {case.number} ({comp.removed_by}): {comp.removed_reason}")
     return 0
 
 

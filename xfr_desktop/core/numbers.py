@@ -31,26 +31,24 @@ def finite_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def face_number_arg(text: str) -> int:
-    """argparse ``type=``: a face number counted from 1 (1 = the largest face in the photo)."""
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a face number is a whole number, not {text!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"face numbers start at 1 (1 = the largest face), not {number}")
-    return number
-
-
-def positive_int_arg(text: str) -> int:
-    """argparse ``type=``: a whole number from 1 (a comparison's or a result's number)."""
+def _counted_from_one(text: str, rule: str) -> int:
     try:
         number = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
     if number < 1:
-        raise argparse.ArgumentTypeError(f"numbers start at 1, not {number}")
+        raise argparse.ArgumentTypeError(f"{rule}, not {number}")
     return number
+
+
+def face_number_arg(text: str) -> int:
+    """argparse ``type=``: a face number counted from 1 (1 = the largest face in the photo)."""
+    return _counted_from_one(text, "face numbers start at 1 (1 = the largest face)")
+
+
+def positive_int_arg(text: str) -> int:
+    """argparse ``type=``: a whole number from 1 (a comparison's number, a result's id)."""
+    return _counted_from_one(text, "numbers start at 1")
 
 
 def without_nonfinite(value):

@@ -12,13 +12,12 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from .pdfa import BODY_FONT, BOLD_FONT, MONO_FONT
-from .report_data import (ComparisonSection, ReportData, ReportError, colour_bar, overlay_map,
+from .report_data import (ComparisonSection, ReportData, ReportError, overlay_map,
                           thumbnail_with_box)
 
 SIGNATURE_BOX_SIZE = (240.0, 70.0)   # points; each of the two signature boxes on the last page
 SIGNATURE_BOX_GAP = 12.0
-MAP_CMAPS = {"S": "inferno", "S_pos": "viridis", "S_neg": "inferno"}
-MAP_TITLES = {"S": "S = |H|", "S_pos": "S⁺ = ReLU(H) (similar)", "S_neg": "S⁻ = ReLU(−H) (dissimilar)"}
+MAP_KINDS = ("S", "S_pos", "S_neg")   # titles, colours and scales: core.map_style, shared with the app and CLI
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -53,8 +52,6 @@ def styles():
         "h2": ParagraphStyle("h2", parent=base, fontName=BOLD_FONT, fontSize=10, leading=13, spaceBefore=6,
                              spaceAfter=3),
         "caption": ParagraphStyle("caption", parent=base, fontSize=7, leading=8.5, alignment=1),
-        **{f"tick{i}": ParagraphStyle(f"tick{i}", parent=base, fontSize=6.5, leading=8, alignment=a)
-           for i, a in enumerate((0, 1, 2))},
         "big": ParagraphStyle("big", parent=base, fontName=BOLD_FONT, fontSize=11, leading=14),
     }
 
@@ -329,51 +326,78 @@ def review_flowables(section: ComparisonSection, st) -> list:
     return [_p("Verification (ACE-V) by a second examiner", st["h2"]), _data_table(rows, [3.4, 2.2, 8.4, 3.8])]
 
 
-def _sci(v: float) -> str:
-    """One format for every colour-bar label: '0', '2.4e-4'."""
-    if v == 0:
-        return "0"
-    mantissa, exp = f"{v:.1e}".split("e")
-    return f"{mantissa}e{int(exp)}"
-
-
 def _maps_flowables(section: ComparisonSection, st) -> list:
-    """S, S⁺ and S⁻ over both faces on one colour scale, with the colour bars."""
+    """S, S⁺ and S⁻ over both faces on one colour scale, with labelled colour bars (core.map_style)."""
     from reportlab.lib.units import cm
     from reportlab.platypus import KeepTogether, Spacer, Table
+
+    from ..core.map_style import colour_bar_caption, colour_scale, map_style
 
     if not section.maps:
         return []
     vmax = max(float(np.max(section.maps[s]["S"])) for s in "ab")
-    rows = []
-    header = [_p("", st["small"])] + [_p(MAP_TITLES[k], st["caption"]) for k in ("S", "S_pos", "S_neg")]
-    rows.append(header)
+    normalization = (section.parameters or {}).get("normalization", "sum")
+    scale = colour_scale(0.0, vmax if vmax > 0 else 1.0)
+    rows = [[_p("", st["small"])] + [_p(map_style(k).title, st["caption"]) for k in MAP_KINDS]]
     for s, info in (("a", section.image_a), ("b", section.image_b)):
         row = [_p(f"Image {info.label}", st["small"])]
-        for key in ("S", "S_pos", "S_neg"):
-            row.append(_img(overlay_map(info.aligned, section.maps[s][key], vmax, MAP_CMAPS[key]), 3.6 * cm))
+        for key in MAP_KINDS:
+            row.append(_img(overlay_map(info.aligned, section.maps[s][key], vmax, key), 3.6 * cm))
         rows.append(row)
-    bars = [_p("colour scale", st["small"])]
-    for key in ("S", "S_pos", "S_neg"):
-        ticks = Table([[_p(_sci(v), st[f"tick{i}"]) for i, v in enumerate((0.0, vmax / 2, vmax))]],
-                      colWidths=[1.2 * cm] * 3, style=table_style(grid=False))
-        ticks.setStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0)])
-        bars.append(Table([[_img(colour_bar(MAP_CMAPS[key]), 3.6 * cm)], [ticks]], style=table_style(grid=False)))
-    rows.append(bars)
+    rows.append([_p("colour scale", st["small"])] + [
+        Table([[ColourBar(key, scale, 3.6 * cm)], [_p(colour_bar_caption(key, scale, normalization), st["caption"])]],
+              style=table_style(grid=False)) for key in MAP_KINDS])
     mt = Table(rows, colWidths=[2.0 * cm, 4.1 * cm, 4.1 * cm, 4.1 * cm], hAlign="LEFT")
     mt.setStyle(table_style())
+    empty = vmax <= 0
     return [Spacer(1, 4), KeepTogether([_p("Explanation maps (one colour scale for both images)", st["h2"]), mt,
-                                        _p(colour_scale_meaning(section, vmax), st["small"])])]
+                                        _p(colour_scale_meaning(normalization, empty), st["small"])])]
 
 
-def colour_scale_meaning(section: ComparisonSection, vmax: float) -> str:
+def colour_scale_meaning(normalization: str, empty: bool = False) -> str:
     """What the colours measure, in words, for the caption under the maps."""
-    normalization = (section.parameters or {}).get("normalization", "sum")
-    unit = ("share of the score margin (score − τ) carried by each pixel, in cosine-score units per pixel: with "
-            "'sum' normalization the pixels of H add up to score − τ" if normalization == "sum" else
-            f"change of the reconstruction per pixel ({normalization} normalization; relative units)")
-    return (f"Colour scale: {unit}. Dark = 0 (no contribution); brightest = {_sci(vmax)}, the largest value of S "
-            f"over both images; S⁺ and S⁻ use the same scale, so their colours compare directly.")
+    if empty:
+        return "Every map is zero: no region moves the score away from τ, so the colour bars show no scale."
+    unit = ("the share of the score margin (score − τ) each pixel carries, in cosine score per pixel: with 'sum' "
+            "normalization the pixels of H add up to score − τ" if normalization == "sum" else
+            f"the change of the reconstruction per pixel ({normalization} normalization; relative units)")
+    return (f"Colour scale: {unit}. An untinted face is 0 (no contribution); the bar ends at the largest value of S "
+            f"over both images, and S⁺ and S⁻ use the same scale, so colours compare across maps and faces.")
+
+
+class ColourBar:
+    """Factory for a flowable: a horizontal colour bar of a map kind with its ticks, labelled in the embedded font."""
+
+    def __new__(cls, kind: str, scale, width: float, height: float = 9.0):
+        from reportlab.lib.utils import ImageReader
+        from reportlab.platypus import Flowable
+
+        from ..core.map_style import lut
+
+        ramp = np.repeat(lut(kind)[None, :, :], 8, axis=0)
+        image = ImageReader(io.BytesIO(_png(ramp)))
+
+        class Bar(Flowable):
+            def wrap(self, aw, ah):
+                self.width, self.height = width, height + 12
+                return self.width, self.height
+
+            def draw(self):
+                c = self.canv
+                c.drawImage(image, 0, 12, width=width, height=height)
+                c.setFont(BODY_FONT, 5.8)
+                span = (scale.high - scale.low) or 1.0
+                for value, label in scale.ticks:
+                    x = (value - scale.low) / span * width
+                    c.line(x, 10, x, 12)
+                    if x <= 1:
+                        c.drawString(0, 3, label)
+                    elif x >= width - 1:
+                        c.drawRightString(width, 3, label)
+                    else:
+                        c.drawCentredString(x, 3, label)
+
+        return Bar()
 
 
 def _channels_flowables(section: ComparisonSection, st) -> list:

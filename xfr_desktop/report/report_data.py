@@ -141,31 +141,18 @@ class ReportData:
 
 
 # --- images -------------------------------------------------------------------------------------------------
-def _colormap(values01: np.ndarray, cmap: str) -> np.ndarray:
-    """[0, 1] floats -> RGB uint8 through an OpenCV colour map."""
+def overlay_map(aligned: np.ndarray | None, heat: np.ndarray, vmax: float, kind: str, upscale: int = 2) -> np.ndarray:
+    """The map over the grey face in its kind's colours (core.map_style, as in the app and the CLI), upscaled."""
     import cv2
 
-    idx = np.clip(np.nan_to_num(values01) * 255, 0, 255).astype(np.uint8)
-    cmap_id = {"inferno": cv2.COLORMAP_INFERNO, "jet": cv2.COLORMAP_JET, "viridis": cv2.COLORMAP_VIRIDIS}[cmap]
-    return cv2.cvtColor(cv2.applyColorMap(idx, cmap_id), cv2.COLOR_BGR2RGB)
-
-
-def overlay_map(aligned: np.ndarray | None, heat: np.ndarray, vmax: float, cmap: str, upscale: int = 2) -> np.ndarray:
-    """The map in colour blended over the grey face (RGB uint8), upscaled for print."""
-    import cv2
+    from ..core.render import colorize, overlay
 
     h, w = heat.shape
-    colour = _colormap(heat / vmax if vmax > 0 else np.zeros_like(heat), cmap).astype(np.float32)
     if aligned is not None and aligned.shape[:2] == (h, w):
-        grey = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY).astype(np.float32)[..., None]
-        colour = 0.6 * colour + 0.4 * grey
-    out = np.clip(colour, 0, 255).astype(np.uint8)
+        out = overlay(aligned, heat, vmax=vmax, kind=kind)
+    else:
+        out = colorize(heat, 0.0, vmax if vmax > 0 else 1.0, kind)
     return cv2.resize(out, (w * upscale, h * upscale), interpolation=cv2.INTER_NEAREST)
-
-
-def colour_bar(cmap: str, width: int = 256, height: int = 12) -> np.ndarray:
-    ramp = np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1))
-    return _colormap(ramp, cmap)
 
 
 def thumbnail_with_box(image: np.ndarray, box=None, landmarks=None, max_side: int = 480,
@@ -205,7 +192,7 @@ def channel_region(aligned: np.ndarray | None, residual: np.ndarray, upscale: in
     import cv2
 
     vmax = float(residual.max())
-    out = overlay_map(aligned, residual, vmax, "jet", upscale=upscale)
+    out = overlay_map(aligned, residual, vmax, "channel", upscale=upscale)
     if vmax > 0:
         rows, cols = np.nonzero(residual >= 0.2 * vmax)
         cv2.rectangle(out, (int(cols.min()) * upscale, int(rows.min()) * upscale),

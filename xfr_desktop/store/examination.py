@@ -5,6 +5,10 @@ removing a comparison, the result a report uses, and the preferences of the data
 A mixin of :class:`~xfr_desktop.store.repository.Store` (it uses the Store's sessions and lookups). Every write
 is audited in its own transaction with the actor (the examiner's name from the preferences unless given) and,
 for case facts, the digest of the row it records (:mod:`.integrity`).
+
+The examiner's name lives in the database (table ``preferences``), not in a settings file: it travels with the
+case database it signs actions in, it is written in the same transactional way, and every change of it is itself
+an audited action ("preference.changed" on the system chain), so nobody can silently act under another name.
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from .examination import EXAMINER_NAME, ExaminationRepository
 from .imagestore import ImageStore, file_sha256
 from .records import (AuditRecord, CaseRecord, ComparisonRecord, ConclusionRecord, ImageRecord, ModelRecord,
                       ResultRecord)
-from .schema import AuditLog, Case, Comparison, Conclusion, Image, Model, Preference, Result
+from .schema import AuditLog, Case, Comparison, Conclusion, Image, Model, Result
 
 COMPARISON_STATUSES = ("new", "running", "done", "failed", "cancelled")
 CASE_FIELDS = ("number", "title", "examiner", "organisation", "notes")
