@@ -203,6 +203,8 @@ def parameter_rows(section: ComparisonSection) -> list[tuple[str, str]]:
         label = PARAMETER_LABELS.get(key, key.replace("_", " "))
         if key == "analysed_at":
             value = short_time(str(value))
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
         for sub, text in detail_pairs({label: value}):
             rows.append((sub, text))
     return rows
@@ -261,7 +263,7 @@ QUALITY_ROWS = (("Photo size", lambda q: f"{q['width_px']} × {q['height_px']} p
                 ("Face box", lambda q: "{} × {} px".format(*q["face_box_px"]) if q.get("face_box_px") else None),
                 ("Inter-eye distance", lambda q: f"{q['inter_eye_px']:.0f} px" if q.get("inter_eye_px") is not None
                  else None),
-                ("Pose (roll, yaw)", lambda q: f"{q['roll_deg']:+.0f}°, {q['yaw_deg']:+.0f}°"
+                ("Pose (roll, yaw)", lambda q: f"{round(q['roll_deg']):+d}°, {round(q['yaw_deg']):+d}°"
                  if q.get("roll_deg") is not None and q.get("yaw_deg") is not None else None),
                 ("Sharpness (variance of Laplacian)", lambda q: f"{q['sharpness']:.0f}" if q.get("sharpness")
                  is not None else None),
