@@ -389,3 +389,25 @@ def test_pdfa_2b_claims_hold_before_and_after_both_signatures(rendered, signed, 
         assert facts["part"] and facts["conformance"]
         assert facts["fonts"] and all(embedded for _, embedded in facts["fonts"]), facts["fonts"]
         assert facts["intent"] == ["/GTS_PDFA1"] and not facts["encrypted"]
+
+
+def test_cosignature_is_recorded_in_the_case_audit_trail(tmp_path, tiny_model, identity_files, reviewer_files,
+                                                         monkeypatch):
+    from test_report import analysed_case
+
+    from xfr_desktop.store import open_store
+
+    data_dir = tmp_path / "data"
+    with open_store(data_dir) as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+    monkeypatch.setenv("XFR_PW", PASS)
+    signed, cosigned = tmp_path / "signed.pdf", tmp_path / "cosigned.pdf"
+    assert xfr_main(["--data-dir", str(data_dir), "report", "--case", case.number, "--out", str(signed), "--sign",
+                     str(identity_files[0]), "--passphrase-env", "XFR_PW"]) == 0
+    assert xfr_main(["--data-dir", str(data_dir), "cosign-report", str(signed), "--sign", str(reviewer_files[0]),
+                     "--out", str(cosigned), "--case", case.number, "--passphrase-env", "XFR_PW"]) == 0
+    assert verify_pdf(cosigned, [identity_files[1], reviewer_files[1]]).ok
+    with open_store(data_dir) as store:
+        events = [e for e in store.list_audit(case.id) if e.action == "report.cosigned"]
+        assert [e.actor for e in events] == ["Rex Reviewer"]
+        assert events[0].details_dict["signer"] == "Rex Reviewer" and store.verify_audit(case.id).ok

@@ -44,6 +44,8 @@ def register(subparsers) -> None:
     c.add_argument("--out", required=True, metavar="FILE.pdf", help="the co-signed report to write")
     add_passphrase_options(c)
     c.add_argument("--force", action="store_true", help="overwrite FILE.pdf if it exists")
+    c.add_argument("--case", metavar="ID", help="also record the co-signature in this case's audit trail "
+                                                "(global --data-dir)")
     c.set_defaults(func=run_cosign)
 
 
@@ -106,7 +108,18 @@ def run_cosign(args) -> int:
         raise SigningError(f"{out} exists; choose another file name (or --force)")
     pdf = read_bytes(Path(args.pdf), "report", SigningError)
     signed = cosign_pdf(pdf, load_signing_identity(args.sign, ask_passphrase(args)))
-    write_atomically(out, signed.pdf)
+    if args.case:
+        from ..report.export import record_cosignature
+        from ..store import open_store
+
+        with open_store(args.data_dir, create=False) as store:
+            case = store.find_case(args.case)     # checked before anything is written
+            write_atomically(out, signed.pdf)
+            if not record_cosignature(store, case.id, out, signed):
+                print(f"xfr: note: {store.data_dir} is read-only: the co-signature is not in its audit trail",
+                      file=sys.stderr)
+    else:
+        write_atomically(out, signed.pdf)
     print(f"wrote {out}: co-signed by {signed.signer} at {signed.signed_at} (this computer's clock; no timestamp "
           f"authority)")
     return 0

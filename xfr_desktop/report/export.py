@@ -86,3 +86,17 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
     return ExportResult(path=out_path, sha256=final_sha, n_pages=rendered.n_pages, signed=signed is not None,
                         signer=signed.signer if signed else "", signed_at=signed.signed_at if signed else "",
                         unsigned_sha256=rendered.sha256, recorded=recorded)
+
+
+def record_cosignature(store, case_id: int, path: str | os.PathLike, signed) -> bool:
+    """Log a reviewer's co-signature of the case's report (``report.cosigned``: file, sha256, signer, certificate
+    fingerprint, local signing time) under the reviewer's name. False when the data folder is read-only."""
+    if getattr(store, "read_only", False):
+        return False
+    path = Path(path)
+    store.log_event("report.cosigned", case_id=case_id, object_type="report", object_id=path.name,
+                    details={"file": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                             "signer": signed.signer, "certificate_sha256": signed.fingerprint_sha256,
+                             "signing_time_local_clock": signed.signed_at, "format": "PAdES B-B, SHA-256"},
+                    actor=signed.signer)
+    return True
