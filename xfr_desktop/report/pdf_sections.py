@@ -232,16 +232,15 @@ def evaluation_flowables(section: ComparisonSection, data: ReportData, st) -> li
     """The headline: the LR (two digits, a bound at the calibration's limit) with its verbal equivalent, the two
     propositions and the calibration it rests on."""
     from reportlab.lib import colors
+    from reportlab.lib.units import cm
     from reportlab.platypus import KeepTogether, Spacer, Table
 
     hp, hd = data.propositions
     s = section.lr_statement
     if s is None:
-        head = "No likelihood ratio: the model has no calibration (run xfr calibrate)."
-        verbal = ""
+        head, verbal = "No likelihood ratio: the model has no calibration (run xfr calibrate).", ""
     else:
-        head = f"Likelihood ratio LR = {s.text}"
-        verbal = f"The findings provide {s.verbal}." if s.supports else f"The findings provide {s.verbal}."
+        head, verbal = f"Likelihood ratio LR = {s.text}", f"The findings provide {s.verbal}."
     rows = [[_p(head, st["big"])]]
     if verbal:
         rows.append([_p(verbal, st["body"])])
@@ -250,7 +249,7 @@ def evaluation_flowables(section: ComparisonSection, data: ReportData, st) -> li
     if s is not None and s.at_limit:
         rows.append([_p("The LR lies at the limit of what the calibration's reference set can support; the true "
                         "value may be further from 1.", st["small"])])
-    t = Table(rows, colWidths=[17.6 * 28.3465], hAlign="LEFT")
+    t = Table(rows, colWidths=[17.6 * cm], hAlign="LEFT")
     t.setStyle(table_style(grid=False))
     t.setStyle([("BOX", (0, 0), (-1, -1), 0.8, colors.HexColor("#1a3b6b")),
                 ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#f2f5fa"))])
@@ -405,7 +404,7 @@ class ColourBar:
 def _channels_flowables(section: ComparisonSection, st) -> list:
     """The top similar and dissimilar channels with their regions."""
     from reportlab.lib.units import cm
-    from reportlab.platypus import KeepTogether, Spacer, Table
+    from reportlab.platypus import KeepTogether, Spacer
 
     out = []
     for label, chans in (("Top similar channels (push towards a match)", section.similar),

@@ -119,7 +119,6 @@ def _verify(pdf, trust) -> VerificationResult:
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko.sign.validation.settings import KeyUsageConstraints
     from pyhanko.sign.validation.status import SignatureCoverageLevel
-    from pyhanko.sign.diff_analysis import ModificationLevel
     from pyhanko_certvalidator import ValidationContext
 
     if isinstance(pdf, (bytes, bytearray)):
