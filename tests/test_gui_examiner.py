@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QImage, QPainter  # noqa: E402
 from test_gui_app import _analyse, _new_case, app_window, pair, recorder, tiny_model  # noqa: E402,F401
 
+from xfr_desktop.core.map_style import lut  # noqa: E402
 from xfr_desktop.gui.channels import COL_SHARE  # noqa: E402
 
 SUPERSCRIPTS = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
@@ -49,6 +50,8 @@ def test_colour_bar_labels_cover_the_data_range_in_one_format(qtbot, app_window,
         decimals = {len(t.split(".")[1]) if "." in t else 0 for t in labels}
         assert len(decimals) == 1 and not any("e" in t for t in labels), labels   # one format
         assert "cosine score per pixel" in caption     # the unit and meaning of the scale
+        # the overlay's colours are the kind's, as in the CLI PNGs and the report (no per-widget colour map)
+        np.testing.assert_array_equal(w.views.heat["a"].lut[:, :3], lut(mode))
 
 
 def test_empty_channel_overlay_says_why_and_shows_no_scale(qtbot, app_window, pair):
