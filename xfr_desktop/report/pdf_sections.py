@@ -240,7 +240,7 @@ def evaluation_flowables(section: ComparisonSection, data: ReportData, st) -> li
     if s is None:
         head, verbal = "No likelihood ratio: the model has no calibration (run xfr calibrate).", ""
     else:
-        head, verbal = f"Likelihood ratio LR = {s.text}", f"The findings provide {s.verbal}."
+        head, verbal = f"Likelihood ratio {s.equation}", f"The findings provide {s.verbal}."
     rows = [[_p(head, st["big"])]]
     if verbal:
         rows.append([_p(verbal, st["body"])])
