@@ -54,6 +54,9 @@ def test_an_lr_at_the_calibrations_limit_is_stated_as_a_bound():
     assert high.verbal.startswith("at least strong support for the proposition that the two images show the same")
     low = lr_statement(stored(cal, 0.0))
     assert low.text == "≤ 1/3,000 (limit of the calibration)" and low.at_limit == "lower"
+    assert (high.equation, low.equation) == ("LR ≥ 3,000 (limit of the calibration)",
+                                             "LR ≤ 1/3,000 (limit of the calibration)")
+    assert lr_statement(12.0).equation == "LR = 12"
     odd = analytic_calibration(n=3190)                                 # a bound is rounded toward what holds
     assert lr_statement(stored(odd, 0.9)).text == "≥ 3,100 (limit of the calibration)"
     assert lr_statement(stored(odd, 0.0)).text == "≤ 1/3,100 (limit of the calibration)"

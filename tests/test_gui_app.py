@@ -595,7 +595,8 @@ def test_likelihood_ratio_shown_when_the_model_is_calibrated(qtbot, tmp_path, ti
 
     from xfr_desktop.core.calibration import calibration_path, fit_calibration
     from xfr_desktop.core.model import file_sha256
-    from xfr_desktop.core.calibration import format_stored_likelihood_ratio, stored_likelihood_ratio
+    from xfr_desktop.core.calibration import stored_likelihood_ratio
+    from xfr_desktop.core.evaluative import lr_statement
 
     model = tmp_path / "calibrated.pt"
     shutil.copy(tiny_model, model)
@@ -614,8 +615,14 @@ def test_likelihood_ratio_shown_when_the_model_is_calibrated(qtbot, tmp_path, ti
         lr = outcome.record.parameters["likelihood_ratio"]
         assert lr["value"] == pytest.approx(cal.describe(outcome.result.score)[0], rel=1e-6)
         qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
-        assert w.controls.lr_label.text() == format_stored_likelihood_ratio({"value": lr["value"]}) != "—"
+        assert w.controls.lr_label.text() == f"<b>{lr_statement(lr).text}</b>"
         assert w.controls.lr_verbal_label.isVisibleTo(w) and "proposition" in w.controls.lr_verbal_label.text()
+        assert not w.controls.decision_flags.isVisibleTo(w)      # at the calibrated τ nothing to flag
+        w.controls.threshold_spin.setValue(0.98)                  # the defect (2): an exploratory τ
+        flags = w.controls.decision_flags.text()
+        assert w.controls.decision_flags.isVisibleTo(w) and "not the model's calibrated threshold" in flags
+        if (lr["value"] > 1) != w.result.decision:
+            assert "points the other way from the likelihood ratio" in flags
     finally:
         w.close()
         store.close()

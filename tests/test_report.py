@@ -66,7 +66,8 @@ def test_report_from_explanation_holds_the_key_fields(explanation, tiny_model):
     flat = " ".join(text.split())
     for needle in ("2026-0042", "Burglary Main Street", "Jane Doe", "Forensic Lab", f"XFR Desktop {__version__}",
                    "suspect.jpg", "cctv.jpg", "a1" * 32, "b2" * 32, f"{explanation.score:.4f}",
-                   explanation.decision_label.upper(), "Likelihood ratio", "ENFSI", "moderately strong support",
+                   f"model decision at τ = {explanation.threshold:.3f}: {explanation.decision_label}",
+                   "Likelihood ratio", "ENFSI", "moderately strong support",
                    "Limitations", "Moderate support for same person.", "Appendix: audit trail",
                    "Top similar channels", "not certified by a timestamp authority", "Not signed"):
         assert needle in flat, needle
@@ -174,9 +175,10 @@ def test_stored_likelihood_ratio_is_the_one_reported(tmp_path, tiny_model):
         comp = store.list_comparisons(case.id)[0]
         result = explain_pair(tiny_model, *faces(3))
         params = result_parameters(result, likelihood_ratio={"value": 420.0, "verbal": None})
-        saved = store.save_result(comp.id, result_payload(result, model_sha256="ee" * 32, parameters=params))
-        store.choose_report_result(comp.id, saved.id)   # reports use the first full analysis unless told otherwise
-        flat = " ".join(pdf_text(render_report(build_report_for_case(store, case.id)).pdf)[0].split())
+        chosen = store.save_result(comp.id, result_payload(result, model_sha256="ee" * 32, parameters=params))
+        store.choose_report_result(comp.id, chosen.id)
+        data = build_report_for_case(store, case.id)
+        flat = " ".join(pdf_text(render_report(data).pdf)[0].split())
     assert "LR = 420 (moderately strong support for the proposition that the two images show the same" in flat
 
 
@@ -211,3 +213,226 @@ def test_stored_result_of_the_bundled_model_gets_its_card_excerpt(tmp_path):
     assert other.card_excerpt == ""
     for path, rec in older:
         assert path.name in rec.card_excerpt.split("\n")[0], f"no card of its own for {path.name}"
+
+
+# --- issue 14: report defects -----------------------------------------------------------------------------------
+def report_text(store, case_id) -> str:
+    return " ".join(pdf_text(render_report(build_report_for_case(store, case_id)).pdf)[0].split())
+
+
+def test_case_conclusion_and_comparison_note_are_reported_apart(tmp_path, tiny_model):
+    """A comparison note saved after the case conclusion must not be printed as the case's conclusion."""
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        comp = store.list_comparisons(case.id)[0]
+        store.set_conclusion(case.id, "Note on comparison one only.", author="Ann", comparison_id=comp.id)
+        data = build_report_for_case(store, case.id)
+        flat = report_text(store, case.id)
+    assert data.conclusion == "Support for different people."
+    assert data.comparisons[0].conclusion == "Note on comparison one only."
+    case_part = flat[flat.index("Examiner's conclusion on the case"):flat.index("Appendix: audit trail")]
+    assert "Support for different people." in case_part
+    assert "Note on comparison one only." not in case_part
+    assert "Examiner's note on this comparison Note on comparison one only." in flat
+
+
+def test_audit_details_are_whole_and_readable(tmp_path, tiny_model):
+    """Details are printed whole, as key: value lines, never cut mid-JSON."""
+    from xfr_desktop.store import open_store
+
+    long_text = "Long conclusion " + " ".join(f"word{i}" for i in range(160)) + " END-OF-TEXT"
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        store.set_conclusion(case.id, long_text, author="Ann")
+        rendered = render_report(build_report_for_case(store, case.id))
+    text, pages = pdf_text(rendered.pdf)
+    appendix = " ".join(text[text.index("Appendix: audit trail"):].split())
+    assert "END-OF-TEXT" in appendix and "word159" in appendix
+    assert "text: Long conclusion word0" in appendix
+    assert '{"' not in appendix                  # no raw JSON objects
+
+
+def test_failed_comparison_is_listed_not_left_out(tmp_path, tiny_model):
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, sha_a, sha_b, _ = analysed_case(store, tiny_model, tmp_path)
+        failed = store.add_comparison(case.id, sha_b, sha_a)
+        store.set_comparison_status(failed.id, "failed", "no face found in image A")
+        flat = report_text(store, case.id)
+    assert "Comparisons without a reported result" in flat
+    assert "Comparison 2" in flat and "failed: no face found in image A" in flat
+
+
+def test_export_is_audited_under_the_examiners_name(tmp_path, tiny_model):
+    from xfr_desktop.report.export import export_case_report
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        export_case_report(store, case.id, tmp_path / "r.pdf")
+        exported = [e for e in store.list_audit(case.id) if e.action == "report.exported"]
+    assert [e.actor for e in exported] == ["Ann Examiner"]
+
+
+def test_report_uses_the_first_full_analysis_or_the_chosen_result(tmp_path, tiny_model, capsys):
+    """Issue 14 (3): a later exploratory result must not replace the full analysis silently; --result N picks one."""
+    from xfr_desktop.core.serialize import result_parameters, result_payload
+    from xfr_desktop.store import open_store
+
+    data_dir = tmp_path / "data"
+    with open_store(data_dir) as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        comp = store.list_comparisons(case.id)[0]
+        first = store.list_results(comp.id)[0]
+        explore = explain_pair(tiny_model, *faces(0))
+        params = result_parameters(explore, likelihood_ratio=None)
+        params["top_k"] = 4
+        later = store.save_result(comp.id, result_payload(explore, model_sha256="ee" * 32, parameters=params))
+        data = build_report_for_case(store, case.id)
+        assert data.comparisons[0].result_id == first.id
+        assert "result 1 of 2, the first full analysis" in data.comparisons[0].result_choice
+    out = tmp_path / "r.pdf"
+    assert xfr_main(["--data-dir", str(data_dir), "report", "--case", case.number, "--out", str(out),
+                     "--result", str(later.id)]) == 0
+    flat = " ".join(pdf_text(out.read_bytes())[0].split())
+    assert f"result 2 of 2, chosen by the examiner (result id {later.id})" in flat
+
+
+def test_removed_comparison_is_listed_with_its_reason(tmp_path, tiny_model):
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, sha_a, sha_b, _ = analysed_case(store, tiny_model, tmp_path)
+        extra = store.add_comparison(case.id, sha_b, sha_a)
+        store.remove_comparison(extra.id, "duplicate of comparison 1", actor="Ann Examiner")
+        flat = report_text(store, case.id)
+    assert "removed by Ann Examiner on" in flat and "duplicate of comparison 1" in flat
+
+
+# --- issue 14 (8): layout ----------------------------------------------------------------------------------------
+def test_parameters_are_a_two_column_table_with_one_based_faces(explanation, tiny_model):
+    from xfr_desktop.core.serialize import result_parameters
+
+    params = result_parameters(explanation, likelihood_ratio=None)
+    params.update(face_index_a=0, face_index_b=2, device="cpu")
+    data = report_data_from_explanation(explanation, model=tiny_model, case_number="P-1")
+    data.comparisons[0].parameters = params
+    flat = " ".join(pdf_text(render_report(data).pdf)[0].split())
+    section = flat[flat.index("technical result and parameters"):flat.index("Explanation maps")]
+    assert "{" not in section and '"' not in section            # no raw JSON
+    assert "Face in image A face 1 (the largest)" in section and "Face in image B face 3" in section
+    assert "Residual engine fast" in section and "Device cpu" in section
+    assert section.count("model decision at τ") == 1
+
+
+def test_a_long_table_repeats_its_header_on_every_page(explanation, tiny_model):
+    from xfr_desktop.report.report_data import ChannelInfo
+
+    data = report_data_from_explanation(explanation, model=tiny_model, case_number="T-1")
+    region = np.zeros((40, 40, 3), np.uint8)
+    data.comparisons[0].similar = [ChannelInfo(index=9000 + i, weight=0.1, product=0.2, region_a=region,
+                                               region_b=region) for i in range(30)]
+    _, pages = pdf_text(render_report(data).pdf)
+    with_rows = [p for p in pages if any(f"{9000 + i}" in p for i in range(30))]
+    assert len(with_rows) >= 2, "the table should need more than one page for this test"
+    for page in with_rows:
+        assert "weight w = p − T" in " ".join(page.split())
+    # no row is split: every channel index is printed exactly once
+    assert sum(" ".join(p.split()).count(f"{9000 + i} ") for p in with_rows for i in range(30)) >= 30
+
+
+def test_model_card_is_rendered_and_its_evaluation_reaches_the_limitations(explanation):
+    """The card is rendered from Markdown (no '**', '|' or '#' markup in the text) and the limitations say what
+    the card's evaluation found for the model in use."""
+    from types import SimpleNamespace
+
+    from xfr_desktop.core.model import default_model_path
+
+    if not default_model_path().is_file():
+        pytest.skip("bundled model not present")
+    model = SimpleNamespace(path=str(default_model_path()), sha256="ab" * 32, spec={})
+    data = report_data_from_explanation(explanation, model=model, case_number="M-1",
+                                        calibration=synthetic_calibration())
+    flat = " ".join(pdf_text(render_report(data).pdf)[0].split())
+    model_part = flat[flat.index("From the model card"):flat.index("Likelihood ratio")]
+    assert "Model card: xfr-dlib-affine-joint.pt (the bundled default model)" in model_part
+    assert "In one paragraph:" in model_part and "Provenance and licences" in model_part
+    assert "**" not in model_part and "| |" not in model_part and "# " not in model_part
+    limits = flat[flat.index("What the evaluation in the model card found"):]
+    assert ("region-swap mass ratio, ours S⁻ (≥ 2.0 and ≥ every baseline): 1.13 (control 0.41; Gradient 3.10) "
+            "(goal met: no)") in limits
+    assert "argmax_modal_share (≤ 0.20): 0.056 (goal met: yes)" in limits
+
+
+def test_markdown_subset_is_escaped_and_structured():
+    from xfr_desktop.report.markdown_pdf import inline, parse
+
+    assert inline("a <b> & **bold** `x<y` [t](http://e)") == (
+        "a &lt;b&gt; &amp; <font name='DejaVuSans-Bold'>bold</font> <font name='DejaVuSansMono'>x&lt;y</font> t")
+    kinds = [b.kind for b in parse("# T\n\npara\nline\n\n- one\n  more\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+                                   "    code\n")]
+    assert kinds == ["heading", "paragraph", "list", "table", "code"]
+    assert parse("- one\n  more\n- two")[0].items == ["one more", "two"]
+
+
+def test_colour_bars_say_what_they_measure(explanation, tiny_model):
+    """One labelled scale: the caption names the unit and the power of ten, the last tick is the peak of S."""
+    data = report_data_from_explanation(explanation, model=tiny_model, case_number="C-1")
+    flat = " ".join(pdf_text(render_report(data).pdf)[0].split())
+    vmax = max(float(np.max(explanation.a.S)), float(np.max(explanation.b.S)))
+    assert "cosine score per pixel" in flat and "the bar ends at the largest value of S over both images" in flat
+    import re
+
+    m = re.search(r"S⁺ \(×10([⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+) cosine score per pixel\)", flat)
+    assert m, "the caption names the map, the multiplier and the unit"
+    exponent = int(m.group(1).translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")))
+    assert 1 <= vmax / 10 ** exponent < 10
+    labels = [float(x) for x in re.findall(r"(?<![\d.])(\d+\.\d+)(?![\d.])", flat[flat.index("colour scale"):
+                                                                                   flat.index("Colour scale:")])]
+    assert any(abs(v * 10 ** exponent - vmax) <= 0.05 * vmax for v in labels), (labels, vmax)   # 2 digits
+
+
+# --- issue 14 (2-5): evaluative headline, examination sections --------------------------------------------------
+def test_evaluation_headline_and_examination_sections(tmp_path, tiny_model):
+    """The LR at the calibration's limit is a bound with two significant digits, the propositions and calibration
+    are named, the model's decision at a τ other than the calibrated one is flagged in the technical part only,
+    and the examiner's FISWG assessment, annotations, photo quality and the review are reported."""
+    from xfr_desktop.core.serialize import result_parameters, result_payload
+    from xfr_desktop.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        comp = store.list_comparisons(case.id)[0]
+        result = explain_pair(tiny_model, *faces(4))
+        result.threshold = 0.98
+        lr = {"value": 3000.0, "verbal": None, "limits": [1 / 3000, 3000.0],
+              "calibration": {"method": "logistic-regression", "reference": "LFW pairs.txt", "n_genuine": 3000,
+                              "n_impostor": 3000, "cllr": 0.138}}
+        params = result_parameters(result, likelihood_ratio=lr)
+        params["model_threshold"] = 0.3277
+        chosen = store.save_result(comp.id, result_payload(result, model_sha256="ee" * 32, parameters=params))
+        store.choose_report_result(comp.id, chosen.id)
+        store.set_propositions(case.id, prosecution="Hp: the suspect is the person in the CCTV still.",
+                               defence="Hd: someone else is in the CCTV still.")
+        store.set_feature_assessment(comp.id, "forehead", "similar", note="same hairline shape", author="Ann")
+        store.add_annotation(comp.id, "a", "rect", 10, 12, 30, 20, label="scar", author="Ann")
+        store.record_image_quality(comp.id, "a", {"width_px": 130, "height_px": 150, "inter_eye_px": 21.0,
+                                                  "warnings": ["inter-eye distance 21 px is below 30 px"]})
+        store.add_review(comp.id, "agree", note="Checked every feature.", reviewer="Rex Reviewer")
+        flat = report_text(store, case.id)
+    headline = flat[flat.index("Evaluation"):flat.index("technical result and parameters")]
+    assert "LR ≥ 3,000 (limit of the calibration)" in headline and "LR = ≥" not in headline
+    assert "at least strong support for the proposition that the two images show the same person" in headline
+    assert "Hp: the suspect is the person in the CCTV still." in headline
+    assert "logistic-regression calibration on LFW pairs.txt (3,000 same-person" in headline
+    assert "model decision" not in headline and "MATCH" not in headline
+    technical = flat[flat.index("technical result and parameters"):]
+    assert "model decision at τ = 0.980" in technical
+    assert "is not the model's calibrated threshold τ = 0.328" in technical
+    assert "Forehead Similar same hairline shape Ann" in flat
+    assert "A1: rect scar (Ann)" in flat
+    assert "Image quality and provenance" in flat and "⚠ Image A: inter-eye distance 21 px is below 30 px" in flat
+    assert "Rex Reviewer agrees Checked every feature." in flat

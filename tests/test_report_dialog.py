@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
 
 from xfr_desktop.report.signing import create_identity  # noqa: E402
 from xfr_desktop.report.signature_check import verify_pdf  # noqa: E402
@@ -80,3 +80,32 @@ def test_export_dialog_unsigned_and_missing_key(qtbot, tmp_path, store_with_case
         dialog.export()
     assert out.read_bytes().startswith(b"%PDF-") and not dialog.result.signed
     assert verify_pdf(out, []).status == "unsigned"
+
+
+def test_export_dialog_enter_after_a_wrong_passphrase_exports(qtbot, tmp_path, store_with_case, isolated_settings,
+                                                             monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from xfr_desktop.gui.export_dialog import ExportDialog
+
+    opened = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: opened.append("save") or ("", ""))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: opened.append("open") or ("", ""))
+    store, case = store_with_case
+    p12, _ = create_identity("Enter Examiner", tmp_path / "ex.p12", PASS)
+    dialog = ExportDialog(None, store, case.id)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    out = tmp_path / "enter.pdf"
+    dialog.path_edit.setText(str(out))
+    dialog.key_edit.setText(str(p12))
+    qtbot.keyClicks(dialog.passphrase_edit, "wrong")
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert "Wrong passphrase" in dialog.status.text()
+    dialog.passphrase_edit.clear()
+    qtbot.keyClicks(dialog.passphrase_edit, PASS)
+    assert dialog.status.text() == ""                 # the stale red error goes as the examiner types
+    with qtbot.waitSignal(dialog.exported, timeout=60_000):
+        qtbot.keyClick(dialog.passphrase_edit, Qt.Key.Key_Return)
+    assert opened == [] and out.is_file() and dialog.result.signed

@@ -33,7 +33,8 @@ def rendered(tiny_model):
 @pytest.fixture
 def signed(rendered, identity_files):
     p12, _ = identity_files
-    return sign_pdf(rendered.pdf, load_signing_identity(p12, PASS), box=rendered.signature_box)
+    return sign_pdf(rendered.pdf, load_signing_identity(p12, PASS), box=rendered.signature_box,
+                    review_box=rendered.review_box)
 
 
 def byte_range(pdf: bytes) -> tuple[int, int, int, int]:
@@ -59,7 +60,7 @@ def test_visible_signature_on_the_last_page(signed, rendered, identity_files):
     reader = pypdf.PdfReader(io.BytesIO(signed.pdf))
     last = reader.pages[-1]
     widgets = [a.get_object() for a in last.get("/Annots", [])]
-    sig_widgets = [w for w in widgets if w.get("/FT") == "/Sig" or "/Parent" in w]
+    sig_widgets = [w for w in widgets if w.get("/T", w.get("/Parent", {}).get("/T")) == "XFRSignature"]
     assert sig_widgets, "no signature widget on the last page"
     rect = [float(v) for v in sig_widgets[0]["/Rect"]]
     assert rect == pytest.approx(list(rendered.signature_box), abs=0.01)
@@ -256,3 +257,192 @@ def test_rsa_identity_from_a_lab_pki_signs_and_verifies(rendered, tmp_path):
     result = verify_pdf(signed.pdf, [ca_pem])
     assert result.ok, result.message
     assert "Rita RSA" in result.signatures[0].signer
+
+
+def test_signed_report_no_longer_says_not_signed(tmp_path, tiny_model, identity_files):
+    """Issue 14 (4): the placeholder's 'Not signed' text must not survive under the signature (pdftotext)."""
+    import shutil
+    import subprocess
+
+    from test_report import analysed_case
+
+    from xfr_desktop.report.export import export_case_report
+    from xfr_desktop.store import open_store
+
+    p12, pem = identity_files
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        export_case_report(store, case.id, tmp_path / "unsigned.pdf")
+        export_case_report(store, case.id, tmp_path / "signed.pdf", identity=load_signing_identity(p12, PASS))
+    assert verify_pdf(tmp_path / "signed.pdf", [pem]).ok
+    texts = {}
+    for name in ("unsigned", "signed"):
+        pdf = tmp_path / f"{name}.pdf"
+        if shutil.which("pdftotext"):
+            texts[name] = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                                         check=True).stdout
+        else:
+            import io
+
+            pypdf = pytest.importorskip("pypdf")
+            texts[name] = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf.read_bytes())).pages)
+    flat = {k: " ".join(v.split()) for k, v in texts.items()}
+    assert "Not signed: this PDF carries no digital signature" in flat["unsigned"]
+    # (pdftotext interleaves the appearance's words with a hidden placeholder's, so look for its tail)
+    assert "carries no digital signature" not in flat["signed"]
+
+
+# --- issue 14 (5): co-signing, verification without --trust ------------------------------------------------------
+@pytest.fixture
+def reviewer_files(tmp_path):
+    return create_identity("Rex Reviewer", tmp_path / "rex.p12", PASS, organisation="Forensic Lab")
+
+
+@pytest.fixture
+def cosigned(signed, reviewer_files):
+    from xfr_desktop.report.signing import cosign_pdf
+
+    return cosign_pdf(signed.pdf, load_signing_identity(reviewer_files[0], PASS))
+
+
+def test_cosigned_report_validates_both_signatures(cosigned, identity_files, reviewer_files):
+    result = verify_pdf(cosigned.pdf, [identity_files[1], reviewer_files[1]])
+    assert result.ok and result.exit_code == 0, result.message
+    assert [s.field_name for s in result.signatures] == ["XFRSignature", "XFRReviewSignature"]
+    assert [s.certifying for s in result.signatures] == [True, False]
+    assert "Jane Examiner" in result.signatures[0].signer and "Rex Reviewer" in result.signatures[1].signer
+    assert result.signatures[0].modification == "FORM_FILLING" and result.signatures[1].coverage == "ENTIRE_FILE"
+    # trusting only the examiner leaves the reviewer untrusted
+    assert verify_pdf(cosigned.pdf, [identity_files[1]]).exit_code == 5
+
+
+def test_first_signature_certifies_allowing_only_signatures(signed):
+    pypdf = pytest.importorskip("pypdf")
+    import io
+
+    root = pypdf.PdfReader(io.BytesIO(signed.pdf)).trailer["/Root"]
+    docmdp = root["/Perms"]["/DocMDP"].get_object()
+    params = docmdp["/Reference"][0].get_object()["/TransformParams"]
+    assert int(params["/P"]) == 2          # form filling and signing allowed, nothing else
+
+
+def test_a_change_after_the_certification_other_than_a_signature_is_detected(signed, cosigned, identity_files,
+                                                                             reviewer_files):
+    import io
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    trust = [identity_files[1], reviewer_files[1]]
+    for pdf in (signed.pdf, cosigned.pdf):
+        w = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+        w.root["/Lang"] = generic.TextStringObject("de")
+        w.update_root()
+        out = io.BytesIO()
+        w.write(out)
+        result = verify_pdf(out.getvalue(), trust)
+        assert result.status == "modified" and result.exit_code == 4, result.message
+    tampered = bytearray(cosigned.pdf)
+    tampered[byte_range(cosigned.pdf)[1] // 2] ^= 1
+    assert verify_pdf(bytes(tampered), trust).exit_code == 4
+
+
+def test_cosigning_needs_an_examiner_signature_and_happens_once(rendered, cosigned, reviewer_files):
+    from xfr_desktop.report.signing import cosign_pdf
+
+    rex = load_signing_identity(reviewer_files[0], PASS)
+    with pytest.raises(SigningError, match="only a report signed by its examiner"):
+        cosign_pdf(rendered.pdf, rex)
+    with pytest.raises(SigningError, match="already co-signed"):
+        cosign_pdf(cosigned.pdf, rex)
+
+
+def test_cli_cosign_and_verify_exit_codes(tmp_path, signed, identity_files, reviewer_files, monkeypatch, capsys):
+    """Documented exit codes (docs/reports.md): 0 valid, 3 unsigned, 4 modified, 5 untrusted, 7 no --trust."""
+    monkeypatch.setenv("XFR_REX_PW", PASS)
+    src, out = tmp_path / "signed.pdf", tmp_path / "cosigned.pdf"
+    src.write_bytes(signed.pdf)
+    assert xfr_main(["cosign-report", str(src), "--sign", str(reviewer_files[0]), "--out", str(out),
+                     "--passphrase-env", "XFR_REX_PW"]) == 0
+    assert "co-signed by Rex Reviewer" in capsys.readouterr().out
+    both = ["--trust", str(identity_files[1]), "--trust", str(reviewer_files[1])]
+    assert xfr_main(["verify-report", str(out), *both]) == 0
+    assert xfr_main(["verify-report", str(out), "--trust", str(identity_files[1])]) == 5
+    assert xfr_main(["verify-report", str(out)]) == 7
+    assert "untrusted: no --trust certificate" in capsys.readouterr().err
+    tampered = bytearray(out.read_bytes())
+    tampered[byte_range(bytes(tampered))[1] // 2] ^= 1
+    out.write_bytes(bytes(tampered))
+    assert xfr_main(["verify-report", str(out)]) == 4
+
+
+# --- issue 14 (8): PDF/A-2b through signing ------------------------------------------------------------------
+def pdfa_facts(pdf: bytes) -> dict:
+    """What a PDF/A-2b file must show, read independently of the code that writes it (pypdf)."""
+    import io
+
+    pypdf = pytest.importorskip("pypdf")
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    root = reader.trailer["/Root"]
+    xmp = root["/Metadata"].get_object().get_data().decode("utf-8")
+    fonts = []
+
+    def collect(resources):
+        resources = resources.get_object() if resources is not None else {}
+        for ref in resources.get("/Font", {}).values():
+            font = ref.get_object()
+            desc = font.get("/FontDescriptor")
+            if desc is None and "/DescendantFonts" in font:
+                desc = font["/DescendantFonts"][0].get_object().get("/FontDescriptor")
+            fonts.append((str(font["/BaseFont"]), desc is not None and any(
+                k in desc.get_object() for k in ("/FontFile", "/FontFile2", "/FontFile3"))))
+        for ref in resources.get("/XObject", {}).values():
+            xobj = ref.get_object()
+            if xobj.get("/Subtype") == "/Form":
+                collect(xobj.get("/Resources"))
+
+    for page in reader.pages:
+        collect(page.get("/Resources"))
+        for annot in page.get("/Annots", []):
+            ap = annot.get_object().get("/AP")
+            if ap is not None:
+                collect(ap["/N"].get_object().get("/Resources"))
+    intents = root.get("/OutputIntents", [])
+    # the element form (reportlab's packet) or the attribute form (pyHanko's rewrite after signing)
+    return {"header": pdf[:8].decode("latin-1"), "catalog_version": str(root.get("/Version", "")),
+            "part": bool(re.search(r'pdfaid:part(>2<|="2")', xmp)),
+            "conformance": bool(re.search(r'pdfaid:conformance(>B<|="B")', xmp)),
+            "fonts": fonts, "intent": [str(i.get_object()["/S"]) for i in intents],
+            "encrypted": "/Encrypt" in reader.trailer}
+
+
+def test_pdfa_2b_claims_hold_before_and_after_both_signatures(rendered, signed, cosigned):
+    for pdf in (rendered.pdf, signed.pdf, cosigned.pdf):
+        facts = pdfa_facts(pdf)
+        assert facts["header"] == "%PDF-1.7"
+        assert facts["catalog_version"] in ("", "/1.7"), facts["catalog_version"]   # never raised to 2.0
+        assert facts["part"] and facts["conformance"]
+        assert facts["fonts"] and all(embedded for _, embedded in facts["fonts"]), facts["fonts"]
+        assert facts["intent"] == ["/GTS_PDFA1"] and not facts["encrypted"]
+
+
+def test_cosignature_is_recorded_in_the_case_audit_trail(tmp_path, tiny_model, identity_files, reviewer_files,
+                                                         monkeypatch):
+    from test_report import analysed_case
+
+    from xfr_desktop.store import open_store
+
+    data_dir = tmp_path / "data"
+    with open_store(data_dir) as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+    monkeypatch.setenv("XFR_PW", PASS)
+    signed, cosigned = tmp_path / "signed.pdf", tmp_path / "cosigned.pdf"
+    assert xfr_main(["--data-dir", str(data_dir), "report", "--case", case.number, "--out", str(signed), "--sign",
+                     str(identity_files[0]), "--passphrase-env", "XFR_PW"]) == 0
+    assert xfr_main(["--data-dir", str(data_dir), "cosign-report", str(signed), "--sign", str(reviewer_files[0]),
+                     "--out", str(cosigned), "--case", case.number, "--passphrase-env", "XFR_PW"]) == 0
+    assert verify_pdf(cosigned, [identity_files[1], reviewer_files[1]]).ok
+    with open_store(data_dir) as store:
+        events = [e for e in store.list_audit(case.id) if e.action == "report.cosigned"]
+        assert [e.actor for e in events] == ["Rex Reviewer"]
+        assert events[0].details_dict["signer"] == "Rex Reviewer" and store.verify_audit(case.id).ok

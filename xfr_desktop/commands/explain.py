@@ -89,11 +89,12 @@ def prealigned_warnings(aligner, faces, paths) -> list[str]:
 
 
 def write_outputs(out: Path, result, faces, model, paths, hashes, timings, warnings=()) -> None:
-    """result.json, maps.npz and PNG overlays (S, S+, S-, aligned face, reconstruction) for both sides."""
+    """result.json, maps.npz and PNG overlays (S, S+, S-, H, aligned face, reconstruction) for both sides."""
     import numpy as np
 
     from ..core.fileio import atomic_write
     from ..core.numbers import json_text
+    from ..core.map_style import colour_levels
     from ..core.render import overlay_with_colorbar, save_png
 
     info = {
@@ -122,11 +123,12 @@ def write_outputs(out: Path, result, faces, model, paths, hashes, timings, warni
         for key in ("H", "S", "S_pos", "S_neg", "weights"):
             arrays[f"{side_name}_{key}"] = getattr(side, key)
     atomic_write(out / "maps.npz", lambda f: np.savez_compressed(f, **arrays))
-    for kind in ("S", "S_pos", "S_neg"):
-        vmax = max(float(getattr(result.a, kind).max()), float(getattr(result.b, kind).max()))  # one scale for A, B
+    for kind in ("S", "S_pos", "S_neg", "H"):
+        _, vmax = colour_levels([getattr(result.a, kind), getattr(result.b, kind)], kind)  # one scale for A, B
         for side_name in "ab":
             side = getattr(result, side_name)
-            img = overlay_with_colorbar(side.aligned, getattr(side, kind), vmax, kind=kind)
+            img = overlay_with_colorbar(side.aligned, getattr(side, kind), vmax, kind=kind,
+                                        normalization=result.normalization)
             save_png(out / f"{side_name}_{kind}.png", img)
     for side_name in "ab":
         side = getattr(result, side_name)

@@ -23,14 +23,30 @@ def register(subparsers) -> None:
 
     v = subparsers.add_parser(
         "verify-report", help="check a signed report: intact, unmodified and signed by a trusted certificate",
-        description="Exit status 0 when every signature is intact, covers the document and chains to a --trust "
-                    "certificate; 3 unsigned, 4 modified or invalid, 5 untrusted, 6 not a readable PDF, 2 other "
-                    "errors.")
+        description="Checks every signature (the examiner's and a reviewer's co-signature). Exit status 0 when "
+                    "every signature is intact, covers the document (or is followed only by further signatures) "
+                    "and chains to a --trust certificate; 3 unsigned, 4 modified or invalid, 5 a signer not "
+                    "trusted by the --trust certificates, 6 not a readable PDF, 7 intact but no --trust "
+                    "certificate given (the signers are untrusted), 2 other errors.")
     v.add_argument("pdf", metavar="FILE.pdf")
-    v.add_argument("--trust", required=True, action="append", metavar="CERT.pem",
-                   help="trusted signer or CA certificate (PEM or DER); repeat for several")
+    v.add_argument("--trust", action="append", metavar="CERT.pem",
+                   help="trusted signer or CA certificate (PEM or DER); repeat for several (the examiner's and "
+                        "the reviewer's). Without it integrity is still checked, and the exit status is 7")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     v.set_defaults(func=run_verify)
+
+    c = subparsers.add_parser(
+        "cosign-report", help="add a reviewer's signature (ACE-V verification) to a report signed by its examiner",
+        description="Signs the reviewer's field that the examiner's certifying signature reserved, as an "
+                    "incremental update: the examiner's signature stays valid and `xfr verify-report` checks both.")
+    c.add_argument("pdf", metavar="SIGNED.pdf", help="the report signed by its examiner")
+    c.add_argument("--sign", required=True, metavar="FILE.p12", help="the reviewer's PKCS#12 key file")
+    c.add_argument("--out", required=True, metavar="FILE.pdf", help="the co-signed report to write")
+    add_passphrase_options(c)
+    c.add_argument("--force", action="store_true", help="overwrite FILE.pdf if it exists")
+    c.add_argument("--case", metavar="ID", help="also record the co-signature in this case's audit trail "
+                                                "(global --data-dir)")
+    c.set_defaults(func=run_cosign)
 
 
 def add_passphrase_options(parser) -> None:
@@ -77,6 +93,35 @@ def run_report(args) -> int:
               file=sys.stderr)
     if result.signed:
         print(f"signed by {result.signer} at {result.signed_at} (this computer's clock; no timestamp authority)")
+    return 0
+
+
+def run_cosign(args) -> int:
+    from pathlib import Path
+
+    from ..core.fileio import read_bytes
+    from ..report.pdfa import write_atomically
+    from ..report.signing import SigningError, cosign_pdf, load_signing_identity
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise SigningError(f"{out} exists; choose another file name (or --force)")
+    pdf = read_bytes(Path(args.pdf), "report", SigningError)
+    signed = cosign_pdf(pdf, load_signing_identity(args.sign, ask_passphrase(args)))
+    if args.case:
+        from ..report.export import record_cosignature
+        from ..store import open_store
+
+        with open_store(args.data_dir, create=False) as store:
+            case = store.find_case(args.case)     # checked before anything is written
+            write_atomically(out, signed.pdf)
+            if not record_cosignature(store, case.id, out, signed):
+                print(f"xfr: note: {store.data_dir} is read-only: the co-signature is not in its audit trail",
+                      file=sys.stderr)
+    else:
+        write_atomically(out, signed.pdf)
+    print(f"wrote {out}: co-signed by {signed.signer} at {signed.signed_at} (this computer's clock; no timestamp "
+          f"authority)")
     return 0
 
 

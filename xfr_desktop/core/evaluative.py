@@ -60,6 +60,11 @@ class LRStatement:
     at_limit: str | None    # "upper" | "lower" | None
     supports: str | None    # "Hp" | "Hd" | None (LR = 1)
 
+    @property
+    def equation(self) -> str:
+        """"LR = 1,200", or at a limit "LR ≥ 3,000 (limit of the calibration)" (never "LR = ≥ …")."""
+        return f"LR {self.text}" if self.at_limit else f"LR = {self.text}"
+
 
 def lr_statement(lr: float | dict | None, limits: tuple[float, float] | None = None) -> LRStatement | None:
     """How a report states a likelihood ratio. ``lr``: a value or a stored ``{"value", "limits"?}``; ``limits``

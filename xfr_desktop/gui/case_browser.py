@@ -9,7 +9,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QStyle, QVBoxLayout, QWidget)
 
 from ..core.errors import XfrError
@@ -35,6 +36,7 @@ class CaseBrowser(QWidget):
     case_chosen = Signal(int)
     comparison_chosen = Signal(object)     # comparison id, or None when the list became empty
     result_chosen = Signal(int)
+    report_choice = Signal(bool)           # the examiner ticked / unticked "use this result in the report"
     new_case_requested = Signal()
     import_requested = Signal()
 
@@ -42,6 +44,7 @@ class CaseBrowser(QWidget):
         super().__init__(parent)
         self.store = store
         self._rebuilding = False
+        self.report_id: int | None = None   # the result the report uses for the listed comparison
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search cases…")
         self.search.setClearButtonEnabled(True)
@@ -54,10 +57,15 @@ class CaseBrowser(QWidget):
         self.result_combo.setObjectName("resultCombo")
         self.result_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.result_combo.setMinimumContentsLength(14)  # long entries must not widen the dock
+        self.report_check = QCheckBox("Use this result in the report")
+        self.report_check.setObjectName("reportResultCheck")
+        self.report_check.setToolTip("Unticked: the report uses the first full analysis of the comparison")
+        self.report_check.setEnabled(False)
         self._layout()
         self.case_list.currentItemChanged.connect(self._case_item_changed)
         self.comparison_list.currentItemChanged.connect(self._comparison_item_changed)
         self.result_combo.currentIndexChanged.connect(self._result_index_changed)
+        self.report_check.clicked.connect(self.report_choice)   # clicks only: showing a result sets it silently
 
     def _layout(self) -> None:
         icon = self.style().standardIcon
@@ -80,6 +88,7 @@ class CaseBrowser(QWidget):
         lay.addWidget(self.comparison_list, 2)
         lay.addWidget(_caption("Stored results"))
         lay.addWidget(self.result_combo)
+        lay.addWidget(self.report_check)
 
     @contextmanager
     def _rebuild(self):
@@ -102,6 +111,7 @@ class CaseBrowser(QWidget):
 
     @Slot(int)
     def _result_index_changed(self, index: int) -> None:
+        self._sync_report_check()
         if index >= 0 and not self._rebuilding:
             self.result_chosen.emit(int(self.result_combo.itemData(index)))
 
@@ -150,23 +160,38 @@ class CaseBrowser(QWidget):
         except XfrError:
             na, nb = comp.image_a[:8], comp.image_b[:8]
         results = f" · {comp.n_results} result{'s' if comp.n_results != 1 else ''}" if comp.n_results else ""
-        item = QListWidgetItem(f"#{comp.id}  {na}  ↔  {nb}\n{comp.status}{results}")
+        status = f"removed: {comp.removed_reason}" if comp.removed else comp.status
+        item = QListWidgetItem(f"#{comp.id}  {na}  ↔  {nb}\n{status}{results}")
         item.setData(ID_ROLE, comp.id)
-        if comp.status_message:
-            item.setToolTip(comp.status_message)
+        if comp.removed:
+            font = item.font()
+            font.setStrikeOut(True)
+            item.setFont(font)
+            item.setForeground(QColor("#80868b"))
+        if comp.status_message or comp.removed:
+            item.setToolTip(comp.removed_reason if comp.removed else comp.status_message)
         return item
 
-    def show_results(self, results: list, select: int | None = None) -> int | None:
-        """List stored results; returns the one to show (``select``, else the newest), selected."""
+    def show_results(self, results: list, select: int | None = None, report_id: int | None = None) -> int | None:
+        """List stored results (``report_id``: the one the report uses, marked); returns the one to show
+        (``select``, else the newest), selected."""
+        self.report_id = report_id
         with self._rebuild():
             self.result_combo.clear()
             for r in results:
                 k = (r.parameters or {}).get("top_k")
                 self.result_combo.addItem(
                     f"#{r.id} · τ {r.threshold:.4f} · {'top-' + str(k) if k else 'all channels'} · "
-                    f"{r.created_at[:16].replace('T', ' ')}", r.id)
+                    f"{r.created_at[:16].replace('T', ' ')}" + (" · in report" if r.id == report_id else ""), r.id)
+            self.report_check.setEnabled(bool(results))
             if not results:
+                self.report_check.setChecked(False)
                 return None
             index = self.result_combo.findData(select) if select is not None else len(results) - 1
             self.result_combo.setCurrentIndex(max(index, 0))
+        self._sync_report_check()
         return int(self.result_combo.currentData())
+
+    def _sync_report_check(self) -> None:
+        self.report_check.setChecked(self.result_combo.currentData() == self.report_id
+                                     and self.report_id is not None)

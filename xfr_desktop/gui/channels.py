@@ -6,10 +6,12 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyMod
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
-COLUMNS = ("Channel", "Weight wᵢ", "F̂A·F̂B", "Contribution", "Share of |ΣH|", "Used")
+from ..core.map_style import DISSIMILAR_RGB, SIMILAR_RGB
+
+COLUMNS = ("Channel", "Weight wᵢ", "F̂A·F̂B", "Contribution", "Share of Σ|wᵢ|", "Used")
 COL_CHANNEL, COL_WEIGHT, COL_PRODUCT, COL_CONTRIB, COL_SHARE, COL_USED = range(len(COLUMNS))
-SIMILAR = QColor(76, 175, 80, 60)
-DISSIMILAR = QColor(239, 83, 80, 60)
+SIMILAR = QColor(*SIMILAR_RGB, 60)        # the maps' colours for similar and dissimilar (core/map_style.py)
+DISSIMILAR = QColor(*DISSIMILAR_RGB, 60)
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -68,7 +70,9 @@ class ChannelTableModel(QAbstractTableModel):
                 COL_WEIGHT: "wᵢ = F̂A[i]·F̂B[i] − T (T = τ / channels): positive pulls towards a match",
                 COL_PRODUCT: "the channel's term of the cosine score",
                 COL_CONTRIB: "wᵢ if the channel is used in H, else 0",
-                COL_SHARE: "|contribution| / Σ|contributions|",
+                COL_SHARE: "|wᵢ| / Σ|wⱼ| over the used channels: the channel's part of all the evidence, either way"
+                           " (each residual sums to 1, so wᵢ is also the channel's total in H; the signed sum ΣH is"
+                           " s − τ, which a share of it cannot describe when channels cancel)",
                 COL_USED: "used in H (contributing, and within the top-k when set)",
             }.get(section)
         return None

@@ -12,11 +12,12 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, Q
                                QLineEdit, QPlainTextEdit, QPushButton, QScrollArea, QSlider, QSpinBox, QStyle,
                                QVBoxLayout, QWidget)
 
-from ..core.calibration import format_stored_likelihood_ratio
+from ..core.evaluative import lr_statement, model_decision
 from ..core.errors import XfrError
+from ..core.map_style import map_style
 from .dialogs import show_error_for
 from .explanation_state import ExplanationState
-from .views import COLORMAPS, MAP_MODES
+from .views import MAP_MODES
 
 THRESHOLD_STEPS = 2000  # slider ticks over the slider's current τ range
 
@@ -44,6 +45,14 @@ def _label(text: str = "—", name: str | None = None, wrap: bool = False) -> QL
         label.setObjectName(name)
     label.setWordWrap(wrap)
     return label
+
+
+def face_numbers(parameters: dict) -> str:
+    """"A: face 1 · B: face 2": people count faces from 1 (the stored indices count from 0)."""
+    if parameters.get("prealigned"):
+        return "pre-aligned crops"
+    return " · ".join(f"{side.upper()}: face {int(parameters[key]) + 1}" for side, key in
+                      (("a", "face_index_a"), ("b", "face_index_b")) if parameters.get(key) is not None) or "—"
 
 
 def restyle(widget: QWidget) -> None:
@@ -93,10 +102,15 @@ class ControlPanel(QScrollArea):
         self.lr_label.setToolTip("Likelihood ratio from the model's calibration (when the model has one)")
         self.lr_verbal_label = _label("", name="verbal", wrap=True)
         self.lr_verbal_label.setVisible(False)
-        self.model_label, self.timing_label = _label(wrap=True), _label()
-        return _form_box("Score", [self.decision_label, ("Cosine score:", self.score_label),
-                                   ("Threshold τ:", self.threshold_value_label), ("Likelihood ratio:", self.lr_label),
-                                   self.lr_verbal_label, ("Model:", self.model_label),
+        self.model_label, self.timing_label, self.faces_label = _label(wrap=True), _label(), _label()
+        self.faces_label.setToolTip("Which detected face of each photo was compared (1 = the largest)")
+        self.decision_flags = _label("", name="hint", wrap=True)
+        self.decision_flags.setVisible(False)
+        # the likelihood ratio is the evaluative result; the thresholded decision is the model's, at a τ
+        return _form_box("Score", [("Likelihood ratio:", self.lr_label), self.lr_verbal_label,
+                                   ("Cosine score:", self.score_label), ("Threshold τ:", self.threshold_value_label),
+                                   ("Model decision:", self.decision_label), self.decision_flags,
+                                   ("Faces:", self.faces_label), ("Model:", self.model_label),
                                    ("Computed:", self.timing_label)])
 
     def _parameters_box(self) -> QGroupBox:
@@ -132,12 +146,10 @@ class ControlPanel(QScrollArea):
             self.map_combo.addItem(label, key)
         self.map_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.map_combo.setMinimumContentsLength(14)  # long entries must not widen the dock
-        self.cmap_combo = QComboBox()
-        self.cmap_combo.addItems(COLORMAPS)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
-        return _form_box("Display", [("Map:", self.map_combo), ("Colours:", self.cmap_combo),
-                                     ("Opacity:", self.opacity_slider)])
+        self.map_meaning = _label("", name="verbal", wrap=True)
+        return _form_box("Display", [("Map:", self.map_combo), self.map_meaning, ("Opacity:", self.opacity_slider)])
 
     def _conclusion_box(self) -> QGroupBox:
         # the examiner's conclusion goes into the report; every save is a new, audited row
@@ -163,7 +175,6 @@ class ControlPanel(QScrollArea):
         self.threshold_spin.valueChanged.connect(s.set_threshold)
         self.topk_spin.valueChanged.connect(s.set_top_k)
         self.map_combo.currentIndexChanged.connect(lambda: s.set_display(mode=self.map_combo.currentData()))
-        self.cmap_combo.currentIndexChanged.connect(lambda: s.set_display(colormap=self.cmap_combo.currentText()))
         self.opacity_slider.valueChanged.connect(lambda v: s.set_display(opacity=v / 100.0))
         self.reset_btn.clicked.connect(self.reset_requested)
         self.save_btn.clicked.connect(self.save_requested)
@@ -212,7 +223,7 @@ class ControlPanel(QScrollArea):
     def _show_display(self) -> None:
         d = self.state.display
         self.map_combo.setCurrentIndex(self.map_combo.findData(d.mode))
-        self.cmap_combo.setCurrentText(d.colormap)
+        self.map_meaning.setText(f"{map_style(d.mode).meaning[:1].upper()}{map_style(d.mode).meaning[1:]}.")
         self.opacity_slider.setValue(int(round(d.opacity * 100)))
 
     def _show_score(self) -> None:
@@ -225,11 +236,17 @@ class ControlPanel(QScrollArea):
         self.decision_label.setToolTip(f"score {r.score:+.5f} {'≥' if r.decision else '<'} τ {r.threshold:.5f}")
         self.decision_label.setProperty("verdict", "match" if r.decision else "nonmatch")
         restyle(self.decision_label)
+        p = (self.state.record.parameters or {}) if self.state.record is not None else {}
+        calibrated = p.get("model_threshold")
+        decision = model_decision(r.score, r.threshold, None if calibrated is None else float(calibrated),
+                                  (p.get("likelihood_ratio") or {}).get("value"), decision=r.decision)
+        self.decision_flags.setText("<br>".join(f"⚠ {f[:1].upper()}{f[1:]}." for f in decision.flags))
+        self.decision_flags.setVisible(bool(decision.flags))
 
     def _enable(self) -> None:
         have = self.state.result is not None
         for w in (self.threshold_slider, self.threshold_spin, self.topk_spin, self.reset_btn, self.map_combo,
-                  self.cmap_combo, self.opacity_slider):
+                  self.opacity_slider):
             w.setEnabled(have)
         dirty = self.state.dirty
         self.save_btn.setEnabled(dirty)
@@ -240,12 +257,13 @@ class ControlPanel(QScrollArea):
     def show_record_info(self, record, result) -> None:
         """Likelihood ratio, model and timing of the stored result shown."""
         p = record.parameters or {}
-        lr = p.get("likelihood_ratio") or {}
-        self.lr_label.setText(format_stored_likelihood_ratio({"value": lr.get("value")}))
-        verbal = lr.get("verbal")
+        statement = lr_statement(p.get("likelihood_ratio") or None)
+        self.lr_label.setText(f"<b>{statement.text}</b>" if statement else "— (the model has no calibration)")
+        verbal = statement.verbal if statement else None
         self.lr_verbal_label.setText(f"{verbal[:1].upper()}{verbal[1:]}." if verbal else "")
         self.lr_verbal_label.setToolTip(f"LR {self.lr_label.text()}: {verbal}" if verbal else "")
         self.lr_verbal_label.setVisible(bool(verbal))
+        self.faces_label.setText(face_numbers(p))
         sha = (record.model_sha256 or "")[:12]
         self.model_label.setText(f"{record.model_name or 'unknown model'}"
                                  + (f"<br><small>sha256 {sha}…</small>" if sha else ""))
@@ -256,7 +274,8 @@ class ControlPanel(QScrollArea):
 
     def _clear_record_info(self) -> None:
         self.lr_verbal_label.setVisible(False)
-        for label in (self.score_label, self.threshold_value_label, self.lr_label, self.model_label,
+        self.decision_flags.setVisible(False)
+        for label in (self.score_label, self.threshold_value_label, self.lr_label, self.faces_label, self.model_label,
                       self.timing_label, self.decision_label):
             label.setText("—")
         self.decision_label.setProperty("verdict", "")
@@ -300,8 +319,10 @@ class ControlPanel(QScrollArea):
             return
         try:
             case = self.store.get_case(self.case_id)
+            # the examiner's name from the preferences (the store's actor) when set, else the case's examiner
+            author = None if self.store.examiner_name() else (case.examiner or None)
             self.store.set_conclusion(self.case_id, text, scale=self.conclusion_scale.text().strip() or None,
-                                      author=case.examiner or None, comparison_id=self._conclusion_target())
+                                      author=author, comparison_id=self._conclusion_target())
         except XfrError as exc:
             show_error_for(self, "StoreError", str(exc))
             return

@@ -104,7 +104,7 @@ class ExplanationState(QObject):
 
     # --- display ----------------------------------------------------------------------------------------
     def set_display(self, **settings) -> None:
-        """``mode``, ``colormap``, ``opacity`` and/or ``channel`` (None: back to the chosen map)."""
+        """``mode``, ``opacity`` and/or ``channel`` (None: back to the chosen map)."""
         display = replace(self.display, **settings)
         if display != self.display:
             self.display = display

@@ -9,31 +9,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import QCheckBox, QDialogButtonBox, QFileDialog, QLabel, QLineEdit, QPushButton
 
+from .forms import FormDialog, row
 from .tasks import TaskRunner
 
 SETTINGS_KEY_FILE = "export/key_file"
 SETTINGS_FOLDER = "export/folder"
 
 
-class ExportDialog(QDialog):
+class ExportDialog(FormDialog):
     """``ExportDialog(parent, store, case_id)``; emits ``exported(ExportResult)`` after a successful export."""
 
     exported = Signal(object)
 
     def __init__(self, parent, store, case_id: int):
-        super().__init__(parent)
+        case = store.get_case(case_id)
+        super().__init__(parent, f"Export report: case {case.number}")
         self.store = store
         self.case_id = case_id
-        self.case = store.get_case(case_id)
+        self.case = case
         self.result = None
         self._runner: TaskRunner | None = None   # one thread per export, stopped when it ends
         self._task = None
-        self.setWindowTitle(f"Export report: case {self.case.number}")
-        self.setMinimumWidth(560)
         settings = QSettings()
 
         self.path_edit = QLineEdit(self._default_path(settings))
@@ -44,7 +43,7 @@ class ExportDialog(QDialog):
         self.sign_check = QCheckBox("Sign the report (PAdES, SHA-256) with my key file")
         self.sign_check.setChecked(True)
         self.key_edit = QLineEdit(str(settings.value(SETTINGS_KEY_FILE, "") or ""))
-        self.key_edit.setPlaceholderText("examiner.p12 (create one with `xfr keys create`)")
+        self.key_edit.setPlaceholderText("examiner.p12 (create one: Tools ▸ Create signing key…)")
         browse_key = QPushButton("Browse…")
         browse_key.clicked.connect(self._browse_key)
         self.passphrase_edit = QLineEdit()
@@ -52,28 +51,20 @@ class ExportDialog(QDialog):
         self.passphrase_edit.setPlaceholderText("never stored")
         self.sign_check.toggled.connect(self._sign_toggled)
 
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-
-        form = QFormLayout()
-        form.addRow("Report file", _row(self.path_edit, browse_out))
+        form = self.form
+        form.addRow("Report file", row(self.path_edit, browse_out))
         form.addRow("", self.overwrite_check)
         form.addRow("", self.sign_check)
-        form.addRow("Key file", _row(self.key_edit, browse_key))
+        form.addRow("Key file", row(self.key_edit, browse_key))
         form.addRow("Passphrase", self.passphrase_edit)
         note = QLabel("The signing time comes from this computer's clock (no timestamp authority is used).")
         note.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.export_button.setDefault(True)
         self.buttons.accepted.connect(self.export)
         self.buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(note)
-        layout.addWidget(self.status)
-        layout.addWidget(self.buttons)
+        self.layout_.addWidget(note)
+        self.finish(self.buttons, self.export_button)   # Enter in any field exports
 
     # --- helpers -------------------------------------------------------------------------------------------
     def _default_path(self, settings) -> str:
@@ -98,14 +89,6 @@ class ExportDialog(QDialog):
     def _sign_toggled(self, on: bool) -> None:
         self.key_edit.setEnabled(on)
         self.passphrase_edit.setEnabled(on)
-
-    def show_error(self, message: str) -> None:
-        self.status.setStyleSheet("color: #b00020;")
-        self.status.setText(message)
-
-    def show_info(self, message: str) -> None:
-        self.status.setStyleSheet("")
-        self.status.setText(message)
 
     @property
     def busy(self) -> bool:
@@ -187,12 +170,3 @@ def _export(store, case_id: int, path: str, identity, overwrite: bool):
     from ..report.export import export_case_report
 
     return export_case_report(store, case_id, path, identity=identity, overwrite=overwrite)
-
-
-def _row(*widgets) -> QWidget:
-    w = QWidget()
-    lay = QHBoxLayout(w)
-    lay.setContentsMargins(0, 0, 0, 0)
-    for widget in widgets:
-        lay.addWidget(widget)
-    return w

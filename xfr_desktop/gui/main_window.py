@@ -19,6 +19,7 @@ from .case_browser import CaseBrowser
 from .channels import ChannelPanel
 from .control_panel import ControlPanel
 from .dialogs import FacePickerDialog, NewCaseDialog, present, show_error, show_error_for
+from .examination_panel import ExaminationPanel
 from .explanation_state import ExplanationState
 from .style import app_icon
 from .views import PairViews, SideSource
@@ -26,6 +27,20 @@ from .window_actions import WindowActions, has_module
 from .worker import AnalysisController, LoaderController
 
 log = logging.getLogger(__name__)
+
+
+def comparison_hint(comp) -> str:
+    """What the empty view says about a comparison without results, and what the examiner can do about it."""
+    if comp.removed:
+        return (f"<h3>Comparison #{comp.id}: removed</h3><p>Removed {comp.removed_at[:16].replace('T', ' ')} UTC by"
+                f" {comp.removed_by}: {comp.removed_reason}</p><p>The report lists it as removed.</p>")
+    head = f"<h3>Comparison #{comp.id}: {comp.status}</h3><p>{comp.status_message or ''}</p>"
+    if comp.status == "failed":
+        return head + ("<p>Running it again (Ctrl+R) gives the same outcome unless its cause has changed (e.g. tick"
+                       " <i>Analysis ▸ Photos are pre-aligned crops</i> for cropped faces). Otherwise remove it"
+                       " (<i>Edit ▸ Remove comparison…</i>): the reason is recorded and the report lists it as"
+                       " removed.</p>")
+    return head + "<p>Press Ctrl+R to run the analysis.</p>"
 
 
 class MainWindow(WindowActions, QMainWindow):
@@ -42,6 +57,8 @@ class MainWindow(WindowActions, QMainWindow):
         self.device = device
         self.case_id: int | None = None
         self.comparison_id: int | None = None
+        self.comparison_removed = False   # the shown comparison was withdrawn (no runs, no assessments)
+        self.compare_window = None        # the open "Compare faces" window, if any
         self.face_choices: dict[int, dict[str, int]] = {}
         self._pending_choice: dict | None = None
         self._pending_drop: str | None = None
@@ -82,9 +99,14 @@ class MainWindow(WindowActions, QMainWindow):
         self.build_actions()
         self.views = PairViews()
         self.channels = ChannelPanel(self.state)
+        # below the views: the model's channels, then the examiner's own examination (kept apart from the model)
+        self.examination = ExaminationPanel(self.store)
+        self.examination.insertTab(0, self.channels, "Channels (model)")
+        self.examination.setCurrentIndex(0)
+        self.examination.message.connect(self.statusBar().showMessage)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.views)
-        split.addWidget(self.channels)
+        split.addWidget(self.examination)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setSizes([430, 250])
@@ -99,6 +121,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.cases.case_chosen.connect(self._load_case)
         self.cases.comparison_chosen.connect(self._load_comparison)
         self.cases.result_chosen.connect(self._show_result_id)
+        self.cases.report_choice.connect(self.choose_report_result)
         self.cases.new_case_requested.connect(self.new_case)
         self.cases.import_requested.connect(self.import_dialog)
         self.case_dock = self._dock("Cases", "caseDock", self.cases, Qt.DockWidgetArea.LeftDockWidgetArea, 200)
@@ -183,18 +206,36 @@ class MainWindow(WindowActions, QMainWindow):
     @Slot(object)
     def _load_comparison(self, comparison_id: int | None, select_result: int | None = None) -> None:
         self.comparison_id = comparison_id
+        self.comparison_removed = comparison_id is not None and self.store.get_comparison(comparison_id).removed
         self.controls.set_target(self.case_id, comparison_id)
+        self.examination.set_target(self.case_id, comparison_id, self.comparison_removed)
         results = self.store.list_results(comparison_id) if comparison_id is not None else []
-        shown = self.cases.show_results(results, select_result)
+        shown = self.cases.show_results(results, select_result, self._report_result_id(comparison_id, results))
         self._update_actions()
         if shown is not None:
             self._show_result_id(shown)
             return
         self.state.clear()
         if comparison_id is not None:
-            comp = self.store.get_comparison(comparison_id)
-            self.views.set_empty_message(f"<h3>Comparison #{comparison_id}: {comp.status}</h3>"
-                                         f"<p>{comp.status_message or ''}</p><p>Press Ctrl+R to run the analysis.</p>")
+            self.views.set_empty_message(comparison_hint(self.store.get_comparison(comparison_id)))
+
+    def _report_result_id(self, comparison_id: int | None, results: list) -> int | None:
+        if comparison_id is None or not results:
+            return None
+        chosen = self.store.report_result(comparison_id, include_blobs=False)
+        return None if chosen is None else chosen.id
+
+    @Slot(bool)
+    def choose_report_result(self, use_shown: bool) -> None:
+        """The examiner's choice of the result a report uses (unticked: back to the first full analysis)."""
+        if self.comparison_id is None or self.record is None:
+            return
+        try:
+            self.store.choose_report_result(self.comparison_id, self.record.id if use_shown else None)
+        except XfrError as exc:
+            show_error_for(self, "StoreError", str(exc))
+        results = self.store.list_results(self.comparison_id)
+        self.cases.show_results(results, self.record.id, self._report_result_id(self.comparison_id, results))
 
     # --- showing results ---------------------------------------------------------------------------------
     @Slot(int)
@@ -300,7 +341,8 @@ class MainWindow(WindowActions, QMainWindow):
         finally:
             QApplication.restoreOverrideCursor()
         self._fresh = (record, self.result, extra)
-        self._load_comparison(old.comparison_id, select_result=record.id)
+        # the comparison list is rebuilt too: its result count must include the new one
+        self._load_comparison(self.cases.show_comparisons(self.case_id, old.comparison_id), select_result=record.id)
         self._fresh = None
         self.statusBar().showMessage(f"Saved as result #{record.id}; result #{old.id} is kept unchanged.", 8000)
 
@@ -421,6 +463,8 @@ class MainWindow(WindowActions, QMainWindow):
                              Qt.Orientation.Horizontal)
 
     def closeEvent(self, event) -> None:
+        if self.compare_window is not None:
+            self.compare_window.close()
         self.controller.shutdown()
         self.loader.shutdown()
         super().closeEvent(event)

@@ -14,17 +14,12 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
+from ..core.map_style import (MAP_STYLES, ColourScale, colour_bar_caption, colour_levels, colour_scale, is_empty, lut,
+                              map_style, opacity_ramp)
+
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="#1e1f22", foreground="#d8d8d8")
 
-MAP_MODES = {  # key -> menu label
-    "S": "S  — all evidence |H|",
-    "S_pos": "S⁺ — similar regions",
-    "S_neg": "S⁻ — dissimilar regions",
-    "H": "H  — signed (similar − dissimilar)",
-    "channel": "Selected channel residual",
-}
-COLORMAPS = ["inferno", "viridis", "magma", "plasma", "turbo", "cividis"]
-DIVERGING = "CET-D1A"
+MAP_MODES = {kind: style.title for kind, style in MAP_STYLES.items()}  # key -> menu label
 PANEL_TITLES = ("Photo", "Aligned face", "Reconstruction", "Overlay")
 BOX_PEN = QPen(QColor("#4fc3f7"), 2)
 CROSS_PEN = pg.mkPen("#80deea", width=1, style=Qt.PenStyle.DashLine)
@@ -33,7 +28,6 @@ CROSS_PEN = pg.mkPen("#80deea", width=1, style=Qt.PenStyle.DashLine)
 @dataclass
 class DisplaySettings:
     mode: str = "S"
-    colormap: str = "inferno"
     opacity: float = 0.6
     channel: int | None = None
 
@@ -62,12 +56,12 @@ def map_for(side, mode: str, channel: int | None) -> np.ndarray:
     return getattr(side, mode)
 
 
-def levels_for(maps: list[np.ndarray], mode: str) -> tuple[float, float]:
-    """Common colour levels for both sides, so equal colours mean equal values on A and B."""
-    peak = max((float(np.nanmax(np.abs(m))) if m.size else 0.0) for m in maps) if maps else 0.0
-    if peak <= 0 or not np.isfinite(peak):
-        peak = 1.0
-    return (-peak, peak) if mode == "H" else (0.0, peak)
+def colour_maps(kind: str) -> tuple[pg.ColorMap, np.ndarray]:
+    """The kind's colours (map_style): an opaque map for the colour bar and an RGBA table for the overlay, whose
+    opacity grows with |value| so that zero leaves the face untinted."""
+    rgb = lut(kind)
+    rgba = np.concatenate([rgb, np.round(opacity_ramp(kind) * 255).astype(np.uint8)[:, None]], axis=1)
+    return pg.ColorMap(np.linspace(0, 1, len(rgb)), rgb), rgba
 
 
 def support_box(values: np.ndarray, fraction: float = 0.05) -> tuple[float, float, float, float] | None:
@@ -114,7 +108,12 @@ class PairViews(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
+        self.map_hint = QLabel("")
+        self.map_hint.setObjectName("hint")
+        self.map_hint.setWordWrap(True)
+        self.map_hint.setVisible(False)
         layout.addWidget(self.stack, 1)
+        layout.addWidget(self.map_hint)
         layout.addWidget(self.value_label)
         self._build()
 
@@ -140,10 +139,13 @@ class PairViews(QWidget):
         for vb in self.linked[1:]:
             vb.setXLink(master)
             vb.setYLink(master)
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(self.display.colormap),
-                                        interactive=False, width=12, label="")
-        self.colorbar.getAxis("right").setWidth(52)
-        self.colorbar.setImageItem([self.heat["a"], self.heat["b"]])
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=colour_maps("S")[0], interactive=False, width=12,
+                                        label="")
+        self.colorbar.axis.setWidth(64)
+        self.colorbar.axis.enableAutoSIPrefix(False)   # the caption carries the power of ten (map_style)
+        self.colour_scale: ColourScale | None = None   # the ticks shown (None: no map, no scale)
+        self._coloured_as: str | None = None           # the map kind whose colours the overlay and bar use
+        self._scale_key: tuple | None = None           # (scale, kind) the colour bar's ticks and caption show
         self.glw.addItem(self.colorbar, row=1, col=5, rowspan=2)
         self.glw.ci.layout.setColumnStretchFactor(0, 0)
         for col in range(1, 5):
@@ -295,21 +297,52 @@ class PairViews(QWidget):
         d = self.display
         maps = {side: map_for(getattr(self.result, side), d.mode, d.channel) for side in "ab"}
         self._maps = maps
-        lo, hi = levels_for(list(maps.values()), d.mode)
-        cmap = pg.colormap.get(DIVERGING if d.mode == "H" else d.colormap)
+        empty = is_empty(maps.values())
+        lo, hi = colour_levels(maps.values(), d.mode)
+        if d.mode != self._coloured_as:   # colours change with the kind only (not on every τ move)
+            self._coloured_as = d.mode
+            cmap, rgba = colour_maps(d.mode)
+            self.colorbar.setColorMap(cmap)
+            for side in "ab":
+                self.heat[side].setLookupTable(rgba)
         for side in "ab":
             self.heat[side].setImage(maps[side], autoLevels=False, levels=(lo, hi))
             self.heat[side].setOpacity(d.opacity)
-        self.colorbar.setColorMap(cmap)
-        self.colorbar.setLevels((lo, hi))
-        for side in "ab":
             box = support_box(maps[side]) if d.mode == "channel" and d.channel is not None else None
             region = self.channel_region[side]
             region.setVisible(box is not None)
             if box is not None:
                 region.setRect(QRectF(*box))
+        self._show_scale(None if empty else colour_scale(lo, hi), (lo, hi))
+        self.map_hint.setText(self._empty_hint() if empty else "")
+        self.map_hint.setVisible(empty)
         if self._cursor is not None:
             self._show_values(*self._cursor)
+
+    def _show_scale(self, scale: ColourScale | None, levels: tuple[float, float]) -> None:
+        """The colour bar's ticks cover the data range, in one format; an empty map gets no scale at all."""
+        key = (scale, self.display.mode)
+        if key == self._scale_key:
+            return
+        self._scale_key = key
+        self.colour_scale = scale
+        self.colorbar.setLevels(levels)
+        self.colorbar.setVisible(scale is not None)
+        if scale is None:
+            return
+        axis = self.colorbar.axis
+        axis.setTicks([list(scale.ticks), []])
+        normalization = getattr(self.result.a.residuals, "normalization", "sum")
+        axis.setLabel(colour_bar_caption(self.display.mode, scale, normalization))
+
+    def _empty_hint(self) -> str:
+        d = self.display
+        if d.mode == "channel" and d.channel is None:
+            return "Select a channel in the table below to see the face region it reads."
+        if d.mode == "channel":
+            return (f"Channel {d.channel} has no residual on these faces (removing its maximum does not change the"
+                    " reconstruction): it adds nothing to the maps.")
+        return f"{map_style(d.mode).symbol} is zero everywhere on both faces: nothing to show for this map."
 
     def set_display(self, display: DisplaySettings) -> None:
         self.display = display
@@ -380,7 +413,7 @@ class PairViews(QWidget):
         if values is None:
             self.value_label.setText("Cursor outside the aligned faces.")
             return
-        name = {"S": "S", "S_pos": "S⁺", "S_neg": "S⁻", "H": "H", "channel": "residual"}[self.display.mode]
+        name = map_style(self.display.mode).symbol
         if self.display.mode == "channel" and self.display.channel is not None:
             name = f"channel {self.display.channel}"
         parts = [f"pixel ({int(np.floor(x))}, {int(np.floor(y))})"]

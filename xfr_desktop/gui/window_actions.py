@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QProgressBar, QStyle, QToolBar, QToolButton
+from PySide6.QtWidgets import QDialog, QFileDialog, QLabel, QMessageBox, QProgressBar, QStyle, QToolBar, QToolButton
 
 from .dialogs import AboutDialog, present
 
@@ -53,6 +53,16 @@ class WindowActions:
         self.act_reset_zoom = a("Reset &zoom", self.views_reset_zoom, "Ctrl+0", SP.SP_BrowserReload,
                                 "Show the whole faces again")
         self.act_quit = a("&Quit", self.close, "Ctrl+Q")
+        self.act_compare = a("Compare &faces…", self.open_compare, "Ctrl+K", SP.SP_FileDialogContentsView,
+                             "Side by side, blended and wiped faces and originals; annotations")
+        self.act_preferences = a("&Preferences…", self.show_preferences, "Ctrl+,", SP.SP_FileDialogInfoView,
+                                 "Your name, used for every audited action")
+        self.act_remove = a("&Remove comparison…", self.remove_comparison, None, SP.SP_TrashIcon,
+                            "Withdraw the selected comparison with a recorded reason")
+        self.act_create_key = a("Create &signing key…", self.create_signing_key, None, SP.SP_DialogSaveButton,
+                                "A key file and certificate to sign your reports")
+        self.act_verify = a("&Verify signed report…", self.verify_report, None, SP.SP_DialogApplyButton,
+                            "Check a signed report's signatures")
         self.act_about = a("&About XFR Desktop", self.show_about, "F1", SP.SP_MessageBoxInformation)
         self.act_wizard = a("&Training wizard…", self.open_training_wizard, None, SP.SP_ComputerIcon,
                             "Train or fine-tune a model")
@@ -63,6 +73,7 @@ class WindowActions:
     def build_menus(self) -> None:
         mb = self.menuBar()
         _fill(mb.addMenu("&File"), (self.act_new_case, self.act_import, None, self.act_export, None, self.act_quit))
+        _fill(mb.addMenu("&Edit"), (self.act_remove, None, self.act_preferences))
         m = mb.addMenu("&Analysis")
         _fill(m, (self.act_run, self.act_cancel, self.act_save, None, self.act_prealigned, self.act_model))
         engines = m.addMenu("Residual &engine")
@@ -74,9 +85,9 @@ class WindowActions:
             act.setData(key)
             self.engine_group.addAction(act)
         self.engine_group.triggered.connect(self._engine_chosen)
-        _fill(mb.addMenu("&View"), (self.act_reset_zoom, None, self.case_dock.toggleViewAction(),
+        _fill(mb.addMenu("&View"), (self.act_compare, self.act_reset_zoom, None, self.case_dock.toggleViewAction(),
                                     self.control_dock.toggleViewAction()))
-        _fill(mb.addMenu("&Tools"), (self.act_wizard,))
+        _fill(mb.addMenu("&Tools"), (self.act_create_key, self.act_verify, None, self.act_wizard))
         _fill(mb.addMenu("&Help"), (self._action("&Keyboard shortcuts", self.show_shortcuts, None,
                                                  SP.SP_DialogHelpButton), self.act_about))
         tb = QToolBar("Main", self)
@@ -85,7 +96,7 @@ class WindowActions:
         tb.setIconSize(QSize(20, 20))
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         _fill(tb, (self.act_new_case, self.act_import, None, self.act_run, self.act_cancel, None, self.act_save,
-                   self.act_export))
+                   self.act_compare, self.act_export))
         self.addToolBar(tb)
 
     def build_status(self) -> None:
@@ -100,20 +111,30 @@ class WindowActions:
         self.cancel_btn.setAutoRaise(True)
         self.device_label = QLabel("Device: …")
         self.device_label.setObjectName("deviceLabel")
-        for widget in (self.stage_label, self.progress_bar, self.cancel_btn, self.device_label):
+        self.examiner_label = QLabel("")
+        self.examiner_label.setObjectName("examinerLabel")
+        self.show_examiner()
+        for widget in (self.stage_label, self.progress_bar, self.cancel_btn, self.examiner_label, self.device_label):
             sb.addPermanentWidget(widget)
 
     # --- follow the state and the worker ------------------------------------------------------------------
     def _update_actions(self) -> None:
         self.act_save.setEnabled(self.state.dirty)
         self.act_export.setEnabled(self.has_export and self.case_id is not None)
-        self.act_run.setEnabled(not self.controller.busy and self.comparison_id is not None)
+        self.act_compare.setEnabled(self.state.result is not None)
+        self._enable_run()
+
+    def _enable_run(self) -> None:
+        """Run and Remove need a comparison that is not removed (and Run an idle worker)."""
+        active = self.comparison_id is not None and not self.comparison_removed
+        self.act_run.setEnabled(active and not self.controller.busy)
+        self.act_remove.setEnabled(active and not self.controller.busy)
 
     def _set_busy(self, busy: bool) -> None:
         self.progress_bar.setVisible(busy)
         self.cancel_btn.setVisible(busy)
         self.act_cancel.setEnabled(busy)
-        self.act_run.setEnabled(not busy and self.comparison_id is not None)
+        self._enable_run()
         if busy:
             self.progress_bar.setValue(0)
         self.stage_label.setText("Starting…" if busy else "")
@@ -188,6 +209,55 @@ class WindowActions:
 
         present(ExportDialog(self, self.store, self.case_id))
 
+    def open_compare(self):
+        """The compare window of the shown result's comparison (photos at full resolution, annotations)."""
+        if self.state.result is None or self.record is None:
+            return None
+        from .compare_window import CompareWindow, PairImages
+
+        sources, result = self.views.sources, self.state.result
+        images = PairImages(photos={s: sources[s].photo for s in "ab"},
+                            aligned={s: getattr(result, s).aligned for s in "ab"},
+                            transforms={s: sources[s].transform for s in "ab"})
+        self.compare_window = CompareWindow(self.store, self.record.comparison_id, images,
+                                            read_only=self.comparison_removed)
+        self.compare_window.show()
+        return self.compare_window
+
+    def show_examiner(self) -> None:
+        name = self.store.examiner_name()
+        self.examiner_label.setText(f"Examiner: {name}" if name else "Examiner: not set (Edit ▸ Preferences…)")
+
+    def show_preferences(self) -> QDialog:
+        from .examination_dialogs import PreferencesDialog
+
+        dialog = PreferencesDialog(self, self.store)
+        dialog.accepted.connect(self.show_examiner)
+        return present(dialog)
+
+    def remove_comparison(self) -> QDialog | None:
+        if self.comparison_id is None or self.controller.busy:
+            return None
+        from .examination_dialogs import RemoveComparisonDialog
+
+        item = self.cases.comparison_list.currentItem()
+        dialog = RemoveComparisonDialog(self, self.store, self.comparison_id,
+                                        item.text().split("\n")[0] if item is not None else "")
+        dialog.accepted.connect(lambda cid=self.comparison_id: self.refresh_comparisons(select=cid))
+        return present(dialog)
+
+    def create_signing_key(self) -> QDialog:
+        from .signing_dialogs import KeyCreationDialog
+
+        case = self.store.get_case(self.case_id) if self.case_id is not None else None
+        return present(KeyCreationDialog(self, name=self.store.examiner_name() or (case.examiner if case else ""),
+                                         organisation=case.organisation if case else ""))
+
+    def verify_report(self) -> QDialog:
+        from .signing_dialogs import VerifyReportDialog
+
+        return present(VerifyReportDialog(self))
+
     def open_training_wizard(self) -> None:
         if not self.has_wizard:
             return
@@ -198,7 +268,8 @@ class WindowActions:
     def show_shortcuts(self) -> QMessageBox:
         rows = [(a.shortcut().toString(QKeySequence.SequenceFormat.NativeText), a.text().replace("&", "").rstrip("…"))
                 for a in (self.act_new_case, self.act_import, self.act_run, self.act_cancel, self.act_save,
-                          self.act_export, self.act_reset_zoom, self.act_about, self.act_quit)]
+                          self.act_export, self.act_compare, self.act_preferences, self.act_reset_zoom, self.act_about,
+                          self.act_quit)]
         table = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;&nbsp;</td><td>{t}</td></tr>" for k, t in rows)
         box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts",
                           f"<table>{table}</table><p>Mouse: wheel zooms, drag pans (all aligned-face panels"

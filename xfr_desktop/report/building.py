@@ -13,8 +13,10 @@ from .pdfa import RenderedReport, assemble_pdf, register_fonts, write_atomically
 from .report_data import ReportData
 
 
-def render_report(data: ReportData, out_path: str | os.PathLike | None = None) -> RenderedReport:
-    """Render ``data`` to PDF bytes (and write them atomically to ``out_path`` when given)."""
+def render_report(data: ReportData, out_path: str | os.PathLike | None = None, *,
+                  for_signing: bool = False) -> RenderedReport:
+    """Render ``data`` to PDF bytes (and write them atomically to ``out_path`` when given). ``for_signing`` leaves
+    the signature box blank for the signature's appearance instead of saying "Not signed"."""
     register_fonts()
     st = sections.styles()
     generated_at = data.generated_at or datetime.now().astimezone().replace(microsecond=0).isoformat()
@@ -22,9 +24,10 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None) -
     story = sections.title_section(data, generated_at, st) + sections.method_section(st)
     story += sections.model_section(data, st) + sections.likelihood_ratio_section(data, st)
     for section in data.comparisons:
-        story += sections.comparison_section(section, st)
+        story += sections.comparison_section(section, st, data)
+    story += sections.unreported_section(data, st)
     story += sections.conclusion_section(data, st) + sections.limitations_section(data, st)
-    story += sections.audit_appendix(data, st) + sections.signature_section(record)
+    story += sections.audit_appendix(data, st) + sections.signature_section(record, for_signing)
     rendered = assemble_pdf(story, data, generated_at, record)
     if out_path is not None:
         write_atomically(out_path, rendered.pdf)

@@ -40,13 +40,16 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
     if out_path.is_dir():
         raise ReportError(f"{out_path} is a folder; give a file name ending in .pdf")
     case = store.get_case(case_id)
+    # audited under the examiner's name (the preference, else the case's examiner), never the login name
+    actor = actor or store.examiner_name() or case.examiner or None
     data = build_report_for_case(store, case.id)
-    rendered = render_report(data)
+    rendered = render_report(data, for_signing=identity is not None)
     pdf, signed = rendered.pdf, None
     if identity is not None:
         from .signing import sign_pdf
 
-        signed = sign_pdf(pdf, identity, box=rendered.signature_box, location=case.organisation or None)
+        signed = sign_pdf(pdf, identity, box=rendered.signature_box, review_box=rendered.review_box,
+                          location=case.organisation or None)
         pdf = signed.pdf
     final_sha = hashlib.sha256(pdf).hexdigest()
     # the file appears only once the audit trail has recorded it (and never when the logging fails)
@@ -66,7 +69,8 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
         if recorded:
             store.log_event("report.exported", case_id=case.id, object_type="report", object_id=out_path.name,
                             details={"file": str(out_path.resolve()), "sha256_unsigned": rendered.sha256,
-                                     "pages": rendered.n_pages, "comparisons": len(data.comparisons)}, actor=actor)
+                                     "pages": rendered.n_pages, "comparisons": len(data.comparisons),
+                                     "results": [c.result_id for c in data.comparisons]}, actor=actor)
         if signed is not None and recorded:
             store.log_event("report.signed", case_id=case.id, object_type="report", object_id=out_path.name,
                             details={"file": str(out_path.resolve()), "sha256": final_sha, "signer": signed.signer,
@@ -82,3 +86,17 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
     return ExportResult(path=out_path, sha256=final_sha, n_pages=rendered.n_pages, signed=signed is not None,
                         signer=signed.signer if signed else "", signed_at=signed.signed_at if signed else "",
                         unsigned_sha256=rendered.sha256, recorded=recorded)
+
+
+def record_cosignature(store, case_id: int, path: str | os.PathLike, signed) -> bool:
+    """Log a reviewer's co-signature of the case's report (``report.cosigned``: file, sha256, signer, certificate
+    fingerprint, local signing time) under the reviewer's name. False when the data folder is read-only."""
+    if getattr(store, "read_only", False):
+        return False
+    path = Path(path)
+    store.log_event("report.cosigned", case_id=case_id, object_type="report", object_id=path.name,
+                    details={"file": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                             "signer": signed.signer, "certificate_sha256": signed.fingerprint_sha256,
+                             "signing_time_local_clock": signed.signed_at, "format": "PAdES B-B, SHA-256"},
+                    actor=signed.signer)
+    return True

@@ -5,7 +5,6 @@ Every paragraph and table names an embedded DejaVu font (:mod:`.pdfa`); images a
 from __future__ import annotations
 
 import io
-import json
 from datetime import datetime, timezone
 from typing import Any
 from xml.sax.saxutils import escape
@@ -13,12 +12,12 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from .pdfa import BODY_FONT, BOLD_FONT, MONO_FONT
-from .report_data import (ComparisonSection, ReportData, ReportError, colour_bar, overlay_map,
+from .report_data import (ComparisonSection, ReportData, ReportError, overlay_map,
                           thumbnail_with_box)
 
-SIGNATURE_BOX_SIZE = (260.0, 70.0)   # points; the visible signature box on the last page
-MAP_CMAPS = {"S": "inferno", "S_pos": "viridis", "S_neg": "inferno"}
-MAP_TITLES = {"S": "S = |H|", "S_pos": "S⁺ = ReLU(H) (similar)", "S_neg": "S⁻ = ReLU(−H) (dissimilar)"}
+SIGNATURE_BOX_SIZE = (240.0, 70.0)   # points; each of the two signature boxes on the last page
+SIGNATURE_BOX_GAP = 12.0
+MAP_KINDS = ("S", "S_pos", "S_neg")   # titles, colours and scales: core.map_style, shared with the app and CLI
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -43,6 +42,9 @@ def styles():
         "body": base,
         "small": ParagraphStyle("small", parent=base, fontSize=7.5, leading=9.5),
         "tiny": ParagraphStyle("tiny", parent=base, fontSize=6, leading=7.5),
+        "card": ParagraphStyle("card", parent=base, fontSize=8, leading=10.5),
+        "h3": ParagraphStyle("h3", parent=base, fontName=BOLD_FONT, fontSize=8.5, leading=11, spaceBefore=4),
+        "detail": ParagraphStyle("detail", parent=base, fontSize=6.8, leading=8.4, leftIndent=14),
         "mono": ParagraphStyle("mono", parent=base, fontName=MONO_FONT, fontSize=6.8, leading=8.5),
         "title": ParagraphStyle("title", parent=base, fontName=BOLD_FONT, fontSize=17, leading=22, spaceAfter=6),
         "h1": ParagraphStyle("h1", parent=base, fontName=BOLD_FONT, fontSize=12.5, leading=16, spaceBefore=10,
@@ -60,6 +62,13 @@ def _p(text: Any, style) -> "Any":
     return Paragraph(escape("" if text is None else str(text)).replace("\n", "<br/>"), style)
 
 
+def _markup(text: str, style):
+    """A paragraph of reportlab mini-markup the caller has escaped itself."""
+    from reportlab.platypus import Paragraph
+
+    return Paragraph(text, style)
+
+
 def _img(rgb: np.ndarray, width: float):
     from reportlab.platypus import Image
 
@@ -73,12 +82,12 @@ def _kv_table(rows, col0=4.2):
 
     st = styles()
     data = [[_p(k, st["small"]), v if not isinstance(v, str) else _p(v, st["small"])] for k, v in rows]
-    t = Table(data, colWidths=[col0 * cm, None], hAlign="LEFT")
-    t.setStyle(_table_style())
+    t = Table(data, colWidths=[col0 * cm, None], hAlign="LEFT", splitInRow=0)
+    t.setStyle(table_style())
     return t
 
 
-def _table_style(header: bool = False, grid: bool = True):
+def table_style(header: bool = False, grid: bool = True):
     """Every table names the embedded font: reportlab's default cell font is Helvetica (not embedded)."""
     from reportlab.lib import colors
     from reportlab.platypus import TableStyle
@@ -108,6 +117,12 @@ def short_time(iso: str) -> str:
     return t.replace(microsecond=0).isoformat(sep=" ")
 
 
+def _time_with_note(text: str) -> str:
+    """short_time of an ISO time that may carry a note in brackets after it."""
+    iso, _, note = str(text or "").partition(" (")
+    return short_time(iso) + (f" ({note}" if note else "")
+
+
 def _fmt_float(v, digits=4) -> str:
     try:
         return f"{float(v):.{digits}f}"
@@ -133,83 +148,263 @@ def _images_flowables(section: ComparisonSection, st) -> list:
     cells, caps = [], []
     for info in (section.image_a, section.image_b):
         if info.original is not None:
-            cells.append(_img(thumbnail_with_box(info.original, info.box, info.landmarks), 5.2 * cm))
+            notes = section.annotations.get(info.label.lower(), ())
+            cells.append(_img(thumbnail_with_box(info.original, info.box, info.landmarks, annotations=notes),
+                              5.2 * cm))
         else:
             cells.append(_p("(original not available)", st["small"]))
         caps.append(_p(f"Image {info.label}: {info.name}", st["caption"]))
     crops = []
     for info in (section.image_a, section.image_b):
         row = [_img(a, 2.4 * cm) for a in (info.aligned, info.reconstruction) if a is not None]
-        crops.append(Table([row], hAlign="CENTER", style=_table_style(grid=False)) if row else _p("", st["small"]))
+        crops.append(Table([row], hAlign="CENTER", style=table_style(grid=False)) if row else _p("", st["small"]))
     t = Table([cells, caps, crops, [_p("aligned crop | reconstruction", st["caption"])] * 2],
               colWidths=[8.3 * cm, 8.3 * cm])
-    t.setStyle(_table_style())
+    t.setStyle(table_style())
     t.setStyle([("ALIGN", (0, 0), (-1, -1), "CENTER")])
     out = [CondPageBreak(4 * cm), KeepTogether([heading, t]), Spacer(1, 4)]
     out.append(_kv_table([
         (f"SHA-256 of image {section.image_a.label}", _p(section.image_a.sha256 or "n/a", st["mono"])),
         (f"SHA-256 of image {section.image_b.label}", _p(section.image_b.sha256 or "n/a", st["mono"])),
         ("Model SHA-256", _p(section.model_sha256 or "n/a", st["mono"])),
-        ("Analysed at", short_time(section.analysed_at) or "n/a"),
+        ("Analysed at", _time_with_note(section.analysed_at) or "n/a"),
+        ("Result shown", f"{section.result_choice} (result id {section.result_id})" if section.result_id else
+         "the explanation computed for this report"),
     ]))
     return out
 
 
-def _result_flowables(section: ComparisonSection, st) -> list:
-    """Score, threshold, decision, LR and the parameters of the analysis."""
-    from reportlab.platypus import Spacer
+PARAMETER_LABELS = {"threshold": "Decision threshold τ", "normalization": "Normalization of H",
+                    "engine": "Residual engine", "device": "Device", "prealigned": "Inputs already aligned",
+                    "model_threshold": "Model's calibrated threshold", "analysed_at": "Analysis time"}
+PARAMETERS_SHOWN_ELSEWHERE = ("threshold", "likelihood_ratio", "channels", "top_k", "face_index_a", "face_index_b")
+
+
+def parameter_rows(section: ComparisonSection) -> list[tuple[str, str]]:
+    """The result's parameters as (name, value) rows: face numbers 1-based, channels summarised, the rest
+    flattened whole (nested keys dotted)."""
+    from .report_data import detail_pairs
 
     p = section.parameters or {}
     channels = p.get("channels")
-    chan_text = "all contributing" if not channels else f"{len(channels)} selected: {channels[:20]}" + (
-        " …" if len(channels) > 20 else "")
-    used = "" if section.n_channels_used is None else f"; {section.n_channels_used} of {section.n_channels} used"
-    return [Spacer(1, 4), _p("Result and parameters", st["h2"]), _kv_table([
-        ("Score (cosine similarity)", _fmt_float(section.score)),
-        ("Decision threshold τ", _fmt_float(section.threshold)),
-        ("Decision", section.decision_label.upper()),
-        ("Likelihood ratio", _lr_text(section)),
-        ("Normalization", str(p.get("normalization", "n/a"))),
-        ("Channels", f"{chan_text}; top-k: {p.get('top_k') or 'off'}{used}"),
-        ("Other parameters", json.dumps({k: v for k, v in p.items()
-                                         if k not in ("threshold", "normalization", "channels", "top_k",
-                                                      "likelihood_ratio")},
-                                        sort_keys=True, default=str)),
-    ])]
+    chan_text = "all" if not channels else f"{len(channels)} selected: " + ", ".join(str(c) for c in channels[:24]) \
+        + (" …" if len(channels) > 24 else "")
+    used = "" if section.n_channels_used is None else f" ({section.n_channels_used} of {section.n_channels} used)"
+    rows = []
+    for side in ("a", "b"):
+        k = p.get(f"face_index_{side}")
+        if k is not None:
+            rows.append((f"Face in image {side.upper()}", f"face {int(k) + 1}" + (" (the largest)" if int(k) == 0
+                                                                                    else "")))
+    rows += [("Channels", chan_text + used), ("Top-k", str(p.get("top_k") or "off"))]
+    for key, value in p.items():
+        if key in PARAMETERS_SHOWN_ELSEWHERE:
+            continue
+        label = PARAMETER_LABELS.get(key, key.replace("_", " "))
+        if key == "analysed_at":
+            value = short_time(str(value))
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        for sub, text in detail_pairs({label: value}):
+            rows.append((sub, text))
+    return rows
+
+
+def _result_flowables(section: ComparisonSection, st) -> list:
+    """Score, threshold, decision, LR and the parameters of the analysis (a two-column table)."""
+    from reportlab.platypus import KeepTogether, Spacer
+
+    decision = section.model_decision
+    decision_text = decision.text if decision is not None else \
+        f"model decision at τ = {section.threshold:.3f}: {section.decision_label}"
+    if decision is not None and decision.flags:
+        decision_text += "".join(f"\n⚠ {flag}" for flag in decision.flags)
+    return [Spacer(1, 4), KeepTogether([
+        _p("The model's explanation: technical result and parameters", st["h2"]),
+        _p("What the model computed; the evaluative result is the likelihood ratio above, and the thresholded "
+           "decision below is the model's, not a conclusion.", st["small"]),
+        _kv_table([("Score (cosine similarity)", _fmt_float(section.score)),
+                   ("Model decision", decision_text),
+                   ("Likelihood ratio (unrounded)", _lr_text(section))] + parameter_rows(section))])]
+
+
+def evaluation_flowables(section: ComparisonSection, data: ReportData, st) -> list:
+    """The headline: the LR (two digits, a bound at the calibration's limit) with its verbal equivalent, the two
+    propositions and the calibration it rests on."""
+    from reportlab.lib import colors
+    from reportlab.lib.units import cm
+    from reportlab.platypus import KeepTogether, Spacer, Table
+
+    hp, hd = data.propositions
+    s = section.lr_statement
+    if s is None:
+        head, verbal = "No likelihood ratio: the model has no calibration (run xfr calibrate).", ""
+    else:
+        head, verbal = f"Likelihood ratio {s.equation}", f"The findings provide {s.verbal}."
+    rows = [[_p(head, st["big"])]]
+    if verbal:
+        rows.append([_p(verbal, st["body"])])
+    rows += [[_p(f"Propositions — {hp}  {hd}", st["small"])],
+             [_p("Calibration: " + (section.calibration_note or "not recorded"), st["small"])]]
+    if s is not None and s.at_limit:
+        rows.append([_p("The LR lies at the limit of what the calibration's reference set can support; the true "
+                        "value may be further from 1.", st["small"])])
+    t = Table(rows, colWidths=[17.6 * cm], hAlign="LEFT")
+    t.setStyle(table_style(grid=False))
+    t.setStyle([("BOX", (0, 0), (-1, -1), 0.8, colors.HexColor("#1a3b6b")),
+                ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#f2f5fa"))])
+    return [Spacer(1, 4), KeepTogether([_p("Evaluation", st["h2"]), t])]
+
+
+QUALITY_ROWS = (("Photo size", lambda q: f"{q['width_px']} × {q['height_px']} px" if q.get("width_px") else None),
+                ("Face used", lambda q: f"face {q['face_number']} of {q['n_faces']}" if q.get("face_number") and
+                 q.get("n_faces") else None),
+                ("Face box", lambda q: "{} × {} px".format(*q["face_box_px"]) if q.get("face_box_px") else None),
+                ("Inter-eye distance", lambda q: f"{q['inter_eye_px']:.0f} px" if q.get("inter_eye_px") is not None
+                 else None),
+                ("Pose (roll, yaw)", lambda q: f"{round(q['roll_deg']):+d}°, {round(q['yaw_deg']):+d}°"
+                 if q.get("roll_deg") is not None and q.get("yaw_deg") is not None else None),
+                ("Sharpness (variance of Laplacian)", lambda q: f"{q['sharpness']:.0f}" if q.get("sharpness")
+                 is not None else None),
+                ("JPEG quality (estimated)", lambda q: str(q["jpeg_quality"]) if q.get("jpeg_quality") is not None
+                 else "not a JPEG / unknown"),
+                ("Camera", lambda q: (q.get("exif") or {}).get("camera") or "not recorded"),
+                ("Taken at (EXIF)", lambda q: (q.get("exif") or {}).get("taken_at") or "not recorded"),
+                ("EXIF orientation", lambda q: str((q.get("exif") or {}).get("orientation") or "not recorded")),
+                ("GPS position in EXIF", lambda q: "present" if (q.get("exif") or {}).get("gps_present") else "none"))
+
+
+def quality_flowables(section: ComparisonSection, st) -> list:
+    """Image quality and provenance of both photos side by side, with the warnings."""
+    from reportlab.platypus import KeepTogether, Spacer
+
+    if not section.quality:
+        return []
+    qa, qb = section.quality.get("a", {}), section.quality.get("b", {})
+    rows = [[_p(h, st["small"]) for h in ("", f"Image {section.image_a.label}", f"Image {section.image_b.label}")]]
+    for label, get in QUALITY_ROWS:
+        values = []
+        for q in (qa, qb):
+            try:
+                values.append(get(q) if q else "—")
+            except (KeyError, TypeError, ValueError):
+                values.append("—")
+        rows.append([_p(label, st["small"])] + [_p(v if v is not None else "—", st["small"]) for v in values])
+    warnings = [f"Image {lab}: {w}" for lab, q in (("A", qa), ("B", qb)) for w in (q.get("warnings") or [])]
+    out = [_p("Image quality and provenance", st["h2"]), _data_table(rows, [5.0, 6.4, 6.4])]
+    out += [_p(f"⚠ {w}", st["small"]) for w in warnings] or [_p("No value falls below the documented thresholds "
+                                                                   "(docs/examiner-guide.md).", st["small"])]
+    return [Spacer(1, 4), KeepTogether(out)]
+
+
+def morphology_flowables(section: ComparisonSection, st) -> list:
+    """The examiner's feature-by-feature (FISWG) comparison -- kept apart from the model's explanation."""
+    from reportlab.platypus import KeepTogether, Spacer
+
+    out = [_p("Morphological comparison by the examiner (FISWG features)", st["h2"])]
+    if not section.features:
+        return [Spacer(1, 4), KeepTogether(out + [_p("No feature has been assessed for this comparison.",
+                                                     st["small"])])]
+    rows = [[_p(h, st["small"]) for h in ("feature", "assessment", "note", "by")]]
+    rows += [[_p(f, st["small"]), _p(v, st["small"]), _p(n or "", st["small"]), _p(a, st["small"])]
+             for f, v, n, a in section.features]
+    notes = [(side.upper(), a) for side in "ab" for a in section.annotations.get(side, [])]
+    out.append(_data_table(rows, [4.0, 2.6, 8.4, 2.8]))
+    if notes:
+        out.append(_p("Annotations (magenta, numbered on the photos above): " + "; ".join(
+            f"{side}{i}: {a.kind} {a.label or ''}".rstrip() + f" ({a.author})"
+            for side in "AB" for i, a in enumerate([a for s_, a in notes if s_ == side], 1)), st["small"]))
+    return [Spacer(1, 4), KeepTogether(out)]
+
+
+def review_flowables(section: ComparisonSection, st) -> list:
+    """The ACE-V verification: each reviewer's agreement or disagreement and note."""
+    if not section.reviews:
+        return [_p("Verification (ACE-V): no review recorded for this comparison.", st["small"])]
+    rows = [[_p(h, st["small"]) for h in ("reviewer", "verdict", "note", "time")]]
+    rows += [[_p(r.reviewer, st["small"]), _p("agrees" if r.verdict == "agree" else "disagrees", st["small"]),
+              _p(r.note, st["small"]), _p(short_time(r.created_at), st["small"])] for r in section.reviews]
+    return [_p("Verification (ACE-V) by a second examiner", st["h2"]), _data_table(rows, [3.4, 2.2, 8.4, 3.8])]
 
 
 def _maps_flowables(section: ComparisonSection, st) -> list:
-    """S, S⁺ and S⁻ over both faces on one colour scale, with the colour bars."""
+    """S, S⁺ and S⁻ over both faces on one colour scale, with labelled colour bars (core.map_style)."""
     from reportlab.lib.units import cm
     from reportlab.platypus import KeepTogether, Spacer, Table
+
+    from ..core.map_style import colour_bar_caption, colour_scale, map_style
 
     if not section.maps:
         return []
     vmax = max(float(np.max(section.maps[s]["S"])) for s in "ab")
-    rows = []
-    header = [_p("", st["small"])] + [_p(MAP_TITLES[k], st["caption"]) for k in ("S", "S_pos", "S_neg")]
-    rows.append(header)
+    normalization = (section.parameters or {}).get("normalization", "sum")
+    scale = colour_scale(0.0, vmax if vmax > 0 else 1.0)
+    rows = [[_p("", st["small"])] + [_p(map_style(k).title, st["caption"]) for k in MAP_KINDS]]
     for s, info in (("a", section.image_a), ("b", section.image_b)):
         row = [_p(f"Image {info.label}", st["small"])]
-        for key in ("S", "S_pos", "S_neg"):
-            row.append(_img(overlay_map(info.aligned, section.maps[s][key], vmax, MAP_CMAPS[key]), 3.6 * cm))
+        for key in MAP_KINDS:
+            row.append(_img(overlay_map(info.aligned, section.maps[s][key], vmax, key), 3.6 * cm))
         rows.append(row)
-    bars = [_p("colour scale", st["small"])]
-    for key in ("S", "S_pos", "S_neg"):
-        bar = Table([[_img(colour_bar(MAP_CMAPS[key]), 3.6 * cm)],
-                     [_p(f"0 … {vmax:.3g}", st["caption"])]], style=_table_style(grid=False))
-        bars.append(bar)
-    rows.append(bars)
+    rows.append([_p("colour scale", st["small"])] + [
+        Table([[ColourBar(key, scale, 3.6 * cm)], [_p(colour_bar_caption(key, scale, normalization), st["caption"])]],
+              style=table_style(grid=False)) for key in MAP_KINDS])
     mt = Table(rows, colWidths=[2.0 * cm, 4.1 * cm, 4.1 * cm, 4.1 * cm], hAlign="LEFT")
-    mt.setStyle(_table_style())
-    return [Spacer(1, 4), KeepTogether([_p("Explanation maps (one colour scale for both images)", st["h2"]),
-                                        mt])]
+    mt.setStyle(table_style())
+    empty = vmax <= 0
+    return [Spacer(1, 4), KeepTogether([_p("Explanation maps (one colour scale for both images)", st["h2"]), mt,
+                                        _p(colour_scale_meaning(normalization, empty), st["small"])])]
+
+
+def colour_scale_meaning(normalization: str, empty: bool = False) -> str:
+    """What the colours measure, in words, for the caption under the maps."""
+    if empty:
+        return "Every map is zero: no region moves the score away from τ, so the colour bars show no scale."
+    unit = ("the share of the score margin (score − τ) each pixel carries, in cosine score per pixel: with 'sum' "
+            "normalization the pixels of H add up to score − τ" if normalization == "sum" else
+            f"the change of the reconstruction per pixel ({normalization} normalization; relative units)")
+    return (f"Colour scale: {unit}. An untinted face is 0 (no contribution); the bar ends at the largest value of S "
+            f"over both images, and S⁺ and S⁻ use the same scale, so colours compare across maps and faces.")
+
+
+class ColourBar:
+    """Factory for a flowable: a horizontal colour bar of a map kind with its ticks, labelled in the embedded font."""
+
+    def __new__(cls, kind: str, scale, width: float, height: float = 9.0):
+        from reportlab.lib.utils import ImageReader
+        from reportlab.platypus import Flowable
+
+        from ..core.map_style import lut
+
+        ramp = np.repeat(lut(kind)[None, :, :], 8, axis=0)
+        image = ImageReader(io.BytesIO(_png(ramp)))
+
+        class Bar(Flowable):
+            def wrap(self, aw, ah):
+                self.width, self.height = width, height + 12
+                return self.width, self.height
+
+            def draw(self):
+                c = self.canv
+                c.drawImage(image, 0, 12, width=width, height=height)
+                c.setFont(BODY_FONT, 5.8)
+                span = (scale.high - scale.low) or 1.0
+                for value, label in scale.ticks:
+                    x = (value - scale.low) / span * width
+                    c.line(x, 10, x, 12)
+                    if x <= 1:
+                        c.drawString(0, 3, label)
+                    elif x >= width - 1:
+                        c.drawRightString(width, 3, label)
+                    else:
+                        c.drawCentredString(x, 3, label)
+
+        return Bar()
 
 
 def _channels_flowables(section: ComparisonSection, st) -> list:
     """The top similar and dissimilar channels with their regions."""
     from reportlab.lib.units import cm
-    from reportlab.platypus import KeepTogether, Spacer, Table
+    from reportlab.platypus import KeepTogether, Spacer
 
     out = []
     for label, chans in (("Top similar channels (push towards a match)", section.similar),
@@ -223,51 +418,81 @@ def _channels_flowables(section: ComparisonSection, st) -> list:
                          _p(f"{c.product:+.5f}", st["small"]),
                          _img(c.region_a, 2.2 * cm) if c.region_a is not None else _p("", st["small"]),
                          _img(c.region_b, 2.2 * cm) if c.region_b is not None else _p("", st["small"])])
-        ct = Table(rows, colWidths=[1.6 * cm, 3.2 * cm, 3.0 * cm, 2.6 * cm, 2.6 * cm], hAlign="LEFT")
-        ct.setStyle(_table_style(header=True))
-        out += [Spacer(1, 4), KeepTogether([_p(label, st["h2"]), ct])]
+        out += [Spacer(1, 4), KeepTogether([_p(label, st["h2"]), _data_table(rows, [1.6, 3.2, 3.0, 2.6, 2.6])])]
     return out
 
 
-def comparison_section(section: ComparisonSection, st) -> list:
-    """One comparison: images and hashes, result, maps, channels and the examiner's note on it."""
-    out = _images_flowables(section, st) + _result_flowables(section, st)
-    out += _maps_flowables(section, st)
-    out += _channels_flowables(section, st)
+def comparison_section(section: ComparisonSection, st, data: ReportData | None = None) -> list:
+    """One comparison: images and hashes, the evaluation (LR), photo quality, the examiner's morphological
+    comparison, then -- apart -- the model's explanation (result, maps, channels), the examiner's note and the
+    review."""
+    data = data or ReportData(case_number="")
+    out = _images_flowables(section, st) + evaluation_flowables(section, data, st) + quality_flowables(section, st)
+    out += morphology_flowables(section, st)
+    out += _result_flowables(section, st) + _maps_flowables(section, st) + _channels_flowables(section, st)
     if section.conclusion:
         out += [_p("Examiner's note on this comparison", st["h2"]), _p(section.conclusion, st["body"])]
-    return out
+    return out + review_flowables(section, st)
+
+
+def unreported_section(data: ReportData, st) -> list:
+    """Comparisons of the case that have no result in this report, and why: none is left out silently."""
+    if not data.unreported:
+        return []
+    rows = [[_p(h, st["small"]) for h in ("comparison", "status")]]
+    rows += [[_p(u.title, st["small"]), _p(u.reason, st["small"])] for u in data.unreported]
+    return [_p("Comparisons without a reported result", st["h1"]),
+            _p("These comparisons belong to the case but contribute nothing to this report.", st["small"]),
+            _data_table(rows, [9.0, 8.8])]
+
+
+def _data_table(rows: list, widths_cm: list[float]):
+    """A table with a header row that repeats on every page and rows that never split across pages."""
+    from reportlab.lib.units import cm
+    from reportlab.platypus import Table
+
+    t = Table(rows, colWidths=[w * cm for w in widths_cm], repeatRows=1, splitInRow=0, hAlign="LEFT")
+    t.setStyle(table_style(header=True))
+    return t
 
 
 class _SignaturePlaceholder:
-    """Factory for a flowable that reserves (and frames) the signature box and records where it landed."""
+    """Factory for a flowable that reserves (and frames) the two signature boxes -- the examiner's and the
+    reviewer's (ACE-V verification) -- and records where they landed. A report rendered for signing leaves the
+    boxes blank but for their labels: the signatures' appearances fill them, and no "Not signed" text may remain
+    underneath (text extraction would still find it)."""
 
-    def __new__(cls, record: dict):
+    def __new__(cls, record: dict, signing: bool = False):
         from reportlab.lib import colors
         from reportlab.platypus import Flowable
 
+        w, h = SIGNATURE_BOX_SIZE
+        boxes = (("box", "Examiner's digital signature", "Not signed: this PDF carries no digital signature"),
+                 ("review_box", "Reviewer's digital signature (verification)", "Not signed by a reviewer"))
+
         class Box(Flowable):
             def wrap(self, aw, ah):
-                self.width, self.height = SIGNATURE_BOX_SIZE
+                self.width, self.height = 2 * w + SIGNATURE_BOX_GAP, h
                 return self.width, self.height
 
             def draw(self):
                 c = self.canv
-                c.setStrokeColor(colors.HexColor("#7a7a7a"))
-                c.setDash(3, 2)
-                c.rect(0, 0, self.width, self.height)
-                c.setDash()
-                c.setFont(BODY_FONT, 7.5)
-                c.setFillColor(colors.HexColor("#555555"))
-                c.drawString(6, self.height - 14, "Digital signature")
-                c.drawString(6, self.height - 26, "Not signed: this PDF carries no digital signature")
-                x, y = c.absolutePosition(0, 0)
-                record["box"] = (x, y, x + self.width, y + self.height)
+                for i, (key, label, unsigned) in enumerate(boxes):
+                    x0 = i * (w + SIGNATURE_BOX_GAP)
+                    c.setStrokeColor(colors.HexColor("#7a7a7a"))
+                    c.setDash(3, 2)
+                    c.rect(x0, 0, w, h)
+                    c.setDash()
+                    c.setFont(BODY_FONT, 7.5)
+                    c.setFillColor(colors.HexColor("#555555"))
+                    c.drawString(x0 + 6, h - 14, label)
+                    if not signing:
+                        c.drawString(x0 + 6, h - 26, unsigned)
+                    x, y = c.absolutePosition(x0, 0)
+                    record[key] = (x, y, x + w, y + h)
                 record["page"] = c.getPageNumber()
 
         return Box()
-
-
 
 
 def title_section(data: ReportData, generated_at: str, st) -> list:
@@ -305,15 +530,20 @@ def method_section(st) -> list:
 
 
 def model_section(data: ReportData, st) -> list:
-    """The model's name, hash and the excerpt of its card."""
+    """The model's name, hash and the first sections of its card, rendered from Markdown."""
+    from reportlab.lib.units import cm
     from reportlab.platypus import Spacer
+
+    from . import markdown_pdf
 
     story = [
         _p("Model", st["h1"]),
         _kv_table([("Model", data.model.name or "—"), ("Model SHA-256", _p(data.model.sha256 or "n/a", st["mono"]))]),
     ]
     if data.model.card_excerpt:
-        story += [Spacer(1, 3), _p("Excerpt of the model card:", st["small"]), _p(data.model.card_excerpt, st["tiny"])]
+        story += [Spacer(1, 3), _p("From the model card (its first sections; the evaluation is summarised under "
+                                   "Limitations):", st["small"])]
+        story += markdown_pdf.flowables(markdown_pdf.parse(data.model.card_excerpt), st, 17.8 * cm)
     else:
         story.append(_p("No model card is available for this model file.", st["small"]))
     return story
@@ -348,7 +578,7 @@ def conclusion_section(data: ReportData, st) -> list:
     from reportlab.lib.units import cm
     from reportlab.platypus import CondPageBreak, Spacer
 
-    story = [CondPageBreak(6 * cm), _p("Examiner's conclusion", st["h1"])]
+    story = [CondPageBreak(6 * cm), _p("Examiner's conclusion on the case", st["h1"])]
     if data.conclusion:
         # long texts go in paragraphs (which split across pages), not in table cells (which cannot)
         story.append(_p(data.conclusion, st["body"]))
@@ -365,38 +595,44 @@ def conclusion_section(data: ReportData, st) -> list:
 
 
 def limitations_section(data: ReportData, st) -> list:
-    return [_p("Limitations", st["h1"]), _p(data.limitations, st["body"])]
+    """The general limitations, and what the model card's evaluation found for the model in use."""
+    story = [_p("Limitations", st["h1"]), _p(data.limitations, st["body"])]
+    if data.model.fidelity:
+        story += [_p(f"What the evaluation in the model card found for {data.model.name or 'this model'}", st["h2"]),
+                  _p("Measures of the explanation's fidelity and of recognition, as stated in the model card; a "
+                     "goal not met limits how far the maps and the score can be relied on.", st["small"])]
+        story += [_p(f"• {line}", st["small"]) for line in data.model.fidelity]
+    else:
+        story.append(_p("The model card states no evaluation of this model's explanations: their fidelity is "
+                        "unknown.", st["small"]))
+    return story
 
 
 def audit_appendix(data: ReportData, st) -> list:
-    """Appendix on a new page: the case's audit trail and its verification at export."""
-    from reportlab.lib.units import cm
-    from reportlab.platypus import PageBreak, Table
+    """Appendix on a new page: the case's audit trail, one block per entry with its details whole (key: value
+    lines, which wrap and may continue on the next page), and its verification at export."""
+    from reportlab.platypus import KeepTogether, PageBreak, Spacer
 
     story = [PageBreak(), _p("Appendix: audit trail of the case", st["h1"])]
     if data.audit_status:
         story.append(_p(f"Chain verification at export: {data.audit_status}", st["small"]))
-    if data.audit:
-        rows = [[_p(h, st["tiny"]) for h in ("#", "time (UTC)", "actor", "action", "object", "details",
-                                             "entry hash")]]
-        for r in data.audit:
-            obj = str(r.get("object", ""))
-            rows.append([_p(r.get("id", ""), st["tiny"]), _p(short_time(r.get("time", "")), st["tiny"]),
-                         _p(r.get("actor", ""), st["tiny"]), _p(r.get("action", ""), st["tiny"]),
-                         _p(obj if len(obj) <= 24 else obj[:22] + "…", st["tiny"]),
-                         _p(str(r.get("details", ""))[:600], st["tiny"]),
-                         _p(str(r.get("hash", ""))[:12] + "…", st["mono"])])
-        at = Table(rows, colWidths=[0.7 * cm, 2.5 * cm, 1.5 * cm, 2.4 * cm, 2.2 * cm, 6.0 * cm, 2.2 * cm],
-                   repeatRows=1, hAlign="LEFT")
-        at.setStyle(_table_style(header=True))
-        story.append(at)
-    else:
-        story.append(_p("No audit trail is attached (report built outside a case).", st["small"]))
+    if not data.audit:
+        return story + [_p("No audit trail is attached (report built outside a case).", st["small"])]
+    story.append(_p("Each entry: number, time (UTC), who, what, on which object, and the first 16 hex digits of "
+                    "the entry's hash; below it the entry's details.", st["small"]))
+    for r in data.audit:
+        head = " · ".join(str(v) for v in (f"#{r.get('id', '')}", short_time(r.get("time", "")), r.get("actor", ""),
+                                           r.get("action", ""), r.get("object", "")) if v)
+        block = [Spacer(1, 3), _markup(f"<b>{escape(head)}</b> · <font name='{MONO_FONT}'>"
+                                       f"{escape(str(r.get('hash', ''))[:16])}</font>", st["small"])]
+        for key, value in r.get("details") or []:
+            block.append(_markup(f"{escape(key)}: {escape(value)}" if key else escape(value), st["detail"]))
+        story.append(KeepTogether(block))
     return story
 
 
-def signature_section(record: dict) -> list:
+def signature_section(record: dict, signing: bool = False) -> list:
     """The signature box at the end of the last page; ``record`` learns where it landed."""
     from reportlab.platypus import CondPageBreak, Spacer
 
-    return [Spacer(1, 14), CondPageBreak(SIGNATURE_BOX_SIZE[1] + 20), _SignaturePlaceholder(record)]
+    return [Spacer(1, 14), CondPageBreak(SIGNATURE_BOX_SIZE[1] + 20), _SignaturePlaceholder(record, signing)]

@@ -27,6 +27,7 @@ FONT_FILES = {
     "DejaVuSans-Oblique": "DejaVuSans-Oblique.ttf",
     "DejaVuSansMono": "DejaVuSansMono.ttf",
 }
+PDF_VERSION = (1, 7)
 BODY_FONT, BOLD_FONT, ITALIC_FONT, MONO_FONT = "DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSansMono"
 
 
@@ -34,8 +35,9 @@ BODY_FONT, BOLD_FONT, ITALIC_FONT, MONO_FONT = "DejaVuSans", "DejaVuSans-Bold", 
 class RenderedReport:
     pdf: bytes
     n_pages: int
-    signature_box: tuple[float, float, float, float]   # x1, y1, x2, y2 on the last page, in points
+    signature_box: tuple[float, float, float, float]   # x1, y1, x2, y2 on the last page, in points: the examiner's
     sha256: str
+    review_box: tuple[float, float, float, float] | None = None   # the reviewer's (co-signature), same page
 
 
 # --- fonts --------------------------------------------------------------------------------------------------
@@ -79,6 +81,7 @@ def _canvas_class(data: ReportData, generated_at: str, record: dict):
         """Two passes in one: pages are kept until save() so each can say 'page x of y'."""
 
         def __init__(self, *args, **kwargs):
+            kwargs["pdfVersion"] = PDF_VERSION   # PDF/A-2 is based on PDF 1.7; signing keeps that version
             super().__init__(*args, **kwargs)
             self._pages: list[dict] = []
 
@@ -198,7 +201,7 @@ def assemble_pdf(story: list, data: ReportData, generated_at: str, record: dict)
     if record.get("page") != record.get("n_pages"):
         raise ReportError("internal: the signature box did not land on the last page")
     return RenderedReport(pdf=pdf, n_pages=int(record["n_pages"]), signature_box=tuple(record["box"]),
-                          sha256=hashlib.sha256(pdf).hexdigest())
+                          sha256=hashlib.sha256(pdf).hexdigest(), review_box=tuple(record["review_box"]))
 
 
 def write_atomically(path: str | os.PathLike, data: bytes) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +23,8 @@ from .. import __version__
 from ..core.errors import XfrError
 
 TOP_CHANNELS = 3
-CARD_EXCERPT_CHARS = 1400
+CARD_MAX_CHARS = 200_000     # a card is read whole (for its evaluation table) but never without bound
+CARD_SECTIONS = 3            # the report prints the card up to its third heading: title, summary, provenance
 
 LIMITATIONS = (
     "This report documents the output of an automated face-recognition model and of an explanation method; it is "
@@ -68,8 +70,9 @@ class ChannelInfo:
 class ModelInfo:
     name: str = ""
     sha256: str = ""
-    card_excerpt: str = ""
+    card_excerpt: str = ""        # Markdown: the card's first sections, rendered in the report
     path: str = ""
+    fidelity: list[str] = field(default_factory=list)   # the card's evaluation of this model, one line a measure
 
 
 @dataclass
@@ -91,6 +94,24 @@ class ComparisonSection:
     analysed_at: str = ""
     model_sha256: str = ""
     conclusion: str = ""                          # examiner's conclusion for this comparison, if any
+    result_id: int | None = None                  # the stored result shown, and how it was chosen
+    result_choice: str = ""
+    lr_statement: object = None                   # core.evaluative.LRStatement (two digits, bound at a limit)
+    calibration_note: str = ""                    # what the LR rests on
+    model_decision: object = None                 # core.evaluative.ModelDecision ("model decision at τ = …")
+    features: list[tuple[str, str, str, str]] = field(default_factory=list)   # FISWG label, value, note, author
+    annotations: dict = field(default_factory=dict)   # {"a": [AnnotationRecord], "b": [...]} on the photos
+    quality: dict = field(default_factory=dict)       # {"a": image_quality dict, "b": ...}
+    reviews: list = field(default_factory=list)       # ReviewRecord, oldest first (ACE-V verification)
+
+
+@dataclass
+class UnreportedComparison:
+    """A comparison of the case that has no result in the report (failed, never analysed, removed), and why."""
+    number: int
+    title: str
+    status: str
+    reason: str = ""
 
 
 @dataclass
@@ -106,46 +127,38 @@ class ReportData:
     model: ModelInfo = field(default_factory=ModelInfo)
     calibration: dict | None = None               # method, n_genuine, n_impostor, cllr, cllr_min, reference
     comparisons: list[ComparisonSection] = field(default_factory=list)
-    conclusion: str = ""
+    unreported: list[UnreportedComparison] = field(default_factory=list)
+    conclusion: str = ""                          # the case-level conclusion (comparison notes are per section)
     conclusion_scale: str = ""
     conclusion_notes: str = ""
     conclusion_author: str = ""
     conclusion_time: str = ""
     case_notes: str = ""
-    audit: list[dict] = field(default_factory=list)   # time, actor, action, object, details, hash
+    audit: list[dict] = field(default_factory=list)   # id, time, actor, action, object, details (pairs), hash
     audit_status: str = ""                        # the chain's verification at export time
     limitations: str = LIMITATIONS
+    propositions: tuple[str, str] = ("", "")      # (Hp, Hd) of the case; defaults from core.evaluative
 
 
 # --- images -------------------------------------------------------------------------------------------------
-def _colormap(values01: np.ndarray, cmap: str) -> np.ndarray:
-    """[0, 1] floats -> RGB uint8 through an OpenCV colour map."""
+def overlay_map(aligned: np.ndarray | None, heat: np.ndarray, vmax: float, kind: str, upscale: int = 2) -> np.ndarray:
+    """The map over the grey face in its kind's colours (core.map_style, as in the app and the CLI), upscaled."""
     import cv2
 
-    idx = np.clip(np.nan_to_num(values01) * 255, 0, 255).astype(np.uint8)
-    cmap_id = {"inferno": cv2.COLORMAP_INFERNO, "jet": cv2.COLORMAP_JET, "viridis": cv2.COLORMAP_VIRIDIS}[cmap]
-    return cv2.cvtColor(cv2.applyColorMap(idx, cmap_id), cv2.COLOR_BGR2RGB)
-
-
-def overlay_map(aligned: np.ndarray | None, heat: np.ndarray, vmax: float, cmap: str, upscale: int = 2) -> np.ndarray:
-    """The map in colour blended over the grey face (RGB uint8), upscaled for print."""
-    import cv2
+    from ..core.render import colorize, overlay
 
     h, w = heat.shape
-    colour = _colormap(heat / vmax if vmax > 0 else np.zeros_like(heat), cmap).astype(np.float32)
     if aligned is not None and aligned.shape[:2] == (h, w):
-        grey = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY).astype(np.float32)[..., None]
-        colour = 0.6 * colour + 0.4 * grey
-    out = np.clip(colour, 0, 255).astype(np.uint8)
+        out = overlay(aligned, heat, vmax=vmax, kind=kind)
+    else:
+        out = colorize(heat, 0.0, vmax if vmax > 0 else 1.0, kind)
     return cv2.resize(out, (w * upscale, h * upscale), interpolation=cv2.INTER_NEAREST)
 
 
-def colour_bar(cmap: str, width: int = 256, height: int = 12) -> np.ndarray:
-    ramp = np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1))
-    return _colormap(ramp, cmap)
-
-
-def thumbnail_with_box(image: np.ndarray, box=None, landmarks=None, max_side: int = 480) -> np.ndarray:
+def thumbnail_with_box(image: np.ndarray, box=None, landmarks=None, max_side: int = 480,
+                       annotations=()) -> np.ndarray:
+    """The photo scaled for print, with the detected face box (green), landmarks and the examiner's annotations
+    (magenta points and rectangles, numbered in the order listed)."""
     import cv2
 
     img = np.ascontiguousarray(image)
@@ -162,6 +175,15 @@ def thumbnail_with_box(image: np.ndarray, box=None, landmarks=None, max_side: in
         for px, py in np.asarray(landmarks, np.float64).reshape(-1, 2) * scale:
             if np.isfinite(px) and np.isfinite(py):
                 cv2.circle(img, (round(px), round(py)), thick + 1, (255, 200, 0), -1)
+    for n, a in enumerate(annotations, 1):
+        x, y = round(a.x * scale), round(a.y * scale)
+        if a.kind == "rect":
+            cv2.rectangle(img, (x, y), (round((a.x + a.width) * scale), round((a.y + a.height) * scale)),
+                          (230, 0, 200), thick)
+        else:
+            cv2.circle(img, (x, y), 3 * thick, (230, 0, 200), thick)
+        cv2.putText(img, str(n), (x + 2 * thick, max(12, y - 2 * thick)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.45 * thick, (230, 0, 200), thick, cv2.LINE_AA)
     return img
 
 
@@ -170,7 +192,7 @@ def channel_region(aligned: np.ndarray | None, residual: np.ndarray, upscale: in
     import cv2
 
     vmax = float(residual.max())
-    out = overlay_map(aligned, residual, vmax, "jet", upscale=upscale)
+    out = overlay_map(aligned, residual, vmax, "channel", upscale=upscale)
     if vmax > 0:
         rows, cols = np.nonzero(residual >= 0.2 * vmax)
         cv2.rectangle(out, (int(cols.min()) * upscale, int(rows.min()) * upscale),
@@ -223,25 +245,49 @@ def comparison_from_explanation(result, *, title: str = "Comparison", image_a: I
     )
 
 
-def model_card_excerpt(readme: str | os.PathLike | None = None, max_chars: int = CARD_EXCERPT_CHARS) -> str:
-    """The beginning of the model card (models/README.md), cut at a paragraph boundary."""
+def read_card(readme: str | os.PathLike | None = None) -> str:
+    """A model card's Markdown (models/README.md by default); '' when unreadable."""
     from ..core.model import MODELS_DIR
 
     path = Path(readme) if readme is not None else MODELS_DIR / "README.md"
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(CARD_MAX_CHARS)
     except OSError:
         return ""
-    paragraphs, total = [], 0
-    for para in text.split("\n\n"):
-        para = para.strip()
-        if not para:
+
+
+def card_excerpt(card: str) -> str:
+    from .markdown_pdf import sections_until
+
+    return sections_until(card, CARD_SECTIONS) if card else ""
+
+
+def fidelity_findings(card: str) -> list[str]:
+    """What the card's evaluation table says about this model, one line a measure ('measure: value (goal met:
+    no)'). Read from the table under the card's 'Evaluation' heading, in its 'this model' column; [] if none."""
+    from .markdown_pdf import table_after_heading
+
+    rows = table_after_heading(card, "evaluation")
+    if len(rows) < 2:
+        return []
+
+    def plain(cell: str) -> str:
+        return re.sub(r"[*`]", "", cell).strip()
+
+    header = [plain(c).lower() for c in rows[0]]
+    col = next((i for i, h in enumerate(header) if "this model" in h), None)
+    goal = next((i for i, h in enumerate(header) if "goal met" in h), None)
+    if col is None:
+        return []
+    out = []
+    for row in rows[1:]:
+        if len(row) <= col or not plain(row[col]) or plain(row[col]) in ("–", "-"):
             continue
-        if total + len(para) > max_chars and paragraphs:
-            break
-        paragraphs.append(para[:max_chars])
-        total += len(para)
-    return "\n\n".join(paragraphs)
+        met = plain(row[goal]) if goal is not None and goal < len(row) else ""
+        out.append(f"{plain(row[0])}: {plain(row[col])}" + (f" (goal met: {met})" if met not in ("", "–", "-")
+                                                              else ""))
+    return out
 
 
 def bundled_card_path(model_path) -> Path | None:
@@ -261,18 +307,19 @@ def bundled_card_path(model_path) -> Path | None:
         return None
 
 
-def _bundled_card_excerpt(model_path) -> str:
+def _bundled_card(model_path) -> str:
     card = bundled_card_path(model_path)
-    return model_card_excerpt(card) if card is not None else ""
+    return read_card(card) if card is not None else ""
 
 
 def model_info(model=None, *, name: str = "", sha256: str = "") -> ModelInfo:
-    """Name, sha256 and, for the bundled model, an excerpt of its card (models/README.md)."""
+    """Name, sha256 and, for a bundled model, the first sections of its card and its evaluation."""
     path = getattr(model, "path", None) or ""
     spec = getattr(model, "spec", None) or {}
+    card = _bundled_card(path)
     return ModelInfo(name=name or (Path(path).name if path else spec.get("name", "")),
                      sha256=sha256 or (getattr(model, "sha256", None) or ""),
-                     card_excerpt=_bundled_card_excerpt(path), path=str(path))
+                     card_excerpt=card_excerpt(card), path=str(path), fidelity=fidelity_findings(card))
 
 
 def _stored_model_info(store, sha256: str, name: str) -> ModelInfo:
@@ -288,8 +335,10 @@ def _stored_model_info(store, sha256: str, name: str) -> ModelInfo:
         except XfrError:
             pass
     if not card:
-        card = _bundled_card_excerpt(path or _bundled_models_by_sha256().get(sha256, ""))
-    return ModelInfo(name=name, sha256=sha256, card_excerpt=card[:CARD_EXCERPT_CHARS], path=path)
+        card = _bundled_card(path or _bundled_models_by_sha256().get(sha256, ""))
+    card = card[:CARD_MAX_CHARS]
+    return ModelInfo(name=name, sha256=sha256, card_excerpt=card_excerpt(card), path=path,
+                     fidelity=fidelity_findings(card))
 
 
 @functools.lru_cache(maxsize=1)
@@ -328,8 +377,17 @@ def report_data_from_explanation(result, *, model=None, case_number: str = "(no 
     lr = calibration.describe(result.score) if calibration is not None else None
     section = comparison_from_explanation(result, title="Comparison 1", image_a=image_a, image_b=image_b, lr=lr,
                                           model_sha256=getattr(model, "sha256", "") or "")
+    from ..core.evaluative import DEFAULT_DEFENCE, DEFAULT_PROSECUTION, lr_statement, model_decision
+
+    limits = tuple(10 ** b for b in calibration.log10_lr_bounds) if calibration is not None else None
+    section.lr_statement = lr_statement(section.lr, limits)
+    section.calibration_note = calibration_note(calibration_summary(calibration))
+    calibrated = getattr(model, "threshold", None)
+    section.model_decision = model_decision(section.score, section.threshold,
+                                            None if calibrated is None else float(calibrated), section.lr)
     return ReportData(case_number=case_number, title=title, examiner=examiner, organisation=organisation,
                       model=model_info(model), calibration=calibration_summary(calibration), comparisons=[section],
+                      propositions=(DEFAULT_PROSECUTION, DEFAULT_DEFENCE),
                       conclusion=conclusion, case_notes=notes)
 
 
@@ -381,15 +439,40 @@ def _stored_lr(parameters) -> tuple[float, str] | None:
         return None
 
 
+def detail_pairs(details) -> list[tuple[str, str]]:
+    """An audit entry's details as readable ``(key, value)`` lines: nested keys dotted (``parameters.top_k``),
+    lists of plain values comma-separated, nothing cut. Text that is not a JSON object stays one line."""
+    if isinstance(details, str):
+        try:
+            details = json.loads(details) if details.strip() else {}
+        except ValueError:
+            return [("", details)]
+    out: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            if not value:
+                out.append((prefix, "—"))
+            for key, sub in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), sub)
+        elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+            for i, sub in enumerate(value):
+                walk(f"{prefix}[{i + 1}]", sub)
+        elif isinstance(value, list):
+            out.append((prefix, ", ".join("—" if v is None else str(v) for v in value) or "—"))
+        else:
+            out.append((prefix, "—" if value is None or value == "" else str(value)))
+
+    walk("", details)
+    return out
+
+
 def _audit_rows(records) -> list[dict]:
     rows = []
     for r in records:
-        details = r.details
-        if not isinstance(details, str):
-            details = json.dumps(details, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         obj = f"{r.object_type or ''} {r.object_id if r.object_id is not None else ''}".strip()
         rows.append({"id": r.id, "time": r.time, "actor": r.actor, "action": r.action, "object": obj,
-                     "details": details or "", "hash": r.hash})
+                     "details": detail_pairs(r.details), "hash": r.hash})
     return rows
 
 
@@ -415,7 +498,7 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
     cal = _find_calibration(store, record.model_sha256, calibration)
     lr = _stored_lr(record.parameters) or (cal.describe(record.score) if cal is not None else None)
     concl = store.latest_conclusion(case_id, comparison_id=comp.id)
-    title = f"Comparison {n}: {images[0].name or comp.image_a[:12]} vs {images[1].name or comp.image_b[:12]}"
+    title = _comparison_title(n, images[0].name or comp.image_a[:12], images[1].name or comp.image_b[:12])
     try:
         result = explanation_from_result(record)
     except (ValueError, KeyError) as exc:
@@ -423,17 +506,113 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
                           f"analyse it again") from None
     section = comparison_from_explanation(
         result, title=title, image_a=images[0], image_b=images[1], lr=lr, parameters=record.parameters,
-        analysed_at=record.analysed_at, model_sha256=record.model_sha256 or "",
+        analysed_at=_analysis_time(record), model_sha256=record.model_sha256 or "",
         conclusion=concl.text if concl is not None and concl.comparison_id == comp.id else "", k=k)
     # the stored decision is the one the examiner saw
     section.score, section.threshold, section.decision_label = record.score, record.threshold, \
         record.decision_label
+    _add_evaluation(section, record, cal)
+    _add_examination(store, section, comp)
     return section, cal
+
+
+def _add_evaluation(section: ComparisonSection, record, cal) -> None:
+    """The LR as the report states it, what it rests on, and the model's decision kept apart."""
+    from ..core.evaluative import lr_statement, result_model_decision
+
+    stored = (record.parameters or {}).get("likelihood_ratio")
+    limits = tuple(10 ** b for b in cal.log10_lr_bounds) if cal is not None else None
+    section.lr_statement = lr_statement(stored if isinstance(stored, dict) else section.lr, limits)
+    about = stored.get("calibration") if isinstance(stored, dict) else None
+    section.calibration_note = calibration_note(about or calibration_summary(cal))
+    section.model_decision = result_model_decision(record)
+
+
+def calibration_note(about: dict | None) -> str:
+    """'logistic-regression calibration on LFW (3,000 same-person and 3,000 different-people comparisons),
+    Cllr 0.138'; '' when unknown."""
+    if not about:
+        return ""
+    text = f"{about.get('method', 'unknown')} calibration on {about.get('reference') or 'a reference set'}"
+    if about.get("n_genuine") and about.get("n_impostor"):
+        text += (f" ({int(about['n_genuine']):,} same-person and {int(about['n_impostor']):,} different-people "
+                 f"comparisons)")
+    if about.get("cllr") is not None:
+        text += f", Cllr {float(about['cllr']):.3f}"
+    return text
+
+
+def _add_examination(store, section: ComparisonSection, comp) -> None:
+    """The examiner's own work on the comparison: FISWG features, annotations, photo quality, reviews."""
+    from ..core.morphology import FEATURE_LABELS, VALUE_LABELS
+
+    for key, a in store.feature_assessments(comp.id).items():
+        section.features.append((FEATURE_LABELS.get(key, key), VALUE_LABELS.get(a.value, a.value), a.note,
+                                 a.author))
+    section.annotations = {side: store.list_annotations(comp.id, side=side) for side in "ab"}
+    for side in "ab":
+        q = store.image_quality(comp.id, side)
+        if q is not None:
+            section.quality[side] = q.data
+    section.reviews = store.list_reviews(comp.id)
+
+
+def _analysis_time(record) -> str:
+    """When the analysis ran (kept by recombinations), else the save time marked as such (older results)."""
+    recorded = (record.parameters or {}).get("analysed_at")
+    return record.analysed_at if recorded else f"{record.analysed_at} (saved; analysis time not recorded)"
+
+
+def _comparison_title(n: int, name_a: str, name_b: str) -> str:
+    return f"Comparison {n}: {name_a} vs {name_b}"
+
+
+def _unreported(store, n: int, comp) -> UnreportedComparison:
+    """Why ``comp`` has no section: removed (by whom, when, why) or never successfully analysed."""
+    names = []
+    for sha in (comp.image_a, comp.image_b):
+        try:
+            names.append(store.get_image(sha).original_name or sha[:12])
+        except XfrError:
+            names.append(sha[:12])
+    title = _comparison_title(n, *names)
+    if getattr(comp, "removed", False):
+        return UnreportedComparison(number=n, title=title, status="removed", reason=(
+            f"removed by {comp.removed_by or '?'} on {_short_utc(comp.removed_at)}: {comp.removed_reason}"))
+    reason = {"new": "not analysed yet", "running": "analysis did not finish", "cancelled": "analysis cancelled",
+              "failed": "analysis failed"}.get(comp.status, comp.status)
+    return UnreportedComparison(number=n, title=title, status=comp.status,
+                                reason=reason + (f": {comp.status_message}" if comp.status_message else ""))
+
+
+def _short_utc(iso: str | None) -> str:
+    try:
+        return datetime.fromisoformat(str(iso)).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return str(iso or "?")
+
+
+def _report_results(store, comparisons) -> dict[int, tuple]:
+    """{comparison id: (ResultRecord, which of its results it is and why)} for the comparisons reported: the
+    examiner's choice (``xfr report --result N`` or the app), else the first full analysis."""
+    out = {}
+    for comp in comparisons:
+        if getattr(comp, "removed", False):
+            continue
+        record = store.report_result(comp.id)
+        if record is None:
+            continue
+        ids = [r.id for r in store.list_results(comp.id)]
+        how = ("chosen by the examiner" if comp.report_result_id is not None else
+               "the first full analysis" if record.is_full_analysis else "the first result (no full analysis)")
+        out[comp.id] = (record, f"result {ids.index(record.id) + 1} of {len(ids)}, {how}")
+    return out
 
 
 def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256: str | None = None,
                           k: int = TOP_CHANNELS) -> ReportData:
-    """ReportData for a stored case, from each comparison's report result (store.report_result; no model needed)."""
+    """ReportData for a stored case (no model needed): per comparison the result the examiner chose, else the first
+    full analysis (store.report_result); removed and unanalysed comparisons are listed apart."""
     case = store.get_case(case_id)
     # verified before anything is read: a report must never present forged rows or a swapped photo as evidence
     verification = store.verify_audit(case_id)
@@ -442,11 +621,16 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
     sections = []
     used_models: dict[str, str] = {}
     cal_used = None
-    for n, comp in enumerate(store.list_comparisons(case_id), 1):
-        record = store.report_result(comp.id)  # the examiner's choice, else the first full analysis
-        if record is None:
+    unreported = []
+    comparisons = store.list_comparisons(case_id)
+    chosen = _report_results(store, comparisons)
+    for n, comp in enumerate(comparisons, 1):
+        if comp.id not in chosen:
+            unreported.append(_unreported(store, n, comp))
             continue
+        record, how = chosen[comp.id]
         section, cal = _comparison_section(store, case_id, n, comp, record, calibration, k)
+        section.result_id, section.result_choice = record.id, how
         cal_used = cal_used or cal
         sections.append(section)
         if record.model_sha256:
@@ -454,12 +638,14 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
     if not sections:
         raise ReportError(f"case {case.number} has no analysed comparison to report")
     sha = model_sha256 or next(iter(used_models), "")
-    concl = store.latest_conclusion(case_id)
-    return ReportData(
+    concl = store.latest_conclusion(case_id)   # case-level only: comparison notes go with their comparison
+    from ..core.evaluative import case_propositions
+
+    return ReportData(propositions=case_propositions(case),
         case_number=case.number, title=case.title, examiner=case.examiner, organisation=case.organisation,
         case_created=case.created_at, case_modified=case.modified_at,
         model=_stored_model_info(store, sha, used_models.get(sha, "")),
-        calibration=calibration_summary(cal_used), comparisons=sections,
+        calibration=calibration_summary(cal_used), comparisons=sections, unreported=unreported,
         conclusion=concl.text if concl else "", conclusion_scale=(concl.scale or "") if concl else "",
         conclusion_notes=concl.notes if concl else "", conclusion_author=(concl.author or "") if concl else "",
         conclusion_time=concl.created_at if concl else "", case_notes=case.notes,

@@ -16,10 +16,14 @@ from pathlib import Path
 
 from ..core.fileio import read_bytes
 
-# status words (also the CLI's summary); exit codes of `xfr verify-report`
-VALID, UNSIGNED, MODIFIED, INVALID, UNTRUSTED, MALFORMED, ERROR = (
-    "valid", "unsigned", "modified", "invalid", "untrusted", "malformed", "error")
-EXIT_CODES = {VALID: 0, UNSIGNED: 3, MODIFIED: 4, INVALID: 4, UNTRUSTED: 5, MALFORMED: 6, ERROR: 2}
+# status words (also the CLI's summary); exit codes of `xfr verify-report` (docs/reports.md):
+#   0 valid: intact, unmodified, every signer trusted     3 unsigned       4 modified or invalid
+#   5 untrusted: intact, but a signer does not chain to a --trust certificate
+#   6 not a readable PDF                                  7 intact, but no --trust certificate was given
+#   2 other errors (missing file, unreadable certificate)
+VALID, UNSIGNED, MODIFIED, INVALID, UNTRUSTED, MALFORMED, ERROR, NO_TRUST = (
+    "valid", "unsigned", "modified", "invalid", "untrusted", "malformed", "error", "intact-untrusted")
+EXIT_CODES = {VALID: 0, UNSIGNED: 3, MODIFIED: 4, INVALID: 4, UNTRUSTED: 5, MALFORMED: 6, ERROR: 2, NO_TRUST: 7}
 
 
 @dataclass
@@ -33,6 +37,7 @@ class SignatureReport:
     trusted: bool
     modification: str
     subfilter: str
+    certifying: bool = False   # the first signature certifies the report (DocMDP), later ones co-sign
 
 
 @dataclass
@@ -49,7 +54,8 @@ class VerificationResult:
     def summary_lines(self) -> list[str]:
         lines = [f"{self.status.upper()}: {self.message}"]
         for s in self.signatures:
-            lines.append(f"  signature {s.field_name!r} by {s.signer}; signed at {s.signing_time} (signer's clock, "
+            role = "certifying signature" if s.certifying else "signature"
+            lines.append(f"  {role} {s.field_name!r} by {s.signer}; signed at {s.signing_time} (signer's clock, "
                          f"no timestamp authority); coverage {s.coverage}; intact {s.intact}; valid {s.valid}; "
                          f"trusted {s.trusted}; later changes {s.modification}")
         return lines
@@ -113,7 +119,6 @@ def _verify(pdf, trust) -> VerificationResult:
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko.sign.validation.settings import KeyUsageConstraints
     from pyhanko.sign.validation.status import SignatureCoverageLevel
-    from pyhanko.sign.diff_analysis import ModificationLevel
     from pyhanko_certvalidator import ValidationContext
 
     if isinstance(pdf, (bytes, bytearray)):
@@ -141,8 +146,7 @@ def _verify(pdf, trust) -> VerificationResult:
                                                     f"({type(exc).__name__})")
     if not sigs:
         return VerificationResult(False, UNSIGNED, f"{name} carries no digital signature")
-    if not certs:
-        return VerificationResult(False, ERROR, "no trust certificate given (use --trust CERT.pem)")
+    signed_revisions = {s.signed_revision for s in sigs}
 
     reports: list[SignatureReport] = []
     verdict: tuple[str, str] | None = None
@@ -169,6 +173,7 @@ def _verify(pdf, trust) -> VerificationResult:
             intact=bool(status.intact), valid=bool(status.valid), trusted=bool(status.trusted),
             modification=level.name if level is not None else "UNKNOWN",
             subfilter=str(sig.sig_object.get("/SubFilter", "?")),
+            certifying=sig.docmdp_level is not None,
         )
         reports.append(rep)
         if verdict is not None:
@@ -183,14 +188,32 @@ def _verify(pdf, trust) -> VerificationResult:
                                  f"content; they are not covered by the signature")
         elif status.coverage is None or status.coverage < SignatureCoverageLevel.ENTIRE_REVISION:
             verdict = (MODIFIED, f"signature {rep.field_name!r} does not cover its whole revision of {name}")
-        elif level not in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES) or status.docmdp_ok is False:
+        elif not _later_changes_allowed(sig, status, level, signed_revisions, reader):
             verdict = (MODIFIED, f"{name} was changed after it was signed (later update: "
                                  f"{level.name if level is not None else 'not analysable'})")
-        elif not status.trusted:
+        elif not status.trusted and certs:
             why = status.trust_problem_indic.name if status.trust_problem_indic is not None else "no chain"
             verdict = (UNTRUSTED, f"the signer's certificate ({signer}) is not trusted by the given certificate(s) "
                                   f"({why})")
     if verdict is not None:
         return VerificationResult(False, verdict[0], verdict[1], reports)
     who = ", ".join(r.signer for r in reports)
+    if not certs:
+        return VerificationResult(False, NO_TRUST, f"{name} is intact, but its signer(s) {who} are untrusted: no "
+                                                   f"--trust certificate was given to check them against", reports)
     return VerificationResult(True, VALID, f"{name} is intact and signed by {who} (trusted)", reports)
+
+
+def _later_changes_allowed(sig, status, level, signed_revisions: set[int], reader) -> bool:
+    """Nothing changed after ``sig``, or only harmless archival updates, or only further signatures: every later
+    revision is itself a signature's revision (each validated in its own right), and pyHanko's difference
+    analysis rates the changes as form filling -- which for this report's fields means signing -- within what the
+    certification (DocMDP) allows."""
+    from pyhanko.sign.diff_analysis import ModificationLevel
+
+    if status.docmdp_ok is False:
+        return False
+    if level in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES):
+        return True
+    later = range(sig.signed_revision + 1, reader.xrefs.total_revisions)
+    return level == ModificationLevel.FORM_FILLING and all(r in signed_revisions for r in later)

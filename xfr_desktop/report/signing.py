@@ -16,7 +16,8 @@ from pathlib import Path
 from ..core.errors import XfrError
 from ..core.fileio import read_bytes
 
-SIGNATURE_FIELD = "XFRSignature"
+SIGNATURE_FIELD = "XFRSignature"          # the examiner's (certifying) signature
+REVIEW_FIELD = "XFRReviewSignature"        # the reviewer's co-signature
 DEFAULT_BOX = (51.0, 60.0, 311.0, 130.0)
 MIN_PASSPHRASE = 8   # used when the caller does not know where the report reserved it
 
@@ -181,7 +182,8 @@ def create_identity(name: str, p12_path: str | os.PathLike, passphrase: str, *, 
 
 
 # --- the appearance -----------------------------------------------------------------------------------------
-def _appearance_pdf(identity: SigningIdentity, signed_at_local: str, size: tuple[float, float]) -> bytes:
+def _appearance_pdf(identity: SigningIdentity, signed_at_local: str, size: tuple[float, float],
+                    headline: str = "Digitally signed (PAdES, SHA-256)") -> bytes:
     """A one-page PDF the size of the signature box, drawn with the report's embedded font."""
     from reportlab.lib import colors
     from reportlab.pdfgen import canvas
@@ -197,7 +199,7 @@ def _appearance_pdf(identity: SigningIdentity, signed_at_local: str, size: tuple
     c.rect(0.5, 0.5, w - 1, h - 1, fill=1, stroke=1)
     c.setFillColor(colors.HexColor("#1a3b6b"))
     c.setFont(BOLD_FONT, 8.5)
-    c.drawString(6, h - 14, "Digitally signed (PAdES, SHA-256)")
+    c.drawString(6, h - 14, headline)
     c.setFillColor(colors.black)
     c.setFont(BODY_FONT, 7.5)
     c.drawString(6, h - 27, f"by {identity.common_name}"[:70])
@@ -262,24 +264,42 @@ class SignedReport:
     fingerprint_sha256: str
 
 
-def sign_pdf(pdf: bytes, identity: SigningIdentity, *, box: tuple[float, float, float, float] | None = None,
-             reason: str = "XFR Desktop case report", location: str | None = None) -> SignedReport:
-    """Sign ``pdf`` (PAdES B-B, SHA-256) with a visible signature on its last page inside ``box`` (points)."""
+def _signer_class():
+    """pyHanko's signer, kept at PDF 1.7: it would raise the document to PDF 2.0 for an ECDSA P-256 key (ISO 32002),
+    while the report is PDF/A-2b, a PDF 1.7-based level; PAdES in PDF 1.7 is declared by the ESIC extension."""
+    from pyhanko.sign import signers
+    from pyhanko.sign.signers import constants
+
+    class Pdf17Signer(signers.PdfSigner):
+        def register_extensions(self, pdf_out, *, md_algorithm):
+            pdf_out.ensure_output_version(version=(1, 7))
+            pdf_out.register_extension(constants.ESIC_EXTENSION_1)
+
+    return Pdf17Signer
+
+
+def _sign(pdf: bytes, identity: SigningIdentity, *, field: str, box, certify: bool, reason: str,
+          location: str | None, headline: str, reserve_review_box=None) -> SignedReport:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
-    box = tuple(float(v) for v in (box or DEFAULT_BOX))
     signed_at = datetime.now().astimezone().replace(microsecond=0)
-    appearance = _appearance_pdf(identity, signed_at.isoformat(), (box[2] - box[0], box[3] - box[1]))
     meta = signers.PdfSignatureMetadata(
-        field_name=SIGNATURE_FIELD, md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
-        reason=reason, location=location, name=identity.common_name)
+        field_name=field, md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES, reason=reason,
+        location=location, name=identity.common_name, certify=certify,
+        docmdp_permissions=fields.MDPPerm.FILL_FORMS)   # level 2: later signatures (the reviewer's) stay valid
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
         _align_producer(writer)
-        pdf_signer = signers.PdfSigner(
-            meta, signer=identity.signer, stamp_style=_static_style(appearance),
-            new_field_spec=fields.SigFieldSpec(sig_field_name=SIGNATURE_FIELD, on_page=-1, box=box))
+        if reserve_review_box is not None:   # an empty field for the reviewer, inside the certified revision
+            fields.append_signature_field(writer, fields.SigFieldSpec(
+                sig_field_name=REVIEW_FIELD, on_page=-1, box=tuple(float(v) for v in reserve_review_box)))
+        if box is None:   # the existing field
+            box = _field_box(writer, field)
+        appearance = _appearance_pdf(identity, signed_at.isoformat(), (box[2] - box[0], box[3] - box[1]), headline)
+        spec = None if _has_field(writer, field) else fields.SigFieldSpec(sig_field_name=field, on_page=-1, box=box)
+        pdf_signer = _signer_class()(meta, signer=identity.signer, stamp_style=_static_style(appearance),
+                                     new_field_spec=spec)
         out = pdf_signer.sign_pdf(writer, output=io.BytesIO())
     except XfrError:
         raise
@@ -287,3 +307,52 @@ def sign_pdf(pdf: bytes, identity: SigningIdentity, *, box: tuple[float, float, 
         raise SigningError(f"the report could not be signed ({type(exc).__name__}: {str(exc)[:200]})") from None
     return SignedReport(pdf=out.getvalue(), signer=identity.common_name, signed_at=signed_at.isoformat(),
                         fingerprint_sha256=identity.fingerprint_sha256)
+
+
+def _has_field(writer, name: str) -> bool:
+    from pyhanko.sign.fields import enumerate_sig_fields
+
+    return any(fn == name for fn, _, _ in enumerate_sig_fields(writer.prev, filled_status=None))
+
+
+def _field_box(writer, name: str) -> tuple[float, float, float, float]:
+    from pyhanko.sign.fields import enumerate_sig_fields
+
+    for fn, _, ref in enumerate_sig_fields(writer.prev, filled_status=None):
+        if fn == name:
+            x1, y1, x2, y2 = (float(v) for v in ref.get_object()["/Rect"])
+            return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+    raise SigningError(f"the report has no {name} signature field")
+
+
+def sign_pdf(pdf: bytes, identity: SigningIdentity, *, box: tuple[float, float, float, float] | None = None,
+             reason: str = "XFR Desktop case report", location: str | None = None,
+             review_box: tuple[float, float, float, float] | None = None) -> SignedReport:
+    """The examiner's signature (PAdES B-B, SHA-256), visible on the last page inside ``box`` (points). It
+    *certifies* the report allowing further signatures (DocMDP level 2), and reserves an empty field at
+    ``review_box`` for the reviewer's co-signature (:func:`cosign_pdf`)."""
+    return _sign(pdf, identity, field=SIGNATURE_FIELD, box=tuple(float(v) for v in (box or DEFAULT_BOX)),
+                 certify=True, reason=reason, location=location, headline="Digitally signed (PAdES, SHA-256)",
+                 reserve_review_box=review_box)
+
+
+def cosign_pdf(pdf: bytes, identity: SigningIdentity, *, reason: str = "ACE-V verification of the case report",
+               location: str | None = None) -> SignedReport:
+    """The reviewer's signature, added to a signed report as an incremental update in the field the examiner's
+    signature reserved; the examiner's signature stays valid."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.fields import enumerate_sig_fields
+
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        found = {name: filled for name, filled, _ in enumerate_sig_fields(reader, filled_status=None)}
+    except Exception:  # noqa: BLE001
+        raise SigningError("the file is not a readable PDF") from None
+    if not found.get(SIGNATURE_FIELD):
+        raise SigningError("only a report signed by its examiner can be co-signed (xfr report --sign first)")
+    if REVIEW_FIELD not in found:
+        raise SigningError("this report has no reviewer's signature field (it was signed by an older version)")
+    if found[REVIEW_FIELD]:
+        raise SigningError("this report is already co-signed by a reviewer")
+    return _sign(pdf, identity, field=REVIEW_FIELD, box=None, certify=False, reason=reason, location=location,
+                 headline="Verified and co-signed (PAdES, SHA-256)")

@@ -1,0 +1,159 @@
+"""Render the screenshots of docs/examiner-guide.md offscreen: a case with a mated and a non-mated sample pair,
+analysed with the bundled model, then each step of the examiner's workflow.
+
+    QT_QPA_PLATFORM=offscreen python scripts/examiner_guide_screenshots.py [--out docs/guide] [--device cpu]
+
+Each PNG is reduced to 256 colours (and, when wider, to --width px) so the guide stays small.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "resources" / "samples"
+
+
+def wait_for(app, signal, timeout_ms: int = 300_000) -> list:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop, got = QEventLoop(), []
+    signal.connect(lambda *args: (got.append(args), loop.quit()))
+    QTimer.singleShot(timeout_ms, loop.quit)
+    loop.exec()
+    if not got:
+        raise TimeoutError(f"no {signal} within {timeout_ms / 1000:.0f} s")
+    return got[0]
+
+
+def settle(app, ms: int = 400) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+    app.processEvents()
+
+
+def save(widget, path: Path, width: int) -> None:
+    from PIL import Image
+
+    image = widget.grab().toImage()
+    tmp = path.with_suffix(".raw.png")
+    image.save(str(tmp))
+    with Image.open(tmp) as im:
+        im = im.convert("RGB")
+        if im.width > width:
+            im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
+        im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
+    tmp.unlink()
+    print(f"{path} ({path.stat().st_size // 1024} KB)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(REPO / "docs" / "guide"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--width", type=int, default=1280)
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from PySide6.QtWidgets import QApplication
+
+    from xfr_desktop.gui import dialogs
+    from xfr_desktop.gui.main_window import MainWindow
+    from xfr_desktop.gui.style import apply_style
+    from xfr_desktop.store import open_store
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setApplicationName("xfr-desktop-guide")
+    apply_style(app)
+    opened = []
+    dialogs.add_dialog_hook(opened.append)     # dialogs open non-blocking; keep them to photograph them
+    pairs = {p["id"]: p for p in json.loads((SAMPLES / "case.json").read_text())["pairs"]}
+    with tempfile.TemporaryDirectory() as data, open_store(data) as store:
+        store.set_examiner_name("A. Examiner")
+        window = MainWindow(store, device=args.device)
+        window.resize(1440, 900)
+        window.show()
+        case = store.create_case("2026-0142", title="CCTV still against custody photos", examiner="A. Examiner",
+                                 organisation="Forensic Lab North")
+        window.select_case(case.id)
+        for key in ("pair-3", "pair-1"):     # non-mated, then mated (shown last)
+            pair = pairs[key]
+            window.import_pair(SAMPLES / pair["image_a"], SAMPLES / pair["image_b"], prealigned=False, run=False,
+                               ask_face=False)
+            window.run_analysis()
+            wait_for(app, window.analysis_finished)
+        settle(app, 800)
+        mated = window.comparison_id
+        window.state.set_display(mode="S_pos")
+        h, w = window.result.a.S.shape
+        window.views.set_cursor(w * 0.5, h * 0.42)
+        settle(app)
+        save(window, out / "01-main-window.png", args.width)
+
+        panel = window.examination
+        for feature, value, note in (("face_outline", "similar", "oval, same width to height"),
+                                     ("eyebrows", "similar", "arched, thick lateral end"),
+                                     ("nose", "similar", "straight bridge, rounded tip"),
+                                     ("ears", "not_assessable", "covered by hair in A"),
+                                     ("facial_marks", "dissimilar", "mole above left lip only in B")):
+            store.set_feature_assessment(mated, feature, value, note=note)
+        panel.set_target(case.id, mated)
+        panel.setCurrentIndex(1)
+        settle(app)
+        save(window, out / "02-features.png", args.width)
+        panel.setCurrentIndex(2)
+        settle(app)
+        save(panel, out / "03-photo-quality.png", args.width)
+
+        compare = window.open_compare()
+        compare.resize(1200, 640)
+        compare.mode_combo.setCurrentIndex(compare.mode_combo.findData("wipe"))
+        compare.slider.setValue(50)
+        settle(app)
+        save(compare, out / "04-compare-wipe.png", args.width)
+        compare.mode_combo.setCurrentIndex(compare.mode_combo.findData("side"))
+        photo = compare.images.photos["a"]
+        compare.label_edit.setText("mole")
+        compare.annotate("a", photo.shape[1] * 0.43, photo.shape[0] * 0.62)
+        compare.tool_combo.setCurrentIndex(1)
+        compare.label_edit.setText("right eyebrow")
+        compare.annotate("a", photo.shape[1] * 0.30, photo.shape[0] * 0.33)
+        compare.annotate("a", photo.shape[1] * 0.47, photo.shape[0] * 0.42)
+        settle(app)
+        save(compare, out / "05-annotations.png", args.width)
+        compare.close()
+
+        panel.setCurrentIndex(3)
+        panel.reviewer_edit.setText("B. Reviewer")
+        panel.review_note.setPlainText("Features and maps checked; agree with the assessment.")
+        panel.record_review()
+        settle(app)
+        save(panel, out / "06-review.png", args.width)
+
+        window.export_report()
+        opened[-1].path_edit.setText("/home/examiner/reports/report-2026-0142.pdf")
+        settle(app)
+        save(opened[-1], out / "07-export.png", args.width)
+        opened[-1].reject()
+        window.comparison_id = None
+        window.refresh_comparisons(select=mated - 1)
+        dialog = window.remove_comparison()
+        dialog.reason_edit.setPlainText("Photo B shows a different scene: imported by mistake")
+        settle(app)
+        save(dialog, out / "08-remove-comparison.png", args.width)
+        dialog.reject()
+        window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
