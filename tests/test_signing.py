@@ -179,7 +179,7 @@ def test_cli_keys_create_and_verify_report(tmp_path, signed, rendered, identity_
     assert "VALID" in capsys.readouterr().out
     # The exit codes are part of the command's interface (scripts and lab procedures test them): literals here,
     # never read from the table under test. valid 0, error 2, unsigned 3, modified/invalid 4, untrusted 5,
-    # malformed 6.
+    # malformed 6, intact but no trust certificate given 7.
     assert xfr_main(["verify-report", str(pdf), "--trust", str(key.with_suffix(".pem"))]) == 5
     assert "UNTRUSTED" in capsys.readouterr().err
     unsigned = tmp_path / "unsigned.pdf"
@@ -195,8 +195,11 @@ def test_cli_keys_create_and_verify_report(tmp_path, signed, rendered, identity_
     assert xfr_main(["verify-report", str(pdf), "--trust", str(pem)]) == 4
     err = capsys.readouterr().err
     assert "MODIFIED" in err and "Traceback" not in err
+    assert xfr_main(["verify-report", str(tmp_path / "signed.pdf")]) == 4   # still the tampered copy
+    pdf.write_bytes(signed.pdf)
+    assert xfr_main(["verify-report", str(pdf)]) == 7                      # intact, but no --trust given
     assert EXIT_CODES == {"valid": 0, "unsigned": 3, "modified": 4, "invalid": 4, "untrusted": 5, "malformed": 6,
-                          "error": 2}
+                          "error": 2, "intact-untrusted": 7}
 
 
 def test_cli_report_signed_and_wrong_passphrase(tmp_path, tiny_model, identity_files, monkeypatch, capsys):
