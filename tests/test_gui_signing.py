@@ -54,9 +54,10 @@ def _rows(table) -> list[list[str]]:
 
 def test_verify_dialog_without_trust_lists_every_signature_in_words(qtbot, tmp_path, signed, keys):
     from xfr_desktop.gui.signing_dialogs import VerifyReportDialog
-    from xfr_desktop.report.export import cosign_report
+    from xfr_desktop.report.signing import cosign_pdf
 
-    cosigned = cosign_report(signed, tmp_path / "cosigned.pdf", load_signing_identity(keys["rex"][0], PASS)).path
+    cosigned = tmp_path / "cosigned.pdf"
+    cosigned.write_bytes(cosign_pdf(signed.read_bytes(), load_signing_identity(keys["rex"][0], PASS)).pdf)
     dialog = VerifyReportDialog(None, report=str(cosigned))           # no trusted certificate: still checked
     qtbot.addWidget(dialog)
     dialog.action_button.click()
