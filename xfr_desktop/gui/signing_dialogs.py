@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QLabel, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem
 
 from .forms import FormDialog, row
 
@@ -127,7 +127,9 @@ class VerifyReportDialog(_ActionDialog):
         self.form.addRow("Trusted certificates", row(self.trust_edit, _browse(self.trust_edit, self._choose_trust)))
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)   # the signer's name wraps
         self.table.verticalHeader().setVisible(False)
         self.table.setWordWrap(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -158,7 +160,6 @@ class VerifyReportDialog(_ActionDialog):
                      sig.changes_after)
             for col, text in enumerate(cells):
                 self.table.setItem(line, col, QTableWidgetItem(str(text)))
-        self.table.resizeColumnsToContents()
         self.table.resizeRowsToContents()
         verdict = VERDICT_TEXT.get(result.status)
         text = verdict if result.status in ("valid", NO_TRUST) else f"{verdict or 'Not valid:'} {result.message}."
@@ -174,6 +175,7 @@ class CosignReportDialog(_ActionDialog):
 
     def __init__(self, parent, store=None, case_id: int | None = None, report: str = ""):
         super().__init__(parent, "Co-sign a report (reviewer)", "Co-sign")
+        self.setMinimumWidth(680)
         self.store, self.case_id, self.outcome = store, case_id, None
         self.report_edit = QLineEdit(report)
         self.key_edit = QLineEdit()
