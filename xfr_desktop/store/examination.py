@@ -54,15 +54,13 @@ class ExaminationRepository:
         if named:
             return named
         if case_id is not None:
-            case = (session.get(Case, int(case_id)) if session is not None
-                    else self._case_examiner_row(case_id))
+            if session is None:
+                with self.session(write=False) as s:
+                    return self.actor_name(None, case_id, s)
+            case = session.get(Case, int(case_id))
             if case is not None and (case.examiner or "").strip():
                 return case.examiner.strip()
         return audit.default_actor()
-
-    def _case_examiner_row(self, case_id: int):
-        with self.session(write=False) as s:
-            return s.get(Case, int(case_id))
 
     def examiner_name(self) -> str | None:
         """The examiner's name set in the preferences (None when never set)."""
