@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import (QDialogButtonBox, QFileDialog, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
+                               QTableWidgetItem)
 
 from .forms import FormDialog, row
 
