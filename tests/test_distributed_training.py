@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -27,18 +25,13 @@ import torch
 from test_training import make_identity_folder, small_spec
 from xfr_desktop.core.model import JointModel, load_model, save_model
 from xfr_desktop.core.training.engine import CHECKPOINT_NAME, TrainConfig, Trainer
+from xfr_desktop.core.training.launcher import torchrun_command, train_in_processes
 
 REPO = Path(__file__).resolve().parents[1]
 ATOL, RTOL = 1e-4, 1e-4
 STEPS = 4
 SETTINGS = dict(mode="joint", loss="arcface", batch_size=4, epochs=2, log_every=1, device="cpu", val_limit=8,
                 lr_decoder=2e-4)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,23 +43,14 @@ def workdir(tmp_path_factory):
     return root
 
 
-def write_config(workdir: Path, out: str, base: Path, max_steps: int) -> Path:
-    cfg = TrainConfig(data=str(workdir / "data"), out=str(workdir / out), base=str(base), max_steps=max_steps,
-                      **SETTINGS)
-    path = workdir / f"{out}-{max_steps}.toml"
-    path.write_text(cfg.to_toml())
-    return path
-
-
-def torchrun(workdir: Path, out: str, max_steps: int, base: Path | None = None, nproc: int = 2):
-    """`xfr train` in `nproc` gloo processes; a hung process group fails within the timeouts."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "xfr_desktop.cli", "train",
-           "--config", str(write_config(workdir, out, base or workdir / "base.pt", max_steps)), "-q"]
+def torchrun(workdir: Path, out: str, max_steps: int, base: Path | None = None, nproc: int = 2, events=None):
+    """`xfr train` in `nproc` gloo processes through the wizard's launcher (torchrun --standalone: a free port);
+    a hung process group fails within the timeouts instead of hanging the test."""
+    cfg = TrainConfig(data=str(workdir / "data"), out=str(workdir / out), base=str(base or workdir / "base.pt"),
+                      max_steps=max_steps, **SETTINGS)
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", XFR_DIST_TIMEOUT_S="90")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=workdir)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return proc
+    return train_in_processes(cfg, nproc, callback=events.append if events is not None else None, env=env,
+                              timeout_s=300)
 
 
 def one_process(workdir: Path, out: str, max_steps: int, base: Path | None = None):
@@ -107,7 +91,10 @@ def assert_close(path_a: Path, path_b: Path) -> float:
 @pytest.fixture(scope="module")
 def runs(workdir):
     """The 1-process reference, the 2-process run, and a 2-process run stopped at step 2 (resumed by the tests)."""
-    torchrun(workdir, "two", STEPS)
+    events = []
+    two = torchrun(workdir, "two", STEPS, events=events)
+    assert two.steps == STEPS and not two.cancelled and two.model_path.endswith("model.pt")
+    assert [e.step for e in events if e.event == "step"] == list(range(1, STEPS + 1))  # relayed from rank 0's log
     torchrun(workdir, "split", 2)
     shutil.copytree(workdir / "split", workdir / "cross")  # the step-2 state, for the 1-process resume
     return one_process(workdir, "one", STEPS)
@@ -160,3 +147,11 @@ def test_a_global_batch_the_processes_cannot_share_is_refused(workdir, monkeypat
     with pytest.raises(TrainingError, match="must be a multiple of the 2 processes"):
         Trainer(cfg).run()
     assert not (workdir / "odd" / "model.pt").exists()
+
+
+def test_the_launch_command_is_torchrun_on_this_machine(tmp_path):
+    cmd = torchrun_command(tmp_path / "train.toml", 4)
+    assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"] and "--standalone" in cmd
+    assert cmd[cmd.index("--nproc_per_node") + 1] == "4"
+    assert cmd[cmd.index("-m", 3) + 1:cmd.index("-m", 3) + 3] == ["xfr_desktop.cli", "train"]
+    assert cmd[cmd.index("--config") + 1] == str(tmp_path / "train.toml")
