@@ -82,6 +82,7 @@ def run(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
                QT_QPA_PLATFORM="offscreen", PIP_DISABLE_PIP_VERSION_CHECK="1")
     env.update(kwargs.pop("env", {}))
+    env.pop("PYTHONPATH", None)  # the installed copy must not see a checkout put on the path by whoever runs pytest
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
 
 
