@@ -4,7 +4,8 @@ trainer and the sharded evaluations need.
 torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in every process it
 starts; a process started any other way is rank 0 of 1 and never touches torch.distributed. The process group's
 timeout comes from ``XFR_DIST_TIMEOUT_S`` (default 1800 s), so a peer that died or hangs ends the others with an
-error instead of leaving them waiting for ever.
+error instead of leaving them waiting for ever; ``XFR_DIST_BACKEND`` overrides the backend (NCCL for GPUs, gloo for
+CPUs).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 TIMEOUT_ENV = "XFR_DIST_TIMEOUT_S"
+BACKEND_ENV = "XFR_DIST_BACKEND"    # gloo lets several processes share one GPU (NCCL refuses), e.g. for a smoke test
 DEFAULT_TIMEOUT_S = 1800.0
 
 
@@ -72,7 +74,7 @@ def start(launch: Launch, device: torch.device) -> bool:
     """Join the launch's process group (NCCL for GPUs, gloo for CPUs); True when this call created it."""
     if not launch.distributed or dist.is_initialized():
         return False
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    backend = os.environ.get(BACKEND_ENV) or ("nccl" if device.type == "cuda" else "gloo")
     dist.init_process_group(backend, rank=launch.rank, world_size=launch.world_size, timeout=timeout())
     return True
 
@@ -103,7 +105,7 @@ class GlobalBatchNorm(nn.BatchNorm2d):
 
         dims = [d for d in range(x.dim()) if d != 1]
         xd = x.double()  # sums of squares in float64: E[x^2] - mean^2 without cancellation
-        count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float64)
+        count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float64, device=x.device)
         total = all_reduce(torch.cat([xd.sum(dims), (xd * xd).sum(dims), count]))
         c = x.shape[1]
         n = total[2 * c]
@@ -125,9 +127,9 @@ class GlobalBatchNorm(nn.BatchNorm2d):
 
 
 def synchronise_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:
-    """Batch norms that use the global batch's statistics: torch's SyncBatchNorm on GPUs, GlobalBatchNorm on CPUs
-    (the state-dict keys stay those of BatchNorm2d, so saved models load as before)."""
-    if device.type == "cuda":
+    """Batch norms that use the global batch's statistics: torch's SyncBatchNorm on GPUs over NCCL, GlobalBatchNorm
+    otherwise (the state-dict keys stay those of BatchNorm2d, so saved models load as before)."""
+    if device.type == "cuda" and dist.is_initialized() and dist.get_backend() == "nccl":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     for name, child in module.named_children():
         if type(child) is nn.BatchNorm2d:
