@@ -85,3 +85,23 @@ def test_hiding_game_under_torchrun_writes_the_one_process_json(small_lfw, model
     assert without(two, "timings") == without(one, "timings")
     cache = tmp_path / "two" / "cache"
     assert not list(cache.glob("results.shard-*")) and len((cache / "results.jsonl").read_text().splitlines()) == 12 * 4  # 3 methods and the fully blurred floor
+
+
+def test_explanations_with_two_workers_write_the_one_process_json(small_lfw, model_file, tmp_path, monkeypatch):
+    from xfr_desktop.core.evaluation import explanation_quality
+
+    pairs, root = small_lfw
+    common = ["evaluate", "explanations", "--pairs", str(pairs), "--root", str(root), "--model", str(model_file),
+              "--methods", "ours,gradient", "--sanity-pairs", "2", "--device", "cpu", "--no-progress"]
+    assert xfr(common + ["--out", str(tmp_path / "one")]) == 0
+    calls = []
+    real = explanation_quality.explain_pair
+    monkeypatch.setattr(explanation_quality, "explain_pair", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    assert xfr(common + ["--out", str(tmp_path / "two"), "--workers", "2"]) == 0
+    assert len(calls) == 2  # rank 0: only the randomized model's sanity pairs; Algorithm 1's pairs came merged
+    one = json.loads((tmp_path / "one" / "explanations.json").read_text())
+    two = json.loads((tmp_path / "two" / "explanations.json").read_text())
+    assert one["n_pairs"] == 12 and one["partner"]["n_extra_pairs"] > 0 and one["swaps"]["n_swaps"] > 0
+    assert two["timings"]["processes"] == 2
+    assert without(two, "timings") == without(one, "timings")
