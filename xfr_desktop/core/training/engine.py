@@ -770,7 +770,8 @@ class Trainer:
         self._log({"event": "start", "step": self.step, "total_steps": self.total_steps,
                    "steps_per_epoch": self.steps_per_epoch, "n_images": len(self.dataset),
                    "n_classes": self.dataset.n_classes, "device": str(self.device), "amp": self.use_amp,
-                   "world_size": self.launch.world_size, "base": self.base_info.description, "validation": val_pairs.source if val_pairs else None,
+                   "world_size": self.launch.world_size, "base": self.base_info.description,
+                   "validation": val_pairs.source if val_pairs else None,
                    "config": cfg.to_dict()})
         self._emit(TrainingProgress("start", self.step, self.total_steps, self.epoch, cfg.epochs,
                                     message=f"{len(self.dataset)} images, {self.dataset.n_classes} identities, "
