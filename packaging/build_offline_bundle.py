@@ -204,18 +204,25 @@ def repack_installed_wheels(dest: Path, skip: set[str] = frozenset({"pip", "xfr-
 SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in")
 
 
-def build_project_wheel(wheelhouse: Path, build_isolation: bool) -> Path:
-    """The project's wheel, built from a clean copy of the sources (a stale build/ folder cannot leak into it)."""
+def build_project_wheel(wheelhouse: Path, build_isolation: bool, bundle_data: bool = False) -> Path:
+    """The project's wheel, built from a clean copy of the sources (a stale build/ folder cannot leak into it).
+
+    ``bundle_data``: the self-contained wheel, carrying the default model, YuNet, fonts, icons and the sample case
+    (setup.py); the offline bundle leaves it off, since its installer puts models/ and resources/ beside the
+    package."""
     import tempfile
 
     before = set(wheelhouse.glob("*.whl"))
     with tempfile.TemporaryDirectory(prefix="xfr-wheel-src-") as tmp:
         src = Path(tmp) / "src"
         shutil.copytree(REPO / "xfr_desktop", src / "xfr_desktop",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
-        for name in SOURCE_FILES:
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "bundled"))
+        for name in SOURCE_FILES + (("setup.py",) if bundle_data else ()):
             if (REPO / name).is_file():
                 shutil.copy2(REPO / name, src / name)
+        if bundle_data:
+            for name in ("models", "resources"):
+                shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", ".*"))
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheelhouse), str(src)]
         if not build_isolation:
             cmd.insert(4, "--no-build-isolation")  # setuptools from this environment: no download

@@ -151,8 +151,51 @@ def main(argv=None) -> int:
         settle(app)
         save(dialog, out / "08-remove-comparison.png", args.width)
         dialog.reject()
+        signing_steps(app, window, case, out, args.width)
         window.close()
     return 0
+
+
+def signing_steps(app, window, case, out: Path, width: int) -> None:
+    """Sign the case's report as the examiner, co-sign it as the reviewer (Tools ▸ Co-sign report…), then check
+    it without a trusted certificate (Tools ▸ Verify signed report…). Keys and files live in a temporary folder;
+    the co-sign form is photographed with the paths an examiner would see."""
+    from xfr_desktop.report.export import export_case_report
+    from xfr_desktop.report.signing import create_identity, load_signing_identity
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, phrase = Path(tmp), "guide pass-phrase"
+        examiner = create_identity("A. Examiner", folder / "a-examiner.p12", phrase, organisation="Forensic Lab North")
+        reviewer = create_identity("B. Reviewer", folder / "b-reviewer.p12", phrase, organisation="Forensic Lab North")
+        signed, cosigned = folder / "report-2026-0142.pdf", folder / "report-2026-0142-cosigned.pdf"
+        export_case_report(window.store, case.id, signed, identity=load_signing_identity(examiner[0], phrase))
+
+        dialog = window.cosign_report()
+        for edit, path in ((dialog.report_edit, signed), (dialog.key_edit, reviewer[0]), (dialog.out_edit, cosigned)):
+            edit.setText(str(path))
+        dialog.pass_edit.setText(phrase)
+        dialog.action_button.click()
+        if dialog.outcome is None:
+            raise RuntimeError(f"co-signing failed: {dialog.status.text()}")
+        dialog.status.setText("")
+        for edit, shown in ((dialog.report_edit, "/home/reviewer/reports/report-2026-0142.pdf"),
+                            (dialog.key_edit, "/home/reviewer/keys/b-reviewer.p12"),
+                            (dialog.out_edit, "/home/reviewer/reports/report-2026-0142-cosigned.pdf")):
+            edit.setText(shown)
+        dialog.pass_edit.setText(phrase)
+        dialog.action_button.setEnabled(True)
+        settle(app)
+        save(dialog, out / "09-cosign.png", width)
+        dialog.reject()
+
+        verify = window.verify_report()
+        verify.report_edit.setText(str(cosigned))
+        verify.run()
+        verify.report_edit.setText("/home/examiner/reports/report-2026-0142-cosigned.pdf")
+        verify.resize(1180, 320)
+        settle(app)
+        save(verify, out / "10-verify-cosigned.png", width)
+        verify.reject()
 
 
 if __name__ == "__main__":

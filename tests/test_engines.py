@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from xfr_desktop.core import JointModel, default_spec, explain_pair
 from xfr_desktop.core.decoder import build_decoder
 from xfr_desktop.core.algorithm1_engines import (RawResiduals, _fast_one_batch, channel_maxima, compute_residuals,
-                                      flatten_decoder, window_geometry)
+                                                 compute_residuals_pair, flatten_decoder, window_geometry)
 from xfr_desktop.core.explain import ResidualStack
 
 ACTS = ["relu", "prelu", "leaky_relu", "tanh", "sigmoid", "identity"]
@@ -81,6 +81,15 @@ def test_fast_engine_equals_literal_loop_for_any_geometry(spec, hw, seed):
         values, offsets, _, _ = _fast_one_batch(layers, C, pos, cmax, lambda f: None)
     one = RawResiduals(values.numpy(), offsets.numpy(), size, R0, None, None, "fast")
     np.testing.assert_allclose(dense(one, size), ref, atol=1e-9 * max(1.0, ref.max()))
+    # both faces of a pair as one batch (the GPU's pair path) give each face's own numbers
+    C2 = torch.cat([C, torch.randn(C.shape, generator=gen, dtype=torch.float64)])
+    other = compute_residuals(decoder, C2[1:], engine="literal")
+    pair = compute_residuals_pair(decoder, C2, one_batch=True)
+    for got, want in zip(pair, (literal, other)):
+        want_dense = dense(want, size)
+        np.testing.assert_allclose(dense(got, size), want_dense, atol=1e-9 * max(1.0, want_dense.max()))
+        np.testing.assert_array_equal(got.argmax, want.argmax)
+        np.testing.assert_allclose(got.cmax, want.cmax)
 
 
 @pytest.mark.parametrize("layout", ["one_position", "two_positions", "spread"])

@@ -315,6 +315,11 @@ def test_cosigned_report_validates_both_signatures(cosigned, identity_files, rev
     assert [s.certifying for s in result.signatures] == [True, False]
     assert "Jane Examiner" in result.signatures[0].signer and "Rex Reviewer" in result.signatures[1].signer
     assert result.signatures[0].modification == "FORM_FILLING" and result.signatures[1].coverage == "ENTIRE_FILE"
+    # in words: what the certification permits, and what really changed after each signature
+    assert [s.kind for s in result.signatures] == ["certified", "approval"]
+    assert result.signatures[0].permitted_changes == "only further signatures (and form filling) allowed"
+    assert [s.changes_after for s in result.signatures] == ["only further signatures", "none"]
+    assert "certifying signature (only further signatures (and form filling) allowed)" in result.summary_lines()[1]
     # trusting only the examiner leaves the reviewer untrusted
     assert verify_pdf(cosigned.pdf, [identity_files[1]]).exit_code == 5
 

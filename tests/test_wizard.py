@@ -241,3 +241,36 @@ def test_closing_during_a_run_cancels_it_and_keeps_the_checkpoint(setup, qtbot):
     qtbot.waitUntil(lambda: not wizard.isVisible(), timeout=60000)
     assert wizard.state.result.cancelled and (tmp_path / "run" / CHECKPOINT_NAME).is_file()
     assert inspect_base(tmp_path / "run").kind == "checkpoint"
+
+
+@pytest.mark.parametrize("n_gpus", [1, 2])
+def test_gpus_setting_appears_with_several_cuda_devices_and_launches_torchrun(setup, qtbot, monkeypatch, n_gpus):
+    """With 2 CUDA devices the device page offers a GPUs spin box and the run is launched as torchrun (the run
+    itself needs real GPUs: tests/test_distributed_training.py runs the launcher on the CPU)."""
+    import torch
+
+    from xfr_desktop.gui import training_wizard
+
+    tmp_path, wizard, _ = setup
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: n_gpus)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: f"Test GPU {i}")
+    monkeypatch.setattr(training_wizard, "_estimate_step", lambda *a: 0.25)  # no CUDA to time on
+    go_to_hyper(qtbot, wizard, tmp_path)
+    set_hyper(wizard, tmp_path)
+    wizard.next()
+    device = wizard.page_named("device")
+    assert device.gpus_spin.isVisibleTo(device) == (n_gpus > 1)
+    device.device_combo.setCurrentIndex(device.device_combo.findData("cuda:0"))
+    if n_gpus > 1:
+        assert device.gpus_spin.maximum() == 2 and device.gpus_spin.isEnabled()
+        device.gpus_spin.setValue(2)
+    started = []
+    monkeypatch.setattr(wizard.controller, "start", lambda config, gpus=1: started.append((config, gpus)))
+    wizard.next()
+    review = wizard.page_named("review").text.toPlainText()
+    assert wizard.state.gpus == n_gpus
+    assert ("torchrun --standalone --nproc_per_node 2 -m xfr_desktop.cli train" in review) == (n_gpus > 1)
+    wizard.next()
+    assert started and started[0][1] == n_gpus
+    assert started[0][0].device == ("cuda" if n_gpus > 1 else "cuda:0")  # each process takes its rank's GPU

@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xfr", description="XFR Desktop: explainable face recognition.")
     parser.add_argument("--version", action="version", version=f"xfr {__version__}")
     parser.add_argument("--data-dir", help="folder of the case database and image store (default: the user data dir)")
+    parser.add_argument("--examiner", dest="acting_examiner", metavar="NAME",
+                        help="record audited actions under NAME (as each writing command's --examiner)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # repeated by --workers (core/evaluation/sharding.py)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()

@@ -10,9 +10,20 @@ from pathlib import Path
 
 import platformdirs
 
-# the source checkout (or installed tree) this package runs from: bundled models, resources, sample case
+# the tree holding models/ and resources/ (bundled models, YuNet, fonts, icons, sample case): the source checkout,
+# or an installer's copy beside the package, or else the wheel's own copy in xfr_desktop/bundled/ (setup.py)
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parent
+BUNDLED_DIR = PACKAGE_DIR / "bundled"
+
+
+def _data_root() -> Path:
+    beside = PACKAGE_DIR.parent
+    if (beside / "models").is_dir() and (beside / "resources").is_dir() or not BUNDLED_DIR.is_dir():
+        return beside
+    return BUNDLED_DIR
+
+
+REPO_ROOT = _data_root()
 RESOURCES_DIR = REPO_ROOT / "resources"
 MODELS_DIR = REPO_ROOT / "models"
 

@@ -66,7 +66,7 @@ def run_checkpoint(args) -> int:
     from .report import ask_passphrase
 
     identity = load_signing_identity(args.sign, ask_passphrase(args))
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, examiner=args.acting_examiner) as store:
         chains = [store.find_case(args.case).id] if args.case else [None] + [c.id for c in store.list_cases()]
         made = [cp for chain in chains if (cp := store.create_checkpoint(
             chain, identity.sign_bytes, identity.certificate_pem, identity.common_name)) is not None]

@@ -1,6 +1,7 @@
 """`xfr cases`: list, show and create cases in the case database (global `--data-dir`)."""
 from __future__ import annotations
 
+from . import add_examiner_option
 from ..core.numbers import face_number_arg, json_text, positive_int_arg
 
 
@@ -26,6 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--face-a", type=face_number_arg, metavar="K", help="face K of photo A (1 = the largest, default)")
     p.add_argument("--face-b", type=face_number_arg, metavar="K", help="face K of photo B (1 = the largest, default)")
     p.add_argument("--aligned", action="store_true", help="the photos are pre-aligned face crops: skip detection")
+    add_examiner_option(p)
     p.set_defaults(func=run_add_pair)
 
     p = sub.add_parser("analyse", help="analyse a case's comparisons (all that are not removed, or one)")
@@ -33,6 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--comparison", type=positive_int_arg, metavar="N", help="only comparison N (1 = the first)")
     p.add_argument("--model", help="joint model file (default: the bundled model)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
+    add_examiner_option(p)
     p.set_defaults(func=run_analyse)
 
     p = sub.add_parser("conclude", help="record the case's conclusion, or a note on one comparison")
@@ -40,12 +43,14 @@ def register(subparsers) -> None:
     p.add_argument("--text", required=True, metavar="T")
     p.add_argument("--comparison", type=positive_int_arg, metavar="N", help="a note on comparison N instead")
     p.add_argument("--scale", help="the conclusion scale used (e.g. ENFSI verbal scale)")
+    add_examiner_option(p)
     p.set_defaults(func=run_conclude)
 
     p = sub.add_parser("remove", help="withdraw a comparison with a reason (it stays listed, as removed)")
     p.add_argument("case", metavar="CASE", help="case id or case number")
     p.add_argument("--comparison", type=positive_int_arg, required=True, metavar="N")
     p.add_argument("--reason", required=True, metavar="TEXT")
+    add_examiner_option(p)
     p.set_defaults(func=run_remove)
 
     p = sub.add_parser("create", help="create a case")
@@ -160,7 +165,7 @@ def _comparison_summary(store, number: int, comp) -> dict:
 def run_create(args) -> int:
     from ..store import open_store
 
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, examiner=args.acting_examiner) as store:
         case = store.create_case(args.number, title=args.title, examiner=args.examiner,
                                  organisation=args.organisation, notes=args.notes)
     if args.json:
@@ -174,7 +179,7 @@ def run_add_pair(args) -> int:
     from ..casework import add_pair, comparison_number
     from ..store import open_store
 
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, examiner=args.acting_examiner) as store:
         case = store.find_case(args.case)
         comp = add_pair(store, case.id, args.image_a, args.image_b, face_a=args.face_a, face_b=args.face_b,
                         prealigned=args.aligned)
@@ -188,7 +193,7 @@ def run_analyse(args) -> int:
     from ..casework import analyse_case
     from ..store import open_store
 
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, examiner=args.acting_examiner) as store:
         case = store.find_case(args.case)
         done = analyse_case(store, case.id, comparison=args.comparison, model_path=args.model,
                             device=None if args.device == "auto" else args.device, on_done=_print_analysis)
@@ -215,7 +220,7 @@ def run_conclude(args) -> int:
     from ..casework import conclude
     from ..store import open_store
 
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, examiner=args.acting_examiner) as store:
         case = store.find_case(args.case)
         record = conclude(store, case.id, args.text, comparison=args.comparison, scale=args.scale)
     where = f"comparison {args.comparison}" if args.comparison else "the case"
@@ -227,7 +232,7 @@ def run_remove(args) -> int:
     from ..casework import comparison_by_number
     from ..store import open_store
 
-    with open_store(args.data_dir) as store:
+    with open_store(args.data_dir, examiner=args.acting_examiner) as store:
         case = store.find_case(args.case)
         comp = store.remove_comparison(comparison_by_number(store, case.id, args.comparison).id, args.reason)
     print(f"removed comparison {args.comparison} of case {case.number} ({comp.removed_by}): {comp.removed_reason}")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..core.errors import XfrError
 from .evaluate_hiding import _int_list, _relative, selected_pairs_and_output
+from .evaluate_verify import add_workers_argument
 
 DEFAULT_METHODS = "ours,gradient,gradcampp,stylianou"
 SWAP_METHODS = ("ours", "gradient", "gradcampp", "stylianou", "xface")
@@ -43,6 +44,7 @@ def register(evaluate_subparsers) -> None:
     p.add_argument("--aligned", action="store_true", help="images are already aligned crops (no detection)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
+    add_workers_argument(p)
     p.set_defaults(func=run)
 
 
@@ -66,8 +68,9 @@ class StageProgress:
 def run(args) -> int:
     from ..core.alignment import FaceAligner
     from ..core.evaluation.explanation_quality import (
-        QualityConfig, QualityPair, markdown_report, plot_swap_examples, run_explanation_quality,
+        QualityConfig, QualityPair, run_explanation_quality,
     )
+    from ..core.evaluation.sharding import run_sharded, select_gpu
     from ..core.model import load_model
 
     methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
@@ -90,6 +93,7 @@ def run(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    select_gpu()
     model = load_model(args.model, device=args.device)
     if model.device.type == "cuda":
         torch.backends.cudnn.allow_tf32 = False
@@ -115,8 +119,26 @@ def run(args) -> int:
                            sanity_pairs=args.sanity_pairs, xface_stride=args.xface_stride)
     print(f"explanation quality: {len(jobs)} pairs, swap-game methods {', '.join(methods)}, model {model.path}",
           file=sys.stderr)
-    summary, swaps = run_explanation_quality(model, jobs, load, config, identity,
-                                             StageProgress(not args.no_progress))
+
+    def work(rank: int, world: int) -> dict:
+        return run_explanation_quality(model, jobs, load, config, identity, StageProgress(not args.no_progress),
+                                       share=(rank, world))[0]
+
+    def finish(parts: list) -> int:
+        summary, swaps = run_explanation_quality(model, jobs, load, config, identity,
+                                                 StageProgress(not args.no_progress), done_by_workers=parts)
+        if parts:
+            summary["timings"]["processes"] = len(parts)
+        write_outputs(args, summary, swaps, model, out, folds)
+        return 0
+
+    return run_sharded(work, finish, args.workers, args.argv)
+
+
+def write_outputs(args, summary: dict, swaps: list, model, out: Path, folds) -> None:
+    from ..core.evaluation.explanation_quality import markdown_report, plot_swap_examples
+
+    root = Path(args.root)
     summary.update({"pairs_file": str(Path(args.pairs)), "root": str(root), "folds": folds, "limit": args.limit})
     (out / "explanations.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     fold_text = (" fold" + ("s " if len(folds) > 1 else " ") + ",".join(map(str, folds))) if folds else ""
@@ -129,4 +151,3 @@ def run(args) -> int:
     print(markdown_report(summary))
     print(f"wrote {out / 'explanations.json'}, {out / 'explanations.md'}, {out / 'swap_examples.png'} "
           f"({summary['timings']['wall_s']:.0f} s)", file=sys.stderr)
-    return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..core.errors import XfrError
 from ..core.numbers import json_text
+from .evaluate_verify import add_workers_argument
 
 DEFAULT_METHODS = "ours,gradient,gradcampp,stylianou,xface"
 
@@ -47,6 +48,7 @@ def register(evaluate_subparsers) -> None:
                         "most: deletion (hide the most salient first; lower AUC = better map). Deletion writes "
                         "deletion.json/.png/.md and reuses the maps cached in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_workers_argument(p)
     p.set_defaults(func=run)
 
 
@@ -165,8 +167,12 @@ def selected_pairs_and_output(args, root: Path, folds: list[int] | None):
 def run(args) -> int:
     from ..core.alignment import FaceAligner
     from ..core.attribution import XFaceExplainer, XFaceMagnitudeExplainer, parse_methods
-    from ..core.evaluation.hiding_game import HidingGameConfig, markdown_table, plot_curves, run_hiding_game
+    from ..core.evaluation.hiding_game import (HidingGameConfig, merge_shard_rows, merged_timings, run_hiding_game,
+                                               shard_results_name, take_shard_rows)
+    from ..core.evaluation.sharding import run_sharded, select_gpu, shard_of
     from ..core.model import load_model
+
+    started = time.perf_counter()
 
     try:
         methods = parse_methods(args.methods)
@@ -182,6 +188,7 @@ def run(args) -> int:
     if args.xface_stride < 1:
         raise XfrError("--xface-stride must be at least 1")
     selected, out = selected_pairs_and_output(args, root, folds)
+    select_gpu()
     model = load_model(args.model, device=args.device)
     if model.device.type == "cuda":  # TF32 would move scores by ~1e-3 and decisions near the threshold
         import torch
@@ -198,13 +205,33 @@ def run(args) -> int:
                                                           batch_size=max(args.batch_size, 64))
     config = HidingGameConfig(steps=tuple(steps), blur_sigma=args.blur_sigma, seed=args.seed,
                               threshold=args.threshold, batch_size=args.batch_size, order=args.order)
-    stem = "hiding_game" if args.order == "least" else "deletion"
     game_name = "Hiding game" if args.order == "least" else "Deletion (most salient pixels hidden first)"
     bar = ProgressBar(enabled=not args.no_progress)
     print(f"{game_name.lower()}: {len(jobs)} pairs, methods {', '.join(methods)}, model {model.path}",
           file=sys.stderr)
-    summary = run_hiding_game(model, jobs, methods, config, cache_dir=out / "cache", explainers=explainers,
-                              progress=bar)
+
+    def work(rank: int, world: int) -> dict:
+        part = run_hiding_game(model, shard_of(jobs, rank, world), methods, config, cache_dir=out / "cache",
+                               explainers=explainers, progress=bar, results_name=shard_results_name(rank))
+        return {"rows": take_shard_rows(out / "cache", rank), "n_resumed_from_cache": part["n_resumed_from_cache"],
+                **{k: part["timings"][k] for k in ("maps_s_this_run", "align_s", "hiding_game_verify_s")}}
+
+    def finish(parts: list) -> int:
+        merge_shard_rows(out / "cache", parts)
+        summary = run_hiding_game(model, jobs, methods, config, cache_dir=out / "cache", explainers=explainers,
+                                  progress=None if parts else bar)
+        merged_timings(summary, parts, started)
+        write_outputs(args, summary, model, out, root, folds)
+        return 0
+
+    return run_sharded(work, finish, args.workers, args.argv)
+
+
+def write_outputs(args, summary: dict, model, out: Path, root: Path, folds) -> None:
+    from ..core.evaluation.hiding_game import markdown_table, plot_curves
+
+    stem = "hiding_game" if args.order == "least" else "deletion"
+    game_name = "Hiding game" if args.order == "least" else "Deletion (most salient pixels hidden first)"
     summary["pairs_file"] = str(Path(args.pairs))
     summary["root"] = str(root)
     summary["folds"] = folds
@@ -223,7 +250,6 @@ def run(args) -> int:
               file=sys.stderr)
     print(f"wrote {out / (stem + '.json')}, {out / (stem + '.png')}, {out / (stem + '.md')} "
           f"({summary['timings']['wall_s']:.0f} s)", file=sys.stderr)
-    return 0
 
 
 def main(argv=None) -> int:
@@ -234,6 +260,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="what")
     register(sub)
     args = parser.parse_args(["hiding-game", *(sys.argv[1:] if argv is None else argv)])
+    args.argv = ["evaluate", "hiding-game", *(sys.argv[1:] if argv is None else argv)]
     try:
         return int(args.func(args) or 0)
     except XfrError as exc:

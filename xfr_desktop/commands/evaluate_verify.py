@@ -27,7 +27,14 @@ def register(evaluate_subparsers) -> None:
                                                   "(default: the model's own)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_workers_argument(p)
     p.set_defaults(func=run)
+
+
+def add_workers_argument(p) -> None:
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="split the pairs across N local processes and merge their results (under torchrun the "
+                        "launch's processes share them instead; docs/scale_out.md)")
 
 
 def load_any_model(path: str | None, device=None):
@@ -79,17 +86,37 @@ class Progress:
 
 
 def run(args) -> int:
-    from ..core.evaluation.verify import percent, verify_pairs
+    from ..core.evaluation.sharding import run_sharded, select_gpu, shard_of
+    from ..core.evaluation.verify import embed_shard, merge_embeddings, verify_pairs
     from ..core.pairs import read_pairs
 
+    started = time.time()
     pairs = read_pairs(args.pairs, args.root, missing="error", n_folds=args.folds, seed=args.seed)
+    select_gpu()
     model = load_any_model(args.model, device=args.device)
     if args.threshold is not None:
         model.spec = {**model.spec, "threshold": float(args.threshold)}
     out = Path(args.out)
     cache = args.cache or (out / "embeddings.npz")
-    res = verify_pairs(model, pairs, out, cache_path=cache, progress=Progress(args.quiet),
-                       batch_size=args.batch_size, prealigned=args.aligned)
+
+    def work(rank: int, world: int):
+        return embed_shard(model, shard_of(pairs.images, rank, world), cache, batch_size=args.batch_size,
+                           prealigned=args.aligned, progress=Progress(args.quiet))
+
+    def finish(parts: list) -> int:
+        reasons = merge_embeddings(model, cache, parts)
+        res = verify_pairs(model, pairs, out, cache_path=cache, progress=Progress(args.quiet or bool(parts)),
+                           batch_size=args.batch_size, prealigned=args.aligned, started=started,
+                           no_face_reasons=reasons)
+        report(res, out)
+        return 0
+
+    return run_sharded(work, finish, args.workers, args.argv)
+
+
+def report(res: dict, out: Path) -> None:
+    from ..core.evaluation.verify import percent
+
     for warning in res["warnings"]:
         print(f"xfr: warning: {warning}", file=sys.stderr)
     spread = f" ± {res['accuracy_std'] * 100:.2f}" if res["accuracy_std"] is not None else ""
@@ -100,4 +127,3 @@ def run(args) -> int:
           f"{res['n_unreadable']}")
     wrote = [out / "verify.json"] + ([out / "roc.png"] if res["eer"] is not None else [])
     print(f"wrote {' and '.join(map(str, wrote))}")
-    return 0

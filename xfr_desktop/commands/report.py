@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from . import add_examiner_option
 from ..core.numbers import json_text, positive_int_arg
 
 
@@ -19,6 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--sign", metavar="FILE.p12", help="sign with this PKCS#12 key file (see `xfr keys create`)")
     add_passphrase_options(p)
     p.add_argument("--force", action="store_true", help="overwrite FILE.pdf if it exists")
+    add_examiner_option(p)
     p.set_defaults(func=run_report)
 
     v = subparsers.add_parser(
@@ -82,7 +84,7 @@ def run_report(args) -> int:
         identity = load_signing_identity(args.sign, ask_passphrase(args))
     elif args.passphrase_file or args.passphrase_env:
         print("xfr: note: a passphrase was given without --sign; the report is not signed", file=sys.stderr)
-    with open_store(args.data_dir, create=False) as store:
+    with open_store(args.data_dir, create=False, examiner=args.acting_examiner) as store:
         case = store.find_case(args.case)
         for result_id in args.result or ():
             choose_result(store, case, result_id)
@@ -97,31 +99,23 @@ def run_report(args) -> int:
 
 
 def run_cosign(args) -> int:
-    from pathlib import Path
+    from ..report.export import cosign_report
+    from ..report.signing import load_signing_identity
 
-    from ..core.fileio import read_bytes
-    from ..report.pdfa import write_atomically
-    from ..report.signing import SigningError, cosign_pdf, load_signing_identity
-
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise SigningError(f"{out} exists; choose another file name (or --force)")
-    pdf = read_bytes(Path(args.pdf), "report", SigningError)
-    signed = cosign_pdf(pdf, load_signing_identity(args.sign, ask_passphrase(args)))
+    identity = load_signing_identity(args.sign, ask_passphrase(args))
     if args.case:
-        from ..report.export import record_cosignature
         from ..store import open_store
 
         with open_store(args.data_dir, create=False) as store:
-            case = store.find_case(args.case)     # checked before anything is written
-            write_atomically(out, signed.pdf)
-            if not record_cosignature(store, case.id, out, signed):
-                print(f"xfr: note: {store.data_dir} is read-only: the co-signature is not in its audit trail",
-                      file=sys.stderr)
+            result = cosign_report(args.pdf, args.out, identity, store=store, case_id=store.find_case(args.case).id,
+                                   overwrite=args.force)
+        if not result.recorded:
+            print(f"xfr: note: {store.data_dir} is read-only: the co-signature is not in its audit trail",
+                  file=sys.stderr)
     else:
-        write_atomically(out, signed.pdf)
-    print(f"wrote {out}: co-signed by {signed.signer} at {signed.signed_at} (this computer's clock; no timestamp "
-          f"authority)")
+        result = cosign_report(args.pdf, args.out, identity, overwrite=args.force)
+    print(f"wrote {result.path}: co-signed by {result.signed.signer} at {result.signed.signed_at} (this computer's "
+          f"clock; no timestamp authority)")
     return 0
 
 

@@ -64,8 +64,9 @@ def localizable(layers: list[nn.Module]) -> bool:
 
 
 def channel_maxima(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For C (1,c,h,w): flat argmax (first index on ties), rows/cols and maxima."""
-    flat = C[0].flatten(1)
+    """For C (n,c,h,w): flat argmax (first index on ties), rows/cols and maxima of the n·c channels, image by
+    image."""
+    flat = C.flatten(2).flatten(0, 1)
     idx = flat.argmax(dim=1)
     w = C.shape[3]
     return idx, torch.stack([idx // w, idx % w], 1), flat.gather(1, idx[:, None])[:, 0]
@@ -110,15 +111,20 @@ def _window_mask(offsets: torch.Tensor, size, bounds) -> torch.Tensor:
     return (vr[:, :, None] & vc[:, None, :])[:, None]
 
 
-def _gather_windows(base: torch.Tensor, offsets: torch.Tensor, size) -> torch.Tensor:
-    """base (1,ch,H,W) -> (B,ch,h,w) windows at offsets, zero outside."""
+def _gather_windows(base: torch.Tensor, offsets: torch.Tensor, size, image: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+    """base (n,ch,H,W) -> (B,ch,h,w) windows at offsets in image ``image[b]`` (None: image 0), zero outside."""
     h, w = size
-    _, ch, H, W = base.shape
+    n, ch, H, W = base.shape
     rows = offsets[:, 0:1] + torch.arange(h, device=base.device)[None]        # (B,h)
     cols = offsets[:, 1:2] + torch.arange(w, device=base.device)[None]        # (B,w)
     valid = ((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :]
     flat_idx = (rows.clamp(0, H - 1)[:, :, None] * W + cols.clamp(0, W - 1)[:, None, :])   # (B,h,w)
-    src = base[0].reshape(ch, H * W)
+    if image is None:
+        src = base[0].reshape(ch, H * W)
+    else:  # both images of a pair in one gather: index the images' maps laid side by side
+        src = base.transpose(0, 1).reshape(ch, n * H * W)
+        flat_idx = flat_idx + (image * (H * W))[:, None, None]
     g = src[:, flat_idx.reshape(-1)].reshape(ch, -1, h, w).permute(1, 0, 2, 3)
     return g * valid[:, None].to(g.dtype)
 
@@ -179,6 +185,27 @@ def compute_residuals(decoder: nn.Module, C: torch.Tensor, engine: str = "fast",
     return RawResiduals(values=values.float().cpu().numpy(), offsets=offsets.cpu().numpy().astype(np.int64),
                         image_size=out_size, R0=R0, argmax=pos.cpu().numpy(), cmax=cmax.double().cpu().numpy(),
                         engine=engine)
+
+
+def compute_residuals_pair(decoder: nn.Module, C: torch.Tensor, engine: str = "fast",
+                           one_batch: bool | None = None) -> list[RawResiduals]:
+    """Residuals of both faces of a pair, C (2,c,h,w). ``one_batch`` (default: on a GPU, with the fast engine)
+    runs the 2·c channels as one batch and copies the results to the host once; otherwise face by face, as
+    :func:`compute_residuals`. The numbers are the same either way (tests/test_engines.py)."""
+    layers = flatten_decoder(decoder)
+    if one_batch is None:
+        one_batch = C.is_cuda
+    if not (one_batch and engine == "fast" and localizable(layers)):
+        return [compute_residuals(decoder, C[k:k + 1], engine=engine) for k in range(len(C))]
+    n, c = C.shape[:2]
+    with torch.no_grad():
+        _, pos, cmax = channel_maxima(C)
+        values, offsets, R0, out_size = _fast_one_batch(layers, C, pos, cmax, lambda frac: None)
+    values, offsets, pos, cmax = (values.float().cpu().numpy(), offsets.cpu().numpy().astype(np.int64),
+                                  pos.cpu().numpy(), cmax.double().cpu().numpy())
+    return [RawResiduals(values=values[k * c:(k + 1) * c], offsets=offsets[k * c:(k + 1) * c], image_size=out_size,
+                         R0=R0[k:k + 1], argmax=pos[k * c:(k + 1) * c], cmax=cmax[k * c:(k + 1) * c],
+                         engine="fast") for k in range(n)]
 
 
 def _full_passes(decoder, layers, C, flat_idx, pos, can_localize, chunk, progress):
@@ -298,16 +325,20 @@ def _change_plan(layers, dtype):
 
 
 def _fast_one_batch(layers, C, pos, cmax, progress):
-    c = C.shape[1]
+    """All channels of C (n,c,h,w) as one batch of n·c rows (row r: image r // c, channel r % c); pos and cmax
+    as channel_maxima gives them. n = 2 runs both faces of a pair together: half the kernel launches."""
+    n, c = C.shape[:2]
     dtype, dev = C.dtype, C.device
     base_inputs, R0 = _base_pass(layers, C)
-    idx = torch.arange(c, device=dev)
+    rows = torch.arange(n * c, device=dev)
+    idx, image = rows % c, (rows // c if n > 1 else None)
     offs = pos.clone()
     hw = tuple(C.shape[2:])
     D = None                          # (c,ch,h,w) change; None while it is still the one-hot at C
     for kind, m, weight, li in _change_plan(layers, dtype):
         if kind == "convT":
-            D = _transposed_conv_change(m, weight, D, idx, cmax)
+            D = (_kernel_taps(weight, idx, cmax, m.dilation, m.kernel_size) if D is None
+                 else _transposed_conv_change(m, weight, D, idx, cmax))
             (s0, s1), (p0, p1) = m.stride, m.padding
             offs = torch.stack([offs[:, 0] * s0 - p0, offs[:, 1] * s1 - p1], 1)
             hw = _transposed_conv_size(m, hw)
@@ -318,9 +349,9 @@ def _fast_one_batch(layers, C, pos, cmax, progress):
         if kind == "scale":
             D = D * weight
         elif isinstance(m, nn.ReLU):
-            D = _relu_diff(base_inputs[li], D, lambda t: _gather_windows(t, offs, D.shape[2:]))
+            D = _relu_diff(base_inputs[li], D, lambda t: _gather_windows(t, offs, D.shape[2:], image))
         else:
-            D = activation_diff(m, _gather_windows(base_inputs[li], offs, D.shape[2:]), D)
+            D = activation_diff(m, _gather_windows(base_inputs[li], offs, D.shape[2:], image), D)
     progress(1.0)
     return D.abs().sum(1), offs, R0, tuple(R0.shape[2:])
 
@@ -331,7 +362,7 @@ def _transposed_conv_change(m: nn.ConvTranspose2d, Wt, D, idx, cmax, layouts: di
     ``layouts``: the run's GEMM weight layouts by layer (filled here), so each is made once per run and none
     outlives it (weights may change between runs, e.g. in training)."""
     if D is None:
-        return _kernel_taps(Wt, idx, cmax, m.dilation, m.kernel_size)
+        return _kernel_taps(Wt, idx, cmax[idx], m.dilation, m.kernel_size)
     if _prefer_gemm(m, D):
         layouts = {} if layouts is None else layouts
         if id(m) not in layouts:
@@ -384,9 +415,10 @@ def _transposed_conv_size(m: nn.ConvTranspose2d, hw: tuple[int, int]) -> tuple[i
                  zip(hw, m.stride, m.padding, m.dilation, m.kernel_size, m.output_padding))
 
 
-def _kernel_taps(Wt, idx, cmax, dilation, kernel):
-    """The first transposed convolution's response to -C[i,y,x] at channel i: a scaled kernel slice."""
-    taps = -cmax[idx].to(Wt.dtype)[:, None, None, None] * Wt[idx]
+def _kernel_taps(Wt, idx, maxima, dilation, kernel):
+    """The first transposed convolution's response to -C[i,y,x] at channel i = idx[r] (maxima[r] = C[i,y,x]):
+    a scaled kernel slice per row."""
+    taps = -maxima.to(Wt.dtype)[:, None, None, None] * Wt[idx]
     if dilation == (1, 1):
         return taps
     (d0, d1), (k0, k1) = dilation, kernel
@@ -395,10 +427,11 @@ def _kernel_taps(Wt, idx, cmax, dilation, kernel):
     return D
 
 
-def _one_hot(c, idx, cmax, dtype, dev):
-    """The change at C itself, for decoders that start with something other than a transposed convolution."""
+def _one_hot(c, idx, maxima, dtype, dev):
+    """The change at C itself, for decoders that start with something other than a transposed convolution: row r
+    removes maxima[r] from channel idx[r]."""
     D = torch.zeros((len(idx), c, 1, 1), dtype=dtype, device=dev)
-    D[torch.arange(len(idx), device=dev), idx, 0, 0] = -cmax[idx].to(dtype)
+    D[torch.arange(len(idx), device=dev), idx, 0, 0] = -maxima.to(dtype)
     return D
 
 
@@ -538,7 +571,7 @@ class _Batch:
                     # elementwise ops on a cropped view run ~3x slower than on a dense tensor
                     D = D[:, :, top:bottom, left:right].contiguous(memory_format=torch.channels_last)
             elif D is None:
-                D = _one_hot(self.C.shape[1], self.idx[sub], self.cmax, self.C.dtype, self.C.device)
+                D = _one_hot(self.C.shape[1], self.idx[sub], self.cmax[self.idx[sub]], self.C.dtype, self.C.device)
             if kind == "scale":
                 D = D * weight
             elif kind == "act":

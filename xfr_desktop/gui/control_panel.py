@@ -318,11 +318,9 @@ class ControlPanel(QScrollArea):
             self.conclusion_status.setText("Write the conclusion first.")
             return
         try:
-            case = self.store.get_case(self.case_id)
-            # the examiner's name from the preferences (the store's actor) when set, else the case's examiner
-            author = None if self.store.examiner_name() else (case.examiner or None)
+            # author: store.actor_name (the preference, else the case's examiner), as for every audited write
             self.store.set_conclusion(self.case_id, text, scale=self.conclusion_scale.text().strip() or None,
-                                      author=author, comparison_id=self._conclusion_target())
+                                      comparison_id=self._conclusion_target())
         except XfrError as exc:
             show_error_for(self, "StoreError", str(exc))
             return

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QHBoxLayo
                                QPushButton, QVBoxLayout, QWidget)
 
 ERROR_STYLE = "color: #b00020;"
+WARNING_STYLE = "color: #a34f00;"
 
 
 def row(*widgets) -> QWidget:
@@ -47,6 +48,11 @@ class FormDialog(QDialog):
 
     def show_error(self, message: str) -> None:
         self.status.setStyleSheet(ERROR_STYLE)
+        self.status.setText(message)
+
+    def show_warning(self, message: str) -> None:
+        """Not a failure, but something the examiner must not overlook (orange)."""
+        self.status.setStyleSheet(WARNING_STYLE)
         self.status.setText(message)
 
     def show_info(self, message: str) -> None:

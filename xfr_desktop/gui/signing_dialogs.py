@@ -1,12 +1,14 @@
-"""Signing-key creation and signed-report verification in the app (what `xfr keys create` and `xfr verify-report`
-do on the command line): thin forms over :func:`~xfr_desktop.report.signing.create_identity` and
-:func:`~xfr_desktop.report.signature_check.verify_pdf`. Pass-phrases live only in the fields while a dialog is open.
+"""Signing-key creation, signed-report verification and the reviewer's co-signature in the app (what `xfr keys
+create`, `xfr verify-report` and `xfr cosign-report` do on the command line): thin forms over
+:func:`~xfr_desktop.report.signing.create_identity`, :func:`~xfr_desktop.report.signature_check.verify_pdf` and
+:func:`~xfr_desktop.report.export.cosign_report`. Pass-phrases live only in the fields while a dialog is open.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QLabel, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import (QDialogButtonBox, QFileDialog, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
+                               QTableWidgetItem)
 
 from .forms import FormDialog, row
 
@@ -98,27 +100,39 @@ class KeyCreationDialog(_ActionDialog):
         self.action_button.setEnabled(False)
 
 
-STATUS_TEXT = {"valid": "Every signature is intact, covers the whole document and comes from a trusted certificate.",
-               "unsigned": "The file carries no digital signature.",
-               "untrusted": "The document is intact, but a signer's certificate is not among those you trust."}
+# the verdict in plain words, by verify_pdf's status; other statuses show verify_pdf's own one-line reason
+VERDICT_TEXT = {
+    "valid": "Valid: every signature is intact, nothing was changed after signing except further signatures, and "
+             "every signer's certificate is one you trust.",
+    "intact-untrusted": "Intact, but the signers are not checked: nothing was changed after signing except further "
+                        "signatures, yet without a certificate you trust nobody can say who signed. Add the signers' "
+                        ".pem files (or your lab's CA) and verify again.",
+    "untrusted": "Intact, but not trusted: a signer's certificate is not among those you chose.",
+    "unsigned": "Not signed: the file carries no digital signature.",
+}
+COLUMNS = ("Signer", "Signed at (signer's clock)", "Kind", "Intact", "Trusted", "Changed after signing")
 
 
 class VerifyReportDialog(_ActionDialog):
-    """Checks a signed report against the certificates the examiner trusts; one row per signature."""
+    """Checks a signed report, against the certificates the examiner trusts when given; one row per signature
+    (the examiner's certifying signature, a reviewer's approval signature)."""
 
     def __init__(self, parent, report: str = "", trust: str = ""):
         super().__init__(parent, "Verify a signed report", "Verify")
+        self.setMinimumWidth(860)
         self.result = None
         self.report_edit = QLineEdit(report)
         self.trust_edit = QLineEdit(trust)
-        self.trust_edit.setPlaceholderText("certificate(s) you trust, .pem; separate several with ;")
+        self.trust_edit.setPlaceholderText("optional: certificate(s) you trust, .pem; separate several with ;")
         self.form.addRow("Report (PDF)", row(self.report_edit, _browse(self.report_edit, self._choose_report)))
         self.form.addRow("Trusted certificates", row(self.trust_edit, _browse(self.trust_edit, self._choose_trust)))
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["Signer", "Signed at (signer's clock)", "Intact", "Trusted",
-                                              "Changes after signing"])
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)   # the signer's name wraps
         self.table.verticalHeader().setVisible(False)
+        self.table.setWordWrap(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.layout_.addWidget(self.table)
         self.finish_layout()
@@ -132,20 +146,96 @@ class VerifyReportDialog(_ActionDialog):
         return ";".join(paths)
 
     def run(self) -> None:
-        from ..report.signature_check import verify_pdf
+        from ..report.signature_check import NO_TRUST, verify_pdf
 
         report = self.report_edit.text().strip()
         if not report:
             return self.show_error("Choose the report to check.")
         trust = [t.strip() for t in self.trust_edit.text().split(";") if t.strip()]
-        if not trust:
-            return self.show_error("Choose the certificate(s) you trust: the signer's .pem file, or your lab's CA.")
         result = self.result = verify_pdf(report, trust)
         self.table.setRowCount(len(result.signatures))
         for line, sig in enumerate(result.signatures):
-            cells = (sig.signer, sig.signing_time, "yes" if sig.intact and sig.valid else "NO",
-                     "yes" if sig.trusted else "no", sig.modification)
+            kind = f"certified: {sig.permitted_changes}" if sig.certifying else "approval"
+            trusted = "yes" if sig.trusted else ("not checked" if result.status == NO_TRUST else "NO")
+            cells = (sig.signer, sig.signing_time, kind, "yes" if sig.intact and sig.valid else "NO", trusted,
+                     sig.changes_after)
             for col, text in enumerate(cells):
                 self.table.setItem(line, col, QTableWidgetItem(str(text)))
-        text = f"{result.message} {STATUS_TEXT.get(result.status, '')}".strip()
-        self.show_info(text) if result.ok else self.show_error(text)
+        self.table.resizeRowsToContents()
+        verdict = VERDICT_TEXT.get(result.status)
+        text = verdict if result.status in ("valid", NO_TRUST) else f"{verdict or 'Not valid:'} {result.message}."
+        if result.ok:
+            self.show_info(text)
+        else:
+            self.show_warning(text) if result.status == NO_TRUST else self.show_error(text)
+
+
+class CosignReportDialog(_ActionDialog):
+    """The reviewer's co-signature (ACE-V) on a report its examiner signed: what `xfr cosign-report --case` does,
+    through :func:`~xfr_desktop.report.export.cosign_report`; logged to the open case as ``report.cosigned``."""
+
+    def __init__(self, parent, store=None, case_id: int | None = None, report: str = ""):
+        super().__init__(parent, "Co-sign a report (reviewer)", "Co-sign")
+        self.setMinimumWidth(680)
+        self.store, self.case_id, self.outcome = store, case_id, None
+        self.report_edit = QLineEdit(report)
+        self.key_edit = QLineEdit()
+        self.key_edit.setPlaceholderText("the reviewer's key file, .p12 (Tools ▸ Create signing key…)")
+        self.pass_edit = QLineEdit()
+        self.pass_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.pass_edit.setPlaceholderText("never stored")
+        self.out_edit = QLineEdit(self._default_out(report))
+        self.form.addRow("Signed report (PDF)", row(self.report_edit, _browse(self.report_edit, self._choose_report)))
+        self.form.addRow("Reviewer's key file", row(self.key_edit, _browse(self.key_edit, self._choose_key)))
+        self.form.addRow("Pass-phrase", self.pass_edit)
+        self.form.addRow("Co-signed report", row(self.out_edit, _browse(self.out_edit, self._choose_out)))
+        where = (f"The co-signature is recorded in case {store.get_case(case_id).number}'s audit trail."
+                 if case_id is not None else "No case is open: the co-signature is not recorded in any audit trail.")
+        note = QLabel(f"{where} The signing time comes from this computer's clock (no timestamp authority).")
+        note.setWordWrap(True)
+        self.layout_.addWidget(note)
+        self.finish_layout()
+
+    @staticmethod
+    def _default_out(report: str) -> str:
+        path = Path(report.strip()) if report.strip() else None
+        return str(path.with_name(f"{path.stem}-cosigned.pdf")) if path else ""
+
+    def _choose_report(self, current: str) -> str:
+        path = QFileDialog.getOpenFileName(self, "Signed report", current, "PDF files (*.pdf)")[0]
+        if path and not self.out_edit.text():
+            self.out_edit.setText(self._default_out(path))
+        return path
+
+    def _choose_key(self, current: str) -> str:
+        return QFileDialog.getOpenFileName(self, "Reviewer's key file", current, "PKCS#12 key files (*.p12 *.pfx)")[0]
+
+    def _choose_out(self, current: str) -> str:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the co-signed report as", current, "PDF files (*.pdf)")
+        return path if not path or path.lower().endswith(".pdf") else path + ".pdf"
+
+    def run(self) -> None:
+        from ..core.errors import XfrError
+        from ..report.export import cosign_report
+        from ..report.signing import load_signing_identity
+
+        report, key, out = (e.text().strip() for e in (self.report_edit, self.key_edit, self.out_edit))
+        if report and not out:   # next to the signed report, never over it
+            out = self._default_out(report)
+            self.out_edit.setText(out)
+        missing = [what for what, value in (("the signed report", report), ("the reviewer's key file", key),
+                                            ("where to write the co-signed report", out)) if not value]
+        if missing:
+            return self.show_error(f"Choose {', '.join(missing)}.")
+        try:
+            identity = load_signing_identity(key, self.pass_edit.text())
+            self.outcome = cosign_report(report, out, identity, store=self.store, case_id=self.case_id)
+        except (XfrError, OSError) as exc:
+            return self.show_error(f"{exc}. Nothing was written.")
+        finally:
+            self.pass_edit.clear()
+        signed = self.outcome.signed
+        logged = " and recorded it in the case's audit trail" if self.outcome.recorded else ""
+        self.show_info(f"Wrote {self.outcome.path}{logged}: co-signed by {signed.signer} at {signed.signed_at} (this "
+                       f"computer's clock).")
+        self.action_button.setEnabled(False)

@@ -91,6 +91,7 @@ class WizardState:
     base_info: object = None         # engine.BaseModelInfo
     config: object = None            # engine.TrainConfig (set by the hyperparameter page)
     device: str = "cpu"
+    gpus: int = 1                    # > 1: one process per GPU (torchrun), see core/training/launcher.py
     estimate_s: float | None = None
     result: object = None            # engine.TrainResult
     error: str | None = None
@@ -120,14 +121,18 @@ class TrainingController(QObject):
     def running(self) -> bool:
         return self._run is not None and not self._run.done
 
-    def start(self, config) -> None:
+    def start(self, config, gpus: int = 1) -> None:
         self.pause_event.clear()
-        self._run = self.runner.start(lambda ctx: self._train(config, ctx), progress=self.progress,
+        self._run = self.runner.start(lambda ctx: self._train(config, ctx, gpus), progress=self.progress,
                                       finished=self.result, failed=self.error)
 
-    def _train(self, config, ctx):
+    def _train(self, config, ctx, gpus: int = 1):
         from ..core.training.engine import Trainer, TrainingError
 
+        if gpus > 1:  # one process per GPU; pausing does not apply, cancelling does
+            from ..core.training.launcher import train_in_processes
+
+            return train_in_processes(config, gpus, callback=ctx.progress, cancel_event=ctx.cancel_event)
         try:
             return Trainer(config, callback=ctx.progress, pause_event=self.pause_event,
                            cancel_event=ctx.cancel_event).run()
@@ -575,6 +580,9 @@ class DevicePage(_Page):
         super().__init__("Device", "Where the training runs.")
         self.device_combo = QComboBox()
         self.device_combo.setObjectName("deviceCombo")
+        self.gpus_spin = QSpinBox()  # shown when more than one CUDA device is present
+        self.gpus_spin.setObjectName("gpuCount")
+        self.gpus_spin.setToolTip("Train in one process per GPU (torchrun); the batch size is the total over GPUs")
         self.amp_check = QCheckBox("Mixed precision (faster on CUDA)")
         self.amp_check.setChecked(True)
         self.estimate_label = QLabel()
@@ -586,6 +594,8 @@ class DevicePage(_Page):
         self.warning_label.setStyleSheet("color: #ffb74d;")
         form = QFormLayout(self)
         form.addRow("Device:", self.device_combo)
+        form.addRow("GPUs:", self.gpus_spin)
+        self._form = form
         form.addRow(self.amp_check)
         form.addRow(self.estimate_label)
         form.addRow(self.warning_label)
@@ -609,6 +619,10 @@ class DevicePage(_Page):
                 self.device_combo.addItem(f"CUDA {i}: {torch.cuda.get_device_name(i)}", f"cuda:{i}")
         self.device_combo.addItem("CPU", "cpu")
         self.device_combo.blockSignals(False)
+        n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        self.gpus_spin.setRange(1, max(n_gpus, 1))
+        self.gpus_spin.setValue(1)
+        self._form.setRowVisible(self.gpus_spin, n_gpus > 1)
         self._estimates.clear()
         self._requested.clear()
         self._request += 1
@@ -627,6 +641,7 @@ class DevicePage(_Page):
         if device is None:
             return
         self.amp_check.setEnabled(device.startswith("cuda"))
+        self.gpus_spin.setEnabled(device.startswith("cuda"))
         if device in self._estimates:
             self._show_estimate(device)
             return
@@ -666,8 +681,14 @@ class DevicePage(_Page):
         device = self.device_combo.currentData()
         if device is None:
             return self.fail("No device available.")
-        self.state.device = device
-        self.state.config = self.state.config.replace(device=device, amp=self.amp_check.isChecked())
+        gpus = self.gpus_spin.value() if device.startswith("cuda") and self.gpus_spin.isVisibleTo(self) else 1
+        if gpus > 1 and self.state.config.batch_size % gpus:
+            return self.fail(f"The batch size ({self.state.config.batch_size}) is shared by the GPUs: make it a "
+                             f"multiple of {gpus}.")
+        self.state.device, self.state.gpus = device, gpus
+        # each process takes the GPU of its rank: the run names the device type only
+        self.state.config = self.state.config.replace(device="cuda" if gpus > 1 else device,
+                                                      amp=self.amp_check.isChecked())
         return True
 
 
@@ -694,9 +715,11 @@ class ReviewPage(_Page):
             f"Data: {st.data} ({data})",
             f"Validation: {st.val or 'pairs drawn from the training images (optimistic)'}",
             f"Base model: {st.base_info.description}",
-            f"Device: {st.device}; estimated time: {_fmt_duration(st.estimate_s)}",
+            f"Device: {st.device}" + (f" and {st.gpus - 1} more GPU(s), one process each" if st.gpus > 1 else "")
+            + f"; estimated time: {_fmt_duration(st.estimate_s)}" + (" (one GPU)" if st.gpus > 1 else ""),
             "",
-            "Equivalent command:  xfr train --config settings.toml",
+            "Equivalent command:  " + (f"torchrun --standalone --nproc_per_node {st.gpus} -m xfr_desktop.cli train "
+                                       "--config settings.toml" if st.gpus > 1 else "xfr train --config settings.toml"),
             "",
             st.config.to_toml(),
         ]
@@ -777,7 +800,8 @@ class RunPage(_Page):
         ctl.progress.connect(self.on_progress, Qt.ConnectionType.UniqueConnection)
         ctl.result.connect(self.on_result, Qt.ConnectionType.UniqueConnection)
         ctl.error.connect(self.on_error, Qt.ConnectionType.UniqueConnection)
-        ctl.start(self.state.config)
+        self.pause_btn.setEnabled(self.state.gpus == 1)  # a multi-process run can be cancelled, not paused
+        ctl.start(self.state.config, self.state.gpus)
 
     def isComplete(self) -> bool:  # noqa: N802
         return self.finished

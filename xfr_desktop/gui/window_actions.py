@@ -63,6 +63,8 @@ class WindowActions:
                                 "A key file and certificate to sign your reports")
         self.act_verify = a("&Verify signed report…", self.verify_report, None, SP.SP_DialogApplyButton,
                             "Check a signed report's signatures")
+        self.act_cosign = a("C&o-sign report…", self.cosign_report, None, SP.SP_DialogYesButton,
+                            "Add your signature as the reviewer (ACE-V) to a report its examiner signed")
         self.act_about = a("&About XFR Desktop", self.show_about, "F1", SP.SP_MessageBoxInformation)
         self.act_wizard = a("&Training wizard…", self.open_training_wizard, None, SP.SP_ComputerIcon,
                             "Train or fine-tune a model")
@@ -87,7 +89,7 @@ class WindowActions:
         self.engine_group.triggered.connect(self._engine_chosen)
         _fill(mb.addMenu("&View"), (self.act_compare, self.act_reset_zoom, None, self.case_dock.toggleViewAction(),
                                     self.control_dock.toggleViewAction()))
-        _fill(mb.addMenu("&Tools"), (self.act_create_key, self.act_verify, None, self.act_wizard))
+        _fill(mb.addMenu("&Tools"), (self.act_create_key, self.act_verify, self.act_cosign, None, self.act_wizard))
         _fill(mb.addMenu("&Help"), (self._action("&Keyboard shortcuts", self.show_shortcuts, None,
                                                  SP.SP_DialogHelpButton), self.act_about))
         tb = QToolBar("Main", self)
@@ -257,6 +259,11 @@ class WindowActions:
         from .signing_dialogs import VerifyReportDialog
 
         return present(VerifyReportDialog(self))
+
+    def cosign_report(self) -> QDialog:
+        from .signing_dialogs import CosignReportDialog
+
+        return present(CosignReportDialog(self, self.store, self.case_id))
 
     def open_training_wizard(self) -> None:
         if not self.has_wizard:

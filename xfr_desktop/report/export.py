@@ -1,6 +1,8 @@
-"""Export a case's report: build, optionally sign, write atomically, and log both steps to the case's audit trail.
+"""Export a case's report: build, optionally sign, write atomically, and log both steps to the case's audit trail;
+co-sign a signed report (the reviewer, ACE-V) and log that too.
 
-Shared by ``xfr report`` and the desktop app's Export dialog. Nothing is written when building or signing fails.
+Shared by ``xfr report`` / ``xfr cosign-report`` and the desktop app's Export and Co-sign dialogs. Nothing is written
+when building or signing fails.
 """
 from __future__ import annotations
 
@@ -40,8 +42,7 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
     if out_path.is_dir():
         raise ReportError(f"{out_path} is a folder; give a file name ending in .pdf")
     case = store.get_case(case_id)
-    # audited under the examiner's name (the preference, else the case's examiner), never the login name
-    actor = actor or store.examiner_name() or case.examiner or None
+    # audited under store.actor_name (the acting examiner, the preference, else the case's examiner)
     data = build_report_for_case(store, case.id)
     rendered = render_report(data, for_signing=identity is not None)
     pdf, signed = rendered.pdf, None
@@ -86,6 +87,34 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
     return ExportResult(path=out_path, sha256=final_sha, n_pages=rendered.n_pages, signed=signed is not None,
                         signer=signed.signer if signed else "", signed_at=signed.signed_at if signed else "",
                         unsigned_sha256=rendered.sha256, recorded=recorded)
+
+
+@dataclass
+class CosignResult:
+    path: Path
+    signed: object            # the SignedReport: signer, signed_at (local clock), fingerprint_sha256
+    recorded: bool            # logged to the case's audit trail as report.cosigned
+
+
+def cosign_report(report: str | os.PathLike, out_path: str | os.PathLike, identity, *, store=None,
+                  case_id: int | None = None, overwrite: bool = False) -> CosignResult:
+    """Add the reviewer's co-signature (``identity``) to the signed report file ``report``, write it to
+    ``out_path`` and, given a store and a case, log it there as ``report.cosigned``. Nothing is written on error."""
+    from ..core.fileio import read_bytes
+    from .pdfa import write_atomically
+    from .signing import SigningError, cosign_pdf
+
+    out_path = Path(out_path)
+    if out_path.exists() and not overwrite:
+        raise SigningError(f"{out_path} exists; choose another file name (or allow overwriting)")
+    if Path(report).resolve() == out_path.resolve():
+        raise SigningError("write the co-signed report to a new file: the examiner's signed report stays as it is")
+    signed = cosign_pdf(read_bytes(Path(report), "report", SigningError), identity)
+    if case_id is not None:
+        store.get_case(case_id)       # an unknown case fails before anything is written
+    write_atomically(out_path, signed.pdf)
+    recorded = case_id is not None and record_cosignature(store, case_id, out_path, signed)
+    return CosignResult(out_path, signed, recorded)
 
 
 def record_cosignature(store, case_id: int, path: str | os.PathLike, signed) -> bool:

@@ -25,6 +25,15 @@ VALID, UNSIGNED, MODIFIED, INVALID, UNTRUSTED, MALFORMED, ERROR, NO_TRUST = (
     "valid", "unsigned", "modified", "invalid", "untrusted", "malformed", "error", "intact-untrusted")
 EXIT_CODES = {VALID: 0, UNSIGNED: 3, MODIFIED: 4, INVALID: 4, UNTRUSTED: 5, MALFORMED: 6, ERROR: 2, NO_TRUST: 7}
 
+# What a certifying signature's DocMDP permission level (ISO 32000 12.8.2.2, /P) lets others do afterwards. This
+# report has no form fields besides its signature fields, so level 2 in practice means "only further signatures".
+PERMITTED_CHANGES = {1: "no changes allowed", 2: "only further signatures (and form filling) allowed",
+                     3: "only further signatures, form filling and annotations allowed"}
+# pyHanko's difference analysis (ModificationLevel) of what changed after a signature, in words
+LATER_CHANGES = {"NONE": "none", "LTA_UPDATES": "archival updates only", "FORM_FILLING": "form filling",
+                 "ANNOTATIONS": "annotations", "OTHER": "other changes", "UNKNOWN": "not analysable"}
+SIGNATURES_ONLY = "only further signatures"
+
 
 @dataclass
 class SignatureReport:
@@ -38,6 +47,13 @@ class SignatureReport:
     modification: str
     subfilter: str
     certifying: bool = False   # the first signature certifies the report (DocMDP), later ones co-sign
+    permitted_changes: str = ""  # a certifying signature's DocMDP permissions in words (PERMITTED_CHANGES)
+    changes_after: str = "not analysable"   # what changed after signing, in words (LATER_CHANGES, SIGNATURES_ONLY)
+
+    @property
+    def kind(self) -> str:
+        """ "certified" for the certifying signature (it fixes what may change later), else "approval"."""
+        return "certified" if self.certifying else "approval"
 
 
 @dataclass
@@ -54,10 +70,10 @@ class VerificationResult:
     def summary_lines(self) -> list[str]:
         lines = [f"{self.status.upper()}: {self.message}"]
         for s in self.signatures:
-            role = "certifying signature" if s.certifying else "signature"
+            role = f"certifying signature ({s.permitted_changes})" if s.certifying else "approval signature"
             lines.append(f"  {role} {s.field_name!r} by {s.signer}; signed at {s.signing_time} (signer's clock, "
                          f"no timestamp authority); coverage {s.coverage}; intact {s.intact}; valid {s.valid}; "
-                         f"trusted {s.trusted}; later changes {s.modification}")
+                         f"trusted {s.trusted}; changes after signing: {s.changes_after} ({s.modification})")
         return lines
 
 
@@ -166,6 +182,7 @@ def _verify(pdf, trust) -> VerificationResult:
             signer = "?"
         claimed = sig.self_reported_timestamp
         level = status.modification_level
+        mdp = sig.docmdp_level
         rep = SignatureReport(
             field_name=str(sig.field_name), signer=signer,
             signing_time=claimed.isoformat() if claimed else "not stated",
@@ -173,7 +190,9 @@ def _verify(pdf, trust) -> VerificationResult:
             intact=bool(status.intact), valid=bool(status.valid), trusted=bool(status.trusted),
             modification=level.name if level is not None else "UNKNOWN",
             subfilter=str(sig.sig_object.get("/SubFilter", "?")),
-            certifying=sig.docmdp_level is not None,
+            certifying=mdp is not None,
+            permitted_changes=PERMITTED_CHANGES.get(int(mdp.value), f"DocMDP level {mdp.value}") if mdp else "",
+            changes_after=_changes_in_words(sig, level, signed_revisions, reader),
         )
         reports.append(rep)
         if verdict is not None:
@@ -202,6 +221,16 @@ def _verify(pdf, trust) -> VerificationResult:
         return VerificationResult(False, NO_TRUST, f"{name} is intact, but its signer(s) {who} are untrusted: no "
                                                    f"--trust certificate was given to check them against", reports)
     return VerificationResult(True, VALID, f"{name} is intact and signed by {who} (trusted)", reports)
+
+
+def _changes_in_words(sig, level, signed_revisions: set[int], reader) -> str:
+    """What changed after ``sig`` was signed: form filling whose every later revision is a signature's own
+    revision is "only further signatures"."""
+    name = level.name if level is not None else "UNKNOWN"
+    later = range(sig.signed_revision + 1, reader.xrefs.total_revisions)
+    if name == "FORM_FILLING" and len(later) and all(r in signed_revisions for r in later):
+        return SIGNATURES_ONLY
+    return LATER_CHANGES.get(name, name.lower().replace("_", " "))
 
 
 def _later_changes_allowed(sig, status, level, signed_revisions: set[int], reader) -> bool:

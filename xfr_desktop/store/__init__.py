@@ -64,8 +64,10 @@ Public API (stable; all ids are ints, all times are ISO-8601 UTC strings, all er
         # comparison_id None: the latest *case-level* conclusion (a comparison's note never counts as the case's)
     store.list_conclusions(case_id) -> list[ConclusionRecord]  # oldest first
     # the examiner's workflow (schema 4; store/examination.py). Writes refuse a removed comparison.
-    store.actor_name(actor=None) -> str        # actor, else the examiner's name (preferences), else the OS user;
-                                               # every audited write without an actor is recorded under it
+    store.actor_name(actor=None, case_id=None) -> str   # who acts: actor, else open_store(examiner=...) (the
+                                               # CLI's --examiner), else the preference, else the case's
+                                               # examiner, else the OS login; every audited write without an
+                                               # actor is recorded under it (the app and the CLI alike)
     store.examiner_name() -> str | None; store.set_examiner_name(name, actor=None)
     store.get_preference(key, default=None) -> str | None; store.set_preference(key, value, actor=None)
     store.set_propositions(case_id, *, prosecution=None, defence=None, actor=None) -> CaseRecord

@@ -25,7 +25,7 @@ from .audit import utc_now
 from .integrity import ROW_KEY, row_digest
 from .records import (AnnotationRecord, ComparisonRecord, FeatureAssessmentRecord, ImageQualityRecord,
                       ResultRecord, ReviewRecord)
-from .schema import Annotation, Comparison, FeatureAssessment, ImageQuality, Preference, Result, Review
+from .schema import Annotation, Case, Comparison, FeatureAssessment, ImageQuality, Preference, Result, Review
 
 SIDES = ("a", "b")
 ANNOTATION_KINDS = ("point", "rect")
@@ -45,9 +45,22 @@ class ExaminationRepository:
     """Methods of the Store for the examiner's workflow (see the module docstring and the package docstring)."""
 
     # --- who acts --------------------------------------------------------------------------------------------
-    def actor_name(self, actor: str | None = None) -> str:
-        """`actor`, else the examiner's name from the preferences, else the operating-system user."""
-        return (actor or "").strip() or self._examiner or audit.default_actor()
+    def actor_name(self, actor: str | None = None, case_id: int | None = None, session: Session | None = None) -> str:
+        """Who an audited action is recorded under -- the one resolution the app and the CLI share: `actor`, else
+        the name this store was opened with (the CLI's ``--examiner``), else the examiner's name from the
+        preferences, else the examiner of case `case_id` (read in `session` when given), and only then the
+        operating-system login."""
+        named = (actor or "").strip() or self.acting_examiner or self._examiner
+        if named:
+            return named
+        if case_id is not None:
+            if session is None:
+                with self.session(write=False) as s:
+                    return self.actor_name(None, case_id, s)
+            case = session.get(Case, int(case_id))
+            if case is not None and (case.examiner or "").strip():
+                return case.examiner.strip()
+        return audit.default_actor()
 
     def examiner_name(self) -> str | None:
         """The examiner's name set in the preferences (None when never set)."""
@@ -97,9 +110,9 @@ class ExaminationRepository:
         reason = _text(reason, "the reason")
         if not reason:
             raise StoreError("removing a comparison needs a reason")
-        actor = self.actor_name(actor)
         with self.session() as s:
             comparison = self._live_comparison(s, comparison_id)
+            actor = self.actor_name(actor, comparison.case_id, s)
             comparison.removed_at, comparison.removed_reason, comparison.removed_by = utc_now(), reason, actor
             s.flush()
             self._touch(s, comparison.case_id)
@@ -125,7 +138,7 @@ class ExaminationRepository:
             audit.append(s, "comparison.report_result_chosen", case_id=comparison.case_id,
                          object_type="comparison", object_id=comparison.id,
                          details={"result_id": result_id, "previous_result_id": previous,
-                                  ROW_KEY: row_digest(comparison)}, actor=self.actor_name(actor))
+                                  ROW_KEY: row_digest(comparison)}, actor=self.actor_name(actor, comparison.case_id, s))
             return self._comparison_with_count(s, comparison)
 
     def report_result(self, comparison_id: int, include_blobs: bool = True) -> ResultRecord | None:
@@ -150,9 +163,9 @@ class ExaminationRepository:
         except XfrError as exc:
             raise StoreError(str(exc)) from None
         note = _text(note, "the note")
-        author = self.actor_name(author)
         with self.session() as s:
             comparison = self._live_comparison(s, comparison_id)
+            author = self.actor_name(author, comparison.case_id, s)
             row = FeatureAssessment(comparison_id=comparison.id, feature=feature, value=value, note=note,
                                     author=author, created_at=utc_now())
             self._add_audited(s, row, comparison, "feature.assessed",
@@ -181,9 +194,10 @@ class ExaminationRepository:
             width = height = 0.0
         elif width <= 0 or height <= 0:
             raise StoreError("a rectangle annotation needs a positive width and height")
-        label, author = _text(label, "the label"), self.actor_name(author)
+        label = _text(label, "the label")
         with self.session() as s:
             comparison = self._live_comparison(s, comparison_id)
+            author = self.actor_name(author, comparison.case_id, s)
             self._check_inside_photo(s, comparison, side, x + width, y + height)
             row = Annotation(comparison_id=comparison.id, side=side, kind=kind, x=x, y=y, width=width,
                              height=height, label=label, author=author, created_at=utc_now())
@@ -194,12 +208,12 @@ class ExaminationRepository:
 
     def remove_annotation(self, annotation_id: int, actor: str | None = None) -> AnnotationRecord:
         """Mark an annotation removed (the row stays, audited)."""
-        actor = self.actor_name(actor)
         with self.session() as s:
             row = s.get(Annotation, int(annotation_id))
             if row is None or row.removed_at is not None:
                 raise StoreError(f"no annotation {annotation_id} to remove")
             comparison = self._live_comparison(s, row.comparison_id)
+            actor = self.actor_name(actor, comparison.case_id, s)
             row.removed_at, row.removed_by = utc_now(), actor
             s.flush()
             audit.append(s, "annotation.removed", case_id=comparison.case_id, object_type="annotation",
@@ -224,7 +238,7 @@ class ExaminationRepository:
             row = ImageQuality(comparison_id=comparison.id, side=side, image_sha256=sha, data=text,
                                created_at=utc_now())
             self._add_audited(s, row, comparison, "image_quality.recorded", {"side": side, "image": sha},
-                              self.actor_name(actor))
+                              self.actor_name(actor, comparison.case_id, s))
             return _quality_record(row)
 
     def image_quality(self, comparison_id: int, side: str) -> ImageQualityRecord | None:
@@ -237,9 +251,10 @@ class ExaminationRepository:
         """A second examiner's verification: agree or disagree with the comparison's examination, with a note."""
         if verdict not in REVIEW_VERDICTS:
             raise StoreError(f"a review's verdict is {' or '.join(REVIEW_VERDICTS)}, not {verdict!r}")
-        note, reviewer = _text(note, "the note"), self.actor_name(reviewer)
+        note = _text(note, "the note")
         with self.session() as s:
             comparison = self._live_comparison(s, comparison_id)
+            reviewer = self.actor_name(reviewer, comparison.case_id, s)
             examiner = (self._case(s, comparison.case_id).examiner or "").strip()
             if examiner and examiner.casefold() == reviewer.casefold():
                 raise StoreError(f"{reviewer} is the case's examiner: verification needs a second examiner")

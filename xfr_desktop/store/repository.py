@@ -48,8 +48,10 @@ def _dumps(value: dict | None) -> str:
 class Store(Database, ExaminationRepository):
     """The case database, image store and audit trail of one data folder. See the package docstring."""
 
-    def __init__(self, data_dir: str | os.PathLike | None = None, *, create: bool = True):
+    def __init__(self, data_dir: str | os.PathLike | None = None, *, create: bool = True,
+                 examiner: str | None = None):
         self._examiner: str | None = None
+        self.acting_examiner = (examiner or "").strip() or None   # who acts, ahead of the preference (CLI)
         super().__init__(data_dir, create=create)
         self._examiner = self.get_preference(EXAMINER_NAME)
         self.images = ImageStore(self.images_dir)
@@ -76,7 +78,7 @@ class Store(Database, ExaminationRepository):
             s.flush()
             audit.append(s, "case.created", case_id=case.id, object_type="case", object_id=case.id,
                          details={**{f: getattr(case, f) for f in CASE_FIELDS}, ROW_KEY: row_digest(case)},
-                         actor=self.actor_name(actor))
+                         actor=self.actor_name(actor, case.id, s))
             return self._case_record(s, case)
 
     def list_cases(self, search: str | None = None) -> list[CaseRecord]:
@@ -132,7 +134,7 @@ class Store(Database, ExaminationRepository):
                 case.modified_at = utc_now()
                 s.flush()
                 audit.append(s, "case.updated", case_id=case.id, object_type="case", object_id=case.id,
-                             details={**diff, ROW_KEY: row_digest(case)}, actor=self.actor_name(actor))
+                             details={**diff, ROW_KEY: row_digest(case)}, actor=self.actor_name(actor, case.id, s))
             return self._case_record(s, case)
 
     # --- images ---------------------------------------------------------------------------------------------
@@ -160,7 +162,7 @@ class Store(Database, ExaminationRepository):
                          details={"sha256": stored.sha256, "original_name": source.name,
                                   "original_path": str(source.resolve()), "size": stored.size,
                                   "width": stored.width, "height": stored.height, ROW_KEY: row_digest(image)},
-                         actor=self.actor_name(actor))
+                         actor=self.actor_name(actor, case_id, s))
         return stored.sha256
 
     def get_image(self, sha256: str) -> ImageRecord:
@@ -203,7 +205,7 @@ class Store(Database, ExaminationRepository):
                          details={"image_a": sha_a, "image_b": sha_b, "face_index_a": int(face_index_a),
                                   "face_index_b": int(face_index_b), "model_sha256": model_sha256,
                                   "model_name": model_name, "parameters": parameters or {},
-                                  ROW_KEY: row_digest(comparison)}, actor=self.actor_name(actor))
+                                  ROW_KEY: row_digest(comparison)}, actor=self.actor_name(actor, case_id, s))
             return _comparison_record(comparison, 0)
 
     def get_comparison(self, comparison_id: int) -> ComparisonRecord:
@@ -262,7 +264,7 @@ class Store(Database, ExaminationRepository):
                                   "decision": "match" if result.decision else "non-match",
                                   "parameters": parameters, "model_sha256": result.model_sha256,
                                   "previous_parameters": _loads(previous) if action == "parameters.saved" else None,
-                                  ROW_KEY: row_digest(result)}, actor=self.actor_name(actor))
+                                  ROW_KEY: row_digest(result)}, actor=self.actor_name(actor, comparison.case_id, s))
             return _result_record(result, with_blobs=True)
 
     def latest_result(self, comparison_id: int) -> ResultRecord | None:
@@ -297,7 +299,7 @@ class Store(Database, ExaminationRepository):
             self._case(s, case_id)
             if comparison_id is not None and self._comparison(s, comparison_id).case_id != case_id:
                 raise StoreError(f"comparison {comparison_id} does not belong to case {case_id}")
-            author = self.actor_name(author)
+            author = self.actor_name(author, case_id, s)
             conclusion = Conclusion(case_id=case_id, comparison_id=comparison_id, text=text or "", scale=scale,
                                     notes=notes or "", author=author, created_at=utc_now())
             s.add(conclusion)
@@ -382,7 +384,7 @@ class Store(Database, ExaminationRepository):
             if case_id is not None:
                 self._case(s, case_id)
             return audit.append(s, action, case_id=case_id, object_type=object_type, object_id=object_id,
-                                details=details, actor=self.actor_name(actor))
+                                details=details, actor=self.actor_name(actor, case_id, s))
 
     def list_audit(self, case_id: int | None = None) -> list[AuditRecord]:
         """Entries oldest first: one case's chain, or every entry when `case_id` is None."""
@@ -484,10 +486,12 @@ class Store(Database, ExaminationRepository):
                           proposition_defence=case.proposition_defence or "")
 
 
-def open_store(data_dir: str | os.PathLike | None = None, *, create: bool = True) -> Store:
+def open_store(data_dir: str | os.PathLike | None = None, *, create: bool = True,
+               examiner: str | None = None) -> Store:
     """Open (creating or upgrading) the store in `data_dir`, $XFR_DATA_DIR or the user data folder.
-    ``create=False`` for reading: StoreError when there is no database, read-only when it cannot be written."""
-    return Store(data_dir, create=create)
+    ``create=False`` for reading: StoreError when there is no database, read-only when it cannot be written.
+    ``examiner``: the name audited actions are recorded under, ahead of the preference (``xfr --examiner``)."""
+    return Store(data_dir, create=create, examiner=examiner)
 
 
 def _check_status(status: str) -> None:

@@ -37,7 +37,7 @@ import torch.nn as nn
 from ..attribution import Explainer, XFaceExplainer, get_explainer
 from ..algorithm1_engines import channel_maxima
 from ..errors import ImageError, XfrError
-from ..explain import PairExplanation, explain_pair
+from ..explain import explain_pair
 from ..render import overlay, save_png
 from .hiding_game import METHOD_LABELS, embed_batch, model_identity
 from .occlusion import mass_share
@@ -428,10 +428,15 @@ class _Identities:
 def run_explanation_quality(model, pairs: Sequence[QualityPair], load: Callable[[str], np.ndarray],
                             config: QualityConfig = QualityConfig(),
                             identity: Callable[[str], str] | None = None,
-                            progress: ProgressFn | None = None) -> tuple[dict, list[SwapResult]]:
+                            progress: ProgressFn | None = None, share: tuple[int, int] | None = None,
+                            done_by_workers: Sequence[dict] = ()) -> tuple[dict, list[SwapResult]]:
     """All measurements on ``pairs``; ``load(key)`` gives an aligned face (ImageError: the pairs that need it are
     left out and counted). ``identity(key)`` names the person where the list says so (LFW folders); matched pairs
-    join identities too. Returns (summary for explanations.json, swap results kept for the figure)."""
+    join identities too. Returns (summary for explanations.json, swap results kept for the figure).
+
+    Sharded (core/evaluation/sharding.py): with ``share`` = (rank, world) a worker runs Algorithm 1 and the swap
+    game on its share of the planned pairs only and returns ({"pairs", "swaps", "swap_seconds"}, []); rank 0 passes
+    the workers' parts as ``done_by_workers`` and computes only what they left (the figure's few example swaps)."""
     t_start = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
     model.eval()
@@ -469,28 +474,43 @@ def run_explanation_quality(model, pairs: Sequence[QualityPair], load: Callable[
     partner_maps: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     done: set[tuple[str, str]] = set()
     timings["ours_pairs_s"] = 0.0
+    known = {k: v for part in done_by_workers for k, v in part["pairs"].items()}
+    mine: dict[tuple[str, str], dict] = {}                      # a worker's records, for rank 0
+    sanity_keys = [(p.key_a, p.key_b) for p in usable[:config.sanity_pairs]]
 
-    def explain(ka: str, kb: str, mismatched: bool) -> PairExplanation | None:
-        """Algorithm 1 on (ka, kb) unless that pair (either way round) was explained already."""
+    def explain(ka: str, kb: str, mismatched: bool) -> dict | None:
+        """Algorithm 1 on (ka, kb) unless that pair (either way round) was explained already (or, in a worker,
+        belongs to another share: the n-th planned pair goes to worker n mod world)."""
         if (ka, kb) in done or (kb, ka) in done:
             return None
         done.add((ka, kb))
-        t1 = time.perf_counter()
-        ex = explain_pair(model, images[ka], images[kb])
-        timings["ours_pairs_s"] += time.perf_counter() - t1
-        for key, side, other in ((ka, ex.a, kb), (kb, ex.b, ka)):
+        rec = known.get((ka, kb))
+        if rec is None and share is not None and (len(done) - 1) % share[1] != share[0]:
+            if mismatched:  # the plan of extra partners needs the keys only
+                partner_maps.setdefault(ka, {}).setdefault(kb, None)
+                partner_maps.setdefault(kb, {}).setdefault(ka, None)
+            return None
+        if rec is None:
+            t1 = time.perf_counter()
+            ex = explain_pair(model, images[ka], images[kb])
+            rec = {"seconds": time.perf_counter() - t1, "stats": (image_statistics(ex.a), image_statistics(ex.b)),
+                   "maps": tuple((s.S_pos, s.H) if mismatched or (ka, kb) in sanity_keys else None
+                                 for s in (ex.a, ex.b))}
+            mine[(ka, kb)] = rec
+        timings["ours_pairs_s"] += rec["seconds"]
+        for key, stats, maps, other in ((ka, rec["stats"][0], rec["maps"][0], kb),
+                                        (kb, rec["stats"][1], rec["maps"][1], ka)):
             if key not in per_image:
-                per_image[key] = image_statistics(side)
+                per_image[key] = stats
             if mismatched:
-                partner_maps.setdefault(key, {})[other] = (side.S_pos, side.H)
-        return ex
+                partner_maps.setdefault(key, {})[other] = maps
+        return rec
 
-    sanity_keys = [(p.key_a, p.key_b) for p in usable[:config.sanity_pairs]]
     trained_h = {}
     for i, p in enumerate(usable):
-        ex = explain(p.key_a, p.key_b, not p.same)
-        if ex is not None and (p.key_a, p.key_b) in sanity_keys:
-            trained_h[(p.key_a, p.key_b)] = (ex.a.H, ex.b.H)
+        rec = explain(p.key_a, p.key_b, not p.same)
+        if rec is not None and (p.key_a, p.key_b) in sanity_keys:
+            trained_h[(p.key_a, p.key_b)] = (rec["maps"][0][1], rec["maps"][1][1])
         report("pairs", i + 1, len(usable))
     sanity_keys = [k for k in dict.fromkeys(sanity_keys) if k in trained_h]
 
@@ -510,7 +530,7 @@ def run_explanation_quality(model, pairs: Sequence[QualityPair], load: Callable[
         explain(ka, kb, True)
         report("extra partners", i + 1, len(extra))
 
-    partner = {"splus": [], "h": [], "images": []}
+    partner = {"splus": [], "h": [], "images": []}  # (in a worker: meaningless, its maps are partial)
     for key in order:
         maps = [m for m in partner_maps.get(key, {}).values() if m is not None]
         if len(maps) < 2:
@@ -525,14 +545,25 @@ def run_explanation_quality(model, pairs: Sequence[QualityPair], load: Callable[
     row_names = [r.name for r in rows]
     boxes = region_boxes(model.template, model.input_size)
     swap_seconds: dict[str, float] = {}
+    for part in done_by_workers:
+        for k, v in part["swap_seconds"].items():
+            swap_seconds[k] = swap_seconds.get(k, 0.0) + v
+    known_swaps = {k: v for part in done_by_workers for k, v in part["swaps"].items()}
     swaps: list[SwapResult] = []
     mismatched = [p for p in usable if not p.same]
     t0 = time.perf_counter()
     shown = {reg: 0 for reg in REGIONS}      # figure examples: regions in turn, one swap per pair
+    if share is not None:  # a worker: its share of the swap games (no figure maps), then back to rank 0
+        mine_swaps = {(p.key_a, p.key_b): play_swaps(
+            model, images[p.key_a], images[p.key_b], rows, config.swap_margin, boxes, swap_seconds, keep_maps=False,
+            embeddings=embedded[[row_of[p.key_a], row_of[p.key_b]]]) for p in mismatched[share[0]::share[1]]}
+        return {"pairs": mine, "swaps": mine_swaps, "swap_seconds": swap_seconds}, []
     for i, p in enumerate(mismatched):
-        results = play_swaps(model, images[p.key_a], images[p.key_b], rows, config.swap_margin, boxes,
-                             swap_seconds, keep_maps=sum(shown.values()) < config.examples,
-                             embeddings=embedded[[row_of[p.key_a], row_of[p.key_b]]])
+        keep = sum(shown.values()) < config.examples
+        results = None if keep else known_swaps.get((p.key_a, p.key_b))
+        if results is None:
+            results = play_swaps(model, images[p.key_a], images[p.key_b], rows, config.swap_margin, boxes,
+                                 swap_seconds, keep_maps=keep, embeddings=embedded[[row_of[p.key_a], row_of[p.key_b]]])
         pair_shown = False
         for r in results:
             r.pair = p.label or f"{p.key_a} / {p.key_b}"

@@ -228,12 +228,16 @@ class HidingGameRun:
     cache_dir: Path
     records: dict[str, dict] = field(default_factory=dict)     # pair key -> {same, scores{method: [...]}}
     no_face: dict[str, str] = field(default_factory=dict)      # pair key -> message
+    results_name: str = RESULTS_FILE                           # a shard worker appends to its own file
 
     def results_path(self) -> Path:
-        return self.cache_dir / RESULTS_FILE
+        return self.cache_dir / self.results_name
 
     def load(self, game_hash: str) -> None:
-        path = self.results_path()
+        for name in dict.fromkeys((RESULTS_FILE, self.results_name)):
+            self._load_rows(self.cache_dir / name, game_hash)
+
+    def _load_rows(self, path: Path, game_hash: str) -> None:
         if not path.is_file():
             return
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -284,8 +288,9 @@ ProgressFn = Callable[[int, int, str], None]
 
 def run_hiding_game(model, jobs: Iterable[PairJob], methods: Sequence[str], config: HidingGameConfig,
                     cache_dir: str | os.PathLike | None = None, explainers: dict[str, Explainer] | None = None,
-                    progress: ProgressFn | None = None) -> dict:
-    """Play the hiding game on ``jobs`` for ``methods``; resumes from ``cache_dir`` when given.
+                    progress: ProgressFn | None = None, results_name: str = RESULTS_FILE) -> dict:
+    """Play the hiding game on ``jobs`` for ``methods``; resumes from ``cache_dir`` when given (a shard worker
+    appends its rows to ``results_name`` in it; see :func:`shard_rows`).
 
     Returns the summary dict written to hiding_game.json by the CLI (without file names).
     """
@@ -301,7 +306,7 @@ def run_hiding_game(model, jobs: Iterable[PairJob], methods: Sequence[str], conf
     game = {"model": model_sha, **cfg.game_dict()}
     game_hash = _digest(game)
     method_hash = {m: _digest({"model": model_sha, "method": m, "config": explainers[m].config()}) for m in methods}
-    run = HidingGameRun(Path(cache_dir) if cache_dir is not None else None)
+    run = HidingGameRun(Path(cache_dir) if cache_dir is not None else None, results_name=results_name)
     if run.cache_dir is not None:
         run.load(game_hash)
     tiebreak = tiebreak_keys(model.input_size, cfg.seed)
@@ -395,6 +400,45 @@ def run_hiding_game(model, jobs: Iterable[PairJob], methods: Sequence[str], conf
         "paper_lfw_auc": PAPER_LFW_AUC,
     })
     return summary
+
+
+# --- shards (core/evaluation/sharding.py) ---------------------------------------------------------------------
+def shard_results_name(rank: int) -> str:
+    return f"results.shard-{rank}.jsonl"
+
+
+def take_shard_rows(cache_dir: str | os.PathLike, rank: int) -> list[str]:
+    """The rows a shard worker appended (its file is removed: rank 0 merges them into results.jsonl)."""
+    path = Path(cache_dir) / shard_results_name(rank)
+    if not path.is_file():
+        return []
+    rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    path.unlink()
+    return rows
+
+
+def merge_shard_rows(cache_dir: str | os.PathLike, parts: Sequence[dict]) -> None:
+    rows = [row for part in parts for row in part["rows"]]
+    if rows:
+        path = Path(cache_dir) / RESULTS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("".join(row + "\n" for row in rows))
+
+
+def merged_timings(summary: dict, parts: Sequence[dict], started: float) -> None:
+    """A sharded run's summary says what the workers did: the pairs they resumed and the time their maps took."""
+    if not parts:
+        return
+    summary["timings"]["pairs_merged_from_workers"] = summary["n_resumed_from_cache"]
+    summary["n_resumed_from_cache"] = sum(p["n_resumed_from_cache"] for p in parts)
+    t = summary["timings"]
+    t["maps_s_this_run"] = {m: round(sum(p["maps_s_this_run"].get(m, 0.0) for p in parts), 2)
+                            for m in t["maps_s_this_run"]}
+    for key in ("align_s", "hiding_game_verify_s"):
+        t[key] = round(sum(p[key] for p in parts), 2)
+    t["wall_s"] = round(time.perf_counter() - started, 2)
+    t["processes"] = len(parts)
 
 
 # --- outputs ------------------------------------------------------------------------------------------------

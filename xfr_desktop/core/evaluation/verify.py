@@ -209,6 +209,31 @@ def embed_images(
     return out, failures
 
 
+# --- shards (core/evaluation/sharding.py) ---------------------------------------------------------------------
+def embed_shard(model, paths: Sequence[Path], cache_path, batch_size: int = 32, prealigned: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> dict:
+    """One process's share: the cache entries (image sha256 -> embedding, or None for no face) it computed and
+    why its images had no face. The cache file is only read here; rank 0 merges the shares into it."""
+    cache = EmbeddingCache.open(cache_path, model_cache_key(model))
+    before = set(cache.table)
+    _, failures = embed_images(model, paths, cache, batch_size=batch_size, progress=progress, prealigned=prealigned)
+    return {"table": {h: e for h, e in cache.table.items() if h not in before},
+            "no_face": {str(p): str(r) for p, r in failures.items() if not isinstance(r, Unreadable)}}
+
+
+def merge_embeddings(model, cache_path, parts: Sequence[dict]) -> dict[str, str]:
+    """The shares' embeddings into the cache file; returns their no-face reasons by image path."""
+    reasons: dict[str, str] = {}
+    if not parts:
+        return reasons
+    cache = EmbeddingCache.open(cache_path, model_cache_key(model))
+    for part in parts:
+        cache.table.update(part["table"])
+        reasons.update(part["no_face"])
+    cache.save()
+    return reasons
+
+
 # --- the whole evaluation -------------------------------------------------------------------------------------
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
@@ -217,14 +242,19 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 def verify_pairs(
     model, pairs, out_dir: str | os.PathLike | None = None, cache_path: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None, batch_size: int = 32, prealigned: bool = False,
+    started: float | None = None, no_face_reasons: dict[str, str] | None = None,
 ) -> dict:
-    """Evaluate ``model`` on a PairList (core.pairs.read_pairs). Writes verify.json + roc.png into out_dir."""
-    t0 = time.time()
+    """Evaluate ``model`` on a PairList (core.pairs.read_pairs). Writes verify.json + roc.png into out_dir.
+    A sharded run passes when it ``started`` (time.time()) and the workers' ``no_face_reasons`` by path."""
+    t0 = time.time() if started is None else started
     cache = EmbeddingCache.open(cache_path, model_cache_key(model))
     paths = pairs.images
     embs, failures = embed_images(model, paths, cache, batch_size=batch_size, progress=progress,
                                   prealigned=prealigned)
     cache.save()
+    for p, reason in failures.items():  # the worker that met the image said why, not just "(cached)"
+        if not isinstance(reason, Unreadable) and str(p) in (no_face_reasons or {}):
+            failures[p] = no_face_reasons[str(p)]
     scores = np.empty(len(pairs))
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])

@@ -18,6 +18,13 @@ Run folder (``out``)::
 
 The order of the data and the flips are functions of (seed, epoch, step), so a resumed run continues with the
 same step count and, on the same device, the same numbers as an uninterrupted one.
+
+Several processes (``torchrun --nproc_per_node N -m xfr_desktop.cli train ...``, see docs/scale_out.md): the same
+run, split. ``batch_size`` stays the global batch; process r trains on its r-th share of every global batch, with
+the flips the one-process run would draw, batch norms that use the global batch's statistics and gradients averaged
+by DistributedDataParallel, so N processes compute what one would (to float rounding). Rank 0 alone writes the log,
+the checkpoints, the model and its card, each recording ``world_size``; a checkpoint resumes under any number of
+processes, since it counts global steps.
 """
 from __future__ import annotations
 
@@ -41,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .. import distributed
 from ..errors import ModelFileError, XfrError
 from ..evaluation.verify import best_accuracy_threshold
 from ..fileio import atomic_write
@@ -443,6 +451,29 @@ def _collate(items):
     return np.stack([img for img, _ in items]), np.array([lab for _, lab in items], dtype=np.int64)
 
 
+class _StepLosses(nn.Module):
+    """A step's (identity loss, reconstruction loss, reconstruction) as one module, so DistributedDataParallel can
+    wrap the forward whose gradients it averages."""
+
+    def __init__(self, model: JointModel, head: nn.Module | None, mode: str, loss: str, structure_weight: float):
+        super().__init__()
+        self.model, self.head = model, head
+        self.mode, self.loss, self.structure_weight = mode, loss, structure_weight
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, teacher_emb: torch.Tensor | None):
+        if self.mode == "decoder":
+            with torch.no_grad():
+                C = self.model.backbone(x)
+            id_loss = torch.zeros((), device=x.device)
+        else:
+            C, emb = self.model.embed(x)
+            # distillation's structure term compares the embeddings of one process's share of the batch
+            id_loss = self.head(emb, y) if self.head is not None else distillation_loss(emb, teacher_emb,
+                                                                                         self.structure_weight)
+        recon = self.model.reconstruct(C)
+        return id_loss, reconstruction_loss(recon, x), recon
+
+
 # --- the trainer ----------------------------------------------------------------------------------------------
 class Trainer:
     """One training run. ``pause_event`` (set = paused) and ``cancel_event`` (set = stop after the current step,
@@ -470,20 +501,28 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self._prepared = False
+        self.launch = distributed.launch_from_env()
+        self._created_group = False
 
     # .. setup ..
     def _emit(self, progress: TrainingProgress) -> None:
-        if self.callback is not None:
+        if self.callback is not None and self.launch.is_main:
             self.callback(progress)
 
     def _log(self, record: dict) -> None:
+        if not self.launch.is_main:
+            return
         record = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **record}
         with open(self.log_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=float) + "\n")
 
     def prepare(self) -> None:
         cfg = self.config
-        self.device = resolve_device(cfg.device)
+        self.device = distributed.process_device(self.launch, resolve_device(cfg.device))
+        if self.launch.distributed and cfg.batch_size % self.launch.world_size:
+            raise TrainingError(f"batch_size {cfg.batch_size} is the global batch: it must be a multiple of the "
+                                f"{self.launch.world_size} processes")
+        self._created_group = distributed.start(self.launch, self.device)
         self.use_amp = bool(cfg.amp and self.device.type == "cuda")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
@@ -517,6 +556,9 @@ class Trainer:
         if cfg.mode == "joint" and cfg.loss == "arcface" and self.dataset.n_classes < 2:
             raise DatasetError("ArcFace needs at least 2 identities in the training data")
         self.batch_size = min(cfg.batch_size, len(self.dataset))
+        if self.launch.distributed and self.batch_size % self.launch.world_size:
+            raise TrainingError(f"the dataset's {len(self.dataset)} images make a global batch of "
+                                f"{self.batch_size}, which {self.launch.world_size} processes cannot share evenly")
         self.steps_per_epoch = max(1, len(self.dataset) // self.batch_size)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps is not None:
@@ -540,6 +582,8 @@ class Trainer:
             self.teacher.to(self.device).eval().requires_grad_(False)
 
         self.model.to(self.device)
+        if self.launch.distributed:  # before the optimizers take the parameters
+            distributed.synchronise_batch_norm(self.model, self.device)
         self.head = None
         if cfg.mode == "joint" and cfg.loss == "arcface":
             self.head = ArcFaceHead(int(spec["channels"]), self.dataset.n_classes,
@@ -557,6 +601,10 @@ class Trainer:
 
         if ckpt is not None:
             self._restore(ckpt)
+        self.losses = _StepLosses(self.model, self.head, cfg.mode, cfg.loss, cfg.distill_structure_weight)
+        if self.launch.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.losses = torch.nn.parallel.DistributedDataParallel(self.losses, device_ids=ids)
         self._prepared = True
 
     def _restore(self, ckpt: dict) -> None:
@@ -583,6 +631,8 @@ class Trainer:
 
     # .. state ..
     def save_checkpoint(self) -> Path:
+        if not self.launch.is_main:
+            return self.checkpoint_path
         payload = {
             "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
             "spec_json": json.dumps(self.model.spec, sort_keys=True),
@@ -593,6 +643,7 @@ class Trainer:
             "opt_dec": self.opt_dec.state_dict(),
             "scaler": self.scaler.state_dict() if self.use_amp else None,
             "step": self.step, "epoch": self.epoch, "steps_per_epoch": self.steps_per_epoch,
+            "world_size": self.launch.world_size, "batch_size": self.batch_size,
             "n_classes": self.dataset.n_classes, "mode": self.config.mode, "loss": self.config.loss,
             "config_json": json.dumps(self.config.to_dict(), default=str),
             "origin_json": json.dumps(self.origin), "history_json": json.dumps(self.history),
@@ -604,13 +655,22 @@ class Trainer:
         return self.checkpoint_path
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        """This process's share of every global batch of ``epoch`` (the whole batch for one process)."""
         g = torch.Generator().manual_seed(self.config.seed * 100003 + epoch)
         perm = torch.randperm(len(self.dataset), generator=g).tolist()
         b = self.batch_size
-        return [perm[i * b:(i + 1) * b] for i in range(self.steps_per_epoch)]
+        lo, hi = self._share()
+        return [perm[i * b:(i + 1) * b][lo:hi] for i in range(self.steps_per_epoch)]
+
+    def _share(self) -> tuple[int, int]:
+        """[lo, hi) of this process's part of a global batch."""
+        n = self.batch_size // self.launch.world_size
+        return self.launch.rank * n, (self.launch.rank + 1) * n
 
     def _validation_pairs(self) -> ValidationPairs | None:
         cfg = self.config
+        if not self.launch.is_main:
+            return None  # rank 0 validates for all
         if cfg.val:
             return load_validation_pairs(cfg.val, self.model.spec, cfg.val_images_root, cfg.aligned,
                                          cfg.cache_dir, cfg.val_limit)
@@ -631,9 +691,10 @@ class Trainer:
     def _train_step(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, float, torch.Tensor, torch.Tensor]:
         cfg, model = self.config, self.model
         x = model.preprocess(images).contiguous()  # channels-last input crashes conv backward (torch 2.13 CPU)
-        if cfg.augment:
+        if cfg.augment:  # the flips of the whole global batch, this process's share of them
             g = torch.Generator().manual_seed(cfg.seed * 7919 + self.step)
-            flip = (torch.rand(len(x), generator=g) < 0.5).to(x.device)
+            lo = self._share()[0]
+            flip = (torch.rand(max(self.batch_size, lo + len(x)), generator=g)[lo:lo + len(x)] < 0.5).to(x.device)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
         y = torch.from_numpy(labels).to(self.device)
         teacher_emb = None
@@ -646,32 +707,42 @@ class Trainer:
                 else:
                     teacher_emb = self.teacher(x)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            if cfg.mode == "decoder":
-                with torch.no_grad():
-                    C = model.backbone(x)
-                id_loss = torch.zeros((), device=self.device)
-            else:
-                C, emb = model.embed(x)
-                id_loss = self.head(emb, y) if self.head is not None else distillation_loss(emb, teacher_emb, cfg.distill_structure_weight)
-            recon = model.reconstruct(C)
-            rec_loss = reconstruction_loss(recon, x)
+            id_loss, rec_loss, recon = self.losses(x, y, teacher_emb)
             loss = id_loss + cfg.recon_weight * rec_loss
-        if not torch.isfinite(loss):
+        id_loss, rec_loss, finite = self._across_processes(id_loss, rec_loss, loss)
+        if not finite:
+            if self.launch.distributed:  # every process must run the backward DDP started; the step is dropped
+                loss.backward()
+                self._zero_grad()
             self._bad_steps += 1
             if self._bad_steps >= 5:
                 raise TrainingError("training diverged (the loss is not finite); lower the learning rate")
             log.warning("skipping a step with a non-finite loss")
             return float("nan"), float("nan"), x, recon
         self._bad_steps = 0
-        if self.opt_rec:
-            self.opt_rec.zero_grad(set_to_none=True)
-        self.opt_dec.zero_grad(set_to_none=True)
+        self._zero_grad()
         self.scaler.scale(loss).backward()
         if self.opt_rec:
             self.scaler.step(self.opt_rec)
         self.scaler.step(self.opt_dec)
         self.scaler.update()
-        return float(id_loss.detach()), float(rec_loss.detach()), x, recon
+        return id_loss, rec_loss, x, recon
+
+    def _zero_grad(self) -> None:
+        if self.opt_rec:
+            self.opt_rec.zero_grad(set_to_none=True)
+        self.opt_dec.zero_grad(set_to_none=True)
+
+    def _across_processes(self, id_loss, rec_loss, loss) -> tuple[float, float, bool]:
+        """The step's losses averaged over the processes, and whether every process's loss is finite (one
+        all-reduce, so all of them skip a bad step together)."""
+        stats = torch.stack([id_loss.detach().float(), rec_loss.detach().float(),
+                             (~torch.isfinite(loss.detach())).float()])
+        if self.launch.distributed:
+            torch.distributed.all_reduce(stats)
+            stats[:2] /= self.launch.world_size
+        id_v, rec_v, bad = stats.tolist()
+        return id_v, rec_v, bad == 0
 
     def _set_train_mode(self) -> None:
         self.model.train()
@@ -685,6 +756,12 @@ class Trainer:
         return np.stack([self.model.to_uint8(x[:k]), self.model.to_uint8(recon[:k].float())], axis=1)
 
     def run(self) -> TrainResult:
+        try:
+            return self._run()
+        finally:
+            distributed.stop(self._created_group)
+
+    def _run(self) -> TrainResult:
         if not self._prepared:
             self.prepare()
         cfg = self.config
@@ -693,7 +770,8 @@ class Trainer:
         self._log({"event": "start", "step": self.step, "total_steps": self.total_steps,
                    "steps_per_epoch": self.steps_per_epoch, "n_images": len(self.dataset),
                    "n_classes": self.dataset.n_classes, "device": str(self.device), "amp": self.use_amp,
-                   "base": self.base_info.description, "validation": val_pairs.source if val_pairs else None,
+                   "world_size": self.launch.world_size, "base": self.base_info.description,
+                   "validation": val_pairs.source if val_pairs else None,
                    "config": cfg.to_dict()})
         self._emit(TrainingProgress("start", self.step, self.total_steps, self.epoch, cfg.epochs,
                                     message=f"{len(self.dataset)} images, {self.dataset.n_classes} identities, "
@@ -714,7 +792,8 @@ class Trainer:
             sampler.batches = self._epoch_batches(epoch)[self.step % self.steps_per_epoch:]
             for batch in loader:
                 paused_s += self._wait_if_paused()
-                if self.cancel_event.is_set():
+                cancel, batch = self._agree(self.cancel_event.is_set(), batch)
+                if cancel:
                     cancelled = True
                     break
                 if batch is None:
@@ -748,6 +827,16 @@ class Trainer:
                                len(self.history), True, list(self.history), name=self.model_name())
         return self._finish()
 
+    def _agree(self, cancel: bool, batch):
+        """(cancel, batch) as all processes see them: one process's Ctrl-C stops every process, and a step with
+        no usable face on some process is skipped by all (one small all-reduce per step; none for one process)."""
+        if not self.launch.distributed:
+            return cancel, batch
+        flags = torch.tensor([float(cancel), float(batch is None)], device=self.device)
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+        cancel_any, empty_any = (bool(v) for v in flags.tolist())
+        return cancel_any, (None if empty_any else batch)
+
     def _report_step(self, acc, x, recon, t_start, paused_s, steps_at_start) -> None:
         cfg = self.config
         n = max(acc["n"], 1)
@@ -767,7 +856,7 @@ class Trainer:
 
     def _end_epoch(self, epoch: int, val_pairs) -> None:
         metrics: dict = {"epoch": epoch + 1, "step": self.step}
-        if val_pairs is not None:
+        if val_pairs is not None and self.launch.is_main:  # the others go on and wait at the next step's collective
             metrics.update(evaluate_pairs(self.model, val_pairs))
             self._set_train_mode()
         self.history = [h for h in self.history if h.get("epoch") != epoch + 1] + [metrics]
@@ -785,6 +874,9 @@ class Trainer:
 
     def _finish(self) -> TrainResult:
         cfg = self.config
+        if not self.launch.is_main:  # rank 0 writes the model and its card
+            return TrainResult(str(self.out), str(self.checkpoint_path), str(self.log_path), None, None, self.step,
+                               len(self.history), False, list(self.history), name=self.model_name())
         final = copy.deepcopy(self.model).cpu().eval()
         spec = final.spec
         last = self.history[-1] if self.history else {}
@@ -796,6 +888,7 @@ class Trainer:
                 "base": self.origin, "mode": cfg.mode, "loss": cfg.loss, "steps": self.step,
                 "epochs": len(self.history), "data": str(cfg.data), "n_images": len(self.dataset),
                 "n_classes": self.dataset.n_classes, "seed": cfg.seed, "device": str(self.device),
+                "world_size": self.launch.world_size,
                 "validation": last, "config": {k: v for k, v in cfg.to_dict().items() if k not in ("samples",)},
             },
         }
@@ -823,7 +916,8 @@ def model_card(spec: dict, sha256: str, history: list[dict]) -> str:
         f"- SHA-256: `{sha256}`",
         f"- Architecture: {spec.get('family')} depth {spec.get('depth')}, input {h}x{w}, "
         f"{spec.get('channels')} channels, max-pool embedding, transposed-convolution decoder",
-        f"- Trained: {tr.get('finished', '?')} with `{tr.get('tool', 'xfr train')}` on {tr.get('device', '?')}",
+        f"- Trained: {tr.get('finished', '?')} with `{tr.get('tool', 'xfr train')}` on {tr.get('device', '?')}"
+        f" ({tr.get('world_size', 1)} process{'es' if tr.get('world_size', 1) != 1 else ''})",
         f"- Base model: {base.get('name') or base.get('kind', '?')} ({base.get('kind', '?')}"
         + (f", sha256 `{base['sha256'][:16]}…`" if base.get("sha256") else "") + ")",
         f"- Mode: {tr.get('mode')} (loss {tr.get('loss') if tr.get('mode') == 'joint' else 'reconstruction only'}"
