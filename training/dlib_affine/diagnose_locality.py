@@ -24,11 +24,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from xfr_desktop.core.alignment import FaceAligner  # noqa: E402
 from xfr_desktop.core.evaluation.explanation_quality import pearson  # noqa: E402
 from xfr_desktop.core.explain import explain_pair  # noqa: E402
-from xfr_desktop.core.model import load_model  # noqa: E402
-from xfr_desktop.core.pairs import read_pairs  # noqa: E402
+from diagnose_swap import mismatched_fold1  # noqa: E402  (the script's own folder is on sys.path)
 
 
 def channel_gradients(model, img: np.ndarray, chunk: int = 64) -> np.ndarray:
@@ -73,13 +71,9 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=12)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    lfw = Path(args.lfw)
-    pairs = [p for p in read_pairs(lfw / "pairs.txt", lfw / "lfw-deepfunneled") if p.fold == 1 and not p.same]
-    model = load_model(args.model, device="cpu").eval()
-    aligner = FaceAligner.for_model(model)
+    model, faces = mismatched_fold1(args.model, args.lfw, args.images)
     t0, rows = time.time(), []
-    for p in pairs[:args.images]:
-        a, b = (aligner.align_file(x).aligned for x in (p.path_a, p.path_b))
+    for a, b in faces:
         ex = explain_pair(model, a, b)
         grid = model.embed(model.preprocess(a))[0].shape[-1]
         rows.append(locality(channel_gradients(model, a), ex.a.residuals.dense(), ex.a.argmax, grid))

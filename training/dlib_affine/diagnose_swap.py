@@ -24,7 +24,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from xfr_desktop.core.alignment import FaceAligner  # noqa: E402
-from xfr_desktop.core.attribution import get_explainer  # noqa: E402
 from xfr_desktop.core.attribution.base import Explainer  # noqa: E402
 from xfr_desktop.core.evaluation.explanation_quality import (  # noqa: E402
     play_swaps, summarize_swaps, swap_rows,
@@ -56,6 +55,16 @@ class Reweighted(Explainer):
         return m, m
 
 
+def mismatched_fold1(model_path: str, lfw: str, n: int):
+    """The model and the first ``n`` mismatched pairs of LFW fold 1 as aligned faces (a, b), lazily."""
+    root = Path(lfw)
+    pairs = [p for p in read_pairs(root / "pairs.txt", root / "lfw-deepfunneled") if p.fold == 1 and not p.same]
+    model = load_model(model_path, device="cpu").eval()
+    aligner = FaceAligner.for_model(model)
+    faces = ((aligner.align_file(p.path_a).aligned, aligner.align_file(p.path_b).aligned) for p in pairs[:n])
+    return model, faces
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="models/xfr-dlib-affine-joint.pt")
@@ -63,15 +72,11 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs", type=int, default=40, help="mismatched pairs of fold 1")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    lfw = Path(args.lfw)
-    pairs = [p for p in read_pairs(lfw / "pairs.txt", lfw / "lfw-deepfunneled") if p.fold == 1 and not p.same]
-    model = load_model(args.model, device="cpu").eval()
-    aligner = FaceAligner.for_model(model)
+    model, faces = mismatched_fold1(args.model, args.lfw, args.pairs)
     names = ["t0", "changed", "lost"]
     rows = swap_rows(["ours", "gradient"] + names, {n: Reweighted(n) for n in names})
     t0, results = time.time(), []
-    for p in pairs[:args.pairs]:
-        a, b = (aligner.align_file(x).aligned for x in (p.path_a, p.path_b))
+    for a, b in faces:
         results += play_swaps(model, a, b, rows, margin=0.02)
     summary = summarize_swaps(results, [r.name for r in rows])
     summary["seconds"] = round(time.time() - t0, 1)
