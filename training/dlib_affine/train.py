@@ -93,6 +93,27 @@ def spread_loss(C: torch.Tensor, beta: float, target: torch.Tensor) -> torch.Ten
     return (p * (torch.log(p + 1e-12) - torch.log(target))).sum(1).mean()
 
 
+def locality_loss(bb, feats: torch.Tensor, n_img: int, n_ch: int, sigma: float, gen: torch.Generator) -> torch.Tensor:
+    """Mean share of |dF_i/d trunk| (summed over trunk channels) lying away from channel i's argmax cell, weighted
+    by 1 - exp(-d^2 / 2 sigma^2) (d in cells), for ``n_ch`` random channels of the first ``n_img`` images: pulls
+    each channel's maximum towards depending on the trunk cells around it (issue 12: channels are not local)."""
+    t = feats[:n_img].detach().repeat_interleave(n_ch, 0).requires_grad_(True)
+    C = bb.top(t)
+    rows = torch.arange(len(t))
+    ch = torch.randint(0, C.shape[1], (len(t),), generator=gen)
+    flat = C[rows, ch].flatten(1)
+    F_sel, pos = flat.max(1)
+    (g,) = torch.autograd.grad(F_sel.sum(), t, create_graph=True)
+    m = g.abs().sum(1).flatten(1)
+    m = m / (m.sum(1, keepdim=True) + 1e-8)
+    h, w = C.shape[-2:]
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    cells = torch.stack([yy.flatten(), xx.flatten()], 1).float()                  # (h*w, 2)
+    at = torch.stack([pos // w, pos % w], 1).float()                                # (R, 2)
+    d2 = ((cells[None] - at[:, None]) ** 2).sum(-1)
+    return (m * (1 - torch.exp(-d2 / (2 * sigma ** 2)))).sum(1).mean()
+
+
 def argmax_stats(C: torch.Tensor) -> tuple[float, float]:
     """Mean modal share and mean number of cells used by the channels' maxima (``xfr evaluate explanations``)."""
     stats = [argmax_statistics(argmax_positions(c)) for c in C]
@@ -157,6 +178,7 @@ def main(argv=None) -> int:
     items = index["items"]
     torch.manual_seed(cfg["seed"])
     rng = np.random.default_rng(cfg["seed"] + 3)
+    gen = torch.Generator().manual_seed(cfg["seed"] + 5)
     ok = np.array([it["ok"] for it in items])
     train_idx = np.array([i for i, it in enumerate(items) if ok[i] and it["split"] == "train"])
     val_idx = np.array([i for i, it in enumerate(items) if ok[i] and it["split"] == "val"])
@@ -255,6 +277,12 @@ def main(argv=None) -> int:
             l_sp = cfg["spread_weight"] * spread_loss(C, cfg["spread_beta"], target_cells)
             l_rec = reconstruction_loss(dec(C[rec_rows]), target[rec_rows])
             loss = l_id + l_sp + cfg["lambda_rec"] * l_rec
+            l_loc = torch.zeros(())
+            if cfg.get("locality_weight", 0):
+                l_loc = cfg["locality_weight"] * locality_loss(
+                    bb, feats, cfg.get("locality_images", 8), cfg.get("locality_channels", 16),
+                    cfg.get("locality_sigma", 1.0), gen)
+                loss = loss + l_loc
             opt_rec.zero_grad(set_to_none=True)
             opt_dec.zero_grad(set_to_none=True)
             loss.backward()
@@ -272,8 +300,9 @@ def main(argv=None) -> int:
             total = sched["total"]
             if step % 20 == 0 or step == 1:
                 el = time.time() - t0
-                log.info("step %d/%d  L_id %.4f  L_spread %.4f  L_rec %.5f  %.2f s/step  eta %.0f min", step, total,
-                         l_id.item(), l_sp.item(), l_rec.item(), el / step, el / step * (total - step) / 60)
+                log.info("step %d/%d  L_id %.4f  L_spread %.4f  L_rec %.5f  L_loc %.4f  %.2f s/step  eta %.0f min",
+                         step, total, l_id.item(), l_sp.item(), l_rec.item(), l_loc.item(), el / step,
+                         el / step * (total - step) / 60)
             if step % cfg["eval_every"] == 0 or step == sched["total"]:
                 history.append(evaluate(f"step {step}"))
                 model.spec["threshold"] = round(history[-1]["threshold"], 4)
