@@ -139,6 +139,8 @@ def test_unsigned_untrusted_and_malformed(rendered, signed, tmp_path, identity_f
     assert (missing.ok, missing.status, missing.message) == (False, "error", f"file not found: {tmp_path / 'missing.pdf'}")
     no_pem = verify_pdf(signed.pdf, [tmp_path / "missing.pem"])
     assert (no_pem.status, no_pem.message) == ("error", f"trust certificate not found: {tmp_path / 'missing.pem'}")
+    folder = verify_pdf(signed.pdf, [tmp_path])
+    assert (folder.status, folder.message) == ("error", f"cannot read trust certificate {tmp_path} (Is a directory)")
     (tmp_path / "report.pdf").write_bytes(signed.pdf)
     no_trust = verify_pdf(tmp_path / "report.pdf")              # a path: messages name the file
     assert (no_trust.status, no_trust.exit_code) == ("intact-untrusted", 7)
