@@ -11,7 +11,8 @@
 # sorted list of mutant names with Python's random.Random(S), so the same seed gives the same sample).
 # --recheck takes the survivors of an earlier run that scripts/mutation_survivors.txt says a new test kills, applies
 # each to the scratch tree with `mutmut apply`, runs that test from the checkout as it is now (after checking it
-# passes unmutated) and prints killed/survived: a survivor shown killed without rerunning the whole sample.
+# passes unmutated) and prints killed/survived: a survivor shown killed without rerunning the whole sample. Without
+# an earlier run in WORK it generates the group's mutants first (no mutant is run).
 # Needs `pip install mutmut==3.8.1` in .venv. Prints killed/survived/timeout per group and leaves the survivors'
 # names in WORK/GROUP/survivors.txt (`cd WORK/GROUP && mutmut show NAME` shows a mutant's diff).
 set -euo pipefail
@@ -42,12 +43,34 @@ declare -A PLAN=(
     [alignment]="xfr_desktop/core/alignment.py|tests/test_alignment.py"
     [audit]="xfr_desktop/store/audit.py|tests/test_audit.py tests/test_pinned_parameters.py"
     [imagestore]="xfr_desktop/store/imagestore.py|tests/test_store.py tests/test_store_durability.py"
-    [fileio]="xfr_desktop/core/fileio.py|tests/test_store_durability.py tests/test_calibration.py tests/test_imageio.py"
+    [fileio]="xfr_desktop/core/fileio.py|tests/test_store_durability.py tests/test_calibration.py tests/test_imageio.py tests/test_signing.py"
     [signing]="xfr_desktop/report/signing.py|tests/test_signing.py tests/test_pinned_parameters.py"
     [signature_check]="xfr_desktop/report/signature_check.py|tests/test_signing.py tests/test_pinned_parameters.py"
 )
 ORDER=(engines explain calibration alignment audit imagestore fileio signing signature_check)
 [ ${#GROUPS_[@]} -gt 0 ] || GROUPS_=("${ORDER[@]}")
+
+# scratch_tree DIR MODULE TESTS: a copy of the tree (without .git/.venv; models/ and resources/ hold files the tests
+# load) whose pyproject.toml tells mutmut to mutate MODULE against TESTS only
+scratch_tree() {
+    rm -rf "$1" && mkdir -p "$1"
+    tar -C "$REPO" --exclude=.git --exclude=.venv --exclude='__pycache__' -cf - \
+        pyproject.toml xfr_desktop tests models resources | tar -C "$1" -xf -
+    {
+        echo
+        echo "[tool.mutmut]"
+        echo "source_paths = [\"xfr_desktop\"]"
+        echo "only_mutate = [\"$2\"]"
+        printf 'pytest_add_cli_args_test_selection = [%s]\n' "$(printf '"%s",' $3 | sed 's/,$//')"
+        echo "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-x\", \"-q\"]"
+        echo "also_copy = [\"models\", \"resources\"]"
+    } >> "$1/pyproject.toml"
+}
+
+# generate_mutants: every mutant of the module and mutmut's record of which tests reach which function, running none
+generate_mutants() {
+    nice -n 19 "$MUTMUT" run --max-children 1 "__no_such_mutant__" >/dev/null 2>&1 || true
+}
 
 export XFR_SHARED_DIR=${XFR_SHARED_DIR:-$(cd "$REPO/.." && pwd)/shared}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 QT_QPA_PLATFORM=offscreen PYTHONHASHSEED=0
@@ -62,6 +85,10 @@ for group in "${GROUPS_[@]}"; do
         claims=$(awk -v g="$group" '$1 == g && $3 == "killed-by" {print $2 " " $4}' "$REPO/scripts/mutation_survivors.txt")
         [ -n "$claims" ] || continue
         echo "== $group: recheck of $(echo "$claims" | wc -l) survivors said to be killed by a new test"
+        if [ ! -d "$dir/mutants" ]; then   # no earlier run in WORK: generate the mutants first
+            scratch_tree "$dir" "$module" "$tests"
+            (cd "$dir" && generate_mutants)
+        fi
         rm -rf "$dir/tests" && cp -r "$REPO/tests" "$dir/tests"
         (
             cd "$dir"
@@ -86,25 +113,13 @@ for group in "${GROUPS_[@]}"; do
         )
         continue
     fi
-    rm -rf "$dir" && mkdir -p "$dir"
-    # the tree without .git/.venv; models/ and resources/ hold files the tests load
-    tar -C "$REPO" --exclude=.git --exclude=.venv --exclude='__pycache__' -cf - \
-        pyproject.toml xfr_desktop tests models resources | tar -C "$dir" -xf -
-    {
-        echo
-        echo "[tool.mutmut]"
-        echo "source_paths = [\"xfr_desktop\"]"
-        echo "only_mutate = [\"$module\"]"
-        printf 'pytest_add_cli_args_test_selection = [%s]\n' "$(printf '"%s",' $tests | sed 's/,$//')"
-        echo "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-x\", \"-q\"]"
-        echo "also_copy = [\"models\", \"resources\"]"
-    } >> "$dir/pyproject.toml"
+    scratch_tree "$dir" "$module" "$tests"
     echo "== $group: $module against $tests (sample=${SAMPLE:-all}, seed=$SEED)"
     (
         cd "$dir"
         if [ "$SAMPLE" -gt 0 ]; then
             # generate every mutant and the test stats without running any mutant, then draw the sample
-            nice -n 19 "$MUTMUT" run --max-children 1 "__no_such_mutant__" >/dev/null 2>&1 || true
+            generate_mutants
             "$MUTMUT" results --all true | awk -F: '{print $1}' | sed 's/^ *//' | grep -v '^$' | sort > all.txt
             "$PY" -c "import random,sys; n=[l.strip() for l in open('all.txt') if l.strip()]; \
 random.Random($SEED).shuffle(n); print('\n'.join(sorted(n[:$SAMPLE])))" > sample.txt

@@ -1,6 +1,7 @@
 """Face detection and alignment with the bundled YuNet on real photographs (bundled samples and LFW)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -138,6 +139,14 @@ def test_big_photo_is_searched_downscaled_and_mapped_back(aligner, sample_images
     assert eye_errors(result, aligner.template).max() < 3.5
 
 
+def _similarity(scale: float, source_point, theta: float = 0.0) -> np.ndarray:
+    """The 2x3 similarity that maps ``source_point`` to the 112 px chip's centre at ``scale``."""
+    M = np.array([[scale * np.cos(theta), -scale * np.sin(theta), 0.0],
+                  [scale * np.sin(theta), scale * np.cos(theta), 0.0]])
+    M[:, 2] = [56.0, 56.0] - M[:, :2] @ np.asarray(source_point, np.float64)
+    return M
+
+
 def test_downscaling_warp_matches_a_full_resolution_reference_warp():
     """A big photo is pre-shrunk before the warp; its pixels must equal a plain warp of the full image (on smooth
     content, where the plain warp does not alias). The face sits far off the diagonal (x ≠ y), so a crop offset
@@ -147,15 +156,38 @@ def test_downscaling_warp_matches_a_full_resolution_reference_warp():
     image = np.stack([128 + 100 * np.sin(xx / 90.0) * np.cos(yy / 130.0),
                       128 + 100 * np.cos((xx + yy) / 150.0),
                       np.clip(xx / W * 255, 0, 255)], -1).round().astype(np.uint8)
-    theta, scale = np.deg2rad(12.0), 0.1             # 112 px across 1,120 source px: the pre-shrink path
-    M = np.array([[scale * np.cos(theta), -scale * np.sin(theta), 0.0],
-                  [scale * np.sin(theta), scale * np.cos(theta), 0.0]])
-    M[:, 2] = [56.0, 56.0] - M[:, :2] @ [1900.0, 800.0]   # source point (1900, 800) -> chip centre
+    M = _similarity(0.1, [1900.0, 800.0], np.deg2rad(12.0))   # 112 px across 1,120 source px: the pre-shrink path
     aligner = FaceAligner(ARCFACE_TEMPLATE_112, (112, 112))
     got = aligner.warp(image, M).astype(np.float64)
     reference = cv2.warpAffine(image, M, (112, 112), flags=cv2.INTER_LINEAR).astype(np.float64)
     assert got.std() > 20                              # a real image, not a flat one
     assert np.abs(got - reference).mean() < 2.0 and np.abs(got - reference).max() < 25
+
+
+def test_downscaling_warp_keeps_the_photo_edge_where_the_face_reaches_it():
+    """A face at the photo's left edge: the chip's left 16 columns lie outside the photo (black), the rest must
+    match a plain full-resolution warp up to the edge -- the pre-shrink crop starts at the photo's first column."""
+    H, W = 900, 1300
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    image = np.stack([170 + 60 * np.sin(yy / 70.0), 170 + 60 * np.cos(xx / 90.0), np.full_like(xx, 200)],
+                     -1).round().astype(np.uint8)
+    M = _similarity(0.45, [40.0 / 0.45, 450.0])      # source x = 0 lands on chip column 16
+    got = FaceAligner(ARCFACE_TEMPLATE_112, (112, 112)).warp(image, M).astype(np.float64)
+    reference = cv2.warpAffine(image, M, (112, 112), flags=cv2.INTER_LINEAR).astype(np.float64)
+    assert got[:, :15].max() == 0 and got[:, 17:].min() > 100     # the edge is in view
+    assert np.abs(got - reference).max() <= 3
+
+
+def test_downscaling_warp_averages_detail_finer_than_the_chip():
+    """Stripes one source row high, shrunk 10x: the pre-shrink averages them to their mean grey (127.5), where a
+    plain warp samples single rows (0 or 255). A pre-shrink too tall keeps some stripes (aliasing)."""
+    image = np.zeros((1600, 1400, 3), np.uint8)
+    image[::2] = 255
+    M = _similarity(0.1, [700.0, 1000.0])
+    got = FaceAligner(ARCFACE_TEMPLATE_112, (112, 112)).warp(image, M).astype(np.float64)
+    plain = cv2.warpAffine(image, M, (112, 112), flags=cv2.INTER_LINEAR).astype(np.float64)
+    assert np.abs(plain - 127.5).max() > 100                       # what the pre-shrink prevents
+    assert np.abs(got - 127.5).max() < 12
 
 
 def test_tight_crop_is_found_with_padding_retry(aligner, sample_images):
@@ -168,7 +200,7 @@ def test_tight_crop_is_found_with_padding_retry(aligner, sample_images):
     assert np.all(result.landmarks >= 0) and np.all(result.landmarks[:, 0] < crop.shape[1])
 
 
-def test_prealigned_crop_skips_detection(aligner):
+def test_prealigned_crop_skips_detection(aligner, caplog):
     noise = np.random.default_rng(0).integers(0, 255, (150, 150, 3), dtype=np.uint8)  # no face in it
     result = aligner.align_prealigned(noise)
     assert result.prealigned and result.n_faces == 1 and result.landmarks is None
@@ -183,6 +215,10 @@ def test_prealigned_crop_skips_detection(aligner):
         aligner.align(np.zeros((0, 4, 3), np.uint8))
     same = aligner.align_prealigned(noise[:112, :112])
     np.testing.assert_array_equal(same.aligned, noise[:112, :112])
+    with caplog.at_level(logging.WARNING, logger="xfr_desktop.core.alignment"):   # 7 % too wide: stretched
+        aligner.align_prealigned(noise[:112, :120], source="crop.png")
+    assert [r.getMessage() for r in caplog.records] == [
+        "crop.png: pre-aligned crop is 120x112 but the model expects 112x112; it is stretched"]
 
 
 def test_detector_instance_is_reused(aligner, sample_images):

@@ -109,6 +109,25 @@ def test_tippett_plot(tmp_path, calibration):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_tippett_plot_draws_the_curves_over_a_rising_lr_axis(calibration):
+    """Read the figure's pixels (frame 80-930 x 60-530 px; P = 1 at the top): the same-person curve (dark blue)
+    starts at P = 1 on the left and falls to 0 on the right, and crosses P = 0.5 right of the different-people
+    curve (dark red) -- the x axis runs from small to large LRs."""
+    g, i = synthetic_scores()
+    img = render_tippett(calibration, g, i).astype(int)
+    blue, red = (np.abs(img - colour).sum(axis=2) < 40 for colour in ((200, 90, 30), (40, 40, 210)))
+    cols = np.arange(img.shape[1])
+
+    def columns(mask, rows):   # mean column of the curve's pixels in these rows
+        hits = mask[rows].any(axis=0)
+        assert hits.any()
+        return cols[hits].mean()
+
+    near_one, near_zero, half = slice(62, 90), slice(500, 528), slice(293, 298)  # P ~ 1, P ~ 0, P = 0.5
+    assert 80 <= columns(blue, near_one) < columns(blue, near_zero) <= 930
+    assert 80 <= columns(red, half) < columns(blue, half) <= 930
+
+
 def test_xfr_calibrate_from_scores_file(tmp_path, tiny_model, capsys):
     from xfr_desktop.core.model import save_model
 

@@ -74,6 +74,12 @@ def test_visible_signature_on_the_last_page(signed, rendered, identity_files):
     assert re.search(rb"\(at \d{4}-\d\d-\d\d", text), "the signing time is missing from the stamp"
     fingerprint = load_signing_identity(identity_files[0], PASS).fingerprint_sha256
     assert f"certificate SHA-256 {fingerprint[:32]}".encode() in text and fingerprint[:33].encode() not in text
+    # every line lies inside the box (the stamp's own coordinates: 0..width, 0..height); outside it is clipped
+    lines = re.findall(rb"1 0 0 1 ([\d.]+) ([\d.-]+) Tm /\S+ ([\d.]+) Tf .*?\((.*?)\) Tj", text)
+    assert len(lines) == 5
+    x0, y0, x1, y1 = rendered.signature_box
+    for x, y, size, _ in lines:
+        assert 0 < float(x) < x1 - x0 and 0 < float(y) and float(y) + float(size) < y1 - y0
 
 
 def _stream_bytes(xobject, depth=0):
@@ -133,7 +139,19 @@ def test_unsigned_untrusted_and_malformed(rendered, signed, tmp_path, identity_f
     assert (missing.ok, missing.status, missing.message) == (False, "error", f"file not found: {tmp_path / 'missing.pdf'}")
     no_pem = verify_pdf(signed.pdf, [tmp_path / "missing.pem"])
     assert (no_pem.status, no_pem.message) == ("error", f"trust certificate not found: {tmp_path / 'missing.pem'}")
+    folder = verify_pdf(signed.pdf, [tmp_path])
+    assert (folder.status, folder.message) == ("error", f"cannot read trust certificate {tmp_path} (Is a directory)")
+    (tmp_path / "report.pdf").write_bytes(signed.pdf)
+    no_trust = verify_pdf(tmp_path / "report.pdf")              # a path: messages name the file
+    assert (no_trust.status, no_trust.exit_code) == ("intact-untrusted", 7)
+    assert no_trust.message.startswith("report.pdf is intact, but its signer(s) Organization: Forensic Lab, "
+                                       "Common Name: Jane Examiner are untrusted")
+    # a startxref one byte off (a writer's slip every reader tolerates): still read, unsigned, not malformed
+    start = re.search(rb"startxref\s+(\d+)", rendered.pdf)
+    slipped = rendered.pdf[:start.start(1)] + str(int(start.group(1)) + 1).encode() + rendered.pdf[start.end(1):]
+    assert verify_pdf(slipped, [pem]).status == "unsigned"
     assert unsigned.ok is False and untrusted.ok is False and truncated.ok is False   # False, never None
+    assert no_trust.ok is False and no_pem.ok is False and missing.ok is False
 
 
 def test_wrong_passphrase_and_foreign_key_files(identity_files, tmp_path):
@@ -226,40 +244,117 @@ def test_cli_report_signed_and_wrong_passphrase(tmp_path, tiny_model, identity_f
     assert actions[-3:] == ["report.exported", "report.signed", "audit.checkpoint"]
 
 
-def test_rsa_identity_from_a_lab_pki_signs_and_verifies(rendered, tmp_path):
-    """Lab PKIs mostly issue RSA keys; a CA-issued certificate verifies against the CA certificate."""
+def _lab_pki(tmp_path, key, name: str, **usage):
+    """A lab CA and a certificate it issues for ``key`` with only the key usages named (``digital_signature=True``,
+    ``content_commitment=True``...): the identity (PKCS#12 with the CA) and the CA certificate's PEM file."""
     from datetime import datetime, timedelta, timezone
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import pkcs12
     from cryptography.x509.oid import NameOID
 
     now = datetime.now(timezone.utc) - timedelta(minutes=1)
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lab Root CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
           .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=30))
           .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
           .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
           .sign(ca_key, hashes.SHA256()))
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    none = dict.fromkeys(("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+                          "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"), False)
     cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Rita RSA")]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
             .issuer_name(ca_name).public_key(key.public_key()).serial_number(2).not_valid_before(now)
             .not_valid_after(now + timedelta(days=30))
-            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+            .add_extension(x509.KeyUsage(**{**none, **usage}), critical=True)
             .sign(ca_key, hashes.SHA256()))
-    p12 = tmp_path / "rita.p12"
-    p12.write_bytes(pkcs12.serialize_key_and_certificates(b"rita", key, cert, [ca],
+    p12 = tmp_path / f"{name}.p12"
+    p12.write_bytes(pkcs12.serialize_key_and_certificates(name.encode(), key, cert, [ca],
                                                           serialization.BestAvailableEncryption(b"pw")))
-    ca_pem = tmp_path / "ca.pem"
+    ca_pem = tmp_path / f"{name}-ca.pem"
     ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    signed = sign_pdf(rendered.pdf, load_signing_identity(p12, "pw"), box=rendered.signature_box)
+    return load_signing_identity(p12, "pw"), ca_pem
+
+
+def test_rsa_identity_from_a_lab_pki_signs_and_verifies(rendered, tmp_path):
+    """Lab PKIs mostly issue RSA keys; a CA-issued certificate verifies against the CA certificate."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    identity, ca_pem = _lab_pki(tmp_path, key, "Rita RSA", digital_signature=True)
+    signed = sign_pdf(rendered.pdf, identity, box=rendered.signature_box)
     result = verify_pdf(signed.pdf, [ca_pem])
     assert result.ok, result.message
     assert "Rita RSA" in result.signatures[0].signer
+
+
+def test_signing_certificates_need_non_repudiation_or_digital_signature(rendered, tmp_path):
+    """Either key usage suffices (qualified signing certificates often carry non-repudiation only); a
+    certificate issued for neither (here key agreement) is refused, even though the CA is trusted."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    nora, nora_ca = _lab_pki(tmp_path, ec.generate_private_key(ec.SECP256R1()), "Nora", content_commitment=True)
+    result = verify_pdf(sign_pdf(rendered.pdf, nora, box=rendered.signature_box).pdf, [nora_ca])
+    assert (result.ok, result.status) == (True, "valid"), result.message
+    kim, kim_ca = _lab_pki(tmp_path, ec.generate_private_key(ec.SECP256R1()), "Kim", key_agreement=True)
+    result = verify_pdf(sign_pdf(rendered.pdf, kim, box=rendered.signature_box).pdf, [kim_ca])
+    assert (result.ok, result.status, result.exit_code) == (False, "untrusted", 5)
+    assert "CHAIN_CONSTRAINTS_FAILURE" in result.message   # pyHanko's word for a key usage the signer lacks
+
+
+def _replace_signature_contents(pdf: bytes, der: bytes) -> bytes:
+    """``pdf`` with its signature's /Contents (outside the signed byte range) replaced by ``der``, zero-padded."""
+    _, b, c, _ = byte_range(pdf)
+    hex_len = c - b - 2                       # between the angle brackets
+    new = der.hex().encode()
+    assert len(new) <= hex_len
+    return pdf[:b + 1] + new + b"0" * (hex_len - len(new)) + pdf[c - 1:]
+
+
+def test_a_signature_that_cannot_be_validated_is_reported_without_a_traceback(signed, identity_files):
+    """A CMS signature stripped of its signer certificate parses, but pyHanko cannot validate it: the report
+    shows the field with unknown ("?") details and the reason, status invalid (exit code 4)."""
+    from asn1crypto import cms
+
+    from xfr_desktop.report.signature_check import SignatureReport
+
+    _, b, c, _ = byte_range(signed.pdf)
+    content = cms.ContentInfo.load(bytes.fromhex(signed.pdf[b + 1:c - 1].decode()).rstrip(b"\0"))
+    content["content"]["certificates"] = cms.CertificateSet([])
+    result = verify_pdf(_replace_signature_contents(signed.pdf, content.dump(force=True)), [identity_files[1]])
+    assert (result.ok, result.status, result.exit_code) == (False, "invalid", 4)
+    assert result.message.startswith("signature 'XFRSignature' could not be validated (SignatureValidationError: "
+                                     "signer certificate not included in signature")
+    assert result.signatures == [SignatureReport("XFRSignature", "?", "?", "?", False, False, False, "?", "?")]
+
+
+def test_a_signature_that_states_no_signing_time(rendered, identity_files):
+    """Signatures made by other tools may carry neither /M nor a CMS signing-time attribute: "not stated"."""
+    import asyncio
+    import io
+
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields
+    from pyhanko.sign.signers.cms_embedder import PdfCMSEmbedder, SigIOSetup, SigObjSetup
+    from pyhanko.sign.signers.pdf_byterange import SignatureObject
+
+    p12, pem = identity_files
+    identity = load_signing_identity(p12, PASS)
+    embed = PdfCMSEmbedder(new_field_spec=fields.SigFieldSpec("Other", box=(10, 10, 100, 50))).write_cms(
+        field_name="Other", writer=IncrementalPdfFileWriter(io.BytesIO(rendered.pdf)))
+    next(embed)
+    embed.send(SigObjSetup(sig_placeholder=SignatureObject(bytes_reserved=16384,   # no timestamp: no /M
+                                                           subfilter=fields.SigSeedSubFilter.PADES)))
+    digest, output = embed.send(SigIOSetup(md_algorithm="sha256", in_place=True))
+    embed.send(asyncio.run(identity.signer.async_sign(digest.document_digest, "sha256", use_pades=True)))
+    result = verify_pdf(output.getvalue(), [pem])
+    assert (result.ok, result.status) == (True, "valid"), result.message
+    assert result.signatures[0].signing_time == "not stated"
+    assert result.summary_lines()[1].startswith("  approval signature 'Other' by Organization: Forensic Lab, "
+                                                "Common Name: Jane Examiner; signed at not stated (signer's clock")
 
 
 def test_signed_report_no_longer_says_not_signed(tmp_path, tiny_model, identity_files):

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -261,6 +262,8 @@ def test_a_failing_atomic_write_leaves_the_old_file(tmp_path):
     def half_then_full(f):
         f.write(b"new half-written cont")
         f.flush()
+        # the temp file lies beside the target and is named after it (a leftover of a killed write says whose)
+        assert [p.name[:16] + p.suffix for p in tmp_path.iterdir() if p != target] == ["calibration.json.tmp"]
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with pytest.raises(OSError, match="calibration.json") as caught:
@@ -270,6 +273,21 @@ def test_a_failing_atomic_write_leaves_the_old_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calibration.json"]
     atomic_write(target, lambda f: f.write(b"new contents\n"))
     assert target.read_bytes() == b"new contents\n"
+
+
+def test_atomic_write_modes_follow_the_umask_or_stay_owner_only(tmp_path):
+    """mode (default 0644) minus the umask, like open(); mode=None keeps mkstemp's owner-only 0600 (reports)."""
+    from xfr_desktop.core.fileio import atomic_write
+
+    def mode_of(name, umask, **kw):
+        old = os.umask(umask)
+        try:
+            return stat.S_IMODE(atomic_write(tmp_path / name, lambda f: f.write(b"x"), **kw).stat().st_mode)
+        finally:
+            os.umask(old)
+
+    assert mode_of("a", 0o022) == 0o644 and mode_of("b", 0o077) == 0o600 and mode_of("c", 0o002, mode=0o664) == 0o664
+    assert mode_of("d", 0o022, mode=None) == 0o600
 
 
 def test_imported_evidence_file_and_its_folder_are_fsynced(tmp_path, monkeypatch):
