@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     log.info("val PSNR before %.2f dB", before)
     opt = torch.optim.Adam(dec.parameters(), lr=args.lr)
     t0, step, budget, est_total = time.time(), 0, args.minutes * 60, None
+    warmup_steps = 200 if args.decoder_channels else 100  # a fresh decoder warms up longer
     next_eval, history = args.eval_every_min * 60, []
     while time.time() - t0 < budget:
         pick = rng.choice(len(train_idx), args.batch, replace=False)
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
         if step == 10:
             est_total = int(budget / ((time.time() - t0) / step))
         frac = min(step / est_total, 1.0) if est_total else 0.0
-        warm = min(1.0, (step + 1) / 100) if not args.decoder_channels else min(1.0, (step + 1) / 200)
+        warm = min(1.0, (step + 1) / warmup_steps)
         for g in opt.param_groups:
             g["lr"] = args.lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
         loss = reconstruction_loss(dec(C), target)
