@@ -185,3 +185,32 @@ def test_affine_head_keeps_every_channels_maximum_where_the_dense_stage_has_it()
         DlibDenseBackbone(channels=128, head="affine")
     with pytest.raises(ValueError, match="unknown dlib head"):
         DlibDenseBackbone(head="mlp")
+
+
+def _reach(bb, cell=(4, 4)) -> torch.Tensor:
+    """|ΔC| summed over channels, per cell, when the trunk's features at one cell change (issue 12: locality)."""
+    torch.manual_seed(1)
+    t = torch.relu(torch.randn(1, 128, 8, 8))
+    t2 = t.clone()
+    t2[0, :, cell[0], cell[1]] += 3.0
+    with torch.no_grad():
+        return (bb.top(t2) - bb.top(t)).abs().sum((0, 1))
+
+
+def test_dense_layouts_bound_how_far_one_trunk_cell_reaches_in_C():
+    """``dilated`` (dlib's dense form) spreads one trunk cell over the whole 8x8 map; ``pointwise`` keeps it on
+    its own cell; ``compact`` (dilation 1) keeps more of the change next to the cell than ``dilated``."""
+    from xfr_desktop.core.backbones.dlib_resnet import DlibDenseBackbone
+
+    layouts = {name: DlibDenseBackbone(channels=256, head="affine", dense=name).eval()
+               for name in ("dilated", "compact", "pointwise")}
+    state = layouts["dilated"].state_dict()
+    for bb in layouts.values():
+        bb.load_state_dict(state)  # one parameter layout for every form
+    reach = {name: _reach(bb) for name, bb in layouts.items()}
+    assert (reach["dilated"] > 1e-6).all()
+    assert (reach["pointwise"] > 1e-6).sum() == 1 and reach["pointwise"][4, 4] > 0
+    near = {name: float(r[3:6, 3:6].sum() / r.sum()) for name, r in reach.items()}
+    assert near["pointwise"] == 1.0 and near["dilated"] < near["compact"] < 1.0, near
+    with pytest.raises(ValueError, match="unknown dlib dense layout"):
+        DlibDenseBackbone(channels=256, head="affine", dense="sparse")

@@ -193,10 +193,15 @@ def main(argv=None) -> int:
     dat = frm.face_recognition_model_location()
     spec = dlib_joint_spec(template=index["template"]["template"], name="dlib-resnet-affine-joint",
                            channels=256, head="affine", decoder=dlib_decoder_spec(tuple(cfg["decoder_channels"])),
-                           explain={"nonpositive_channels": "include"})
+                           explain={"nonpositive_channels": "include"}, dense=cfg.get("dense", "dilated"))
     if args.init:
         model = load_model(args.init, device="cpu").train()
         previous = model.spec.get("provenance", {})
+        if model.spec.get("dense", "dilated") != spec["dense"]:  # same weights, another layout: new head stats
+            relaid = JointModel({**model.spec, "dense": spec["dense"]})
+            relaid.load_state_dict(model.state_dict())
+            model = relaid.train()
+            init_head_from_stats(model.backbone, trunk, train_idx[rng.permutation(len(train_idx))[:2400]])
         bb, dec = model.backbone, model.decoder
     else:
         previous = {}

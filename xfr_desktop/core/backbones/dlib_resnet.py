@@ -64,12 +64,17 @@ class DlibBlock(nn.Module):
     (stride 1) and its second conv and every later conv see dilation 2d; the shortcut's 2x2/2 average pool
     becomes the average of the samples at offsets {-d, 0}. Away from the borders the dense map then holds the
     original map's values on its sampling points (for the last block: rows/columns 3 and 7 of 8).
+
+    ``dilation`` = -1 means the pointwise form: only the centre tap of each 3x3 kernel is used and the shortcut is
+    the input itself, so every output cell reads its own input cell alone (channels as local as the trunk).
+    ``grow`` = False keeps a downsampling block's dilation instead of doubling it (the compact dense form).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, down: bool, dilation: int = 0):
+    def __init__(self, in_ch: int, out_ch: int, down: bool, dilation: int = 0, grow: bool = True):
         super().__init__()
         self.down = down
         self.dilation = dilation
+        self.grow = grow
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, bias=True)
         self.aff1 = Affine(out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, bias=True)
@@ -77,6 +82,10 @@ class DlibBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = self.dilation
+        if d < 0:
+            y = F.relu(self.aff1(F.conv2d(x, self.conv1.weight[:, :, 1:2, 1:2], self.conv1.bias)))
+            y = self.aff2(F.conv2d(y, self.conv2.weight[:, :, 1:2, 1:2], self.conv2.bias))
+            return F.relu(add_prev(y, x))
         if d == 0:
             if self.down:
                 y = F.conv2d(x, self.conv1.weight, self.conv1.bias, stride=2, padding=0)
@@ -90,7 +99,7 @@ class DlibBlock(nn.Module):
             if self.down:
                 xp = F.pad(x, (d, 0, d, 0), mode="replicate")
                 shortcut = (xp[..., :-d, :-d] + xp[..., :-d, d:] + xp[..., d:, :-d] + xp[..., d:, d:]) * 0.25
-                d2 = 2 * d
+                d2 = 2 * d if self.grow else d
             else:
                 shortcut = x
                 d2 = d
@@ -112,14 +121,16 @@ class DlibStem(nn.Module):
         return F.max_pool2d(F.relu(self.aff(self.conv(x))), 3, 2)
 
 
-def make_blocks(dense: bool) -> nn.ModuleList:
-    """The 14 residual blocks; in the dense form blocks 10.. run on the 8x8 grid with growing dilation."""
+def make_blocks(dense: bool, layout: str = "dilated") -> nn.ModuleList:
+    """The 14 residual blocks; in the dense form blocks 10.. run on the 8x8 grid: with growing dilation
+    (``dilated``), at dilation 1 (``compact``) or cell by cell (``pointwise``)."""
     blocks = []
     in_ch, dil = 32, 1
     for i, (ch, down) in enumerate(DLIB_BLOCKS):
         if dense and i >= N_STRIDED_BLOCKS:
-            blocks.append(DlibBlock(in_ch, ch, down, dilation=dil))
-            dil = dil * 2 if down else dil
+            blocks.append(DlibBlock(in_ch, ch, down, dilation=-1 if layout == "pointwise" else dil,
+                                    grow=layout == "dilated"))
+            dil = dil * 2 if down and layout == "dilated" else dil
         else:
             blocks.append(DlibBlock(in_ch, ch, down, dilation=0))
         in_ch = ch
@@ -127,6 +138,7 @@ def make_blocks(dense: bool) -> nn.ModuleList:
 
 
 HEADS = ("conv1x1", "affine")
+DENSE_LAYOUTS = ("dilated", "compact", "pointwise")
 
 
 class DlibDenseBackbone(nn.Module):
@@ -136,14 +148,19 @@ class DlibDenseBackbone(nn.Module):
     stage. Mixing channels moves their maxima onto one cell, so Algorithm 1's residuals coincide.
     ``head`` = ``"affine"``: C is a per-channel scale and shift (a folded batch norm, as the paper's BN'd conv map)
     of the last dense stage, 256 channels; an affine map cannot move a channel's maximum.
+    ``dense`` = ``"compact"``: the 256 stages keep dilation 1; ``"pointwise"``: they use only their kernels'
+    centre taps, so a channel of C at a cell depends on the trunk's features at that cell only. Both keep the
+    parameter layout (issue 12: the dilated stages make every channel read the whole face).
     """
 
-    def __init__(self, channels: int = 128, head: str = "conv1x1"):
+    def __init__(self, channels: int = 128, head: str = "conv1x1", dense: str = "dilated"):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"unknown dlib head {head!r}; known: {', '.join(HEADS)}")
+        if dense not in DENSE_LAYOUTS:
+            raise ValueError(f"unknown dlib dense layout {dense!r}; known: {', '.join(DENSE_LAYOUTS)}")
         self.stem = DlibStem()
-        self.blocks = make_blocks(dense=True)
+        self.blocks = make_blocks(dense=True, layout=dense)
         if head == "affine":
             if channels != 256:
                 raise ValueError("the affine head keeps the last stage's 256 channels")
@@ -171,4 +188,5 @@ class DlibDenseBackbone(nn.Module):
 
 
 def build_dlib_backbone(spec: dict) -> nn.Module:
-    return DlibDenseBackbone(channels=int(spec.get("channels", 128)), head=str(spec.get("head", "conv1x1")))
+    return DlibDenseBackbone(channels=int(spec.get("channels", 128)), head=str(spec.get("head", "conv1x1")),
+                             dense=str(spec.get("dense", "dilated")))
