@@ -131,3 +131,29 @@ def test_tools_menu_offers_co_signing_for_the_open_case(qtbot, tmp_path):
         window.close()
     finally:
         store.close()
+
+
+def test_refusals_that_need_no_key_keep_the_typed_passphrases(qtbot, tmp_path, signed, keys):
+    """An existing output file is refused before the key is opened: the pass-phrase stays typed, and the dialogs
+    (which never overwrite) do not suggest overwriting."""
+    from xfr_desktop.gui.signing_dialogs import KeyCreationDialog
+
+    out = tmp_path / "taken.pdf"
+    out.write_bytes(b"an earlier co-signed report")
+    dialog = _cosign(qtbot, signed, keys, out)
+    text = dialog.status.text()
+    assert f"{out} exists" in text and "overwrit" not in text and dialog.pass_edit.text() == PASS, text
+    assert out.read_bytes() == b"an earlier co-signed report"
+
+    pem = tmp_path / "new.pem"
+    pem.write_text("someone else's certificate")       # the certificate beside the new key file
+    keydialog = KeyCreationDialog(None, name="Ann Examiner", folder=str(tmp_path))
+    qtbot.addWidget(keydialog)
+    keydialog.path_edit.setText(str(tmp_path / "new.p12"))
+    keydialog.pass_edit.setText("long enough phrase")
+    keydialog.confirm_edit.setText("long enough phrase")
+    keydialog.run()
+    text = keydialog.status.text()
+    assert f"{pem} exists" in text and "overwrit" not in text and keydialog.created is None, text
+    assert keydialog.pass_edit.text() == keydialog.confirm_edit.text() == "long enough phrase"
+    assert not (tmp_path / "new.p12").exists() and pem.read_text() == "someone else's certificate"

@@ -1,6 +1,7 @@
 """Signing (PAdES B-B with a PKCS#12 identity) and `xfr verify-report`: valid, modified, unsigned, untrusted."""
 from __future__ import annotations
 
+import io
 import re
 from datetime import datetime, timezone
 
@@ -549,3 +550,79 @@ def test_cosignature_is_recorded_in_the_case_audit_trail(tmp_path, tiny_model, i
         events = [e for e in store.list_audit(case.id) if e.action == "report.cosigned"]
         assert [e.actor for e in events] == ["Rex Reviewer"]
         assert events[0].details_dict["signer"] == "Rex Reviewer" and store.verify_audit(case.id).ok
+
+
+# --- refusals that need no key come before the passphrase prompt ------------------------------------------------
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def no_prompt(monkeypatch):
+    """A terminal to ask on, where being asked fails the test: the command is refused anyway."""
+    import getpass
+    import sys
+
+    def asked(prompt: str = "", stream=None) -> str:
+        pytest.fail(f"asked {prompt!r} for a command that is refused anyway")
+
+    monkeypatch.setattr(getpass, "getpass", asked)
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+
+
+def _refused_cosign(tmp_path, request, reviewer_files, what):
+    src, out = tmp_path / "signed.pdf", tmp_path / "cosigned.pdf"
+    key = reviewer_files[0]
+    if what == "unsigned":
+        src.write_bytes(request.getfixturevalue("rendered").pdf)
+        return [src, key, out], "only a report signed by its examiner can be co-signed", out
+    if what == "not a pdf":
+        src.write_bytes(b"hello world")
+        return [src, key, out], "not a readable PDF", out
+    src.write_bytes(request.getfixturevalue("signed").pdf)
+    if what == "no key":
+        return [src, tmp_path / "nope.p12", out], f"key file not found: {tmp_path / 'nope.p12'}", out
+    out.write_bytes(b"an earlier co-signed report")
+    return [src, key, out], f"{out} exists", out
+
+
+@pytest.mark.parametrize("what", ["out exists", "no key", "not a pdf", "unsigned"])
+def test_cli_cosign_refuses_before_asking_for_the_passphrase(tmp_path, request, reviewer_files, no_prompt, capsys,
+                                                             what):
+    (src, key, out), expected, kept = _refused_cosign(tmp_path, request, reviewer_files, what)
+    before = kept.read_bytes() if kept.exists() else None
+    assert xfr_main(["cosign-report", str(src), "--sign", str(key), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xfr: error: ") and err.count("\n") == 1 and expected in err, err
+    assert (kept.read_bytes() if kept.exists() else None) == before          # nothing written
+
+
+@pytest.mark.parametrize("what", ["out exists", "no key", "no case"])
+def test_cli_report_refuses_before_asking_for_the_passphrase(tmp_path, identity_files, no_prompt, capsys, what):
+    from xfr_desktop.store import open_store
+
+    data_dir, out, key, case = tmp_path / "data", tmp_path / "report.pdf", identity_files[0], "R-1"
+    with open_store(data_dir) as store:
+        store.create_case("R-1", title="refused before the prompt")
+    expected = {"out exists": f"{out} exists", "no key": f"key file not found: {tmp_path / 'nope.p12'}",
+                "no case": "no case with id or number 'R-2'"}[what]
+    if what == "out exists":
+        out.write_bytes(b"an earlier report")
+    key = tmp_path / "nope.p12" if what == "no key" else key
+    case = "R-2" if what == "no case" else case
+    before = out.read_bytes() if out.exists() else None
+    assert xfr_main(["--data-dir", str(data_dir), "report", "--case", case, "--out", str(out),
+                     "--sign", str(key)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xfr: error: ") and err.count("\n") == 1 and expected in err, err
+    assert (out.read_bytes() if out.exists() else None) == before
+
+
+def test_cli_keys_create_refuses_an_existing_file_before_asking_for_the_passphrase(tmp_path, no_prompt, capsys):
+    key, pem = tmp_path / "new.p12", tmp_path / "new.pem"
+    pem.write_text("someone else's certificate")    # the certificate beside the key file would be replaced
+    assert xfr_main(["keys", "create", "--name", "New Examiner", "--out", str(key)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xfr: error: ") and err.count("\n") == 1 and f"{pem} exists" in err, err
+    assert not key.exists() and pem.read_text() == "someone else's certificate"

@@ -25,11 +25,12 @@ def register(subparsers) -> None:
 
 def run_create(args) -> int:
     from ..core.errors import XfrError
-    from ..report.signing import create_identity, load_signing_identity
+    from ..report.signing import create_identity, identity_paths, load_signing_identity
     from .report import ask_passphrase
 
     if not 1 <= args.years <= 30:
         raise XfrError("--years must be between 1 and 30")
+    identity_paths(args.out, args.force)      # refused before the passphrase is typed (twice)
     passphrase = ask_passphrase(args, confirm=True, what="new key file")
     p12, pem = create_identity(args.name, args.out, passphrase, organisation=args.organisation, email=args.email,
                                years=args.years, overwrite=args.force)

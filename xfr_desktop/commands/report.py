@@ -74,20 +74,31 @@ def ask_passphrase(args, *, confirm: bool = False, what: str = "key file") -> st
     return value
 
 
+def open_key(args, path: str):
+    """The signing identity in key file ``path``, its passphrase asked for only once the file is there and readable.
+    Callers first check everything else that can refuse without the key: nobody types a passphrase for nothing."""
+    from ..core.fileio import read_bytes
+    from ..report.signing import SigningError, load_signing_identity
+
+    read_bytes(path, "key file", SigningError)
+    return load_signing_identity(path, ask_passphrase(args))
+
+
 def run_report(args) -> int:
+    from ..core.fileio import check_new_file
     from ..report.export import export_case_report
-    from ..report.signing import load_signing_identity
+    from ..report.report_data import ReportError
     from ..store import open_store
 
-    identity = None
-    if args.sign:
-        identity = load_signing_identity(args.sign, ask_passphrase(args))
-    elif args.passphrase_file or args.passphrase_env:
+    if not args.sign and (args.passphrase_file or args.passphrase_env):
         print("xfr: note: a passphrase was given without --sign; the report is not signed", file=sys.stderr)
+    check_new_file(args.out, args.force, ReportError)
     with open_store(args.data_dir, create=False, examiner=args.acting_examiner) as store:
         case = store.find_case(args.case)
-        for result_id in args.result or ():
-            choose_result(store, case, result_id)
+        choices = [report_choice(store, case, result_id) for result_id in args.result or ()]
+        identity = open_key(args, args.sign) if args.sign else None
+        for comparison_id, result_id in choices:
+            store.choose_report_result(comparison_id, result_id)
         result = export_case_report(store, case.id, args.out, identity=identity, overwrite=args.force)
     print(f"wrote {result.path} ({result.n_pages} pages, sha256 {result.sha256})")
     if not result.recorded:
@@ -99,34 +110,35 @@ def run_report(args) -> int:
 
 
 def run_cosign(args) -> int:
-    from ..report.export import cosign_report
-    from ..report.signing import load_signing_identity
+    from ..report.export import check_cosign, cosign_report
 
-    identity = load_signing_identity(args.sign, ask_passphrase(args))
+    check_cosign(args.pdf, args.out, args.force)
     if args.case:
         from ..store import open_store
 
         with open_store(args.data_dir, create=False) as store:
-            result = cosign_report(args.pdf, args.out, identity, store=store, case_id=store.find_case(args.case).id,
+            case_id = store.find_case(args.case).id
+            result = cosign_report(args.pdf, args.out, open_key(args, args.sign), store=store, case_id=case_id,
                                    overwrite=args.force)
         if not result.recorded:
             print(f"xfr: note: {store.data_dir} is read-only: the co-signature is not in its audit trail",
                   file=sys.stderr)
     else:
-        result = cosign_report(args.pdf, args.out, identity, overwrite=args.force)
+        result = cosign_report(args.pdf, args.out, open_key(args, args.sign), overwrite=args.force)
     print(f"wrote {result.path}: co-signed by {result.signed.signer} at {result.signed.signed_at} (this computer's "
           f"clock; no timestamp authority)")
     return 0
 
 
-def choose_result(store, case, result_id: int) -> None:
-    """Make stored result `result_id` the one the report shows for its comparison (which must be in `case`)."""
+def report_choice(store, case, result_id: int) -> tuple[int, int]:
+    """(comparison id, result id) to make stored result `result_id` the one the report shows for its comparison,
+    which must be in `case` (checked here, chosen by the caller)."""
     from ..core.errors import StoreError
 
     comparison = store.get_comparison(store.get_result(result_id).comparison_id)
     if comparison.case_id != case.id:
         raise StoreError(f"result {result_id} belongs to another case, not to {case.number}")
-    store.choose_report_result(comparison.id, result_id)
+    return comparison.id, result_id
 
 
 def run_verify(args) -> int:

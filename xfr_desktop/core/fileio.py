@@ -59,3 +59,18 @@ def read_bytes(path: str | os.PathLike, what: str, error: type[Exception]) -> by
         raise error(f"{what} not found: {path}") from None
     except OSError as exc:
         raise error(f"cannot read {what} {path} ({exc.strerror or exc})") from None
+
+
+def check_new_file(path: str | os.PathLike, overwrite: bool | None, error: type[Exception]) -> Path:
+    """``path`` may be written: not there (unless ``overwrite``), not a folder, and in a folder that exists; else
+    ``error`` with a one-line message naming it. ``overwrite=None``: overwriting is not offered, so the message does
+    not suggest it. Callers check this before anything costly or interactive (a passphrase prompt)."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{path} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        offered = "" if overwrite is None else " (or allow overwriting)"
+        raise error(f"{path} exists; choose another file name{offered}")
+    if not path.parent.is_dir():
+        raise error(f"the folder {path.parent} does not exist")
+    return path

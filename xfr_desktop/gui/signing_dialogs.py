@@ -72,7 +72,7 @@ class KeyCreationDialog(_ActionDialog):
 
     def run(self) -> None:
         from ..core.errors import XfrError
-        from ..report.signing import create_identity, load_signing_identity
+        from ..report.signing import create_identity, identity_paths, load_signing_identity
 
         path = self.path_edit.text().strip()
         if not self.name_edit.text().strip():
@@ -83,8 +83,10 @@ class KeyCreationDialog(_ActionDialog):
             return self.show_error(f"Choose a pass-phrase of at least {MIN_PASSPHRASE} characters.")
         if self.pass_edit.text() != self.confirm_edit.text():
             return self.show_error("The two pass-phrases differ. Type them again.")
-        if Path(path).exists():
-            return self.show_error(f"{path} exists; choose another file name (an existing key is never replaced).")
+        try:
+            identity_paths(path, overwrite=None)   # the key file and its certificate: before the pass-phrases go
+        except XfrError as exc:
+            return self.show_error(f"{exc}.")
         try:
             p12, pem = create_identity(self.name_edit.text(), path, self.pass_edit.text(),
                                        organisation=self.org_edit.text().strip(), email=self.email_edit.text().strip())
@@ -216,7 +218,7 @@ class CosignReportDialog(_ActionDialog):
 
     def run(self) -> None:
         from ..core.errors import XfrError
-        from ..report.export import cosign_report
+        from ..report.export import check_cosign, cosign_report
         from ..report.signing import load_signing_identity
 
         report, key, out = (e.text().strip() for e in (self.report_edit, self.key_edit, self.out_edit))
@@ -227,6 +229,10 @@ class CosignReportDialog(_ActionDialog):
                                             ("where to write the co-signed report", out)) if not value]
         if missing:
             return self.show_error(f"Choose {', '.join(missing)}.")
+        try:
+            check_cosign(report, out, overwrite=None)   # refusals that need no key keep the pass-phrase typed
+        except (XfrError, OSError) as exc:
+            return self.show_error(f"{exc}. Nothing was written.")
         try:
             identity = load_signing_identity(key, self.pass_edit.text())
             self.outcome = cosign_report(report, out, identity, store=self.store, case_id=self.case_id)

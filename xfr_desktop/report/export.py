@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.fileio import with_path
+from ..core.fileio import check_new_file, with_path
 from .building import render_report
 from .report_data import ReportError, build_report_for_case
 
@@ -36,11 +36,7 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
     Audit: ``report.exported`` (file, sha256 of the unsigned report, pages) and, when signed, ``report.signed``
     (file, sha256 of the signed file, signer, certificate fingerprint, signing time from the local clock).
     """
-    out_path = Path(out_path)
-    if out_path.exists() and not overwrite:
-        raise ReportError(f"{out_path} exists; choose another file name (or allow overwriting)")
-    if out_path.is_dir():
-        raise ReportError(f"{out_path} is a folder; give a file name ending in .pdf")
+    out_path = check_new_file(out_path, overwrite, ReportError)
     case = store.get_case(case_id)
     # audited under store.actor_name (the acting examiner, the preference, else the case's examiner)
     data = build_report_for_case(store, case.id)
@@ -54,8 +50,6 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
         pdf = signed.pdf
     final_sha = hashlib.sha256(pdf).hexdigest()
     # the file appears only once the audit trail has recorded it (and never when the logging fails)
-    if not out_path.parent.is_dir():
-        raise ReportError(f"the folder {out_path.parent} does not exist")
     fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
@@ -100,21 +94,31 @@ def cosign_report(report: str | os.PathLike, out_path: str | os.PathLike, identi
                   case_id: int | None = None, overwrite: bool = False) -> CosignResult:
     """Add the reviewer's co-signature (``identity``) to the signed report file ``report``, write it to
     ``out_path`` and, given a store and a case, log it there as ``report.cosigned``. Nothing is written on error."""
-    from ..core.fileio import read_bytes
     from .pdfa import write_atomically
-    from .signing import SigningError, cosign_pdf
+    from .signing import cosign_pdf
 
     out_path = Path(out_path)
-    if out_path.exists() and not overwrite:
-        raise SigningError(f"{out_path} exists; choose another file name (or allow overwriting)")
-    if Path(report).resolve() == out_path.resolve():
-        raise SigningError("write the co-signed report to a new file: the examiner's signed report stays as it is")
-    signed = cosign_pdf(read_bytes(Path(report), "report", SigningError), identity)
+    signed = cosign_pdf(check_cosign(report, out_path, overwrite), identity)
     if case_id is not None:
         store.get_case(case_id)       # an unknown case fails before anything is written
     write_atomically(out_path, signed.pdf)
     recorded = case_id is not None and record_cosignature(store, case_id, out_path, signed)
     return CosignResult(out_path, signed, recorded)
+
+
+def check_cosign(report: str | os.PathLike, out_path: str | os.PathLike, overwrite: bool | None = False) -> bytes:
+    """The bytes of ``report`` once everything a co-signature needs but the reviewer's key holds: ``out_path`` may
+    be written (``overwrite``: as :func:`~xfr_desktop.core.fileio.check_new_file`) and is another file, and
+    ``report`` is a readable PDF signed by its examiner, not yet co-signed."""
+    from ..core.fileio import read_bytes
+    from .signing import SigningError, check_cosignable
+
+    out_path = check_new_file(out_path, overwrite, SigningError)
+    if Path(report).resolve() == out_path.resolve():
+        raise SigningError("write the co-signed report to a new file: the examiner's signed report stays as it is")
+    pdf = read_bytes(Path(report), "report", SigningError)
+    check_cosignable(pdf)
+    return pdf
 
 
 def record_cosignature(store, case_id: int, path: str | os.PathLike, signed) -> bool:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ..core.errors import XfrError
-from ..core.fileio import read_bytes
+from ..core.fileio import check_new_file, read_bytes
 
 SIGNATURE_FIELD = "XFRSignature"          # the examiner's (certifying) signature
 REVIEW_FIELD = "XFRReviewSignature"        # the reviewer's co-signature
@@ -122,6 +122,13 @@ def load_signing_identity(p12_path: str | os.PathLike, passphrase: str | bytes |
     )
 
 
+def identity_paths(p12_path: str | os.PathLike, overwrite: bool | None = False) -> tuple[Path, Path]:
+    """The key file and the certificate beside it (``NAME.p12`` -> ``NAME.pem``), once both may be written
+    (``overwrite``: as :func:`~xfr_desktop.core.fileio.check_new_file`)."""
+    p12_path = Path(p12_path)
+    return tuple(check_new_file(p, overwrite, SigningError) for p in (p12_path, p12_path.with_suffix(".pem")))
+
+
 def create_identity(name: str, p12_path: str | os.PathLike, passphrase: str, *, organisation: str = "",
                     email: str = "", years: int = 5, overwrite: bool = False) -> tuple[Path, Path]:
     """A self-signed examiner identity: PKCS#12 (key + certificate, passphrase-encrypted) and the certificate as PEM.
@@ -142,13 +149,7 @@ def create_identity(name: str, p12_path: str | os.PathLike, passphrase: str, *, 
         raise SigningError("an empty passphrase is not allowed: the key file would be unprotected")
     if len(passphrase) < MIN_PASSPHRASE:  # the .p12 can be copied and attacked offline at leisure
         raise SigningError(f"the passphrase is too short: use at least {MIN_PASSPHRASE} characters (a few words)")
-    p12_path = Path(p12_path)
-    pem_path = p12_path.with_suffix(".pem")
-    for p in (p12_path, pem_path):
-        if p.exists() and not overwrite:
-            raise SigningError(f"{p} exists; choose another name or remove it first")
-    if not p12_path.parent.is_dir():
-        raise SigningError(f"the folder {p12_path.parent} does not exist")
+    p12_path, pem_path = identity_paths(p12_path, overwrite)
     key = ec.generate_private_key(ec.SECP256R1())
     attrs = [x509.NameAttribute(NameOID.COMMON_NAME, name)]
     if organisation:
@@ -340,6 +341,14 @@ def cosign_pdf(pdf: bytes, identity: SigningIdentity, *, reason: str = "ACE-V ve
                location: str | None = None) -> SignedReport:
     """The reviewer's signature, added to a signed report as an incremental update in the field the examiner's
     signature reserved; the examiner's signature stays valid."""
+    check_cosignable(pdf)
+    return _sign(pdf, identity, field=REVIEW_FIELD, box=None, certify=False, reason=reason, location=location,
+                 headline="Verified and co-signed (PAdES, SHA-256)")
+
+
+def check_cosignable(pdf: bytes) -> None:
+    """Refuse what no reviewer's key can co-sign: not a PDF, not signed by its examiner, no reviewer's field (an
+    older report), or co-signed already."""
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.fields import enumerate_sig_fields
 
@@ -354,5 +363,3 @@ def cosign_pdf(pdf: bytes, identity: SigningIdentity, *, reason: str = "ACE-V ve
         raise SigningError("this report has no reviewer's signature field (it was signed by an older version)")
     if found[REVIEW_FIELD]:
         raise SigningError("this report is already co-signed by a reviewer")
-    return _sign(pdf, identity, field=REVIEW_FIELD, box=None, certify=False, reason=reason, location=location,
-                 headline="Verified and co-signed (PAdES, SHA-256)")
