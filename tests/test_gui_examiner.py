@@ -318,3 +318,42 @@ def test_examiner_chooses_the_result_the_report_uses(qtbot, app_window, pair):
     assert w.cases.report_check.isChecked() and "in report" in w.cases.result_combo.currentText()
     w.cases.report_check.click()                         # and back to the default
     assert w.store.report_result(w.comparison_id, include_blobs=False).id == first
+
+
+def test_new_case_dialog_suggests_the_examiner_name_from_the_preferences(qtbot, tmp_path, tiny_model, monkeypatch):
+    """File ▸ New case… fills in the examiner's name from Edit ▸ Preferences… (kept in the data folder's database),
+    and the operating-system login only while none is set."""
+    import getpass
+
+    from test_gui_app import _open_window
+
+    from xfr_desktop.gui import dialogs
+    from xfr_desktop.gui.dialogs import NewCaseDialog
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "os-login")
+    shown: list[str] = []
+
+    def answer(dialog) -> None:
+        if isinstance(dialog, NewCaseDialog):
+            shown.append(dialog.examiner.text())
+            dialog.number.setText(f"T-{len(shown)}")
+            dialog.accept()
+
+    dialogs.add_dialog_hook(answer)
+    try:
+        for step in ("before", "set", "reopened"):
+            window, store = _open_window(qtbot, tmp_path / "data", tiny_model)
+            if step == "set":
+                prefs = window.show_preferences()
+                prefs.name_edit.setText("Dr. Jane Roe")
+                prefs.buttons.button(prefs.buttons.StandardButton.Ok).click()
+            window.act_new_case.trigger()
+            # the answered dialog deletes itself first (closing the window in the same turn crashes PySide)
+            qtbot.waitUntil(lambda: window.findChild(NewCaseDialog) is None)
+            cases = {c.number: c.examiner for c in store.list_cases()}
+            window.close()
+            store.close()
+    finally:
+        dialogs.remove_dialog_hook(answer)
+    assert shown == ["os-login", "Dr. Jane Roe", "Dr. Jane Roe"]
+    assert cases == {"T-1": "os-login", "T-2": "Dr. Jane Roe", "T-3": "Dr. Jane Roe"}

@@ -91,7 +91,10 @@ def show_error_for(parent: QWidget | None, kind: str, message: str) -> QMessageB
 
 # --- new case ----------------------------------------------------------------------------------------------
 class NewCaseDialog(QDialog):
-    def __init__(self, parent: QWidget | None = None, suggested_number: str = ""):
+    """``examiner``: the name to suggest (the examiner's preference, passed in by the window that owns the store);
+    the operating-system login when none is set."""
+
+    def __init__(self, parent: QWidget | None = None, suggested_number: str = "", examiner: str | None = None):
         super().__init__(parent)
         self.setWindowTitle("New case")
         self.setObjectName("newCaseDialog")
@@ -99,11 +102,7 @@ class NewCaseDialog(QDialog):
         self.number.setPlaceholderText("e.g. 2026-0142 (required)")
         self.title_edit = QLineEdit()
         self.title_edit.setPlaceholderText("short description")
-        try:
-            user = getpass.getuser()
-        except Exception:  # no user name on some sandboxes
-            user = ""
-        self.examiner = QLineEdit(user)
+        self.examiner = QLineEdit(examiner or _login())
         self.organisation = QLineEdit()
         self.notes = QPlainTextEdit()
         self.notes.setPlaceholderText("context, exhibit numbers, instructions…")
@@ -137,6 +136,13 @@ class NewCaseDialog(QDialog):
             "examiner": self.examiner.text().strip(), "organisation": self.organisation.text().strip(),
             "notes": self.notes.toPlainText().strip(),
         }
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name on some sandboxes
+        return ""
 
 
 # --- several faces -----------------------------------------------------------------------------------------

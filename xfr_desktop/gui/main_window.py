@@ -167,7 +167,12 @@ class MainWindow(WindowActions, QMainWindow):
 
     @Slot()
     def new_case(self, *_, then=None) -> NewCaseDialog:
-        dialog = NewCaseDialog(self, suggested_number=time.strftime("%Y-%m%d-%H%M"))
+        try:
+            examiner = self.store.examiner_name()
+        except XfrError as exc:
+            show_error_for(self, "StoreError", str(exc))
+            return None
+        dialog = NewCaseDialog(self, suggested_number=time.strftime("%Y-%m%d-%H%M"), examiner=examiner)
         dialog.accepted.connect(lambda: self._create_case(dialog.values(), then))  # GUI thread only
         return present(dialog)
 
