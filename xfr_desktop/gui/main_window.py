@@ -166,7 +166,7 @@ class MainWindow(WindowActions, QMainWindow):
             show_error_for(self, "StoreError", str(exc))
 
     @Slot()
-    def new_case(self, *_, then=None) -> NewCaseDialog:
+    def new_case(self, *_, then=None) -> NewCaseDialog | None:
         try:
             examiner = self.store.examiner_name()
         except XfrError as exc:
