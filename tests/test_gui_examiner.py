@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QImage, QPainter  # noqa: E402
-from test_gui_app import _analyse, _new_case, app_window, pair, recorder, tiny_model  # noqa: E402,F401
+from test_gui_app import _analyse, _new_case, _open_window, app_window, pair, recorder, tiny_model  # noqa: E402,F401
 
 from xfr_desktop.core.map_style import lut  # noqa: E402
 from xfr_desktop.gui.channels import COL_SHARE  # noqa: E402
@@ -324,8 +324,6 @@ def test_new_case_dialog_suggests_the_examiner_name_from_the_preferences(qtbot, 
     """File ▸ New case… fills in the examiner's name from Edit ▸ Preferences… (kept in the data folder's database),
     and the operating-system login only while none is set."""
     import getpass
-
-    from test_gui_app import _open_window
 
     from xfr_desktop.gui import dialogs
     from xfr_desktop.gui.dialogs import NewCaseDialog
