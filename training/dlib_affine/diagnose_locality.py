@@ -78,13 +78,18 @@ def main(argv=None) -> int:
         grid = model.embed(model.preprocess(a))[0].shape[-1]
         rows.append(locality(channel_gradients(model, a), ex.a.residuals.dense(), ex.a.argmax, grid))
         print(json.dumps(rows[-1]), flush=True)
+    write_summary(rows, args, t0, "diagnose_locality.json")
+    return 0
+
+
+def write_summary(rows: list[dict], args, t0: float, name: str) -> None:
+    """Means over images of every per-image figure, with the model and the time, as ``args.out/name``."""
     summary = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     summary.update(images=len(rows), model=str(args.model), seconds=round(time.time() - t0, 1))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "diagnose_locality.json").write_text(json.dumps({"summary": summary, "per_image": rows}, indent=1))
+    (out / name).write_text(json.dumps({"summary": summary, "per_image": rows}, indent=1))
     print(json.dumps(summary))
-    return 0
 
 
 if __name__ == "__main__":

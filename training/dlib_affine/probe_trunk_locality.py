@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from diagnose_swap import mismatched_fold1  # noqa: E402  (the script's own folder is on sys.path)
+from diagnose_locality import write_summary  # noqa: E402  (the script's own folder is on sys.path)
+from diagnose_swap import mismatched_fold1  # noqa: E402
 
 
 def near_ratio(g: np.ndarray, cy: float, cx: float, cell: float) -> float:
@@ -63,12 +64,7 @@ def main(argv=None) -> int:
     for a, _ in faces:
         rows.append(trunk_locality(model, a, gen))
         print(json.dumps(rows[-1]), flush=True)
-    summary = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    summary.update(images=len(rows), model=str(args.model), seconds=round(time.time() - t0, 1))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "probe_trunk_locality.json").write_text(json.dumps({"summary": summary, "per_image": rows}, indent=1))
-    print(json.dumps(summary))
+    write_summary(rows, args, t0, "probe_trunk_locality.json")
     return 0
 
 
