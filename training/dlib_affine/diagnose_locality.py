@@ -65,12 +65,7 @@ def locality(grads: np.ndarray, residuals: np.ndarray, argmax: np.ndarray, grid:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="models/xfr-dlib-affine-joint.pt")
-    ap.add_argument("--lfw", default="../shared/data/lfw")
-    ap.add_argument("--images", type=int, default=12)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args(argv)
+    args = probe_args(argv)
     model, faces = mismatched_fold1(args.model, args.lfw, args.images)
     t0, rows = time.time(), []
     for a, b in faces:
@@ -80,6 +75,16 @@ def main(argv=None) -> int:
         print(json.dumps(rows[-1]), flush=True)
     write_summary(rows, args, t0, "diagnose_locality.json")
     return 0
+
+
+def probe_args(argv):
+    """--model, --lfw, --images, --out: the options every locality probe takes."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="models/xfr-dlib-affine-joint.pt")
+    ap.add_argument("--lfw", default="../shared/data/lfw")
+    ap.add_argument("--images", type=int, default=12)
+    ap.add_argument("--out", required=True)
+    return ap.parse_args(argv)
 
 
 def write_summary(rows: list[dict], args, t0: float, name: str) -> None:

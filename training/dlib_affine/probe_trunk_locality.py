@@ -10,7 +10,6 @@ the same measure as diagnose_locality.py's ``grad_near_argmax`` for the embeddin
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from diagnose_locality import write_summary  # noqa: E402  (the script's own folder is on sys.path)
+from diagnose_locality import probe_args, write_summary  # noqa: E402  (the script's own folder is on sys.path)
 from diagnose_swap import mismatched_fold1  # noqa: E402
 
 
@@ -52,12 +51,7 @@ def trunk_locality(model, img: np.ndarray, gen: torch.Generator) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="models/xfr-dlib-affine-joint.pt")
-    ap.add_argument("--lfw", default="../shared/data/lfw")
-    ap.add_argument("--images", type=int, default=12)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args(argv)
+    args = probe_args(argv)
     model, faces = mismatched_fold1(args.model, args.lfw, args.images)
     gen = torch.Generator().manual_seed(12)
     t0, rows = time.time(), []
