@@ -372,6 +372,7 @@ def test_markdown_subset_is_escaped_and_structured():
 
     assert inline("a <b> & **bold** `x<y` [t](http://e)") == (
         "a &lt;b&gt; &amp; <font name='DejaVuSans-Bold'>bold</font> <font name='DejaVuSansMono'>x&lt;y</font> t")
+    assert inline("card: [`m.md`](m.md).") == "card: <font name='DejaVuSansMono'>m.md</font>."
     kinds = [b.kind for b in parse("# T\n\npara\nline\n\n- one\n  more\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
                                    "    code\n")]
     assert kinds == ["heading", "paragraph", "list", "table", "code"]

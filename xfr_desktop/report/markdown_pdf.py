@@ -30,6 +30,7 @@ class Block:
 def inline(text: str) -> str:
     """Escaped text with the inline forms as reportlab markup."""
     out, pos = [], 0
+    text = re.sub(r"\[(`[^`]+`)\]\([^)]*\)", r"\1", text)  # a link whose text is code: the code alone
     for m in re.finditer(r"`([^`]+)`", text):        # code spans first: nothing inside them is markup
         out.append(_emphasis(escape(text[pos:m.start()])))
         out.append(f"<font name='{MONO_FONT}'>{escape(m.group(1))}</font>")
