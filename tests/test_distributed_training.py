@@ -2,20 +2,33 @@
 batch, rank 0 alone writes the run folder (recording the world size), and a checkpoint resumes under any number of
 processes.
 
-Tolerance: |w2 - w1| <= 1e-4 + 1e-4 |w1| on every weight and batch-norm statistic after 4 steps. Two processes do
-the same arithmetic in another order: each averages the loss over its half batch and DistributedDataParallel
-averages the two gradients, and the batch norms add per-process sums; float32 rounding (~1e-7 per operation) carried
-through 4 SGD + Adam steps reaches 2e-5 on weights and 1.5e-4 on running variances of order 1-10 here. A missing
-gradient sync, per-process batch-norm statistics or another sample order move weights by 1e-3 or more (seen: the
-first version, whose optimizers kept the replaced batch norms' parameters, was off by 0.1). Exception: the biases of
-the decoder's transposed convolutions that feed a batch norm have an exact gradient of zero, so Adam turns rounding
-noise into steps of up to its learning rate in either run; they are held to steps x lr_decoder only.
+Tolerance, from what the code guarantees on any CPU, thread count and vector unit. Two processes do the same
+arithmetic in another order (each averages the loss over its half batch, DistributedDataParallel averages the two
+gradients, the batch norms add per-process sums), and the kernels' reduction order changes with the vector unit and
+the thread count. Float32 reassociation changes a sum by a relative ~1e-7 per operation, growing with the length of
+the reduction; nothing else differs. The test therefore trains with SGD on both parts (``decoder_optimizer="sgd"``):
+an SGD step is linear in the gradient, so a rounding difference stays a rounding difference. (Adam divides by
+sqrt(v): on a weight whose true gradient is near zero it turns rounding noise into a step of up to its learning
+rate, which then reaches the backbone through the reconstruction loss; that made an elementwise bound hold on one
+CPU and fail on another.) Each tensor is compared as a whole (Euclidean norms, n elements, w0 the base model):
+
+    |w2 - w1| <= REL |w1 - w0| + FLOOR sqrt(n),   REL = 1e-2, FLOOR = 1e-5
+
+i.e. the two runs' updates agree to 1 % of the update, plus 1e-5 per element for tensors whose exact update is
+zero (batch-norm biases and running means that follow another batch norm), where rounding is all there is. Float32
+rounding (unit 6e-8) in reductions of <= 1e5 terms, carried through 4 linear steps, is orders of magnitude below
+both terms; the faults this test exists for change an update by a large fraction of itself. Measured with
+``scripts/ddp_tolerance_matrix.sh`` (docs/testing.md): rounding used 0.018-0.022 of the tolerance under 1 and 2
+threads and ATEN_CPU_CAPABILITY default, avx2 and avx512; no gradient sync used 19,000x it, per-process batch
+norms 250x. Both runs use the same thread count (``OMP_NUM_THREADS``, default 1).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,10 +41,11 @@ from xfr_desktop.core.training.engine import CHECKPOINT_NAME, TrainConfig, Train
 from xfr_desktop.core.training.launcher import torchrun_command, train_in_processes
 
 REPO = Path(__file__).resolve().parents[1]
-ATOL, RTOL = 1e-4, 1e-4
+REL, FLOOR = 1e-2, 1e-5
 STEPS = 4
+THREADS = int(os.environ.get("OMP_NUM_THREADS") or 1)
 SETTINGS = dict(mode="joint", loss="arcface", batch_size=4, epochs=2, log_every=1, device="cpu", val_limit=8,
-                lr_decoder=2e-4)
+                lr_decoder=2e-4, decoder_optimizer="sgd")
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +62,7 @@ def torchrun(workdir: Path, out: str, max_steps: int, base: Path | None = None, 
     a hung process group fails within the timeouts instead of hanging the test."""
     cfg = TrainConfig(data=str(workdir / "data"), out=str(workdir / out), base=str(base or workdir / "base.pt"),
                       max_steps=max_steps, **SETTINGS)
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", XFR_DIST_TIMEOUT_S="90")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS=str(THREADS), XFR_DIST_TIMEOUT_S="90")
     return train_in_processes(cfg, nproc, callback=events.append if events is not None else None, env=env,
                               timeout_s=300)
 
@@ -56,35 +70,29 @@ def torchrun(workdir: Path, out: str, max_steps: int, base: Path | None = None, 
 def one_process(workdir: Path, out: str, max_steps: int, base: Path | None = None):
     cfg = TrainConfig(data=str(workdir / "data"), out=str(workdir / out), base=str(base or workdir / "base.pt"),
                       max_steps=max_steps, **SETTINGS)
-    return Trainer(cfg).run()
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)  # the thread count each torchrun process has
+    try:
+        return Trainer(cfg).run()
+    finally:
+        torch.set_num_threads(before)
 
 
-def noise_driven(model: JointModel) -> set[str]:
-    """Biases of decoder layers followed by a batch norm: their exact gradient is zero."""
-    layers = list(model.decoder)
-    return {f"decoder.{i}.bias" for i, m in enumerate(layers[:-1])
-            if getattr(m, "bias", None) is not None and isinstance(layers[i + 1], torch.nn.BatchNorm2d)}
-
-
-def assert_close(path_a: Path, path_b: Path) -> float:
-    """The worst |difference| / tolerance over the weights held to the tolerance (<= 1 when they agree)."""
-    ma, mb = load_model(path_a, device="cpu"), load_model(path_b, device="cpu")
-    a, b = ma.state_dict(), mb.state_dict()
-    assert a.keys() == b.keys()
-    lax, lr = noise_driven(ma), SETTINGS["lr_decoder"]
-    assert lax  # the model has some; the rule below is not empty
+def update_mismatch(workdir: Path, path_one: Path, path_two: Path) -> float:
+    """The worst, over every float tensor (weights and batch-norm statistics), of |w2 - w1| / (REL |w1 - w0| +
+    FLOOR sqrt(n)): <= 1 when the two runs made the same updates to float rounding."""
+    w0 = load_model(workdir / "base.pt", device="cpu").state_dict()
+    a = load_model(path_one, device="cpu").state_dict()
+    b = load_model(path_two, device="cpu").state_dict()
+    assert a.keys() == b.keys() == w0.keys()
     worst = 0.0
     for k in a:
         if not a[k].is_floating_point():
             assert torch.equal(a[k], b[k]), k
             continue
-        diff = (a[k] - b[k]).abs()
-        if k in lax:
-            assert float(diff.max()) <= STEPS * lr, (k, float(diff.max()))
-            continue
-        ratio = float((diff / (ATOL + RTOL * a[k].abs())).max()) if a[k].numel() else 0.0
-        assert ratio <= 1.0, (k, float(diff.max()))
-        worst = max(worst, ratio)
+        diff = float((b[k] - a[k]).double().norm())
+        allowed = REL * float((a[k] - w0[k]).double().norm()) + FLOOR * math.sqrt(a[k].numel())
+        worst = max(worst, diff / allowed if allowed > 0 else (0.0 if diff == 0 else math.inf))
     return worst
 
 
@@ -102,11 +110,13 @@ def runs(workdir):
 
 def test_two_processes_equal_one_process_with_the_same_global_batch(workdir, runs):
     assert runs.steps == STEPS
-    assert assert_close(workdir / "one" / "model.pt", workdir / "two" / "model.pt") <= 1.0
+    mismatch = update_mismatch(workdir, workdir / "one" / "model.pt", workdir / "two" / "model.pt")
+    print(f"2 processes vs 1: worst update mismatch {mismatch:.3f} of the tolerance ({THREADS} threads)")
+    assert mismatch <= 1.0
     base = load_model(workdir / "base.pt", device="cpu").state_dict()
     moved = max(float((v - base[k]).abs().max()) for k, v in load_model(
         workdir / "two" / "model.pt", device="cpu").state_dict().items() if v.is_floating_point())
-    assert moved > 100 * ATOL  # training moved the weights far more than the tolerance
+    assert moved > 1e-3  # training moved the weights: the updates compared above are not empty
 
 
 def test_rank_0_alone_writes_the_run_folder_recording_the_world_size(workdir, runs):
@@ -134,7 +144,7 @@ def test_a_two_process_checkpoint_resumes_in_one_process(workdir, runs):
     assert ck["world_size"] == 2 and ck["step"] == 2
     result = one_process(workdir, "cross", STEPS, base=workdir / "cross")
     assert result.steps == STEPS
-    assert_close(workdir / "one" / "model.pt", result.model_path)
+    assert update_mismatch(workdir, workdir / "one" / "model.pt", Path(result.model_path)) <= 1.0
 
 
 def test_a_global_batch_the_processes_cannot_share_is_refused(workdir, monkeypatch):
@@ -155,3 +165,34 @@ def test_the_launch_command_is_torchrun_on_this_machine(tmp_path):
     assert cmd[cmd.index("--nproc_per_node") + 1] == "4"
     assert cmd[cmd.index("-m", 3) + 1:cmd.index("-m", 3) + 3] == ["xfr_desktop.cli", "train"]
     assert cmd[cmd.index("--config") + 1] == str(tmp_path / "train.toml")
+
+
+@pytest.mark.parametrize("requested, n_images, world, expected", [
+    (64, 61, 2, 60), (64, 61, 1, 61), (4, 12, 2, 4), (5, 100, 4, 4), (64, 11, 2, 10), (8, 3, 4, None), (2, 1, 2, None)])
+def test_the_global_batch_is_the_largest_even_share_of_the_request_and_the_images(requested, n_images, world,
+                                                                                 expected):
+    from xfr_desktop.core.training.engine import TrainingError, global_batch_size
+
+    if expected is None:
+        with pytest.raises(TrainingError, match="cannot give each of the"):
+            global_batch_size(requested, n_images, world)
+    else:
+        assert global_batch_size(requested, n_images, world) == expected
+
+
+def test_an_odd_dataset_trains_in_two_processes_and_rank_0_alone_prints(workdir, tmp_path):
+    """11 images and a requested batch of 64 under 2 processes: a global batch of 10, one image left out per epoch,
+    said in the log; the result is printed once (rank 1 used to print "model: None")."""
+    data = tmp_path / "data"
+    shutil.copytree(workdir / "data", data)
+    (data / "person_0" / "00.png").unlink()
+    cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), base=str(workdir / "base.pt"), max_steps=1,
+                      **{**SETTINGS, "batch_size": 64})
+    cfg_path = tmp_path / "train.toml"
+    cfg_path.write_text(cfg.to_toml())
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", XFR_DIST_TIMEOUT_S="90")
+    proc = subprocess.run(torchrun_command(cfg_path, 2), capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("model: ") == 1 and "None" not in proc.stdout, proc.stdout
+    start = json.loads((tmp_path / "run" / "train_log.jsonl").read_text().splitlines()[0])
+    assert (start["n_images"], start["batch_size"], start["images_per_epoch"]) == (11, 10, 10)

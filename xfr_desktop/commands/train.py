@@ -30,6 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr-recognition", type=finite_arg, help="SGD learning rate of the backbone (default 0.02)")
     p.add_argument("--lr-decoder", type=finite_arg, help="Adam learning rate of the decoder (default 2e-4)")
+    p.add_argument("--decoder-optimizer", choices=["adam", "sgd"], help="the decoder's optimizer (default adam)")
     p.add_argument("--recon-weight", type=finite_arg, help="lambda of the reconstruction loss (default 1)")
     p.add_argument("--val", metavar="FILE", help="validation pairs: LFW pairs.txt, CSV pairs or insightface .bin")
     p.add_argument("--val-images", metavar="DIR", help="image folder the validation pair list refers to")
@@ -55,7 +56,8 @@ def build_config(args):
     cfg = cfg.replace(
         data=args.data, out=out, base=base, mode=args.mode, loss=args.loss, epochs=args.epochs,
         max_steps=args.max_steps, batch_size=args.batch_size, lr_recognition=args.lr_recognition,
-        lr_decoder=args.lr_decoder, recon_weight=args.recon_weight, val=args.val, val_images_root=args.val_images,
+        lr_decoder=args.lr_decoder, decoder_optimizer=args.decoder_optimizer, recon_weight=args.recon_weight,
+        val=args.val, val_images_root=args.val_images,
         aligned=aligned, teacher=args.teacher, device=args.device, workers=args.workers, seed=args.seed,
         name=args.name,
     )
@@ -114,6 +116,7 @@ class ProgressPrinter:
 
 
 def run(args) -> int:
+    from ..core.distributed import launch_from_env
     from ..core.training.engine import Trainer
 
     cfg = build_config(args)
@@ -135,6 +138,8 @@ def run(args) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+    if not launch_from_env().is_main:
+        return 0  # under torchrun, rank 0 alone reports (the others hold no model file)
     if result.cancelled:
         print(f"cancelled at step {result.steps}; checkpoint: {result.checkpoint_path}\n"
               f"resume with: xfr train --resume {result.out_dir}" + (f" --config {args.config}" if args.config else ""))

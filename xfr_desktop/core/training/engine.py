@@ -68,6 +68,7 @@ LOG_NAME = "train_log.jsonl"
 CARD_NAME = "model_card.md"
 MODES = ("decoder", "joint")
 LOSSES = ("arcface", "distill")
+DECODER_OPTIMIZERS = ("adam", "sgd")
 
 
 class TrainingError(XfrError):
@@ -90,6 +91,8 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     lr_decoder: float = 2e-4           # Adam for the decoder
+    decoder_optimizer: str = "adam"    # adam (the paper) | sgd (momentum as above; its step is a linear function of
+                                       # the gradient, so float rounding is never amplified into a whole step)
     recon_weight: float = 1.0          # lambda
     arcface_scale: float = 64.0
     arcface_margin: float = 0.5
@@ -171,6 +174,8 @@ class TrainConfig:
             bad(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.loss not in LOSSES:
             bad(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if self.decoder_optimizer not in DECODER_OPTIMIZERS:
+            bad(f"decoder_optimizer must be one of {', '.join(DECODER_OPTIMIZERS)}, not {self.decoder_optimizer!r}")
         for key in ("epochs", "batch_size", "log_every"):
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -364,6 +369,18 @@ def model_bytes(model: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.state_dict().values())
 
 
+def global_batch_size(requested: int, n_images: int, world_size: int) -> int:
+    """The global batch a run uses: ``requested``, or every image when there are fewer, rounded down to a multiple
+    of the processes so each takes an equal share. An epoch is ``n_images // batch`` whole batches; the rest of
+    the shuffled images sit out that epoch (a new draw each epoch), as DistributedSampler's drop_last does."""
+    batch = min(requested, n_images)
+    batch -= batch % world_size
+    if batch < 1:
+        raise TrainingError(f"the dataset's {n_images} images cannot give each of the {world_size} processes "
+                            f"one image per step; use fewer processes or more images")
+    return batch
+
+
 def check_disk_space(folder, need_bytes: int) -> int:
     """Raise TrainingError when the disk holding ``folder`` has less than ``need_bytes`` free; return free bytes."""
     p = Path(folder).expanduser().resolve()
@@ -555,10 +572,7 @@ class Trainer:
         self.dataset = open_training_dataset(cfg, spec)
         if cfg.mode == "joint" and cfg.loss == "arcface" and self.dataset.n_classes < 2:
             raise DatasetError("ArcFace needs at least 2 identities in the training data")
-        self.batch_size = min(cfg.batch_size, len(self.dataset))
-        if self.launch.distributed and self.batch_size % self.launch.world_size:
-            raise TrainingError(f"the dataset's {len(self.dataset)} images make a global batch of "
-                                f"{self.batch_size}, which {self.launch.world_size} processes cannot share evenly")
+        self.batch_size = global_batch_size(cfg.batch_size, len(self.dataset), self.launch.world_size)
         self.steps_per_epoch = max(1, len(self.dataset) // self.batch_size)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps is not None:
@@ -596,7 +610,10 @@ class Trainer:
             rec_params = list(self.model.backbone.parameters()) + (list(self.head.parameters()) if self.head else [])
         self.opt_rec = torch.optim.SGD(rec_params, lr=cfg.lr_recognition, momentum=cfg.momentum,
                                        weight_decay=cfg.weight_decay) if rec_params else None
-        self.opt_dec = torch.optim.Adam(self.model.decoder.parameters(), lr=cfg.lr_decoder)
+        if cfg.decoder_optimizer == "sgd":
+            self.opt_dec = torch.optim.SGD(self.model.decoder.parameters(), lr=cfg.lr_decoder, momentum=cfg.momentum)
+        else:
+            self.opt_dec = torch.optim.Adam(self.model.decoder.parameters(), lr=cfg.lr_decoder)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
 
         if ckpt is not None:
@@ -620,6 +637,10 @@ class Trainer:
             self.head.load_state_dict(ckpt["head"])
         if self.opt_rec is not None and ckpt.get("opt_rec") is not None:
             self.opt_rec.load_state_dict(ckpt["opt_rec"])
+        saved_opt = json.loads(ckpt.get("config_json") or "{}").get("decoder_optimizer", "adam")
+        if saved_opt != cfg.decoder_optimizer:
+            raise TrainingError(f"the checkpoint's decoder was trained with {saved_opt}; resume it with "
+                                f"decoder_optimizer = \"{saved_opt}\"")
         self.opt_dec.load_state_dict(ckpt["opt_dec"])
         if ckpt.get("scaler") and self.use_amp:
             self.scaler.load_state_dict(ckpt["scaler"])
@@ -769,13 +790,13 @@ class Trainer:
         val_pairs = self._validation_pairs()
         self._log({"event": "start", "step": self.step, "total_steps": self.total_steps,
                    "steps_per_epoch": self.steps_per_epoch, "n_images": len(self.dataset),
+                   "images_per_epoch": self.steps_per_epoch * self.batch_size, "batch_size": self.batch_size,
                    "n_classes": self.dataset.n_classes, "device": str(self.device), "amp": self.use_amp,
                    "world_size": self.launch.world_size, "base": self.base_info.description,
                    "validation": val_pairs.source if val_pairs else None,
                    "config": cfg.to_dict()})
         self._emit(TrainingProgress("start", self.step, self.total_steps, self.epoch, cfg.epochs,
-                                    message=f"{len(self.dataset)} images, {self.dataset.n_classes} identities, "
-                                            f"{self.device}"))
+                                    message=self._start_message()))
         self._set_train_mode()
         t_start, paused_s, steps_at_start = time.monotonic(), 0.0, self.step
         self._window = (time.monotonic(), self.step)  # for the recent training speed (epoch ends excluded)
@@ -826,6 +847,14 @@ class Trainer:
             return TrainResult(str(self.out), str(self.checkpoint_path), str(self.log_path), None, None, self.step,
                                len(self.history), True, list(self.history), name=self.model_name())
         return self._finish()
+
+    def _start_message(self) -> str:
+        used, n = self.steps_per_epoch * self.batch_size, len(self.dataset)
+        share = (f", {self.batch_size // self.launch.world_size} per process"
+                 if self.launch.distributed else "")
+        rest = f" ({n - used} left out per epoch, a new draw each epoch)" if used < n else ""
+        return (f"{n} images, {self.dataset.n_classes} identities, {self.device}; each epoch uses {used} images "
+                f"in {self.steps_per_epoch} batches of {self.batch_size}{share}{rest}")
 
     def _agree(self, cancel: bool, batch):
         """(cancel, batch) as all processes see them: one process's Ctrl-C stops every process, and a step with
