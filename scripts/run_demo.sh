@@ -4,5 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [[ " $* " != *" --offscreen "* ]]; then
+  bash scripts/check_qt_libs.sh  # a window needs Qt's xcb libraries; offscreen needs none of them
+fi
 export OMP_WAIT_POLICY=PASSIVE
 exec .venv/bin/xfr-desktop --demo "$@"

@@ -14,5 +14,7 @@ if [ "${XFR_TORCH:-cpu}" = "cpu" ] && ! .venv/bin/python -c "import torch" 2>/de
   # An unpinned torch pulls a multi-GB CUDA build; this pin takes the CPU wheel.
   .venv/bin/python -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 fi
-.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+# setuptools' notice on every editable install is advice, not a problem with this project
+PYTHONWARNINGS="ignore:Editable installation" \
+  .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import torch, PySide6, cv2, xfr_desktop" >/dev/null

@@ -109,3 +109,12 @@ def test_the_sample_case_holds_every_pair_its_text_names(tmp_path, samples_dir):
         a, b, _pre, _label = sample["pairs"][0]
         add_pair(store, old.id, a, b)
         assert len(ensure_sample_case(store)[1]) == 4
+
+
+def test_listing_a_folder_without_a_database_lists_nothing_and_creates_nothing(tmp_path, capsys):
+    data = tmp_path / "fresh"
+    assert xfr(data, "cases", "list") == 0
+    assert "no cases" in capsys.readouterr().out
+    assert xfr(data, "cases", "list", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert not data.exists()

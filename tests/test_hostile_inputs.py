@@ -286,10 +286,12 @@ def test_unreadable_images_are_counted_apart_from_faceless_ones(tmp_path, model_
 # --- data folders ---------------------------------------------------------------------------------------------
 def test_reading_commands_never_create_a_database(tmp_path, capsys):
     nowhere = tmp_path / "typo"
-    for command in (["cases", "list"], ["cases", "show", "1"], ["audit", "verify"], ["audit", "list"],
+    for command in (["cases", "show", "1"], ["audit", "verify"], ["audit", "list"],
                     ["report", "--case", "1", "--out", str(tmp_path / "r.pdf")]):
         assert xfr("--data-dir", str(nowhere), *command) == 2
         assert "no case database" in capsys.readouterr().err
+    assert xfr("--data-dir", str(nowhere), "cases", "list") == 0  # nothing to list is no error
+    assert "no case database" in capsys.readouterr().out
     assert not nowhere.exists()
 
 

@@ -72,8 +72,13 @@ def _case_summary(case) -> dict:
 
 
 def run_list(args) -> int:
+    from ..paths import database_path, resolve_data_dir
     from ..store import open_store
 
+    data_dir = resolve_data_dir(args.data_dir)
+    if not database_path(data_dir).is_file():  # nothing to list is no error, and a listing creates nothing
+        print("[]" if args.json else f"no cases: there is no case database in {data_dir} yet (check --data-dir)")
+        return 0
     with open_store(args.data_dir, create=False) as store:
         cases = store.list_cases(args.search)
     if args.json:

@@ -93,6 +93,26 @@ def gather_to_main(obj, launch: Launch) -> list | None:
     return out
 
 
+class _SumAllReduce(torch.autograd.Function):
+    """Differentiable sum over processes, as the deprecated torch.distributed.nn.functional.all_reduce (SUM): the
+    gradient of a sum that every process receives is the sum of every process's gradient. (The suggested
+    replacement, _functional_collectives.all_reduce, has no autograd.)"""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone(memory_format=torch.contiguous_format)  # dist.all_reduce works in place
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return _SumAllReduce.apply(grad)
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    return _SumAllReduce.apply(tensor)
+
+
 class GlobalBatchNorm(nn.BatchNorm2d):
     """Batch norm over the whole global batch on CPU processes (torch's SyncBatchNorm is GPU-only): the statistics
     are all-reduced with an autograd-aware collective, so each process normalises its share exactly as one process
@@ -101,19 +121,17 @@ class GlobalBatchNorm(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [d for d in range(x.dim()) if d != 1]
         xd = x.double()  # sums of squares in float64: E[x^2] - mean^2 without cancellation
         count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float64, device=x.device)
-        total = all_reduce(torch.cat([xd.sum(dims), (xd * xd).sum(dims), count]))
+        total = all_reduce_sum(torch.cat([xd.sum(dims), (xd * xd).sum(dims), count]))
         c = x.shape[1]
         n = total[2 * c]
         mean64 = total[:c] / n
         var64 = total[c:2 * c] / n - mean64 * mean64
         mean, var = mean64.to(x.dtype), var64.to(x.dtype)
         if self.running_mean is not None:
-            self._track(mean.detach(), var.detach(), float(n))
+            self._track(mean.detach(), var.detach(), float(n.detach()))
         shape = [1, c] + [1] * (x.dim() - 2)
         y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y

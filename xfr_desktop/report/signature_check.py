@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.fileio import read_bytes
+from .signing import quiet_pyhanko_dsa_warning
+
+quiet_pyhanko_dsa_warning()  # before the pyHanko imports below
 
 # status words (also the CLI's summary); exit codes of `xfr verify-report` (docs/reports.md):
 #   0 valid: intact, unmodified, every signer trusted     3 unsigned       4 modified or invalid

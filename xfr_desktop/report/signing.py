@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +21,18 @@ SIGNATURE_FIELD = "XFRSignature"          # the examiner's (certifying) signatur
 REVIEW_FIELD = "XFRReviewSignature"        # the reviewer's co-signature
 DEFAULT_BOX = (51.0, 60.0, 311.0, 130.0)
 MIN_PASSPHRASE = 8   # used when the caller does not know where the report reserved it
+
+
+def quiet_pyhanko_dsa_warning() -> None:
+    """Before pyHanko is imported: it imports cryptography's deprecated DSA classes, a third-party deprecation we
+    cannot fix, and every signing or verifying command would print it."""
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    warnings.filterwarnings("ignore", message="DSA is deprecated", category=CryptographyDeprecationWarning,
+                            module=r"pyhanko(_certvalidator)?\.")
+
+
+quiet_pyhanko_dsa_warning()
 
 
 class SigningError(XfrError):
