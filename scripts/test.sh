@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export QT_QPA_PLATFORM=offscreen OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# Two workers (the 2-core CI machine), a test file per worker so module fixtures run once; XFR_TEST_WORKERS=0
+# runs in one process.
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${XFR_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -31,7 +31,16 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# the longest files (a minute or so each on 2 cores) start first, so that no worker of `pytest -n 2`
+# (scripts/test.sh) begins one of them when the other worker has nothing left to do
+LONGEST_FIRST = ("test_wheelhouse_install.py", "test_distributed_training.py", "test_sharded_evaluation.py",
+                 "test_explanation_quality.py")
 SHARED_DIR = Path(os.environ.get("XFR_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")
