@@ -275,9 +275,9 @@ def explain_pair(
 ) -> PairExplanation:
     """Explain the verification of aligned faces ``a`` and ``b`` with Algorithm 1.
 
-    ``engine``: ``"fast"`` (exact incremental; falls back to ``"batched"`` where the decoder cannot be
-    localized), ``"batched"`` (all modified maps through the full decoder in chunks) or ``"literal"`` (the
-    paper's loop, one decoder pass per channel; the reference for tests and benchmarks).
+    ``engine``: ``"fast"`` (exact incremental; on a decoder with spatial mixing the exact ``"mixed"`` route, on
+    any other that cannot be localized ``"batched"``), ``"batched"`` (all modified maps through the full decoder
+    in chunks) or ``"literal"`` (the paper's loop, one decoder pass per channel; the reference for tests and benchmarks).
     ``nonpositive``: ``"exclude"`` or ``"include"`` channels whose maximum is <= 0 (see the module docstring);
     ``None`` takes the model's ``spec["explain"]["nonpositive_channels"]``, else ``"exclude"``.
     ``progress(stage, fraction)`` is called between stages; ``is_cancelled()`` is polled and raises

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from .backbones import build_backbone
-from .decoder import build_decoder, paper_decoder_spec
+from .decoder import build_decoder, paper_decoder_spec, spatial_mix_size
 from .errors import ModelFileError, XfrError
 from .fileio import atomic_write, file_sha256  # noqa: F401  (file_sha256 re-exported)
 from ..paths import REPO_ROOT
@@ -183,6 +183,7 @@ MAX_CHANNELS = 4096
 MAX_INPUT_SIDE = 1024
 MAX_DECODER_LAYERS = 16
 MAX_KERNEL = 16
+MAX_MIX_WEIGHTS = 1 << 26   # a decoder's spatial mixing: 256 channels of 8x8 use 1 << 20
 
 
 def check_spec(spec, stored_decoder: int | None = None, where: str = "the model spec") -> None:
@@ -207,7 +208,7 @@ def check_spec(spec, stored_decoder: int | None = None, where: str = "the model 
         raise bad(f"input size {sides} is outside 8..{MAX_INPUT_SIDE} pixels")
     if not 1 <= channels <= MAX_CHANNELS or not 1 <= len(layers) <= MAX_DECODER_LAYERS:
         raise bad(f"{channels} channels or {len(layers)} decoder layers is outside what a face model uses")
-    needed = sum(_decoder_layer_size(layer, bad) for layer in layers)
+    needed = sum(_decoder_layer_size(layer, bad) for layer in layers) + _spatial_mix_weights(spec["decoder"], bad)
     if stored_decoder is not None and needed > stored_decoder:
         raise bad(f"the spec declares a decoder of {needed:,} weights but the file stores {stored_decoder:,}")
 
@@ -220,6 +221,20 @@ def _decoder_layer_size(layer, bad) -> int:
     if not (1 <= c_in <= MAX_CHANNELS and 1 <= c_out <= MAX_CHANNELS and 1 <= kernel <= MAX_KERNEL):
         raise bad(f"decoder layer {c_in}->{c_out} channels, kernel {kernel} is outside what a face model uses")
     return c_in * c_out * kernel * kernel
+
+
+def _spatial_mix_weights(decoder_spec: dict, bad) -> int:
+    """Weights of the decoder's spatial mixing layer (channels · (h·w)², 0 without one), bounded."""
+    try:
+        mix = spatial_mix_size(decoder_spec)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise bad(f"malformed spatial_mix ({exc})") from None
+    if mix is None:
+        return 0
+    c, h, w = mix
+    if min(c, h, w) < 1 or c * (h * w) ** 2 > MAX_MIX_WEIGHTS:
+        raise bad(f"a spatial mixing of {c} channels of {h}x{w} is outside what a face model uses")
+    return c * (h * w) ** 2
 
 
 def _numel(state: dict) -> int:
