@@ -31,14 +31,17 @@ STAGES = {
     "model": ("Loading model", 0.00, 0.10),
     "detect": ("Detecting and aligning faces", 0.10, 0.20),
     "backbone": ("Computing embeddings", 0.20, 0.25),
-    "residuals": ("Computing channel residuals", 0.25, 0.92),
-    "done": ("Combining maps", 0.92, 0.95),
-    "save": ("Saving result", 0.95, 1.00),
+    "residuals": ("Computing channel residuals", 0.25, 0.55),
+    "done": ("Combining maps", 0.55, 0.58),
+    "trust": ("Checking the map for this pair (faithfulness, stability)", 0.58, 0.97),
+    "save": ("Saving result", 0.97, 1.00),
 }
 # what a result keeps of how its faces were found and scored; a recombined result copies these unchanged
 # (face_index_* are 0-based, 0 = the largest face; people read them 1-based. analysed_at: when the analysis ran)
 PROVENANCE_KEYS = ("face_index_a", "face_index_b", "prealigned", "device", "model_threshold", "likelihood_ratio",
-                   "analysed_at")
+                   "analysed_at", "trust")
+# a recombined result (another τ or channel set) has other maps: the per-pair trust check does not carry over
+NOT_RECOMBINED = ("trust",)
 FACE_EXTRA_KEYS = ("box", "landmarks", "transform")
 
 
@@ -59,6 +62,7 @@ class AnalysisJob:
     threshold: float | None = None
     top_k: int | None = None
     engine: str = "fast"
+    trust_jitter: int | None = 3      # jitter draws of the stability check; 0: faithfulness only; None: no check
 
 
 @dataclass
@@ -245,13 +249,17 @@ def _explain_and_save(store, job, model, aligned, report, cancelled, started: st
                           top_k=job.top_k, engine=job.engine, progress=report, is_cancelled=cancelled)
     if cancelled():
         raise Cancelled()
+    trust, agreement = _trust(model, aligned, result, job, report, cancelled)
     report("save", 0.0)
     faces_extra = {side: _face_extra(face) for side, face in aligned.items()}
+    for side, share in agreement.items():
+        faces_extra[side]["stable_agreement"] = share
     model_name = model.spec.get("name", Path(model.path or "model").stem)
     lr = stored_likelihood_ratio(model, result.score)
     provenance = {"face_index_a": aligned["a"].face_index, "face_index_b": aligned["b"].face_index,
                   "prealigned": bool(job.prealigned), "device": result.device,
-                  "model_threshold": model.threshold, "likelihood_ratio": lr, "analysed_at": started}
+                  "model_threshold": model.threshold, "likelihood_ratio": lr, "analysed_at": started,
+                  "trust": trust}
     payload = result_record_payload(result, model_name=model_name, model_sha256=model.sha256,
                                     faces_extra=faces_extra, provenance=provenance)
     record = store.save_result(job.comparison_id, payload)
@@ -259,6 +267,22 @@ def _explain_and_save(store, job, model, aligned, report, cancelled, started: st
     report("save", 1.0)
     return AnalysisOutcome(job=job, result=result, record=record, faces_extra=faces_extra, model_name=model_name,
                            model_sha256=model.sha256, likelihood_ratio=lr)
+
+
+def _trust(model, aligned, result, job, report, cancelled) -> tuple[dict | None, dict]:
+    """The per-pair trust record (None when the job asks for none) and, per side, the share of jitter draws that
+    agree with H's sign at each pixel."""
+    if job.trust_jitter is None:
+        return None, {}
+    from .core.evaluation.pair_trust import assess_pair, trust_summary
+
+    faith, stab = assess_pair(model, aligned["a"].aligned, aligned["b"].aligned, result, jitter=job.trust_jitter,
+                              progress=lambda f: report("trust", f), is_cancelled=cancelled)
+    if cancelled():
+        raise Cancelled()
+    agreement = {} if stab is None else {"a": stab.agreement[0].astype(np.float32),
+                                         "b": stab.agreement[1].astype(np.float32)}
+    return trust_summary(faith, stab), agreement
 
 
 def _face_extra(face) -> dict:
@@ -285,7 +309,7 @@ def result_record_payload(result, *, model_name: str | None, model_sha256: str |
     from .core.serialize import result_parameters, result_payload
 
     kept = {k: provenance[k] for k in PROVENANCE_KEYS
-            if k in provenance and not (k == "likelihood_ratio" and provenance[k] is None)}
+            if k in provenance and not (k in ("likelihood_ratio", "trust") and provenance[k] is None)}
     params = result_parameters(result, **kept)
     if derived_from is not None:
         params["derived_from_result"] = derived_from
@@ -300,8 +324,9 @@ def save_recombined(store, record, result):
     """
     faces = record.faces()
     extra = {s: {k: v for k, v in faces.get(s, {}).items() if k in FACE_EXTRA_KEYS} for s in "ab"}
+    provenance = {k: v for k, v in (record.parameters or {}).items() if k not in NOT_RECOMBINED}
     payload = result_record_payload(result, model_name=record.model_name, model_sha256=record.model_sha256,
-                                    faces_extra=extra, provenance=record.parameters or {}, derived_from=record.id)
+                                    faces_extra=extra, provenance=provenance, derived_from=record.id)
     recombine_ms = round(result.timings_ms.get("recombine", 0), 3)
     payload["timings"] = dict(record.timings or {}, recombine=recombine_ms)
     return store.save_result(record.comparison_id, payload), extra
