@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from xfr_desktop.cli import main
 from xfr_desktop.core import save_model
@@ -35,7 +37,7 @@ def test_scripted_case_work_from_add_pair_to_a_report_of_a_chosen_result(tmp_pat
     assert xfr(data, "cases", "add-pair", "CLI-1", a, b, "--face-a", "1") == 0
     assert "added comparison 1" in capsys.readouterr().out
     assert xfr(data, "cases", "add-pair", "CLI-1", c, tmp_path / "missing.jpg") != 0
-    assert "Photo B:" in capsys.readouterr().err
+    assert "Photo B (missing.jpg): file not found" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         xfr(data, "cases", "add-pair", "CLI-1", a, b, "--face-b", "0")
     assert exc.value.code == 2 and "start at 1" in capsys.readouterr().err
@@ -72,12 +74,16 @@ def test_analyse_reports_a_failed_comparison_and_goes_on(tmp_path, samples_dir, 
     data = tmp_path / "data"
     (a, b) = photos(samples_dir)[0]
     assert xfr(data, "cases", "create", "CLI-2") == 0
-    assert xfr(data, "cases", "add-pair", "CLI-2", a, b, "--face-a", "3") == 0   # the photo has one face
+    assert xfr(data, "cases", "add-pair", "CLI-2", a, b, "--face-a", "3") == 2   # the photo has one face
+    assert "face 3 requested but 1 face found" in capsys.readouterr().err
+    wide = tmp_path / "wide.png"                        # no aligned crop: found only when it is analysed
+    Image.fromarray(np.full((100, 300, 3), 128, np.uint8)).save(wide)
+    assert xfr(data, "cases", "add-pair", "CLI-2", wide, wide, "--aligned") == 0
     assert xfr(data, "cases", "add-pair", "CLI-2", a, b) == 0
     capsys.readouterr()
     assert xfr(data, "cases", "analyse", "CLI-2", "--model", model_file) == 1
     captured = capsys.readouterr()
-    assert "comparison 1: failed: " in captured.err and "face 3 requested but 1 face found" in captured.err
+    assert "comparison 1: failed: " in captured.err and "is not an aligned face crop" in captured.err
     assert "comparison 2: result 1: " in captured.out
     with open_store(data) as store:
         first, second = store.list_comparisons(store.find_case("CLI-2").id)
@@ -85,12 +91,12 @@ def test_analyse_reports_a_failed_comparison_and_goes_on(tmp_path, samples_dir, 
     # the failed comparison is withdrawn with a reason; it stays listed and is not analysed again
     assert xfr(data, "cases", "remove", "CLI-2", "--comparison", "1", "--reason", "") == 2
     assert "needs a reason" in capsys.readouterr().err
-    assert xfr(data, "cases", "remove", "CLI-2", "--comparison", "1", "--reason", "no third face") == 0
+    assert xfr(data, "cases", "remove", "CLI-2", "--comparison", "1", "--reason", "not a face crop") == 0
     capsys.readouterr()
     assert xfr(data, "cases", "analyse", "CLI-2", "--model", model_file) == 0
     assert "comparison 1" not in capsys.readouterr().out
     assert xfr(data, "cases", "show", "CLI-2") == 0
-    assert "removed " in (out := capsys.readouterr().out) and ": no third face" in out
+    assert "removed " in (out := capsys.readouterr().out) and ": not a face crop" in out
 
 
 def test_the_sample_case_holds_every_pair_its_text_names(tmp_path, samples_dir):

@@ -426,7 +426,7 @@ def test_evaluation_headline_and_examination_sections(tmp_path, tiny_model):
         flat = report_text(store, case.id)
     headline = flat[flat.index("Evaluation"):flat.index("technical result and parameters")]
     assert "LR ≥ 3,000 (limit of the calibration)" in headline and "LR = ≥" not in headline
-    assert "at least strong support for the proposition that the two images show the same person" in headline
+    assert "at least strong support for Hp: the suspect is the person in the CCTV still." in headline   # issue 24
     assert "Hp: the suspect is the person in the CCTV still." in headline
     assert "logistic-regression calibration on LFW pairs.txt (3,000 same-person" in headline
     assert "model decision" not in headline and "MATCH" not in headline

@@ -255,7 +255,7 @@ def test_cli_cases_list_and_show(tmp_path, capsys):
     assert shown["comparisons"][0]["latest_result"]["decision"] == "match"
     assert shown["conclusion"]["text"] == "Support for same source" and shown["audit"]["intact"]
     assert xfr_main(["--data-dir", str(data), "cases", "show", str(case.id)]) == 0
-    assert "1. (id 1) a.png (face 1) vs a.png (face 1)" in capsys.readouterr().out
+    assert "1. a.png (face 1) vs a.png (face 1)" in capsys.readouterr().out
     assert xfr_main(["--data-dir", str(data), "cases", "show", "nope"]) == 2
     assert "no case with id or number 'nope'" in capsys.readouterr().err
     assert xfr_main(["--data-dir", str(data), "cases", "create", "2026-0043", "--title", "T"]) == 0

@@ -1,8 +1,9 @@
 """Case work the desktop and the command line share, free of Qt: add a pair of photos to a case, analyse its
 comparisons, record a conclusion, set up the bundled sample case.
 
-People number things from 1: "comparison 2" is the case's second comparison (as the report and `xfr cases show`
-list them) and "face 1" the largest face in a photo; the store keeps face indices 0-based.
+People number things from 1: "comparison 2" is the case's second comparison by creation order, removed ones
+included (`ComparisonRecord.number`: the one number the app, `xfr cases`, the report and its audit appendix show),
+and "face 1" the largest face in a photo; the store keeps face indices 0-based.
 """
 from __future__ import annotations
 
@@ -22,38 +23,47 @@ SAMPLES_DIR = RESOURCES_DIR / "samples"
 
 
 def comparison_by_number(store, case_id: int, number: int):
-    """The case's `number`-th comparison (1-based, in the order they were added); StoreError when there is none."""
+    """The case's comparison number `number` (`ComparisonRecord.number`); StoreError when there is none."""
     comparisons = store.list_comparisons(case_id)
-    if not 1 <= int(number) <= len(comparisons):
+    found = [c for c in comparisons if c.number == int(number)]
+    if not found:
         raise StoreError(f"case {store.get_case(case_id).number} has no comparison {number} "
                          f"(it has {len(comparisons)})")
-    return comparisons[int(number) - 1]
-
-
-def comparison_number(store, comparison) -> int:
-    """The 1-based number of a comparison within its case."""
-    return [c.id for c in store.list_comparisons(comparison.case_id)].index(comparison.id) + 1
+    return found[0]
 
 
 def add_pair(store, case_id: int, path_a, path_b, *, face_a: int | None = None, face_b: int | None = None,
-             prealigned: bool = False, ask_face: bool = False, actor: str | None = None):
+             prealigned: bool = False, actor: str | None = None, sheet_dir=None):
     """Import both photos and add them to the case as a comparison. ``face_a``/``face_b``: 1-based face numbers
-    (1 = the largest; None = the largest); ``ask_face``: an interactive caller asks when a photo shows several."""
-    faces = {}
-    for side, number in (("a", face_a), ("b", face_b)):
+    (1 = the largest; None: the photo's only face). Faces are found first, so nothing is stored for a photo
+    without a face, or with several and no number (`core.face_choice.choose_face`; its numbered contact sheet
+    goes to ``sheet_dir``, by default the temporary folder)."""
+    for number in (face_a, face_b):
         if number is not None and int(number) < 1:
             raise XfrError(f"face numbers start at 1 (1 = the largest face), not {number}")
-        faces[side] = 0 if number is None else int(number) - 1
     store.get_case(case_id)
+    faces = _chosen_faces((path_a, path_b), (face_a, face_b), prealigned, sheet_dir)
     shas = []
     for label, path in (("A", path_a), ("B", path_b)):
         try:
             shas.append(store.import_image(path, case_id=case_id, actor=actor))
         except ImageError as exc:  # say which of the two photos it is
             raise ImageError(f"Photo {label}: {exc}") from exc
-    return store.add_comparison(case_id, shas[0], shas[1], face_index_a=faces["a"], face_index_b=faces["b"],
-                                parameters={"prealigned": bool(prealigned), "ask_face": bool(ask_face)},
-                                actor=actor)
+    return store.add_comparison(case_id, shas[0], shas[1], face_index_a=faces[0], face_index_b=faces[1],
+                                parameters={"prealigned": bool(prealigned)}, actor=actor)
+
+
+def _chosen_faces(paths, numbers, prealigned: bool, sheet_dir) -> list[int]:
+    """0-based face indices (a pre-aligned crop is its own face: no detection)."""
+    if prealigned:
+        return [0, 0]
+    import tempfile
+
+    from .core.face_choice import choose_face
+
+    return [choose_face(path, number, name=f"Photo {label} ({Path(path).name})", option=f"--face-{label.lower()} K",
+                        sheet_dir=sheet_dir or tempfile.gettempdir())
+            for label, path, number in zip("AB", paths, numbers)]
 
 
 @dataclass
@@ -71,13 +81,11 @@ def analyse_case(store, case_id: int, *, comparison: int | None = None, model_pa
     failure is recorded on its comparison and reported; the others still run."""
     from .core.errors import user_message
 
-    comparisons = store.list_comparisons(case_id)
     chosen = ([comparison_by_number(store, case_id, comparison)] if comparison is not None
-              else [c for c in comparisons if not c.removed])
-    numbers = {c.id: n for n, c in enumerate(comparisons, start=1)}
+              else [c for c in store.list_comparisons(case_id) if not c.removed])
     cache, done = ModelCache(), []
     for comp in chosen:
-        item = CaseAnalysis(comp, numbers[comp.id])
+        item = CaseAnalysis(comp, comp.number)
         try:
             model = cache.model(model_path, device)
             outcome = analyse_comparison(store, plan_analysis(store, comp.id, model_path=model_path, device=device),

@@ -39,8 +39,17 @@ def register(subparsers) -> None:
 def _read_trusted(paths) -> list[bytes] | None:
     from ..core.errors import XfrError
     from ..core.fileio import read_bytes
+    from ..store.checkpoints import certificate_fingerprint
 
-    return [read_bytes(p, "certificate", XfrError) for p in paths] if paths else None
+    if not paths:
+        return None
+    certificates = [read_bytes(p, "certificate", XfrError) for p in paths]
+    for path, pem in zip(paths, certificates):
+        try:
+            certificate_fingerprint(pem)
+        except ValueError:  # checked here, so that verification never meets it half-way
+            raise XfrError(f"{path} holds no PEM or DER certificate") from None
+    return certificates
 
 
 def run_verify(args) -> int:

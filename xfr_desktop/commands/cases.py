@@ -100,8 +100,7 @@ def run_show(args) -> int:
 
     with open_store(args.data_dir, create=False) as store:
         case = store.find_case(args.case)
-        comparisons = [_comparison_summary(store, number, comp)
-                       for number, comp in enumerate(store.list_comparisons(case.id), start=1)]
+        comparisons = [_comparison_summary(store, comp) for comp in store.list_comparisons(case.id)]
         conclusion = store.latest_conclusion(case.id)
         verification = store.verify_audit(case.id)
     info = _case_summary(case) | {
@@ -124,7 +123,7 @@ def run_show(args) -> int:
     print(f"  comparisons:  {len(comparisons)}")
     for comp in comparisons:
         a, b = comp["images"]["a"], comp["images"]["b"]
-        print(f"    {comp['number']}. (id {comp['id']}) {a['original_name']} (face {a['face_number']}) vs "
+        print(f"    {comp['number']}. {a['original_name']} (face {a['face_number']}) vs "
               f"{b['original_name']} (face {b['face_number']}) [{comp['status']}, {comp['n_results']} results]")
         if comp["removed"]:
             removed = comp["removed"]
@@ -140,17 +139,19 @@ def run_show(args) -> int:
     return 0
 
 
-def _comparison_summary(store, number: int, comp) -> dict:
-    """One comparison as `cases show` prints it: numbers and face numbers counted from 1."""
-    from ..core.evaluative import lr_statement, result_model_decision
+def _comparison_summary(store, comp) -> dict:
+    """One comparison as `cases show` prints it: its number and face numbers counted from 1 ("id": the database
+    row, for scripts only)."""
+    from ..core.evaluative import case_propositions, lr_statement, result_model_decision
 
     results = store.list_results(comp.id)
     latest, report = (results[-1] if results else None), store.report_result(comp.id, include_blobs=False)
-    statement = lr_statement(report.parameters.get("likelihood_ratio")) if report else None
+    statement = lr_statement(report.parameters.get("likelihood_ratio"),
+                             propositions=case_propositions(store.get_case(comp.case_id))) if report else None
     images = {side: (store.get_image(sha), index + 1) for side, sha, index in
               (("a", comp.image_a, comp.face_index_a), ("b", comp.image_b, comp.face_index_b))}
     return {
-        "number": number, "id": comp.id, "status": comp.status, "model_name": comp.model_name,
+        "number": comp.number, "id": comp.id, "status": comp.status, "model_name": comp.model_name,
         "model_sha256": comp.model_sha256, "n_results": comp.n_results, "created": comp.created_at,
         "images": {side: {"sha256": img.sha256, "original_name": img.original_name, "face_number": face}
                    for side, (img, face) in images.items()},
@@ -170,8 +171,9 @@ def _comparison_summary(store, number: int, comp) -> dict:
 def run_create(args) -> int:
     from ..store import open_store
 
+    examiner = args.examiner or args.acting_examiner or ""   # `xfr --examiner NAME cases create` names it too
     with open_store(args.data_dir, examiner=args.acting_examiner) as store:
-        case = store.create_case(args.number, title=args.title, examiner=args.examiner,
+        case = store.create_case(args.number, title=args.title, examiner=examiner,
                                  organisation=args.organisation, notes=args.notes)
     if args.json:
         print(json_text(_case_summary(case), indent=2, ensure_ascii=False))
@@ -181,15 +183,14 @@ def run_create(args) -> int:
 
 
 def run_add_pair(args) -> int:
-    from ..casework import add_pair, comparison_number
+    from ..casework import add_pair
     from ..store import open_store
 
     with open_store(args.data_dir, examiner=args.acting_examiner) as store:
         case = store.find_case(args.case)
         comp = add_pair(store, case.id, args.image_a, args.image_b, face_a=args.face_a, face_b=args.face_b,
                         prealigned=args.aligned)
-        number = comparison_number(store, comp)
-    print(f"added comparison {number} (id {comp.id}) to case {case.number}: face {comp.face_index_a + 1} of A, "
+    print(f"added comparison {comp.number} to case {case.number}: face {comp.face_index_a + 1} of A, "
           f"face {comp.face_index_b + 1} of B")
     return 0
 
@@ -198,16 +199,20 @@ def run_analyse(args) -> int:
     from ..casework import analyse_case
     from ..store import open_store
 
+    from ..core.evaluative import case_propositions
+
     with open_store(args.data_dir, examiner=args.acting_examiner) as store:
         case = store.find_case(args.case)
+        propositions = case_propositions(case)
         done = analyse_case(store, case.id, comparison=args.comparison, model_path=args.model,
-                            device=None if args.device == "auto" else args.device, on_done=_print_analysis)
+                            device=None if args.device == "auto" else args.device,
+                            on_done=lambda item: _print_analysis(item, propositions))
     if not done:
         print(f"case {case.number} has no comparison to analyse")
     return 1 if any(item.error for item in done) else 0
 
 
-def _print_analysis(item) -> None:
+def _print_analysis(item, propositions: tuple[str, str]) -> None:
     import sys
 
     from ..core.evaluative import lr_statement, result_model_decision
@@ -216,7 +221,7 @@ def _print_analysis(item) -> None:
         print(f"comparison {item.number}: failed: {item.error}", file=sys.stderr)
         return
     record = item.outcome.record
-    statement = lr_statement(record.parameters.get("likelihood_ratio"))
+    statement = lr_statement(record.parameters.get("likelihood_ratio"), propositions=propositions)
     lr = f"LR {statement.text} ({statement.verbal}); " if statement else "no likelihood ratio (no calibration); "
     print(f"comparison {item.number}: result {record.id}: {lr}{result_model_decision(record).text}")
 

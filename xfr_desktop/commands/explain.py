@@ -19,10 +19,10 @@ def register(subparsers) -> None:
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.add_argument("--aligned", action="store_true", help="inputs are pre-aligned face crops: skip detection")
     p.add_argument("--channels", type=int, metavar="K", help="explain with the K strongest channels only (top-k)")
-    p.add_argument("--face-a", type=face_number_arg, default=1, metavar="K",
-                   help="which detected face of A (1 = the largest, the default)")
-    p.add_argument("--face-b", type=face_number_arg, default=1, metavar="K",
-                   help="which detected face of B (1 = the largest, the default)")
+    p.add_argument("--face-a", type=face_number_arg, metavar="K",
+                   help="which detected face of A (1 = the largest); needed when A shows several")
+    p.add_argument("--face-b", type=face_number_arg, metavar="K",
+                   help="which detected face of B (1 = the largest); needed when B shows several")
     p.add_argument("--normalization", choices=["sum", "max"], default="sum",
                    help="residual normalization: sum (maps decompose score - threshold) or max")
     p.add_argument("--engine", choices=["fast", "batched", "literal"], default="fast")
@@ -40,10 +40,12 @@ def run(args) -> int:
     model = load_model(args.model, device=None if args.device == "auto" else args.device)
     timings["load_model"] = (time.perf_counter() - t0) * 1e3
 
+    out = Path(args.out)
     t1 = time.perf_counter()
+    indices = _chosen_faces(args, out)
     aligner = FaceAligner.for_model(model)
-    faces = [aligner.align_file(path, face_index=number - 1, prealigned=args.aligned)
-             for path, number in ((args.image_a, args.face_a), (args.image_b, args.face_b))]
+    faces = [aligner.align_file(path, face_index=index, prealigned=args.aligned)
+             for path, index in zip((args.image_a, args.image_b), indices)]
     timings["align"] = (time.perf_counter() - t1) * 1e3
     warnings = prealigned_warnings(aligner, faces, [args.image_a, args.image_b]) if args.aligned else []
 
@@ -52,16 +54,35 @@ def run(args) -> int:
     timings.update(result.timings_ms)
     timings["total"] = (time.perf_counter() - t0) * 1e3
 
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_outputs(out, result, faces, model, [args.image_a, args.image_b],
                   [image_sha256(args.image_a), image_sha256(args.image_b)], timings, warnings)
     for warning in warnings:
         print(f"xfr: warning: {warning}", file=sys.stderr)
-    print(f"{result.decision_label}: score {result.score:.4f} (threshold {result.threshold:.4f}); "
-          f"faces found: A {faces[0].n_faces}, B {faces[1].n_faces}")
+    print(evidence_line(evidence_summary(model, result), result))
+    print(f"faces: A face {faces[0].face_index + 1} of {faces[0].n_faces}, B face {faces[1].face_index + 1} of "
+          f"{faces[1].n_faces}")
     print(f"outputs: {out.resolve()}")
     return 0
+
+
+def _chosen_faces(args, out: Path) -> list[int]:
+    """0-based face indices; a photo with several faces needs --face-a/--face-b (the contact sheet goes to out)."""
+    if args.aligned:
+        return [0, 0]
+    from ..core.face_choice import choose_face
+
+    return [choose_face(path, number, name=f"{label} ({Path(path).name})", option=f"--face-{label.lower()} K",
+                        sheet_dir=out)
+            for label, path, number in (("A", args.image_a, args.face_a), ("B", args.image_b, args.face_b))]
+
+
+def evidence_line(evidence: dict, result) -> str:
+    """'LR 3.2 (weak support …); model decision at τ = 0.300: match (score 0.4120)': the likelihood ratio first,
+    as the app and the report lead with it."""
+    lr = evidence["likelihood_ratio"]
+    head = f"LR {lr['text']} ({lr['verbal_equivalent']})" if lr else "no likelihood ratio (no calibration)"
+    return f"{head}; {evidence['model_decision']['text']} (score {result.score:.4f})"
 
 
 def evidence_summary(model, result) -> dict:

@@ -68,9 +68,12 @@ def ask_passphrase(args, *, confirm: bool = False, what: str = "key file") -> st
         return value
     if not sys.stdin.isatty():
         raise XfrError(f"no terminal to ask for the {what} passphrase; use --passphrase-file or --passphrase-env")
-    value = getpass.getpass(f"Passphrase for the {what}: ")
-    if confirm and getpass.getpass("Repeat the passphrase: ") != value:
-        raise XfrError("the two passphrases differ")
+    try:
+        value = getpass.getpass(f"Passphrase for the {what}: ")
+        if confirm and getpass.getpass("Repeat the passphrase: ") != value:
+            raise XfrError("the two passphrases differ")
+    except EOFError:  # Ctrl-D
+        raise XfrError(f"no passphrase given for the {what}: nothing was done") from None
     return value
 
 

@@ -149,14 +149,17 @@ class Calibration:
 
 
 # --- verbal scale -------------------------------------------------------------------------------------------
-def verbal_equivalent(lr: float) -> str:
-    """ENFSI verbal equivalent of a likelihood ratio, naming the proposition supported."""
+def verbal_equivalent(lr: float, propositions: tuple[str, str] | None = None) -> str:
+    """ENFSI verbal equivalent of a likelihood ratio, naming the proposition supported: ``propositions`` (the
+    prosecution's, the defence's, as the case words them), else the default pair."""
     if not (lr > 0) or math.isnan(lr):
         raise ValueError("a likelihood ratio must be positive")
     if math.isclose(lr, 1.0, rel_tol=1e-9):
         return "no support for either proposition (LR = 1)"
     strength = lr if lr > 1 else 1.0 / lr
     words = next(w for bound, w in VERBAL_SCALE if strength >= bound)
+    if propositions is not None:
+        return f"{words} for {propositions[0 if lr > 1 else 1]}"
     prop = PROPOSITION_SAME if lr > 1 else PROPOSITION_DIFFERENT
     return f"{words} for the proposition that {prop}"
 

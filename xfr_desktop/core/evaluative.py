@@ -66,9 +66,11 @@ class LRStatement:
         return f"LR {self.text}" if self.at_limit else f"LR = {self.text}"
 
 
-def lr_statement(lr: float | dict | None, limits: tuple[float, float] | None = None) -> LRStatement | None:
+def lr_statement(lr: float | dict | None, limits: tuple[float, float] | None = None,
+                 propositions: tuple[str, str] | None = None) -> LRStatement | None:
     """How a report states a likelihood ratio. ``lr``: a value or a stored ``{"value", "limits"?}``; ``limits``
-    (lower, upper) LR values of the calibration, when the stored dict does not carry them. None when no LR."""
+    (lower, upper) LR values of the calibration, when the stored dict does not carry them; ``propositions``: the
+    case's (:func:`case_propositions`), which the verbal equivalent names. None when no LR."""
     if isinstance(lr, dict):
         limits = limits or (tuple(lr["limits"]) if lr.get("limits") else None)
         lr = lr.get("value")
@@ -77,11 +79,24 @@ def lr_statement(lr: float | dict | None, limits: tuple[float, float] | None = N
     value = float(lr)
     at_limit = _at_limit(value, limits)
     supports = None if math.isclose(value, 1.0, rel_tol=1e-9) else ("Hp" if value > 1 else "Hd")
+    verbal = verbal_equivalent(value, _named_propositions(propositions))
     if at_limit is None:
-        return LRStatement(value, format_lr_rounded(value), verbal_equivalent(value), None, supports)
+        return LRStatement(value, format_lr_rounded(value), verbal, None, supports)
     bound = "≥" if at_limit == "upper" else "≤"
     text = f"{bound} {format_lr_rounded(value, down=True)} ({LIMIT_NOTE})"
-    return LRStatement(value, text, "at least " + verbal_equivalent(value), at_limit, supports)
+    return LRStatement(value, text, "at least " + verbal, at_limit, supports)
+
+
+def _named_propositions(propositions: tuple[str, str] | None) -> tuple[str, str] | None:
+    """The case's own propositions as the verbal scale names them ("Hp: the man filmed is the suspect"); None
+    for the default pair, which keeps its plain wording."""
+    if propositions is None or tuple(propositions) == (DEFAULT_PROSECUTION, DEFAULT_DEFENCE):
+        return None
+    named = []
+    for label, text in zip(("Hp", "Hd"), propositions):
+        text = text.strip().rstrip(".")
+        named.append(text if text[:2].lower() == label.lower() else f"{label}: {text}")
+    return named[0], named[1]
 
 
 def _at_limit(value: float, limits) -> str | None:

@@ -1,17 +1,48 @@
-"""Small file helpers shared by models, training, reports and the CLI."""
+"""Small file helpers shared by models, training, reports and the CLI.
+
+Files named on the command line or found in a data folder are hostile until proven otherwise: they are opened
+only when they are regular files (a FIFO would block the open, /dev/zero never ends), without blocking, and read
+up to a documented size (docs/integrity.md, "Untrusted input files")."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+MIB = 1 << 20
+MAX_SMALL_FILE = 1 * MIB          # a certificate, a key file (.p12), a pass-phrase file
+MAX_CHECKPOINT_FILE = 16 * MIB    # `audit checkpoint --out` JSON: a certificate per chain
+MAX_PDF = 256 * MIB               # a report to verify or co-sign (reports are a few MB)
 
-def file_sha256(path: str | os.PathLike) -> str:
+
+def open_regular(path: str | os.PathLike, follow_links: bool = True) -> BinaryIO:
+    """`path` opened for reading if it is a regular file, else OSError; `follow_links=False` refuses a symbolic
+    link too (where the app never makes one: the evidence store)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):  # a FIFO, a device (/dev/zero), a socket
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def file_sha256(path: str | os.PathLike, follow_links: bool = True) -> str:
+    """Streamed: any size in constant memory; a regular file only."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
+    with open_regular(path, follow_links) as f:
+        for chunk in iter(lambda: f.read(MIB), b""):
             h.update(chunk)
     return h.hexdigest()
 
@@ -50,15 +81,22 @@ def with_path(exc: OSError, path: str | os.PathLike) -> OSError:
     return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 
-def read_bytes(path: str | os.PathLike, what: str, error: type[Exception]) -> bytes:
-    """The file's bytes, or ``error`` with a one-line message naming ``what`` and the path."""
+def read_bytes(path: str | os.PathLike, what: str, error: type[Exception], limit: int = MAX_SMALL_FILE) -> bytes:
+    """The bytes of regular file `path`, at most `limit` of them; else ``error`` with a one-line message naming
+    ``what`` and the path."""
     path = Path(path)
     try:
-        return path.read_bytes()
+        with open_regular(path) as f:
+            if os.fstat(f.fileno()).st_size > limit:
+                raise error(f"{what} {path} is larger than {limit // MIB} MB: not read")
+            data = f.read(limit + 1)  # never more, even if the file grows meanwhile
     except FileNotFoundError:
         raise error(f"{what} not found: {path}") from None
     except OSError as exc:
         raise error(f"cannot read {what} {path} ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise error(f"{what} {path} is larger than {limit // MIB} MB: not read")
+    return data
 
 
 def check_new_file(path: str | os.PathLike, overwrite: bool | None, error: type[Exception]) -> Path:

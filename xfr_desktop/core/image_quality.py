@@ -269,3 +269,42 @@ def quality_warnings(data: dict) -> list[str]:
          lambda v: f"JPEG quality about {v} is below {t['jpeg_quality']}: strong compression artefacts"),
     ]
     return [describe(v) for v, below, describe in checks if v is not None and below(v)]
+
+
+# --- one text for people: the app's Photos tab and the report print these rows --------------------------------
+def _exif(d: dict) -> dict:
+    return d.get("exif") or {}
+
+
+QUALITY_ROWS = (  # (label, text of a photo's assessment; None: not measured)
+    ("Photo size", lambda d: f"{d['width_px']} × {d['height_px']} px" if d.get("width_px") else None),
+    ("Face used", lambda d: f"face {d['face_number']} of {d.get('n_faces') or '?'} (1 = largest)"
+     if d.get("face_number") else None),
+    ("Face box", lambda d: "{:.0f} × {:.0f} px".format(*d["face_box_px"]) if d.get("face_box_px") else None),
+    ("Inter-eye distance", lambda d: f"{d['inter_eye_px']:.0f} px" if d.get("inter_eye_px") is not None else None),
+    ("Roll", lambda d: f"{d['roll_deg']:+.0f}°" if d.get("roll_deg") is not None else None),
+    ("Yaw (estimated)", lambda d: f"{d['yaw_deg']:+.0f}°" if d.get("yaw_deg") is not None else None),
+    ("Sharpness (variance of the Laplacian)", lambda d: f"{d['sharpness']:.0f}" if d.get("sharpness") is not None
+     else None),
+    ("JPEG quality (estimated)", lambda d: f"about {d['jpeg_quality']}" if d.get("jpeg_quality") is not None
+     else "not a JPEG / unknown"),
+    # "camera" is make and model joined (exif_summary); older records kept them apart
+    ("Camera (EXIF)", lambda d: _exif(d).get("camera") or " ".join(
+        str(_exif(d)[k]) for k in ("make", "model") if _exif(d).get(k)) or "not recorded"),
+    ("Taken at (EXIF)", lambda d: _exif(d).get("taken_at") or "not recorded"),
+    ("EXIF orientation", lambda d: str(_exif(d).get("orientation") or "not recorded")),
+    ("GPS position in EXIF", lambda d: "present" if _exif(d).get("gps_present") else "none"),
+)
+
+
+def quality_rows(data: dict | None) -> list[tuple[str, str]]:
+    """(label, text) per row of a photo's quality and provenance; "—" where nothing was measured (no data at all,
+    or a value that cannot be read)."""
+    rows = []
+    for label, text in QUALITY_ROWS:
+        try:
+            value = text(data) if data else None
+        except (KeyError, TypeError, ValueError, IndexError):
+            value = None
+        rows.append((label, value if value is not None else "—"))
+    return rows

@@ -161,7 +161,7 @@ class CaseBrowser(QWidget):
             na, nb = comp.image_a[:8], comp.image_b[:8]
         results = f" · {comp.n_results} result{'s' if comp.n_results != 1 else ''}" if comp.n_results else ""
         status = f"removed: {comp.removed_reason}" if comp.removed else comp.status
-        item = QListWidgetItem(f"#{comp.id}  {na}  ↔  {nb}\n{status}{results}")
+        item = QListWidgetItem(f"{comp.number}.  {na}  ↔  {nb}\n{status}{results}")
         item.setData(ID_ROLE, comp.id)
         if comp.removed:
             font = item.font()

@@ -73,7 +73,7 @@ class CompareWindow(QWidget):
         self.images = images
         self.read_only = read_only
         self._corner: tuple[str, float, float] | None = None   # the first click of a rectangle
-        self.setWindowTitle(f"Compare faces — comparison #{comparison_id}")
+        self.setWindowTitle(f"Compare faces — comparison {store.get_comparison(comparison_id).number}")
         self.resize(1100, 700)
         self.mode_combo, self.source_combo, self.tool_combo = QComboBox(), QComboBox(), QComboBox()
         for combo, items in ((self.mode_combo, MODES), (self.source_combo, SOURCES), (self.tool_combo, TOOLS)):

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, Q
                                QLineEdit, QPlainTextEdit, QPushButton, QScrollArea, QSlider, QSpinBox, QStyle,
                                QVBoxLayout, QWidget)
 
-from ..core.evaluative import lr_statement, model_decision
+from ..core.evaluative import case_propositions, lr_statement, model_decision
 from ..core.errors import XfrError
 from ..core.map_style import map_style
 from .dialogs import show_error_for
@@ -257,7 +257,9 @@ class ControlPanel(QScrollArea):
     def show_record_info(self, record, result) -> None:
         """Likelihood ratio, model and timing of the stored result shown."""
         p = record.parameters or {}
-        statement = lr_statement(p.get("likelihood_ratio") or None)
+        case = self.store.get_case(self.case_id) if self.case_id is not None else None
+        statement = lr_statement(p.get("likelihood_ratio") or None,
+                                 propositions=case_propositions(case) if case is not None else None)
         self.lr_label.setText(f"<b>{statement.text}</b>" if statement else "— (the model has no calibration)")
         verbal = statement.verbal if statement else None
         self.lr_verbal_label.setText(f"{verbal[:1].upper()}{verbal[1:]}." if verbal else "")

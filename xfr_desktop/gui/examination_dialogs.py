@@ -60,10 +60,11 @@ class RemoveComparisonDialog(_StoreForm):
     reason is recorded and the report lists it as removed."""
 
     def __init__(self, parent, store, comparison_id: int, description: str = ""):
-        super().__init__(parent, f"Remove comparison #{comparison_id}", "Remove")
+        number = store.get_comparison(comparison_id).number
+        super().__init__(parent, f"Remove comparison {number}", "Remove")
         self.store = store
         self.comparison_id = comparison_id
-        intro = QLabel(f"<b>{description or f'Comparison #{comparison_id}'}</b><br>It stays in the case database"
+        intro = QLabel(f"<b>{description or f'Comparison {number}'}</b><br>It stays in the case database"
                        " and is listed in the report as removed, with your reason. It can no longer be analysed"
                        " or assessed.")
         intro.setWordWrap(True)

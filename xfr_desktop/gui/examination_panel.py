@@ -15,21 +15,12 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QHeaderView,
 
 from ..core.errors import XfrError
 from ..core.evaluative import DEFAULT_DEFENCE, DEFAULT_PROSECUTION
+from ..core.image_quality import QUALITY_ROWS, quality_rows
 from ..core.map_style import DISSIMILAR_RGB, SIMILAR_RGB
 from ..core.morphology import ASSESSMENT_VALUES, FISWG_FEATURES, VALUE_LABELS, assessment_summary
 
 NOT_ASSESSED = ""
 VALUE_COLOURS = {"similar": QColor(*SIMILAR_RGB, 50), "dissimilar": QColor(*DISSIMILAR_RGB, 50)}
-QUALITY_ROWS = (  # (key, label, format)
-    ("width_px", "Photo size", lambda d: f"{d['width_px']} × {d['height_px']} px"),
-    ("face_number", "Face used", lambda d: f"face {d['face_number']} of {d.get('n_faces') or '?'} (1 = largest)"),
-    ("face_box_px", "Face box", lambda d: f"{d['face_box_px'][0]:.0f} × {d['face_box_px'][1]:.0f} px"),
-    ("inter_eye_px", "Inter-eye distance", lambda d: f"{d['inter_eye_px']:.0f} px"),
-    ("roll_deg", "Roll", lambda d: f"{d['roll_deg']:+.0f}°"),
-    ("yaw_deg", "Yaw (estimated)", lambda d: f"{d['yaw_deg']:+.0f}°"),
-    ("sharpness", "Sharpness (Laplacian variance)", lambda d: f"{d['sharpness']:.0f}"),
-    ("jpeg_quality", "JPEG quality (estimated)", lambda d: f"about {d['jpeg_quality']}"),
-)
 
 
 def _caption(text: str) -> QLabel:
@@ -86,10 +77,10 @@ class ExaminationPanel(QTabWidget):
                           self.features, self.feature_summary)
 
     def _photos_tab(self) -> QWidget:
-        self.quality = QTableWidget(len(QUALITY_ROWS) + 2, 2)
+        self.quality = QTableWidget(len(QUALITY_ROWS), 2)
         self.quality.setObjectName("qualityTable")
         self.quality.setHorizontalHeaderLabels(["Photo A", "Photo B"])
-        self.quality.setVerticalHeaderLabels([label for _, label, _ in QUALITY_ROWS] + ["Camera / taken", "GPS"])
+        self.quality.setVerticalHeaderLabels([label for label, _ in QUALITY_ROWS])
         self.quality.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.quality.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.quality.verticalHeader().setDefaultSectionSize(21)
@@ -215,18 +206,8 @@ class ExaminationPanel(QTabWidget):
         for col, side in enumerate("ab"):
             record = self.store.image_quality(self.comparison_id, side) if self.comparison_id is not None else None
             data = record.data if record is not None else {}
-            for row, (key, _, fmt) in enumerate(QUALITY_ROWS):
-                try:
-                    text = fmt(data) if data.get(key) is not None else "—"
-                except (KeyError, TypeError, ValueError):
-                    text = "—"
+            for row, (_, text) in enumerate(quality_rows(data)):
                 self.quality.setItem(row, col, QTableWidgetItem(text))
-            exif = data.get("exif") or {}
-            camera = " ".join(str(exif[k]) for k in ("make", "model") if exif.get(k)) or "—"
-            taken = exif.get("taken_at") or "no time stamp"
-            self.quality.setItem(len(QUALITY_ROWS), col, QTableWidgetItem(f"{camera}; {taken}"))
-            gps = "present" if exif.get("gps_present") else ("absent" if data else "—")
-            self.quality.setItem(len(QUALITY_ROWS) + 1, col, QTableWidgetItem(gps))
             warnings += [f"Photo {side.upper()}: {w}" for w in data.get("warnings") or []]
         self.quality_warnings.setText("⚠ " + "<br>⚠ ".join(warnings) if warnings else
                                       ("No value below its threshold." if self.comparison_id is not None else ""))

@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 def comparison_hint(comp) -> str:
     """What the empty view says about a comparison without results, and what the examiner can do about it."""
     if comp.removed:
-        return (f"<h3>Comparison #{comp.id}: removed</h3><p>Removed {comp.removed_at[:16].replace('T', ' ')} UTC by"
+        return (f"<h3>Comparison {comp.number}: removed</h3><p>Removed {comp.removed_at[:16].replace('T', ' ')} UTC by"
                 f" {comp.removed_by}: {comp.removed_reason}</p><p>The report lists it as removed.</p>")
-    head = f"<h3>Comparison #{comp.id}: {comp.status}</h3><p>{comp.status_message or ''}</p>"
+    head = f"<h3>Comparison {comp.number}: {comp.status}</h3><p>{comp.status_message or ''}</p>"
     if comp.status == "failed":
         return head + ("<p>Running it again (Ctrl+R) gives the same outcome unless its cause has changed (e.g. tick"
                        " <i>Analysis ▸ Photos are pre-aligned crops</i> for cropped faces). Otherwise remove it"
@@ -411,9 +411,9 @@ class MainWindow(WindowActions, QMainWindow):
     def _on_finished(self, outcome: AnalysisOutcome) -> None:
         self._set_busy(False)
         comp_id = outcome.job.comparison_id
-        self.statusBar().showMessage(f"Analysis of comparison #{comp_id} finished in {outcome.seconds:.1f} s; "
-                                     f"saved as result #{outcome.record.id}.", 10000)
         comp = self.store.get_comparison(comp_id)
+        self.statusBar().showMessage(f"Analysis of comparison {comp.number} finished in {outcome.seconds:.1f} s; "
+                                     f"saved as result #{outcome.record.id}.", 10000)
         for side, sha in (("a", comp.image_a), ("b", comp.image_b)):
             if side in outcome.photos:
                 self._photos[sha] = outcome.photos[side]

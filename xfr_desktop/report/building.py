@@ -27,7 +27,8 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None, *
         story += sections.comparison_section(section, st, data)
     story += sections.unreported_section(data, st)
     story += sections.conclusion_section(data, st) + sections.limitations_section(data, st)
-    story += sections.audit_appendix(data, st) + sections.signature_section(record, for_signing)
+    story += sections.audit_appendix(data, st)
+    story += sections.signature_section(record, for_signing, sections.verification_note(data), st)
     rendered = assemble_pdf(story, data, generated_at, record)
     if out_path is not None:
         write_atomically(out_path, rendered.pdf)

@@ -110,13 +110,13 @@ def check_cosign(report: str | os.PathLike, out_path: str | os.PathLike, overwri
     """The bytes of ``report`` once everything a co-signature needs but the reviewer's key holds: ``out_path`` may
     be written (``overwrite``: as :func:`~xfr_desktop.core.fileio.check_new_file`) and is another file, and
     ``report`` is a readable PDF signed by its examiner, not yet co-signed."""
-    from ..core.fileio import read_bytes
+    from ..core.fileio import MAX_PDF, read_bytes
     from .signing import SigningError, check_cosignable
 
     out_path = check_new_file(out_path, overwrite, SigningError)
     if Path(report).resolve() == out_path.resolve():
         raise SigningError("write the co-signed report to a new file: the examiner's signed report stays as it is")
-    pdf = read_bytes(Path(report), "report", SigningError)
+    pdf = read_bytes(Path(report), "report", SigningError, MAX_PDF)
     check_cosignable(pdf)
     return pdf
 

@@ -256,40 +256,18 @@ def evaluation_flowables(section: ComparisonSection, data: ReportData, st) -> li
     return [Spacer(1, 4), KeepTogether([_p("Evaluation", st["h2"]), t])]
 
 
-QUALITY_ROWS = (("Photo size", lambda q: f"{q['width_px']} × {q['height_px']} px" if q.get("width_px") else None),
-                ("Face used", lambda q: f"face {q['face_number']} of {q['n_faces']}" if q.get("face_number") and
-                 q.get("n_faces") else None),
-                ("Face box", lambda q: "{} × {} px".format(*q["face_box_px"]) if q.get("face_box_px") else None),
-                ("Inter-eye distance", lambda q: f"{q['inter_eye_px']:.0f} px" if q.get("inter_eye_px") is not None
-                 else None),
-                ("Pose (roll, yaw)", lambda q: f"{round(q['roll_deg']):+d}°, {round(q['yaw_deg']):+d}°"
-                 if q.get("roll_deg") is not None and q.get("yaw_deg") is not None else None),
-                ("Sharpness (variance of Laplacian)", lambda q: f"{q['sharpness']:.0f}" if q.get("sharpness")
-                 is not None else None),
-                ("JPEG quality (estimated)", lambda q: str(q["jpeg_quality"]) if q.get("jpeg_quality") is not None
-                 else "not a JPEG / unknown"),
-                ("Camera", lambda q: (q.get("exif") or {}).get("camera") or "not recorded"),
-                ("Taken at (EXIF)", lambda q: (q.get("exif") or {}).get("taken_at") or "not recorded"),
-                ("EXIF orientation", lambda q: str((q.get("exif") or {}).get("orientation") or "not recorded")),
-                ("GPS position in EXIF", lambda q: "present" if (q.get("exif") or {}).get("gps_present") else "none"))
-
-
 def quality_flowables(section: ComparisonSection, st) -> list:
     """Image quality and provenance of both photos side by side, with the warnings."""
     from reportlab.platypus import KeepTogether, Spacer
 
     if not section.quality:
         return []
+    from ..core.image_quality import quality_rows
+
     qa, qb = section.quality.get("a", {}), section.quality.get("b", {})
     rows = [[_p(h, st["small"]) for h in ("", f"Image {section.image_a.label}", f"Image {section.image_b.label}")]]
-    for label, get in QUALITY_ROWS:
-        values = []
-        for q in (qa, qb):
-            try:
-                values.append(get(q) if q else "—")
-            except (KeyError, TypeError, ValueError):
-                values.append("—")
-        rows.append([_p(label, st["small"])] + [_p(v if v is not None else "—", st["small"]) for v in values])
+    for (label, a), (_, b) in zip(quality_rows(qa), quality_rows(qb)):
+        rows.append([_p(label, st["small"]), _p(a, st["small"]), _p(b, st["small"])])
     warnings = [f"Image {lab}: {w}" for lab, q in (("A", qa), ("B", qb)) for w in (q.get("warnings") or [])]
     out = [_p("Image quality and provenance", st["h2"]), _data_table(rows, [5.0, 6.4, 6.4])]
     out += [_p(f"⚠ {w}", st["small"]) for w in warnings] or [_p("No value falls below the documented thresholds "
@@ -468,7 +446,7 @@ class _SignaturePlaceholder:
 
         w, h = SIGNATURE_BOX_SIZE
         boxes = (("box", "Examiner's digital signature", "Not signed: this PDF carries no digital signature"),
-                 ("review_box", "Reviewer's digital signature (verification)", "Not signed by a reviewer"))
+                 ("review_box", "Reviewer's digital co-signature", "Not co-signed by a reviewer"))
 
         class Box(Flowable):
             def wrap(self, aw, ah):
@@ -618,8 +596,9 @@ def audit_appendix(data: ReportData, st) -> list:
         story.append(_p(f"Chain verification at export: {data.audit_status}", st["small"]))
     if not data.audit:
         return story + [_p("No audit trail is attached (report built outside a case).", st["small"])]
-    story.append(_p("Each entry: number, time (UTC), who, what, on which object, and the first 16 hex digits of "
-                    "the entry's hash; below it the entry's details.", st["small"]))
+    story.append(_p("Each entry: number, time (UTC), who, what, on which object (a comparison by its number in "
+                    "this report), and the first 16 hex digits of the entry's hash; below it the entry's details.",
+                    st["small"]))
     for r in data.audit:
         head = " · ".join(str(v) for v in (f"#{r.get('id', '')}", short_time(r.get("time", "")), r.get("actor", ""),
                                            r.get("action", ""), r.get("object", "")) if v)
@@ -631,8 +610,25 @@ def audit_appendix(data: ReportData, st) -> list:
     return story
 
 
-def signature_section(record: dict, signing: bool = False) -> list:
-    """The signature box at the end of the last page; ``record`` learns where it landed."""
-    from reportlab.platypus import CondPageBreak, Spacer
+def verification_note(data: ReportData) -> str:
+    """What the signature boxes sign, stated once next to them: which comparisons hold a recorded review (ACE-V
+    verification) and which none. A reviewer's co-signature is no review of its own, so the page never implies
+    one the comparisons do not show."""
+    reviewed = [f"comparison {s.number} by " + ", ".join(
+        f"{r.reviewer} ({'agrees' if r.verdict == 'agree' else 'disagrees'})" for r in s.reviews)
+        for s in data.comparisons if s.reviews]
+    missing = [str(s.number) for s in data.comparisons if not s.reviews]
+    parts = reviewed + ([f"none for comparison{'s' if len(missing) > 1 else ''} {', '.join(missing)}"]
+                        if missing else [])
+    return (f"Recorded verification (ACE-V) in this report: {'; '.join(parts) or 'none'}. A reviewer's signature "
+            "below co-signs the report as it stands; it records no review of a comparison.")
 
-    return [Spacer(1, 14), CondPageBreak(SIGNATURE_BOX_SIZE[1] + 20), _SignaturePlaceholder(record, signing)]
+
+def signature_section(record: dict, signing: bool = False, note: str = "", st=None) -> list:
+    """The signature boxes at the end of the last page, under ``note`` (:func:`verification_note`); ``record``
+    learns where they landed."""
+    from reportlab.platypus import CondPageBreak, KeepTogether, Spacer
+
+    head = [_p(note, st["small"]), Spacer(1, 4)] if note else []
+    return [Spacer(1, 14), CondPageBreak(SIGNATURE_BOX_SIZE[1] + 60),
+            KeepTogether(head + [_SignaturePlaceholder(record, signing)])]

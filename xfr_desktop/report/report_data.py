@@ -103,6 +103,7 @@ class ComparisonSection:
     annotations: dict = field(default_factory=dict)   # {"a": [AnnotationRecord], "b": [...]} on the photos
     quality: dict = field(default_factory=dict)       # {"a": image_quality dict, "b": ...}
     reviews: list = field(default_factory=list)       # ReviewRecord, oldest first (ACE-V verification)
+    number: int = 1                                   # the comparison's number in its case (ComparisonRecord)
 
 
 @dataclass
@@ -467,17 +468,24 @@ def detail_pairs(details) -> list[tuple[str, str]]:
     return out
 
 
-def _audit_rows(records) -> list[dict]:
+def _audit_rows(records, numbers: dict[str, int]) -> list[dict]:
+    """The audit entries as the appendix prints them; a comparison is named by its number (``numbers``: database
+    id → number), as everywhere else in the report, not by its database id."""
     rows = []
     for r in records:
-        obj = f"{r.object_type or ''} {r.object_id if r.object_id is not None else ''}".strip()
-        rows.append({"id": r.id, "time": r.time, "actor": r.actor, "action": r.action, "object": obj,
-                     "details": detail_pairs(r.details), "hash": r.hash})
+        object_id = "" if r.object_id is None else str(r.object_id)
+        if r.object_type == "comparison" and object_id in numbers:
+            object_id = str(numbers[object_id])
+        details = [("comparison", str(numbers[value])) if key == "comparison_id" and value in numbers
+                   else (key, value) for key, value in detail_pairs(r.details)]
+        rows.append({"id": r.id, "time": r.time, "actor": r.actor, "action": r.action,
+                     "object": f"{r.object_type or ''} {object_id}".strip(), "details": details, "hash": r.hash})
     return rows
 
 
 def _comparison_section(store, case_id: int, n: int, comp, record, calibration, k: int):
     """The report section of one stored comparison's latest result, and the calibration its LR came from."""
+    from ..core.evaluative import case_propositions
     from ..core.serialize import explanation_from_result
     from ..store import unpack_arrays
 
@@ -502,7 +510,7 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
     try:
         result = explanation_from_result(record)
     except (ValueError, KeyError) as exc:
-        raise ReportError(f"the stored result of comparison {comp.id} cannot be read ({exc}); "
+        raise ReportError(f"the stored result of comparison {n} cannot be read ({exc}); "
                           f"analyse it again") from None
     section = comparison_from_explanation(
         result, title=title, image_a=images[0], image_b=images[1], lr=lr, parameters=record.parameters,
@@ -511,18 +519,22 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
     # the stored decision is the one the examiner saw
     section.score, section.threshold, section.decision_label = record.score, record.threshold, \
         record.decision_label
-    _add_evaluation(section, record, cal)
+    section.number = n
+    _add_evaluation(section, record, cal, case_propositions(store.get_case(case_id)))
     _add_examination(store, section, comp)
     return section, cal
 
 
-def _add_evaluation(section: ComparisonSection, record, cal) -> None:
-    """The LR as the report states it, what it rests on, and the model's decision kept apart."""
+def _add_evaluation(section: ComparisonSection, record, cal, propositions: tuple[str, str]) -> None:
+    """The LR as the report states it (its verbal equivalent naming the case's propositions), what it rests on,
+    and the model's decision kept apart."""
     from ..core.evaluative import lr_statement, result_model_decision
 
     stored = (record.parameters or {}).get("likelihood_ratio")
     limits = tuple(10 ** b for b in cal.log10_lr_bounds) if cal is not None else None
-    section.lr_statement = lr_statement(stored if isinstance(stored, dict) else section.lr, limits)
+    section.lr_statement = lr_statement(stored if isinstance(stored, dict) else section.lr, limits, propositions)
+    if section.lr_statement is not None:   # the technical table's words name the same propositions
+        section.lr_verbal = section.lr_statement.verbal
     about = stored.get("calibration") if isinstance(stored, dict) else None
     section.calibration_note = calibration_note(about or calibration_summary(cal))
     section.model_decision = result_model_decision(record)
@@ -624,12 +636,12 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
     unreported = []
     comparisons = store.list_comparisons(case_id)
     chosen = _report_results(store, comparisons)
-    for n, comp in enumerate(comparisons, 1):
+    for comp in comparisons:
         if comp.id not in chosen:
-            unreported.append(_unreported(store, n, comp))
+            unreported.append(_unreported(store, comp.number, comp))
             continue
         record, how = chosen[comp.id]
-        section, cal = _comparison_section(store, case_id, n, comp, record, calibration, k)
+        section, cal = _comparison_section(store, case_id, comp.number, comp, record, calibration, k)
         section.result_id, section.result_choice = record.id, how
         cal_used = cal_used or cal
         sections.append(section)
@@ -649,7 +661,7 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
         conclusion=concl.text if concl else "", conclusion_scale=(concl.scale or "") if concl else "",
         conclusion_notes=concl.notes if concl else "", conclusion_author=(concl.author or "") if concl else "",
         conclusion_time=concl.created_at if concl else "", case_notes=case.notes,
-        audit=_audit_rows(store.list_audit(case_id)),
+        audit=_audit_rows(store.list_audit(case_id), {str(c.id): c.number for c in comparisons}),
         audit_status=f"{verification.message}; verified chain head {verification.head or '(empty)'}",
     )
 

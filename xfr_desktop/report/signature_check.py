@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.fileio import read_bytes
+from ..core.fileio import MAX_PDF, read_bytes
 from .signing import quiet_pyhanko_dsa_warning
 
 quiet_pyhanko_dsa_warning()  # before the pyHanko imports below
@@ -145,11 +145,9 @@ def _verify(pdf, trust) -> VerificationResult:
     else:
         p = Path(pdf)
         try:
-            data = p.read_bytes()
-        except FileNotFoundError:
-            return VerificationResult(False, ERROR, f"file not found: {p}")
-        except OSError as exc:
-            return VerificationResult(False, ERROR, f"cannot read {p} ({exc.strerror or exc})")
+            data = read_bytes(p, "file", ValueError, MAX_PDF)
+        except ValueError as exc:
+            return VerificationResult(False, ERROR, str(exc))
         name = p.name
     try:
         certs = _load_trust(trust)
@@ -217,6 +215,7 @@ def _verify(pdf, trust) -> VerificationResult:
             why = status.trust_problem_indic.name if status.trust_problem_indic is not None else "no chain"
             verdict = (UNTRUSTED, f"the signer's certificate ({signer}) is not trusted by the given certificate(s) "
                                   f"({why})")
+    verdict = verdict or _metadata_rewritten(reader, signed_revisions, name)
     if verdict is not None:
         return VerificationResult(False, verdict[0], verdict[1], reports)
     who = ", ".join(r.signer for r in reports)
@@ -224,6 +223,62 @@ def _verify(pdf, trust) -> VerificationResult:
         return VerificationResult(False, NO_TRUST, f"{name} is intact, but its signer(s) {who} are untrusted: no "
                                                    f"--trust certificate was given to check them against", reports)
     return VerificationResult(True, VALID, f"{name} is intact and signed by {who} (trusted)", reports)
+
+
+# pyHanko rates any /Info or XMP rewrite an archival ("LTA") update; only these may change in one (every
+# incremental writer stamps them), so a new title, author or PDF/A claim after the last signature is a change
+_VOLATILE_INFO = {"/ModDate", "/Producer"}
+_VOLATILE_XMP = {"{http://ns.adobe.com/xap/1.0/}ModifyDate", "{http://ns.adobe.com/xap/1.0/}MetadataDate",
+                 "{http://ns.adobe.com/pdf/1.3/}Producer", "{adobe:ns:meta/}xmptk",
+                 "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about"}
+_XMP_FRAME = {"{adobe:ns:meta/}xmpmeta", "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF",
+              "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description"}
+
+
+def _metadata_rewritten(reader, signed_revisions: set[int], name: str) -> tuple[str, str] | None:
+    """MODIFIED when a revision after the last signature changed the document information or XMP metadata beyond
+    the dates and producer: only signatures, DSS/VRI data and document timestamps are archival updates."""
+    last_signed, final = max(signed_revisions), reader.xrefs.total_revisions - 1
+    if final == last_signed:
+        return None
+    before, after = (_metadata_facts(reader.get_historical_resolver(r)) for r in (last_signed, final))
+    if before == after:
+        return None
+    return (MODIFIED, f"the title, author or other metadata of {name} (document information or XMP, PDF/A claim "
+                      "included) was changed after the last signature: not an archival update")
+
+
+def _metadata_facts(resolver) -> tuple[dict, set]:
+    info_ref = resolver.trailer_view.get_value_as_reference("/Info", optional=True)
+    info = resolver(info_ref) if info_ref is not None else {}
+    meta_ref = resolver.root.get_value_as_reference("/Metadata", optional=True)
+    xmp = _xmp_facts(resolver(meta_ref).data) if meta_ref is not None else set()
+    return {str(k): str(v) for k, v in info.items() if str(k) not in _VOLATILE_INFO}, xmp
+
+
+def _xmp_facts(xml: bytes) -> set[tuple[str, str]]:
+    """(property path, value) pairs, the same whether a property is written as an element or as an attribute of
+    rdf:Description (pyHanko rewrites one form into the other); unparsable XMP is a fact of its own."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return {("unparsable XMP", xml.decode("latin-1"))}
+    facts: set[tuple[str, str]] = set()
+
+    def walk(element, path: str) -> None:
+        inner = path if element.tag in _XMP_FRAME else f"{path}/{element.tag}"
+        for key, value in element.attrib.items():
+            if key not in _VOLATILE_XMP:
+                facts.add((f"{inner}/{key}" if element.tag in _XMP_FRAME else f"{inner}@{key}", value))
+        children = list(element)
+        if not children and element.tag not in _XMP_FRAME | _VOLATILE_XMP:
+            facts.add((inner, (element.text or "").strip()))
+        for child in children:
+            walk(child, inner)
+    walk(root, "")
+    return facts
 
 
 def _changes_in_words(sig, level, signed_revisions: set[int], reader) -> str:

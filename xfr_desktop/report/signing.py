@@ -70,12 +70,11 @@ def read_passphrase(passphrase_file: str | None = None, passphrase_env: str | No
     if passphrase_file and passphrase_env:
         raise SigningError("give either --passphrase-file or --passphrase-env, not both")
     if passphrase_file:
+        data = read_bytes(passphrase_file, "passphrase file", SigningError)
         try:
-            text = Path(passphrase_file).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SigningError(f"passphrase file not found: {passphrase_file}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SigningError(f"cannot read passphrase file {passphrase_file} ({type(exc).__name__})") from None
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SigningError(f"cannot read passphrase file {passphrase_file} (not UTF-8 text)") from None
         lines = text.splitlines()
         return lines[0] if lines else ""
     if passphrase_env:
@@ -356,7 +355,7 @@ def cosign_pdf(pdf: bytes, identity: SigningIdentity, *, reason: str = "ACE-V ve
     signature reserved; the examiner's signature stays valid."""
     check_cosignable(pdf)
     return _sign(pdf, identity, field=REVIEW_FIELD, box=None, certify=False, reason=reason, location=location,
-                 headline="Verified and co-signed (PAdES, SHA-256)")
+                 headline="Co-signed by the reviewer (PAdES, SHA-256)")
 
 
 def check_cosignable(pdf: bytes) -> None:

@@ -115,8 +115,10 @@ Records are frozen dataclasses (detached copies, safe to hand between threads):
     ImageRecord(sha256, original_name, original_path, size, width, height, format, ext, imported_at)
     ComparisonRecord(id, case_id, image_a, image_b, face_index_a, face_index_b, model_sha256, model_name,
                      parameters, status, status_message, created_at, n_results, removed_at, removed_reason,
-                     removed_by, report_result_id; .removed)
+                     removed_by, report_result_id, number; .removed)
         face_index_a/b are stored 0-based (0 = the largest face); people read them 1-based ("face 1")
+        number: the comparison's one number everywhere people read it (app, CLI, report, audit trail): its
+        1-based place in its case by creation order, removed comparisons included, so it never changes
     ConclusionRecord(id, case_id, comparison_id, text, scale, notes, author, created_at)
     ModelRecord(id, name, path, sha256, card, active, registered_at)
     FeatureAssessmentRecord(id, comparison_id, feature, value, note, author, created_at)

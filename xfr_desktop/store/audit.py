@@ -126,13 +126,17 @@ class AuditVerification:
     case_id: int | None = None
     head: str = ""                    # hash of the newest entry of the verified chain ("" when empty or all)
     checkpoint: str = ""              # the newest signed checkpoint that held, described; "" when none
+    adopted: tuple[int, ...] = ()     # the schema upgrade's integrity.adopted entries in scope
 
     @property
     def message(self) -> str:
         scope = f" for case {self.case_id}" if self.case_id is not None else ""
         if self.ok:
             signed = f"; last {self.checkpoint}" if self.checkpoint else ""
-            return f"chain intact{scope}: {self.n_entries} entries{signed}"
+            adopted = (f"; rows older than schema 3 adopted at the schema upgrade by entry "
+                       f"{', '.join(f'#{i}' for i in self.adopted)} (attested as they were then, not as first saved)"
+                       if self.adopted else "")
+            return f"chain intact{scope}: {self.n_entries} entries{signed}{adopted}"
         entry = self.first_broken
         if entry is None:  # a row, file or checkpoint that does not fit the (intact) chain
             return f"verification failed{scope}: {self.reason}"

@@ -94,20 +94,32 @@ def export_checkpoints(points: list[Checkpoint]) -> str:
 
 
 def load_checkpoint_file(path) -> list[Checkpoint]:
-    from pathlib import Path
+    from ..core.fileio import MAX_CHECKPOINT_FILE, read_bytes
 
+    text = read_bytes(path, "the checkpoint file", StoreError, MAX_CHECKPOINT_FILE)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(text.decode("utf-8"))
         if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
             raise ValueError("not an XFR audit checkpoint file")
-        return [Checkpoint(**{**cp, "id": None}) for cp in data["checkpoints"]]
+        return [_checked(Checkpoint(**{**cp, "id": None})) for cp in data["checkpoints"]]
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise StoreError(f"cannot read the checkpoint file {path}: {exc}") from None
 
 
+def _checked(cp: Checkpoint) -> Checkpoint:
+    """A checkpoint read from a file has the types a stored one has (a hostile file must not reach SQL or hex)."""
+    ints = (cp.last_entry_id, cp.n_entries) + (() if cp.case_id is None else (cp.case_id,))
+    texts = (cp.head_hash, cp.created_at, cp.signer, cp.certificate_pem, cp.signature)
+    if not all(type(v) is int for v in ints) or not all(isinstance(v, str) for v in texts):
+        raise ValueError("a checkpoint has a field of the wrong type")
+    return cp
+
+
 def check(s: Session, checkpoints: list[Checkpoint], trusted: list[bytes] | None) -> str | None:
     """The first checkpoint whose signature fails, whose signer is not trusted, or whose head the chain no longer
-    holds, as a one-line reason; None when all hold."""
+    holds, as a one-line reason; None when all hold. Trusted signers demanded of no checkpoint at all fail."""
+    if trusted is not None and not checkpoints:
+        return "nothing signed to check: no checkpoint covers this data, so no --trust certificate vouches for it"
     for cp in checkpoints:
         problem = _signature_problem(cp, trusted) or _position_problem(s, cp)
         if problem:
@@ -116,7 +128,12 @@ def check(s: Session, checkpoints: list[Checkpoint], trusted: list[bytes] | None
 
 
 def _signature_problem(cp: Checkpoint, trusted: list[bytes] | None) -> str | None:
-    if not verify_signature(cp.certificate_pem.encode("ascii"), cp.payload(), bytes.fromhex(cp.signature)):
+    try:
+        signature = bytes.fromhex(cp.signature)
+        certificate = cp.certificate_pem.encode("ascii")
+    except (ValueError, UnicodeError):
+        signature, certificate = b"", b""
+    if not verify_signature(certificate, cp.payload(), signature):
         return f"the signature of {cp.describe()} is not valid (the checkpoint was altered)"
     if trusted is not None and certificate_fingerprint(cp.certificate_pem.encode("ascii")) not in {
             certificate_fingerprint(t) for t in trusted}:
@@ -145,10 +162,18 @@ def check_announced(s: Session, case_id: int | None, all_chains: bool) -> str | 
     if not all_chains:
         query = query.where(_chain(case_id))
     for entry in s.scalars(query):
-        row = s.get(AuditCheckpoint, int(entry.object_id or 0))
-        if row is None or row.head_hash != json.loads(entry.details).get("head_hash"):
+        row = s.get(AuditCheckpoint, int(entry.object_id)) if (entry.object_id or "").isdigit() else None
+        if row is None or row.head_hash != _head_hash(entry.details):
             return f"audit entry #{entry.id} records checkpoint {entry.object_id}, which is missing or altered"
     return None
+
+
+def _head_hash(details: str) -> str | None:
+    try:
+        value = json.loads(details)
+    except ValueError:
+        return None
+    return value.get("head_hash") if isinstance(value, dict) else None
 
 
 def certificate_fingerprint(pem: bytes) -> str:
@@ -176,6 +201,6 @@ def verify_signature(certificate_pem: bytes, data: bytes, signature: bytes) -> b
             key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
         else:
             return False
-    except (InvalidSignature, ValueError):
+    except (InvalidSignature, ValueError, TypeError):
         return False
     return True

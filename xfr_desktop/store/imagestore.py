@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import ImageError, StoreError
+from ..core.fileio import file_sha256
 from .private import make_dir
 
 CHUNK = 1 << 20
@@ -27,12 +28,9 @@ class StoredImage:
     height: int | None
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def evidence_sha256(path: str | os.PathLike) -> str:
+    """A stored evidence file's SHA-256: a regular file, never through a link (the store makes none), streamed."""
+    return file_sha256(path, follow_links=False)
 
 
 def describe_write_error(exc: OSError, where: Path) -> str:

@@ -8,25 +8,32 @@ that recorded the row, and a row that no entry records (inserted behind the app'
 
 Rules: results, conclusions, images, feature assessments, image-quality records and reviews never change after
 they are saved, so *every* entry naming one must match it; a case can be edited (``case.updated``), a comparison
-removed or given a report result, an annotation removed, so for those the *latest* entry must match. Columns added
-in schema 4 to older kinds (propositions, removal, report result) join the digest only once they hold a value, so
-digests recorded before schema 4 still match.
+removed or given a report result, an annotation removed, so for those the *latest* entry must match, and the
+*first* must match the fields that never change (a comparison's images, faces, model; an annotation's place).
+Columns added in schema 4 to older kinds (propositions, removal, report result) join the digest only once they
+hold a value, so digests recorded before schema 4 still match.
+
+Entries are checked against rows too: the app never deletes a row, so every row an entry binds must still exist.
+A case's rows are bound only by that case's own chain (images, shared between cases, by any chain), and an
+``integrity.adopted`` entry binds only when the schema upgrade wrote it: once per chain, before any entry that
+carries a digest (a later one is a forgery, named as such).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
 from .audit import canonical_json
-from .imagestore import file_sha256
+from .imagestore import evidence_sha256
 from .schema import (Annotation, AuditLog, Case, Comparison, Conclusion, FeatureAssessment, Image, ImageQuality,
                      Result, Review)
 
 ROW_KEY = "row_sha256"
 ADOPT_KEY = "rows"          # the migration's entry: {"<type>:<id>": digest} for rows older than the binding
+ADOPT_ACTION = "integrity.adopted"
 MUTABLE_TYPES = {"case", "comparison", "annotation"}
 
 _FIELDS = {
@@ -49,6 +56,8 @@ _LATER_FIELDS = {
     "case": ("proposition_prosecution", "proposition_defence"),
     "comparison": ("removed_at", "removed_reason", "removed_by", "report_result_id"),
 }
+# what the app may change in a mutable row; the rest is as its first entry recorded it (a case: all may change)
+_CHANGEABLE = {"comparison": _LATER_FIELDS["comparison"], "annotation": ("removed_at", "removed_by")}
 _BLOBS = ("maps_npz", "residuals_npz", "faces_npz")
 _KIND = {Case: "case", Image: "image", Comparison: "comparison", Result: "result", Conclusion: "conclusion",
          FeatureAssessment: "feature_assessment", Annotation: "annotation", ImageQuality: "image_quality",
@@ -65,11 +74,13 @@ def row_key(row) -> str:
     return f"{kind_of(row)}:{row.sha256 if isinstance(row, Image) else row.id}"
 
 
-def row_digest(row) -> str:
-    """SHA-256 of the row's canonical content: the columns that state a fact (not status or modified_at)."""
+def row_digest(row, fixed_only: bool = False) -> str:
+    """SHA-256 of the row's canonical content: the columns that state a fact (not status or modified_at).
+    `fixed_only`: as if the changeable fields were still unset, i.e. the digest its first entry recorded."""
     kind = kind_of(row)
-    content = {"type": kind, **{f: getattr(row, f) for f in _FIELDS[kind]}}
-    content.update({f: getattr(row, f) for f in _LATER_FIELDS.get(kind, ()) if getattr(row, f)})
+    dropped = _CHANGEABLE.get(kind, ()) if fixed_only else ()
+    content = {"type": kind, **{f: None if f in dropped else getattr(row, f) for f in _FIELDS[kind]}}
+    content.update({f: getattr(row, f) for f in _LATER_FIELDS.get(kind, ()) if getattr(row, f) and f not in dropped})
     if kind == "result":
         content["decision"] = bool(row.decision)
         content.update({b: _blob_sha(getattr(row, b)) for b in _BLOBS})
@@ -80,16 +91,43 @@ def _blob_sha(blob: bytes | None) -> str | None:
     return None if blob is None else hashlib.sha256(blob).hexdigest()
 
 
+class _Bindings:
+    """Which entries bind which row (``"<type>:<id>"`` -> [(entry id, recorded digest, chain)] in chain order),
+    and the ``integrity.adopted`` entries the upgrade did not write ([(entry id, chain)])."""
+
+    def __init__(self, entries):
+        self.rows: dict[str, list[tuple[int, str, int | None]]] = {}
+        self.forged_adoptions: list[tuple[int, int | None]] = []
+        self.adoptions: list[tuple[int, int | None]] = []     # the upgrade's own
+        digests_seen, adopted = False, set()
+        for entry in entries:
+            details = _details(entry.details)
+            if entry.action == ADOPT_ACTION:
+                if digests_seen or entry.case_id in adopted:  # the upgrade writes one per chain, before any digest
+                    self.forged_adoptions.append((entry.id, entry.case_id))
+                else:
+                    self.adoptions.append((entry.id, entry.case_id))
+                    for key, digest in _adopted_rows(details):
+                        self.rows.setdefault(key, []).append((entry.id, digest, entry.case_id))
+                adopted.add(entry.case_id)
+            elif isinstance(details.get(ROW_KEY), str) and entry.object_type in _FIELDS:
+                digests_seen = True
+                key = f"{entry.object_type}:{entry.object_id}"
+                self.rows.setdefault(key, []).append((entry.id, details[ROW_KEY], entry.case_id))
+
+    def of(self, key: str, chain: int | None, any_chain: bool) -> list[tuple[int, str]]:
+        """The bindings of a row whose own chain is `chain` (images: `any_chain`, they are shared)."""
+        return [(i, d) for i, d, c in self.rows.get(key, []) if any_chain or c == chain]
+
+
+def _adopted_rows(details: dict) -> list[tuple[str, str]]:
+    rows = details.get(ADOPT_KEY)
+    return [(k, v) for k, v in rows.items() if isinstance(v, str)] if isinstance(rows, dict) else []
+
+
 def _bindings(entries) -> dict[str, list[tuple[int, str]]]:
-    """``"<type>:<id>"`` -> [(entry id, recorded digest)] in chain order, from both kinds of binding entries."""
-    found: dict[str, list[tuple[int, str]]] = {}
-    for entry in entries:
-        details = _details(entry.details)
-        if isinstance(details.get(ROW_KEY), str) and entry.object_type in _FIELDS:
-            found.setdefault(f"{entry.object_type}:{entry.object_id}", []).append((entry.id, details[ROW_KEY]))
-        for key, digest in (details.get(ADOPT_KEY) or {}).items() if entry.action == "integrity.adopted" else ():
-            found.setdefault(key, []).append((entry.id, digest))
-    return found
+    """``"<type>:<id>"`` -> [(entry id, recorded digest)] in chain order, whatever the chain (for the upgrade)."""
+    return {k: [(i, d) for i, d, _ in v] for k, v in _Bindings(entries).rows.items()}
 
 
 def _details(text: str) -> dict:
@@ -124,19 +162,66 @@ def rows_in_scope(s: Session, case_id: int | None) -> list:
 
 
 def check_rows(s: Session, case_id: int | None) -> str | None:
-    """The first row whose content differs from what the audit trail recorded (or that it never recorded), as a
-    one-line reason; None when every row in scope matches."""
+    """The first row whose content differs from what the audit trail recorded (or that it never recorded), the
+    first forged adoption and the first bound row that no longer exists, as a one-line reason; None when all fit."""
     rows = rows_in_scope(s, case_id)
-    query = select(AuditLog).order_by(AuditLog.id)
-    if case_id is not None:  # images are shared between cases: their entries may lie on another chain
-        query = query.where(or_(AuditLog.case_id == case_id, AuditLog.case_id.is_(None),
-                                AuditLog.object_type == "image"))
-    bindings = _bindings(s.scalars(query))
+    bindings = _Bindings(s.scalars(select(AuditLog).order_by(AuditLog.id)))  # the upgrade's order is global
+    chains = {r.id: r.case_id for r in rows if isinstance(r, Comparison)}
+    problem = _forged_adoption(bindings, case_id)
     for row in rows:
-        problem = _check_row(row, bindings.get(row_key(row), []))
-        if problem:
-            return problem
+        recorded = bindings.of(row_key(row), _own_chain(row, chains), isinstance(row, Image))
+        problem = problem or _check_row(row, recorded)
+    return problem or _missing_row(s, bindings, {row_key(r) for r in rows}, case_id)
+
+
+def adoptions(s: Session, case_id: int | None) -> list[int]:
+    """The upgrade's ``integrity.adopted`` entries in scope: the rows they bind are attested as they were at the
+    upgrade, not as first saved, and a report says so."""
+    bindings = _Bindings(s.scalars(select(AuditLog).order_by(AuditLog.id)))
+    return [i for i, chain in bindings.adoptions if case_id is None or chain in (case_id, None)]
+
+
+def _own_chain(row, comparison_chains: dict[int, int]) -> int | None:
+    if isinstance(row, Case):
+        return row.id
+    if isinstance(row, (Comparison, Conclusion)):
+        return row.case_id
+    if isinstance(row, Image):
+        return None
+    return comparison_chains.get(row.comparison_id)
+
+
+def _forged_adoption(bindings: _Bindings, case_id: int | None) -> str | None:
+    for entry_id, chain in bindings.forged_adoptions:
+        if case_id is None or chain in (case_id, None):
+            return (f"audit entry #{entry_id} ({ADOPT_ACTION}) was not written by the schema upgrade: rows are "
+                    "adopted once per chain, before any entry records a digest")
     return None
+
+
+def _missing_row(s: Session, bindings: _Bindings, present: set[str], case_id: int | None) -> str | None:
+    """The app never deletes a row: one bound by an entry of the chain(s) in scope must still exist."""
+    for key, recorded in bindings.rows.items():
+        entry_id = next((i for i, _, chain in recorded if case_id is None or chain == case_id), None)
+        if entry_id is None or key in present or _exists(s, key):
+            continue
+        kind, _, ident = key.partition(":")
+        name = f"image {ident[:12]}…" if kind == "image" else f"{kind} {ident}"
+        return f"{name} is missing: audit entry #{entry_id} recorded it and the app never deletes rows (deleted " \
+               "behind the app's back)"
+    return None
+
+
+def _exists(s: Session, key: str) -> bool:
+    kind, _, ident = key.partition(":")
+    model = next((m for m, k in _KIND.items() if k == kind), None)
+    if model is None:
+        return False
+    if model is not Image:
+        if not ident.isdigit():
+            return False
+        ident = int(ident)
+    return s.get(model, ident) is not None
 
 
 def _check_row(row, recorded: list[tuple[int, str]]) -> str | None:
@@ -144,10 +229,15 @@ def _check_row(row, recorded: list[tuple[int, str]]) -> str | None:
     if not recorded:
         return f"{name} is not recorded in the audit trail (added behind the app's back, or its entry was removed)"
     digest = row_digest(row)
-    checked = recorded[-1:] if kind_of(row) in MUTABLE_TYPES else recorded
+    kind = kind_of(row)
+    checked = recorded[-1:] if kind in MUTABLE_TYPES else recorded
     for entry_id, expected in checked:
         if expected != digest:
             return f"{name} differs from what audit entry #{entry_id} recorded (the row was changed after it was saved)"
+    first_id, first = recorded[0]
+    if kind in _CHANGEABLE and first != row_digest(row, fixed_only=True):
+        return (f"{name} differs from what audit entry #{first_id} recorded when it was added (fields that never "
+                "change were changed and re-bound)")
     return None
 
 
@@ -165,9 +255,10 @@ def check_files(s: Session, case_id: int | None, images_dir) -> str | None:
             continue
         path = Path(images_dir) / row.sha256[:2] / f"{row.sha256}{row.ext}"
         try:
-            actual = file_sha256(path)
-        except OSError:
-            return f"the evidence file {path} of image {row.sha256[:12]}… is missing or unreadable"
+            actual = evidence_sha256(path)
+        except OSError as exc:  # a link or a FIFO put in its place is refused, not followed or waited on
+            return (f"the evidence file {path} of image {row.sha256[:12]}… is missing, unreadable or not a regular "
+                    f"file ({exc.strerror or exc})")
         if actual != row.sha256:
             return (f"the evidence file {path} does not match its recorded SHA-256 {row.sha256[:12]}… "
                     "(replaced or damaged)")

@@ -54,6 +54,7 @@ class ComparisonRecord:
     removed_reason: str | None = None
     removed_by: str | None = None
     report_result_id: int | None = None  # the result chosen for reports; None = the first full analysis
+    number: int = 0                      # 1-based within its case, by creation order, removed ones included
 
     @property
     def removed(self) -> bool:

@@ -21,7 +21,7 @@ from .arrays import as_npz_bytes
 from .audit import AuditVerification, utc_now
 from .db import Database
 from .examination import EXAMINER_NAME, ExaminationRepository
-from .imagestore import ImageStore, file_sha256
+from .imagestore import ImageStore, evidence_sha256, file_sha256
 from .records import (AuditRecord, CaseRecord, ComparisonRecord, ConclusionRecord, ImageRecord, ModelRecord,
                       ResultRecord)
 from .schema import AuditLog, Case, Comparison, Conclusion, Image, Model, Result
@@ -179,7 +179,7 @@ class Store(Database, ExaminationRepository):
     def verify_image(self, sha256: str) -> bool:
         """True when the stored file still hashes to its name."""
         try:
-            return file_sha256(self.image_path(sha256)) == sha256
+            return evidence_sha256(self.image_path(sha256)) == sha256
         except (OSError, StoreError):
             return False
 
@@ -201,23 +201,24 @@ class Store(Database, ExaminationRepository):
             s.add(comparison)
             s.flush()
             self._touch(s, case_id)
+            record = self._comparison_with_count(s, comparison)
             audit.append(s, "comparison.added", case_id=case_id, object_type="comparison", object_id=comparison.id,
-                         details={"image_a": sha_a, "image_b": sha_b, "face_index_a": int(face_index_a),
+                         details={"number": record.number, "image_a": sha_a, "image_b": sha_b,
+                                  "face_index_a": int(face_index_a),
                                   "face_index_b": int(face_index_b), "model_sha256": model_sha256,
                                   "model_name": model_name, "parameters": parameters or {},
                                   ROW_KEY: row_digest(comparison)}, actor=self.actor_name(actor, case_id, s))
-            return _comparison_record(comparison, 0)
+            return record
 
     def get_comparison(self, comparison_id: int) -> ComparisonRecord:
         with self.session(write=False) as s:
-            comparison = self._comparison(s, comparison_id)
-            return _comparison_record(comparison, self._n_results(s, comparison.id))
+            return self._comparison_with_count(s, self._comparison(s, comparison_id))
 
     def list_comparisons(self, case_id: int) -> list[ComparisonRecord]:
         with self.session(write=False) as s:
             self._case(s, case_id)
             rows = s.scalars(select(Comparison).where(Comparison.case_id == case_id).order_by(Comparison.id)).all()
-            return [_comparison_record(c, self._n_results(s, c.id)) for c in rows]
+            return [_comparison_record(c, self._n_results(s, c.id), n) for n, c in enumerate(rows, start=1)]
 
     def set_comparison_status(self, comparison_id: int, status: str, message: str | None = None) -> None:
         """Record where an analysis stands (not audited: results and their saving are)."""
@@ -413,7 +414,8 @@ class Store(Database, ExaminationRepository):
             if problem:
                 return replace(chain, ok=False, reason=problem)
             newest = max(points, key=lambda c: c.last_entry_id, default=None)
-            return replace(chain, checkpoint=newest.describe() if newest else "")
+            return replace(chain, checkpoint=newest.describe() if newest else "",
+                           adopted=tuple(integrity.adoptions(s, case_id)))
 
     def create_checkpoint(self, case_id: int | None, sign, certificate_pem: bytes, signer: str):
         """Sign the head of a chain (case_id None: the system chain) with `sign(bytes) -> signature`, after
@@ -461,7 +463,10 @@ class Store(Database, ExaminationRepository):
 
     @classmethod
     def _comparison_with_count(cls, s: Session, comparison: Comparison) -> ComparisonRecord:
-        return _comparison_record(comparison, cls._n_results(s, comparison.id))
+        # rows are never deleted (a removal only marks them), so the position by id never changes
+        number = s.scalar(select(func.count(Comparison.id)).where(Comparison.case_id == comparison.case_id,
+                                                                 Comparison.id <= comparison.id))
+        return _comparison_record(comparison, cls._n_results(s, comparison.id), int(number or 0))
 
     @staticmethod
     def _touch(s: Session, case_id: int) -> None:
@@ -505,13 +510,13 @@ def _image_record(image: Image) -> ImageRecord:
                        imported_at=image.imported_at)
 
 
-def _comparison_record(c: Comparison, n_results: int) -> ComparisonRecord:
+def _comparison_record(c: Comparison, n_results: int, number: int) -> ComparisonRecord:
     return ComparisonRecord(id=c.id, case_id=c.case_id, image_a=c.image_a, image_b=c.image_b,
                             face_index_a=c.face_index_a, face_index_b=c.face_index_b, model_sha256=c.model_sha256,
                             model_name=c.model_name, parameters=_loads(c.parameters), status=c.status,
                             status_message=c.status_message, created_at=c.created_at, n_results=n_results,
                             removed_at=c.removed_at, removed_reason=c.removed_reason, removed_by=c.removed_by,
-                            report_result_id=c.report_result_id)
+                            report_result_id=c.report_result_id, number=number)
 
 
 def _result_record(r: Result, with_blobs: bool) -> ResultRecord:

@@ -1,0 +1,360 @@
+"""Issue 25: evidence integrity, round 2. Each attack of the security tester runs on a real store through the
+public command line (or a child process where a hang or memory is at stake): deleted rows, bindings laundered
+through the system chain, unsigned PDF updates, unbounded reads, forged model cards and the smaller ones."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from test_signing import identity_files, rendered, signed  # noqa: F401  (fixtures: a report signed by its examiner)
+from xfr_desktop.cli import main as xfr_main
+from xfr_desktop.report.signing import create_identity
+from xfr_desktop.store import entry_hash, open_store
+from xfr_desktop.store.audit import canonical_json, utc_now
+from xfr_desktop.store.integrity import row_digest
+from xfr_desktop.store.schema import Case, Comparison, Result
+
+PASS = "correct horse battery"
+HANG_S = 5          # every hostile file is refused or answered within this
+
+
+@pytest.fixture
+def key(tmp_path, monkeypatch):
+    monkeypatch.setenv("XFR_PW", PASS)
+    return create_identity("Jane Examiner", tmp_path / "jane.p12", PASS)
+
+
+@pytest.fixture
+def signed_case(tmp_path, tiny_model, key):
+    """The tester's fresh case: 2 comparisons (the second with image quality), a conclusion, and a signed
+    checkpoint of every chain, also kept outside the data folder (kept.json)."""
+    from test_report import analysed_case
+
+    data = tmp_path / "data"
+    with open_store(data) as store:
+        case, sha_a, sha_b, _ = analysed_case(store, tiny_model, tmp_path)
+        second = store.add_comparison(case.id, sha_b, sha_a, model_sha256="ee" * 32, model_name="tiny")
+        store.record_image_quality(second.id, "a", {"sharpness": 0.5})
+        store.save_result(second.id, {"score": 0.41, "threshold": 0.3, "decision": True})
+    kept = tmp_path / "kept.json"
+    assert xfr(data, "audit", "checkpoint", "--sign", str(key[0]), "--passphrase-env", "XFR_PW",
+               "--out", str(kept)) == 0
+    return data, case, kept
+
+
+def xfr(data, *args) -> int:
+    try:
+        return xfr_main(["--data-dir", str(data), *args])
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+def sql(data, *statements, drop_triggers=False):
+    with sqlite3.connect(data / "xfr.sqlite") as con:
+        if drop_triggers:
+            for name in ("audit_log_no_update", "audit_log_no_delete"):
+                con.execute(f"DROP TRIGGER IF EXISTS {name}")
+        for statement in statements:
+            con.execute(statement)
+
+
+def append_entry(data, case_id, action, object_type=None, object_id=None, details=None, actor="xfr-upgrade"):
+    """Append a correctly chained entry with sqlite3 and the app's public hash function, as a forger would."""
+    with sqlite3.connect(data / "xfr.sqlite") as con:
+        where = "case_id IS NULL" if case_id is None else f"case_id = {int(case_id)}"
+        head = con.execute(f"SELECT hash FROM audit_log WHERE {where} ORDER BY id DESC LIMIT 1").fetchone()
+        prev = head[0] if head else "0" * 64
+        text, time = canonical_json(details or {}), utc_now()
+        digest = entry_hash(prev, time, actor, action, case_id, object_type, object_id, text)
+        con.execute("INSERT INTO audit_log (time, actor, action, case_id, object_type, object_id, details, prev_hash, "
+                    "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (time, actor, action, case_id, object_type, object_id, text, prev, digest))
+
+
+def digest_of(data, model, ident) -> str:
+    with open_store(data) as store, store.session(write=False) as s:
+        return row_digest(s.get(model, ident))
+
+
+def refused_in_every_mode(data, case, kept, key, tmp_path, capsys, needle) -> None:
+    """`audit verify` exits 1 naming `needle` whole, per case, with --trust and with --checkpoint; `report`
+    refuses and writes nothing."""
+    for extra in ([], ["--case", case.number], ["--trust", str(key[1])], ["--checkpoint", str(kept)]):
+        capsys.readouterr()
+        assert xfr(data, "audit", "verify", *extra) == 1, extra
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, (extra, err)
+    out = tmp_path / "report.pdf"
+    assert xfr(data, "report", "--case", case.number, "--out", str(out)) == 2
+    assert needle in capsys.readouterr().err
+    assert not out.exists()
+
+
+# --- 1. deleted rows ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("statements, needle", [
+    (["DELETE FROM results WHERE comparison_id = 2", "DELETE FROM image_quality WHERE comparison_id = 2",
+      "DELETE FROM comparisons WHERE id = 2"], "comparison 2 is missing"),
+    (["DELETE FROM results WHERE id = 2"], "result 2 is missing"),
+    (["DELETE FROM conclusions"], "conclusion 1 is missing"),
+], ids=["comparison", "result", "conclusion"])
+def test_deleted_rows_are_named(signed_case, key, tmp_path, capsys, statements, needle):
+    data, case, kept = signed_case
+    assert xfr(data, "audit", "verify", "--trust", str(key[1]), "--checkpoint", str(kept)) == 0
+    sql(data, *statements)
+    refused_in_every_mode(data, case, kept, key, tmp_path, capsys, needle)
+
+
+# --- 2. bindings laundered through the system chain -----------------------------------------------------------
+def forge_result(data) -> str:
+    sql(data, "INSERT INTO results (comparison_id, created_at, parameters, score, threshold, decision, timings) "
+              "VALUES (1, '2030-01-01', '{}', 0.99, 0.3, 1, '{}')")
+    return digest_of(data, Result, 3)
+
+
+def test_forged_result_adopted_on_the_system_chain_is_refused(signed_case, key, tmp_path, capsys):
+    data, case, kept = signed_case
+    append_entry(data, None, "integrity.adopted", details={"rows": {"result:3": forge_result(data)}})
+    refused_in_every_mode(data, case, kept, key, tmp_path, capsys, "was not written by the schema upgrade")
+
+
+def test_forged_result_adopted_on_its_own_chain_is_refused(signed_case, key, tmp_path, capsys):
+    data, case, kept = signed_case
+    append_entry(data, case.id, "integrity.adopted", details={"rows": {"result:3": forge_result(data)}})
+    refused_in_every_mode(data, case, kept, key, tmp_path, capsys, "was not written by the schema upgrade")
+
+
+def test_case_row_bound_on_the_system_chain_does_not_count(signed_case, key, tmp_path, capsys):
+    data, case, kept = signed_case
+    sql(data, "UPDATE cases SET examiner = 'Mallory' WHERE id = 1")
+    append_entry(data, None, "case.updated", "case", "1", {"row_sha256": digest_of(data, Case, 1)})
+    append_entry(data, None, "analysis.saved", "result", "3", {"row_sha256": forge_result(data)})
+    refused_in_every_mode(data, case, kept, key, tmp_path, capsys, "case 1 differs")
+
+
+def test_a_comparisons_images_cannot_be_re_bound(signed_case, key, tmp_path, capsys):
+    data, case, kept = signed_case
+    sql(data, "UPDATE comparisons SET image_b = image_a WHERE id = 1")
+    append_entry(data, case.id, "comparison.report_result_chosen", "comparison", "1",
+                 {"row_sha256": digest_of(data, Comparison, 1)}, actor="Ann")
+    refused_in_every_mode(data, case, kept, key, tmp_path, capsys, "comparison 1 differs from what audit entry")
+
+
+def test_the_upgrades_adoption_is_stated_by_verify_and_so_in_the_report(tmp_path, capsys):
+    """The report prints the verification message as its audit status (test_report checks "chain intact")."""
+    from test_store_migrations import make_v1_database
+
+    data = tmp_path / "data"
+    make_v1_database(data / "xfr.sqlite")
+    with open_store(data):
+        pass
+    capsys.readouterr()
+    assert xfr(data, "audit", "verify", "--case", "OLD-1") == 0
+    assert "adopted at the schema upgrade by entry #3, #4" in capsys.readouterr().out
+
+
+# --- 4. unbounded reads and hangs -----------------------------------------------------------------------------
+RSS_LIMIT_MB = 500
+
+
+def bounded_xfr(*args) -> tuple[int, str, float]:
+    """`xfr ARGS` in a child process that must end within HANG_S: exit status, stdout+stderr, peak memory (MB)."""
+    import re
+
+    from test_hostile_inputs import _MEASURED
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("peak memory is read from /proc")
+    try:
+        proc = subprocess.run([sys.executable, "-c", _MEASURED, *map(str, args)], capture_output=True, text=True,
+                              timeout=HANG_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"xfr {' '.join(map(str, args))} hung (over {HANG_S} s)")
+    peak = re.search(r"MAXRSS_KB (\d+)", proc.stderr)
+    return proc.returncode, proc.stdout + proc.stderr, int(peak.group(1)) / 1024 if peak else float("inf")
+
+
+@pytest.fixture
+def evidence(signed_case):
+    data, case, _ = signed_case
+    with open_store(data) as store:
+        path = store.image_path(store.list_comparisons(case.id)[0].image_a)
+    path.unlink()
+    return data, case, path
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_evidence_file_replaced_by_a_fifo_or_a_link_is_refused_at_once(evidence, tmp_path, kind):
+    data, case, path = evidence
+    os.mkfifo(path) if kind == "fifo" else os.symlink("/dev/zero", path)
+    rc, out, _ = bounded_xfr("--data-dir", data, "audit", "verify")
+    assert rc == 1 and f"the evidence file {path}" in out and "not a regular file" in out, out
+    rc, out, _ = bounded_xfr("--data-dir", data, "report", "--case", case.number, "--out", tmp_path / "r.pdf")
+    assert rc == 2 and "fails verification" in out and not (tmp_path / "r.pdf").exists()
+    rc, out, _ = bounded_xfr("--data-dir", data, "cases", "show", case.number, "--json")
+    assert rc == 0 and json.loads(out[:out.rindex("}") + 1])["audit"]["intact"] is False
+
+
+@pytest.mark.parametrize("args", [
+    ["verify-report", "/dev/zero"],
+    ["verify-report", "{pdf}", "--trust", "/dev/zero"],
+    ["verify-report", "{big}"],
+    ["--data-dir", "{data}", "audit", "verify", "--trust", "/dev/zero"],
+    ["--data-dir", "{data}", "audit", "verify", "--checkpoint", "/dev/zero"],
+    ["--data-dir", "{data}", "audit", "checkpoint", "--sign", "/dev/zero", "--passphrase-env", "XFR_PW"],
+    ["--data-dir", "{data}", "audit", "checkpoint", "--sign", "{p12}", "--passphrase-file", "/dev/zero"],
+], ids=["pdf", "trust", "6 GB pdf", "audit trust", "checkpoint file", "key file", "passphrase file"])
+def test_hostile_files_are_refused_quickly_in_bounded_memory(tmp_path, key, args):
+    pdf, big = tmp_path / "r.pdf", tmp_path / "big.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n%%EOF\n")
+    with open(big, "wb") as f:  # sparse: 6 GB claimed, nothing written
+        f.write(b"%PDF-1.7\n")
+        f.truncate(6 << 30)
+    with open_store(tmp_path / "data") as store:
+        store.create_case("H-1")
+    names = {"pdf": pdf, "big": big, "data": tmp_path / "data", "p12": key[0]}
+    rc, out, peak = bounded_xfr(*(a.format(**names) for a in args))
+    assert rc == 2 and "Traceback" not in out, out
+    assert "not a regular file" in out or "larger than" in out, out
+    assert peak < RSS_LIMIT_MB
+
+
+# --- 3. unsigned updates after the last signature -------------------------------------------------------------
+
+
+def _incremental(pdf: bytes, change) -> bytes:
+    import io
+
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    change(writer)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def retitled(pdf: bytes) -> bytes:
+    """The tester's update: pypdf rewrites /Info Title and Author in an incremental update."""
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(PdfReader(io.BytesIO(pdf)), incremental=True)
+    writer.add_metadata({"/Title": "Another case", "/Author": "Mallory"})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def xmp_stripped(pdf: bytes) -> bytes:
+    """An update replacing the XMP metadata by well-formed XML without the title and the PDF/A id."""
+    from pyhanko.pdf_utils import generic
+
+    def strip(writer):
+        xml = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+               b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
+               b'<?xpacket end="w"?>')
+        stream = generic.StreamObject({generic.NameObject("/Type"): generic.NameObject("/Metadata"),
+                                       generic.NameObject("/Subtype"): generic.NameObject("/XML")}, stream_data=xml)
+        writer.root["/Metadata"] = writer.add_object(stream)
+        writer.update_root()
+    return _incremental(pdf, strip)
+
+
+def dss_added(pdf: bytes, certificate_pem) -> bytes:
+    """An archival update: the signer's certificate in a DSS (what long-term validation tools add)."""
+    from asn1crypto import pem, x509
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    certificate = x509.Certificate.load(pem.unarmor(certificate_pem.read_bytes())[2])
+    return _incremental(pdf, lambda writer: DocumentSecurityStore.supply_dss_in_writer(writer, None,
+                                                                                        certs=[certificate]))
+
+
+def test_only_archival_updates_may_follow_the_last_signature(signed, tmp_path, identity_files, capsys):
+    """A DSS added after signing stays VALID; a rewritten /Info title and author, or XMP without its title and
+    PDF/A id, is MODIFIED (exit 4)."""
+    path, trust = tmp_path / "r.pdf", identity_files[1]
+    path.write_bytes(dss_added(signed.pdf, trust))
+    capsys.readouterr()
+    assert xfr(tmp_path, "verify-report", str(path), "--trust", str(trust)) == 0
+    assert "archival updates only" in capsys.readouterr().out
+    for attack in (retitled, xmp_stripped):
+        path.write_bytes(attack(signed.pdf))
+        assert xfr(tmp_path, "verify-report", str(path), "--trust", str(trust)) == 4, attack.__name__
+        err = capsys.readouterr().err
+        assert err.startswith("MODIFIED:") and "changed after the last signature" in err, err
+
+
+# --- 7. smaller ones -------------------------------------------------------------------------------------------
+def hostile_checkpoint_file(kept, tmp_path, field, value):
+    data = json.loads(kept.read_text())
+    data["checkpoints"][0][field] = value
+    path = tmp_path / f"hostile-{field}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def rewrite_checkpoint_entry(data, column, value):
+    with sqlite3.connect(data / "xfr.sqlite") as con:
+        con.execute("DROP TRIGGER audit_log_no_update")
+        row = con.execute("SELECT id, prev_hash, time, actor, action, case_id, object_type, object_id, details "
+                          "FROM audit_log WHERE action = 'audit.checkpoint'").fetchone()
+        fields = dict(zip(("prev_hash", "time", "actor", "action", "case_id", "object_type", "object_id", "details"),
+                          row[1:]), **{column: value})
+        con.execute(f"UPDATE audit_log SET {column} = ?, hash = ? WHERE id = ?", (value, entry_hash(**fields), row[0]))
+
+
+@pytest.mark.parametrize("attack", ["garbage certificate", "non-hex signature", "entry id as text",
+                                    "non-JSON details", "non-integer object id"])
+def test_hostile_trust_checkpoint_and_announcement_are_one_line_not_a_traceback(signed_case, key, tmp_path,
+                                                                                capsys, attack):
+    data, case, kept = signed_case
+    args, expected = ["audit", "verify"], 1
+    if attack == "garbage certificate":
+        (tmp_path / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\ngarbage\n")
+        args, expected = args + ["--trust", str(tmp_path / "garbage.pem")], 2
+    elif attack == "non-hex signature":
+        args += ["--checkpoint", str(hostile_checkpoint_file(kept, tmp_path, "signature", "zz-not-hex"))]
+    elif attack == "entry id as text":
+        args += ["--checkpoint", str(hostile_checkpoint_file(kept, tmp_path, "last_entry_id", "9; drop"))]
+        expected = 2
+    else:  # the newest entry, rewritten and re-hashed: the chain alone still holds
+        rewrite_checkpoint_entry(data, "details" if attack == "non-JSON details" else "object_id", "not json")
+    capsys.readouterr()
+    assert xfr(data, *args) == expected
+    err = capsys.readouterr().err
+    assert err.startswith("xfr: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_trust_with_nothing_signed_is_not_a_pass(tmp_path, key, capsys):
+    data = tmp_path / "data"
+    with open_store(data) as store:
+        store.create_case("N-1")
+    capsys.readouterr()
+    assert xfr(data, "audit", "verify", "--trust", str(key[1])) == 1
+    assert "nothing signed to check" in capsys.readouterr().err
+
+
+def test_ctrl_d_at_a_passphrase_prompt_is_one_line(tmp_path, key, monkeypatch, capsys):
+    import getpass
+
+    def ctrl_d(prompt="", stream=None):
+        raise EOFError
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(getpass, "getpass", ctrl_d)
+    data = tmp_path / "data"
+    with open_store(data) as store:
+        store.create_case("P-1")
+    for args in (["audit", "checkpoint", "--sign", str(key[0])],
+                 ["keys", "create", "--name", "X", "--out", str(tmp_path / "x.p12")]):
+        capsys.readouterr()
+        assert xfr(data, *args) == 2, args
+        err = capsys.readouterr().err
+        assert "no passphrase given" in err and "Traceback" not in err, err
