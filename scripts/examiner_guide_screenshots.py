@@ -100,6 +100,12 @@ def main(argv=None) -> int:
         save(window, out / "01-main-window.png", args.width)
 
         panel = window.examination
+
+        def show_tab(title: str) -> None:   # the tab strip under the maps, given the room its forms need
+            panel.setCurrentIndex(next(i for i in range(panel.count()) if panel.tabText(i) == title))
+            total = sum(window.splitter.sizes())
+            window.splitter.setSizes([total - 420, 420])
+
         for feature, value, note in (("face_outline", "similar", "oval, same width to height"),
                                      ("eyebrows", "similar", "arched, thick lateral end"),
                                      ("nose", "similar", "straight bridge, rounded tip"),
@@ -107,10 +113,10 @@ def main(argv=None) -> int:
                                      ("facial_marks", "dissimilar", "mole above left lip only in B")):
             store.set_feature_assessment(mated, feature, value, note=note)
         panel.set_target(case.id, mated)
-        panel.setCurrentIndex(1)
+        show_tab("Features")
         settle(app)
         save(window, out / "02-features.png", args.width)
-        panel.setCurrentIndex(2)
+        show_tab("Photos")
         settle(app)
         save(panel, out / "03-photo-quality.png", args.width)
 
@@ -132,7 +138,7 @@ def main(argv=None) -> int:
         save(compare, out / "05-annotations.png", args.width)
         compare.close()
 
-        panel.setCurrentIndex(3)
+        show_tab("Review")
         panel.reviewer_edit.setText("B. Reviewer")
         panel.review_note.setPlainText("Features and maps checked; agree with the assessment.")
         panel.record_review()

@@ -3,6 +3,7 @@ the co-sign page and the reviews, one provenance text, the LR wording (Qt-free p
 test_gui_reads.py)."""
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -77,7 +78,7 @@ def test_a_comparison_has_one_number_in_the_store_cli_report_and_audit_trail(tmp
         assert store.latest_conclusion(case.id, comparison_id=comps[2].id).text == "note on three"
     assert "Comparison 1: p0.png vs p1.png" in text and "Comparison 3: p0.png vs p1.png" in text
     assert "Comparison 2: p0.png vs p1.png" in text                 # listed as removed, under its own number
-    appendix = text[text.index("Appendix: audit trail"):]
+    appendix = text[text.index("Appendix B: audit trail"):]
     assert "comparison.removed · comparison 2" in appendix and "comparison.added · comparison 3" in appendix
     assert "comparison: 3" in appendix                              # analysis.saved names it by number
     for row_id in ("comparison 4", "comparison 5", "comparison_id"):
@@ -270,3 +271,43 @@ def test_the_global_examiner_option_names_the_new_cases_examiner(tmp_path, capsy
     with open_store(data) as store:
         assert store.find_case("EX-1").examiner == "Ann Examiner" and store.find_case("EX-2").examiner == "Bo Other"
         assert store.list_audit(store.find_case("EX-1").id)[0].actor == "Ann Examiner"
+
+
+# --- item 6: one scale rule for the maps (core.map_style.kind_scale) ----------------------------------------------
+def mated_pair(model):
+    """A face and a slightly noisy copy: a high score whose S⁻ peaks at a few percent of S."""
+    yy, xx = np.mgrid[0:112, 0:112] / 112
+    a = np.stack([np.sin(2 * np.pi * (f * xx + 2 * yy)) for f in (1, 2, 3)], axis=2)
+    a = ((a - a.min()) / np.ptp(a) * 255).astype(np.uint8)
+    noise = np.random.default_rng(1).integers(-6, 7, a.shape)
+    return explain_pair(model, a, np.clip(a.astype(int) + noise, 0, 255).astype(np.uint8))
+
+
+def _orange_tint(rgb: np.ndarray) -> int:
+    """How far the most orange pixel leans to S⁻'s colour (R > G > B) from the grey face: 0 for an untinted face."""
+    r, g, b = (rgb[..., c].astype(int) for c in range(3))
+    return int(np.max(np.where(g > b, r - b, 0)))
+
+
+def test_the_reports_s_minus_figure_of_a_mated_pair_is_not_blank(tiny_model):
+    from xfr_desktop.report import render_report, report_data_from_explanation
+
+    result = mated_pair(tiny_model)
+    peak = {k: max(float(getattr(getattr(result, s), k).max()) for s in "ab") for k in ("S", "S_neg")}
+    assert 0 < peak["S_neg"] < 0.1 * peak["S"]          # the issue's case: on S's scale S⁻ does not show
+    pdf = render_report(report_data_from_explanation(result, model=tiny_model, case_number="C-6")).pdf
+    overlays = [np.asarray(img.image.convert("RGB")) for page in pypdf.PdfReader(io.BytesIO(pdf)).pages
+                for img in page.images if img.image.size == (224, 224)]   # the maps: 112-pixel faces, twice
+    assert len(overlays) >= 6
+    assert max(_orange_tint(o) for o in overlays) > 40, [_orange_tint(o) for o in overlays]
+    flat = " ".join(pdf_text(pdf).split())
+    assert "S⁻ (×10" in flat and "cosine score per pixel), max" in flat   # its own unit and maximum
+
+
+def test_a_value_reads_in_its_colour_bars_unit():
+    from xfr_desktop.core.map_style import colour_bar_caption, colour_scale, scale_value
+
+    scale = colour_scale(0.0, 2.3e-4)
+    assert colour_bar_caption("S_neg", scale) == "S⁻ (×10⁻⁴ cosine score per pixel), max 2.3"
+    assert scale_value(2.3e-6, scale) == "0.02" and scale_value(-1.234e-4, scale, signed=True) == "−1.23"
+    assert scale_value(1.5e-4, None) == "0.00015"

@@ -142,3 +142,40 @@ def test_result_json_states_the_likelihood_ratio_and_one_based_faces(tmp_path, m
                "--face-b", "2"])
     err = capsys.readouterr().err
     assert rc != 0 and "face 2 requested but 1 face found (valid: 1 to 1" in err
+
+
+def test_result_json_and_the_printed_line_say_how_far_to_trust_the_map(tmp_path, model_file, sample_pair, capsys):
+    """Faithfulness and stability of this pair's map (issue 27): the record in result.json is the check rerun on
+    the written aligned faces, the line names its verdict and figures; 0 draws = no stability, and the check can
+    be skipped (said, not silent)."""
+    from xfr_desktop.core.evaluation.pair_trust import assess_pair
+    from xfr_desktop.core.explain import explain_pair
+    from xfr_desktop.core.imageio import load_image
+    from xfr_desktop.core.model import load_model
+
+    out = tmp_path / "out"
+    args = ["explain", *map(str, sample_pair), "--model", str(model_file), "--threshold", "0.2"]
+    assert main(args + ["--out", str(out), "--trust-jitter", "2"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("map trust"))
+    info = json.loads((out / "result.json").read_text())
+    faith, stab = info["faithfulness"], info["stability"]
+    model = load_model(str(model_file), device="cpu")
+    a, b = (load_image(out / f"{s}_aligned.png") for s in "ab")
+    again, _ = assess_pair(model, a, b, explain_pair(model, a, b, threshold=0.2), jitter=0)
+    assert faith["verdict"] == again.verdict and faith["gaps"] == pytest.approx(again.gaps, abs=1e-5)
+    assert faith["sentence"].startswith("For this pair, blurring the regions this map ranks first")
+    assert stab["draws"] == 2 and all(-1 <= r <= 1 for r in stab["correlation"])
+    figure = "undetermined" if faith["normalised"] is None else f"{faith['normalised']:.2f}"
+    assert f"{faith['verdict']} a gradient map ({figure})" in line
+    assert f"A {stab['correlation'][0]:.2f} · B {stab['correlation'][1]:.2f} (2 jitter draws)" in line
+    assert main(args + ["--out", str(tmp_path / "o0"), "--trust-jitter", "0"]) == 0
+    info0 = json.loads((tmp_path / "o0" / "result.json").read_text())
+    assert info0["faithfulness"]["verdict"] == faith["verdict"] and info0["stability"] is None
+    assert "stability r not checked" in capsys.readouterr().out
+    assert main(args + ["--out", str(tmp_path / "o1"), "--no-trust-check"]) == 0
+    info1 = json.loads((tmp_path / "o1" / "result.json").read_text())
+    assert info1["faithfulness"] is None and info1["stability"] is None
+    assert "map trust: not checked for these maps" in capsys.readouterr().out
+    from xfr_desktop.core import trust_display as td
+    from xfr_desktop.core.evaluation import pair_trust as pt
+    assert (td.CELLS, td.JITTER) == (pt.GRID ** 2, (pt.JITTER_SHIFT_PX, pt.JITTER_ROTATION_DEG, 100 * pt.JITTER_SCALE))

@@ -181,7 +181,7 @@ def test_import_run_results_appear(qtbot, app_window, pair, recorder):
     assert w.channels.model.rowCount() == 16
     heat = w.views.heat["a"].image
     assert heat is not None and heat.shape == (112, 112)
-    np.testing.assert_allclose(heat, w.result.a.S)
+    np.testing.assert_allclose(heat, w.result.a.H)   # the default map: H (S⁺ blue, S⁻ orange)
     comp = w.store.get_comparison(outcome.job.comparison_id)
     assert comp.status == "done" and comp.case_id == case_id
     assert len(w.store.list_results(comp.id)) == 1
@@ -212,7 +212,7 @@ def test_threshold_changes_maps_and_saves_new_result(qtbot, app_window, pair):
     assert w.result.threshold == pytest.approx(lo, abs=1e-5)
     assert not np.allclose(w.result.a.H, H_before)
     assert not np.allclose(w.views.heat["a"].image, before)
-    np.testing.assert_allclose(w.views.heat["a"].image, w.result.a.S, rtol=1e-6)
+    np.testing.assert_allclose(w.views.heat["a"].image, w.result.a.H, rtol=1e-6)
     assert w.state.last_update_ms < 50, f"threshold update took {w.state.last_update_ms:.1f} ms"
     # the channel table follows once the slider rests
     expected_weight = f"{w.result.products[0] - w.result.T:+.3e}"
@@ -281,9 +281,10 @@ def test_linked_views_and_crosshair(qtbot, app_window, pair):
     v.vb["b", "overlay"].setRange(QRectF(20, 30, 40, 40), padding=0)
     qtbot.wait(20)
     for key in v.vb:
-        if key[1] == "photo":
+        if key[1] != "overlay":   # the small panels (photo, aligned, reconstruction) keep the whole face
+            assert key[1] == "photo" or v.vb[key].viewRange()[0][1] == pytest.approx(112, abs=2), key
             continue
-        # linked: every aligned-space panel shows the same region (aspect locking may widen one axis a little)
+        # linked: both large views show the same region (aspect locking may widen one axis a little)
         (x0, x1), (y0, y1) = v.vb[key].viewRange()
         assert (x0 + x1) / 2 == pytest.approx(40, abs=0.5) and (y0 + y1) / 2 == pytest.approx(50, abs=0.5), key
         assert x0 <= 20.01 and x1 >= 59.99 and y0 <= 30.01 and y1 >= 69.99, key
@@ -294,13 +295,13 @@ def test_linked_views_and_crosshair(qtbot, app_window, pair):
         assert all(line.isVisible() for line in lines)
         assert lines[0].value() == pytest.approx(50.5) and lines[1].value() == pytest.approx(60.5)
     values = v.values_at(50.5, 60.5)
-    assert values["a"]["shown"] == pytest.approx(float(w.result.a.S[60, 50]))
+    assert values["a"]["shown"] == pytest.approx(float(w.result.a.H[60, 50]))
     assert values["b"]["H"] == pytest.approx(float(w.result.b.H[60, 50]))
     assert "pixel (50, 60)" in v.value_label.text()
     v.set_cursor(500, 500)
     assert "outside" in v.value_label.text()
     w.views.reset_zoom()
-    assert v.vb["a", "aligned"].viewRange()[0][1] == pytest.approx(112, abs=2)
+    assert v.vb["a", "overlay"].viewRange()[0][1] == pytest.approx(112, abs=2)
 
 
 def test_results_persist_across_restart(qtbot, tmp_path, tiny_model, pair, recorder):

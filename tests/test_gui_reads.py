@@ -9,7 +9,7 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("torch")
 
 from test_examiner_reads import interleaved_case  # noqa: E402
-from test_gui_app import _open_window, app_window, pair, recorder, tiny_model  # noqa: E402,F401
+from test_gui_app import _open_window, app_window, pair, recorder, slow_model, tiny_model  # noqa: E402,F401
 
 
 def test_the_app_numbers_comparisons_as_the_report_does(qtbot, app_window, tmp_path, tiny_model):
@@ -43,3 +43,122 @@ def test_the_photos_tab_shows_the_camera_the_report_shows(qtbot, app_window, tmp
              for r in range(panel.quality.rowCount())]
     assert shown == quality_rows(data)
     assert ("Camera (EXIF)", "NIKON CORPORATION NIKON D3S") in shown
+
+
+def _calibrated(tiny_model, tmp_path):
+    """A copy of the tiny model with a calibration next to it (so results carry an LR)."""
+    import shutil
+
+    from xfr_desktop.core.calibration import calibration_path, fit_calibration
+    from xfr_desktop.core.model import file_sha256
+
+    model = tmp_path / "calibrated.pt"
+    shutil.copy(tiny_model, model)
+    rng = np.random.default_rng(0)
+    fit_calibration(rng.normal(0.8, 0.1, 200), rng.normal(0.1, 0.1, 200),
+                    model_sha256=file_sha256(model)).save(calibration_path(model))
+    return model
+
+
+def _cut_off(label, viewport) -> str | None:
+    """Why the label's text is not all visible in the scroll area's viewport, or None."""
+    right = label.mapTo(viewport, label.rect().topRight()).x()
+    if right >= viewport.width():
+        return f"right edge {right} beyond the viewport's width {viewport.width()}"
+    if label.wordWrap() and label.height() < label.heightForWidth(label.width()):
+        return f"height {label.height()} < {label.heightForWidth(label.width())} needed at width {label.width()}"
+    return None
+
+
+def test_both_tau_notes_are_visible_whole_at_1280x800(qtbot, tmp_path, tiny_model, pair, recorder):
+    from PySide6.QtWidgets import QLabel
+
+    from test_gui_app import _analyse, _new_case
+
+    w, store = _open_window(qtbot, tmp_path / "data", _calibrated(tiny_model, tmp_path))
+    try:
+        _new_case(w)
+        outcome = _analyse(qtbot, w, *pair)
+        qtbot.waitUntil(lambda: w.record is not None, timeout=5000)
+        lr = outcome.record.parameters["likelihood_ratio"]["value"]
+        # a τ on the far side of the score from the LR: both notes, the second the one the issue saw cut off
+        w.controls.threshold_spin.setValue(w.result.score + (0.01 if lr > 1 else -0.01))
+        flags = w.controls.decision_flags
+        assert flags.text().endswith("the likelihood ratio is the evaluative result.")
+        assert flags.text().startswith("⚠ τ =")           # not "Τ" (a capital tau)
+        viewport = w.controls.viewport()
+        for _ in range(3):  # let the layouts settle after the new texts
+            qtbot.wait(50)
+        labels = [lab for lab in w.controls.widget().findChildren(QLabel) if lab.isVisibleTo(w) and lab.text()]
+        assert flags in labels and w.controls.lr_label in labels
+        cut = {lab.text()[:40]: why for lab in labels if (why := _cut_off(lab, viewport))}
+        assert not cut, cut
+    finally:
+        w.close()
+        store.close()
+
+
+class QuitAnswer:
+    """Answers the quit question a moment later, by clicking a button, as a person would."""
+
+    def __init__(self):
+        self.answer, self.asked = None, []
+
+    def __call__(self, dialog) -> None:
+        from PySide6.QtCore import QTimer
+
+        if dialog.objectName() == "quitDialog":
+            self.asked.append(dialog.text())
+            QTimer.singleShot(50, lambda: dialog.button(self.answer).click())
+
+
+def test_quitting_during_an_analysis_asks_first(qtbot, tmp_path, slow_model, pair):
+    from PySide6.QtWidgets import QMessageBox
+
+    from test_gui_app import _new_case
+    from xfr_desktop.gui import dialogs
+
+    w, store = _open_window(qtbot, tmp_path / "data", slow_model, engine="literal")
+    hook = QuitAnswer()
+    dialogs.add_dialog_hook(hook)
+    try:
+        _new_case(w)
+        comp_id = w.import_pair(*pair, prealigned=True)
+        qtbot.waitUntil(lambda: w.stage_label.text() == "Computing channel residuals", timeout=30_000)
+        assert w.act_quit.shortcut().toString() == "Ctrl+Q"
+        hook.answer = QMessageBox.StandardButton.No
+        w.act_quit.trigger()
+        assert hook.asked == ["An analysis is running. Quit and cancel it?"]
+        qtbot.wait(200)   # "No": the window and the analysis go on
+        assert w.isVisible() and w.controller.busy and store.get_comparison(comp_id).status == "running"
+        hook.answer = QMessageBox.StandardButton.Yes
+        w.close()         # the window's close button asks the same
+        assert len(hook.asked) == 2 and w.isVisible()
+        qtbot.waitUntil(lambda: not w.isVisible(), timeout=10_000)
+        assert w.controller.thread.isFinished() and w.loader.thread.isFinished()
+        assert store.get_comparison(comp_id).status == "cancelled"
+        assert store.list_results(comp_id) == []
+    finally:
+        dialogs.remove_dialog_hook(hook)
+        w.close()
+        store.close()
+
+
+def test_the_pixel_readout_is_in_the_colour_bars_unit(qtbot, app_window, pair):
+    from test_gui_app import _analyse, _new_case
+    from xfr_desktop.core import map_style as ms
+
+    w = app_window
+    _new_case(w)
+    _analyse(qtbot, w, *pair)
+    qtbot.waitUntil(lambda: w.result is not None, timeout=5000)
+    v = w.views
+    for mode in ("S", "S_neg"):
+        w.state.set_display(mode=mode)
+        scale = v.colour_scale
+        assert scale is not None and scale.exponent != 0      # a tiny model's maps: a bar in ×10⁻ⁿ
+        v.set_cursor(50.5, 60.5)
+        text = v.value_label.text()
+        assert "e-0" not in text and f"({scale.multiplier} cosine score per pixel)" in text, text
+        shown = v.values_at(50.5, 60.5)["a"]["shown"]
+        assert f"{ms.map_style(mode).symbol} {ms.scale_value(shown, scale)}," in text

@@ -278,7 +278,7 @@ def test_unreadable_images_are_counted_apart_from_faceless_ones(tmp_path, model_
     pairs = write_pair_case(tmp_path, ["0.png,1.png,1", "broken.jpg,2.png,0"])
     (tmp_path / "broken.jpg").write_text("this is not a photo")
     rc, result = evaluate(tmp_path, model_file, pairs)
-    assert rc == 0
+    assert rc == 2 and "no pair could be scored" in capsys.readouterr().err  # and verify.json says why
     assert result["n_unreadable"] == 1 and list(result["unreadable_images"]) == [str(tmp_path / "broken.jpg")]
     assert result["n_no_face"] == 3 and str(tmp_path / "broken.jpg") not in result["no_face_images"]
 

@@ -291,6 +291,56 @@ def test_only_archival_updates_may_follow_the_last_signature(signed, tmp_path, i
         assert err.startswith("MODIFIED:") and "changed after the last signature" in err, err
 
 
+# --- 5. forged model cards -------------------------------------------------------------------------------------
+FORGED_CARD = ("# Model card: tiny\n\n## Evaluation\n\n| measure | this model | goal met |\n|---|---|---|\n"
+               "| LFW accuracy | 99.99 % | yes |\n")
+
+
+@pytest.fixture
+def analysed(tmp_path, tiny_model):
+    from test_report import analysed_case
+
+    with open_store(tmp_path / "data") as store:
+        case = analysed_case(store, tiny_model, tmp_path)[0]
+    return tmp_path / "data", case
+
+
+def report_text_of(data, case, tmp_path) -> str:
+    from test_report import pdf_text
+
+    out = tmp_path / "card.pdf"
+    out.unlink(missing_ok=True)
+    assert xfr(data, "report", "--case", case.number, "--out", str(out)) == 0
+    return " ".join(pdf_text(out.read_bytes())[0].split())
+
+
+@pytest.mark.parametrize("card, path, said", [(FORGED_CARD, "", "card is not verified"),
+                                              (None, "default", "No model card is available")],
+                         ids=["card text", "bundled path"])
+def test_a_model_card_inserted_into_the_registry_never_reaches_the_report(analysed, tmp_path, card, path, said):
+    """A `models` row for the case's model (sha256 ee..ee): its own card text, or a path to a bundled model file
+    of another hash, whose card it would borrow. Neither is the bundled card of that sha256 nor bound by an entry."""
+    from xfr_desktop.core.model import default_model_path
+
+    data, case = analysed
+    with sqlite3.connect(data / "xfr.sqlite") as con:
+        con.execute("INSERT INTO models (name, path, sha256, card, active, registered_at) VALUES (?, ?, ?, ?, 0, ?)",
+                    ("tiny", str(default_model_path()) if path else "", "ee" * 32, card, "2030-01-01"))
+    text = report_text_of(data, case, tmp_path)
+    assert "From the model card" not in text and "99.99" not in text and default_model_path().name not in text
+    assert said in text, text
+
+
+def test_a_card_registered_by_the_app_is_bound_and_shown(analysed, tmp_path):
+    data, case = analysed
+    with open_store(data) as store:
+        store.register_model("tiny", tmp_path / "tiny.pt", sha256="ee" * 32, card=FORGED_CARD)
+    assert "Recognition accuracy (LFW accuracy): 99.99 %." in report_text_of(data, case, tmp_path)
+    sql(data, "UPDATE models SET card = replace(card, '99.99', '99.98')")  # edited after registration
+    text = report_text_of(data, case, tmp_path)
+    assert "99.98" not in text and "card is not verified" in text
+
+
 # --- 7. smaller ones -------------------------------------------------------------------------------------------
 def hostile_checkpoint_file(kept, tmp_path, field, value):
     data = json.loads(kept.read_text())
@@ -358,3 +408,182 @@ def test_ctrl_d_at_a_passphrase_prompt_is_one_line(tmp_path, key, monkeypatch, c
         assert xfr(data, *args) == 2, args
         err = capsys.readouterr().err
         assert "no passphrase given" in err and "Traceback" not in err, err
+
+
+_KILLED_AT = """import os, signal, sys
+from xfr_desktop.store import checkpoints
+from xfr_desktop.cli import main
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if sys.argv[1] == "checkpoint":
+    checkpoints.create = die
+else:
+    replace = os.replace
+    os.replace = lambda a, b, *r, **k: die() if str(b).endswith(".pdf") else replace(a, b, *r, **k)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("at", ["checkpoint", "rename"])
+def test_report_sign_killed_midway_leaves_no_entry_for_a_missing_file(analysed, key, tmp_path, capsys, at):
+    """`report --sign` killed (-9) while signing the chain head or renaming the file into place: its entries and
+    the file appear together or not at all."""
+    data, case = analysed
+    out = tmp_path / "signed.pdf"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_AT, at, "--data-dir", str(data), "report", "--case",
+                           case.number, "--out", str(out), "--sign", str(key[0]), "--passphrase-env", "XFR_PW"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    with open_store(data) as store:
+        named = [e for e in store.list_audit(case.id) if e.action in ("report.exported", "report.signed")]
+    assert not named and not out.exists(), [e.action for e in named]
+
+
+def test_a_report_entry_whose_file_is_gone_is_stated_by_verify(analysed, key, tmp_path, capsys):
+    data, case = analysed
+    out = tmp_path / "signed.pdf"
+    assert xfr(data, "report", "--case", case.number, "--out", str(out), "--sign", str(key[0]),
+               "--passphrase-env", "XFR_PW") == 0
+    out.unlink()
+    capsys.readouterr()
+    assert xfr(data, "audit", "verify") == 0   # a report may be moved: stated, not a failure
+    said = capsys.readouterr().err
+    assert f"names the report {out}, which is not there" in said, said
+
+
+_RUNNING_THEN_KILLED = """import os, signal, sys
+from xfr_desktop.store import open_store
+
+store = open_store(sys.argv[1])
+store.set_comparison_status(int(sys.argv[2]), "running")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_an_analysis_killed_midway_is_marked_interrupted_on_the_next_open(analysed, capsys):
+    """A process killed (-9) while its comparison is 'running' leaves it interrupted, audited, not running
+    forever; a comparison running in a live process is left alone."""
+    data, case = analysed
+    with open_store(data) as store:
+        live = store.add_comparison(case.id, *[store.list_comparisons(case.id)[0].image_a] * 2,
+                                    model_sha256="ee" * 32, model_name="tiny")
+        store.set_comparison_status(live.id, "running")   # this process: alive
+    proc = subprocess.run([sys.executable, "-c", _RUNNING_THEN_KILLED, str(data), "1"], capture_output=True,
+                          timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    capsys.readouterr()
+    assert xfr(data, "cases", "show", case.number, "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [c["status"] for c in shown["comparisons"]] == ["interrupted", "running"]
+    with open_store(data) as store:
+        entries = [e for e in store.list_audit(case.id) if e.action == "comparison.interrupted"]
+    assert len(entries) == 1 and entries[0].object_id == "1"
+    assert xfr(data, "audit", "verify") == 0
+
+
+def test_explain_outputs_are_owner_only(tmp_path, tiny_model, samples_dir):
+    """Face crops, maps and result.json derived from evidence: 0600 in a 0700 folder, whatever the umask."""
+    from xfr_desktop.core import save_model
+
+    save_model(tiny_model, tmp_path / "tiny.pt")
+    pair = json.loads((samples_dir / "case.json").read_text())["pairs"][0]
+    out, umask = tmp_path / "new" / "out", os.umask(0o022)
+    try:
+        assert xfr(tmp_path, "explain", str(samples_dir / pair["image_a"]), str(samples_dir / pair["image_b"]),
+                   "--out", str(out), "--model", str(tmp_path / "tiny.pt"), "--no-trust-check") == 0
+    finally:
+        os.umask(umask)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in [out, *out.iterdir()]}
+    assert "a_aligned.png" in modes and set(modes.values()) == {"0o700", "0o600"}, modes
+    assert modes.pop("out") == "0o700" and set(modes.values()) == {"0o600"}, modes
+
+
+@pytest.mark.parametrize("value", ["2", "-5", "1.0001"])
+@pytest.mark.parametrize("command", [["explain", "a.jpg", "b.jpg", "--out", "o"],
+                                     ["evaluate", "verify", "--pairs", "p.txt", "--root", ".", "--out", "o"],
+                                     ["evaluate", "hiding-game", "--pairs", "p.txt", "--root", ".", "--out", "o"]],
+                         ids=["explain", "evaluate verify", "evaluate hiding"])
+def test_a_threshold_outside_the_cosine_range_is_refused(tmp_path, capsys, command, value):
+    capsys.readouterr()
+    assert xfr(tmp_path, *command, f"--threshold={value}") == 2
+    err = capsys.readouterr().err
+    assert "between -1 and 1" in err.strip().splitlines()[-1] and "Traceback" not in err, err
+
+
+def test_evaluate_verify_with_no_readable_image_fails(tmp_path, tiny_model, capsys):
+    """Every image of the pair list is unreadable: no pair was scored, so no accuracy may be claimed (exit 0)."""
+    from xfr_desktop.core import save_model
+
+    save_model(tiny_model, tmp_path / "tiny.pt")
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (tmp_path / name).write_bytes(b"not an image")
+    (tmp_path / "pairs.csv").write_text("img_a,img_b,same\na.jpg,b.jpg,1\na.jpg,c.jpg,0\nb.jpg,c.jpg,0\n")
+    capsys.readouterr()
+    rc = xfr(tmp_path, "evaluate", "verify", "--pairs", str(tmp_path / "pairs.csv"), "--root", str(tmp_path),
+             "--out", str(tmp_path / "o"), "--model", str(tmp_path / "tiny.pt"), "--aligned", "-q")
+    err = capsys.readouterr().err
+    assert rc != 0 and "no pair could be scored" in err and "Traceback" not in err, (rc, err)
+    assert len([line for line in err.splitlines() if line.startswith("xfr: error")]) == 1, err
+
+
+# --- 6. memory bounded by decoded bytes ------------------------------------------------------------------------
+def tiny_jpeg(side: int = 8) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), (120, 90, 60)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_a_bin_validation_set_is_bounded_by_decoded_bytes(tmp_path, tiny_model):
+    """51 KB on disk: 10,000 pairs of one tiny JPEG (the pickle stores it once), 750 MB once decoded to chips."""
+    import pickle
+
+    from test_hostile_inputs import measured_xfr, small_png, write_rec
+
+    from xfr_desktop.core import save_model
+
+    save_model(tiny_model, tmp_path / "tiny.pt")
+    data = write_rec(tmp_path / "rec", [(i % 2, small_png(i)) for i in range(4)])
+    image = tiny_jpeg()
+    (tmp_path / "lfw.bin").write_bytes(pickle.dumps(([image] * 20_000, [True, False] * 5_000), protocol=2))
+    assert (tmp_path / "lfw.bin").stat().st_size < 64_000
+    rc, err, peak_mb = measured_xfr("train", "--data", data, "--out", tmp_path / "run", "--base", tmp_path / "tiny.pt",
+                                    "--mode", "decoder", "--max-steps", 1, "--batch-size", 2, "--aligned", "yes",
+                                    "-q", "--val", tmp_path / "lfw.bin")
+    assert rc == 2 and "lfw.bin: 10000 pairs" in err and "set val_limit to at most" in err, err
+    assert "Traceback" not in err and peak_mb < RSS_LIMIT_MB, (peak_mb, err)
+
+
+def test_val_limit_spreads_a_bin_set_within_its_byte_bound(tmp_path):
+    import pickle
+
+    from xfr_desktop.core.training.datasets import read_bin_pairs
+
+    (tmp_path / "v.bin").write_bytes(pickle.dumps(([tiny_jpeg()] * 20_000, [True, False] * 5_000), protocol=2))
+    pairs = read_bin_pairs(tmp_path / "v.bin", (112, 112), limit=1000)
+    assert pairs.images.shape == (2000, 112, 112, 3) and 400 < pairs.issame.sum() < 600
+
+
+@pytest.mark.parametrize("command", ["add-pair", "explain"])
+def test_a_3_gb_evidence_file_is_refused_at_once(tmp_path, samples_dir, command):
+    """A real JPEG followed by 3 GB of zeros (sparse: nothing written) is refused by size before it is read."""
+    pair = json.loads((samples_dir / "case.json").read_text())["pairs"][0]
+    big = tmp_path / "big.jpg"
+    big.write_bytes((samples_dir / pair["image_a"]).read_bytes())
+    with open(big, "r+b") as f:
+        f.truncate(3 << 30)
+    other = samples_dir / pair["image_b"]
+    if command == "add-pair":
+        with open_store(tmp_path / "data") as store:
+            store.create_case("B-1")
+        args = ["--data-dir", tmp_path / "data", "cases", "add-pair", "B-1", big, other]
+    else:
+        args = ["explain", big, other, "--out", tmp_path / "o", "--no-trust-check"]
+    rc, out, peak = bounded_xfr(*args)
+    assert rc == 2 and "larger than the 512 MB an image file may be" in out and "Traceback" not in out, out
+    assert peak < RSS_LIMIT_MB and not list((tmp_path / "data").rglob("*.part"))

@@ -25,8 +25,9 @@ def test_colour_scale_labels_cover_the_range_in_one_format(low, high, labels, mu
 
 def test_caption_names_the_map_and_its_unit():
     scale = colour_scale(0, 2.3e-4)
-    assert colour_bar_caption("S_pos", scale) == "S⁺ (×10⁻⁴ cosine score per pixel)"
-    assert colour_bar_caption("S_neg", scale, ascii_only=True) == "S- (x1e-4 cosine score per pixel)"
+    assert colour_bar_caption("S_pos", scale) == "S⁺ (×10⁻⁴ cosine score per pixel), max 2.3"
+    assert colour_bar_caption("S_neg", scale, ascii_only=True) == "S- (x1e-4 cosine score per pixel), max 2.3"
+    assert colour_bar_caption("H", colour_scale(-2.3e-4, 2.3e-4)).endswith("), max |H| 2.3")
     assert "relative" in colour_bar_caption("S", scale, normalization="max")
 
 

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .core.errors import Cancelled, NoFaceError
+from .core.trust_display import DEFAULT_JITTER
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class AnalysisJob:
     threshold: float | None = None
     top_k: int | None = None
     engine: str = "fast"
-    trust_jitter: int | None = 3      # jitter draws of the stability check; 0: faithfulness only; None: no check
+    trust_jitter: int | None = DEFAULT_JITTER   # jitter draws of the stability check; 0: none; None: no check
 
 
 @dataclass

@@ -6,7 +6,7 @@ interrupted run resumes where it stopped, and a deletion run on the same ``--out
 """
 from __future__ import annotations
 
-from ..core.numbers import finite_arg
+from ..core.numbers import cosine_arg, finite_arg
 
 import hashlib
 import sys
@@ -38,7 +38,7 @@ def register(evaluate_subparsers) -> None:
                    help="percentages of pixels hidden (default 0,10,...,90)")
     p.add_argument("--seed", type=int, default=0, help="seed for tie-breaking, the random floor and CSV folds")
     p.add_argument("--blur-sigma", type=finite_arg, help="Gaussian blur sigma in pixels (default: face width / 10)")
-    p.add_argument("--threshold", type=finite_arg, help="decision threshold (default: the model's own)")
+    p.add_argument("--threshold", type=cosine_arg, help="decision threshold (default: the model's own)")
     p.add_argument("--xface-stride", type=int, default=5, help="xFace occlusion stride in pixels (default 5)")
     p.add_argument("--aligned", action="store_true", help="images are already aligned crops (no detection)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")

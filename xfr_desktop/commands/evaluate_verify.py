@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.numbers import finite_arg
+from ..core.numbers import cosine_arg
 
 
 def register(evaluate_subparsers) -> None:
@@ -23,7 +23,7 @@ def register(evaluate_subparsers) -> None:
     p.add_argument("--aligned", action="store_true", help="images are already aligned crops (no detection)")
     p.add_argument("--folds", type=int, default=10, help="folds for CSV lists (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the CSV fold split (default 0)")
-    p.add_argument("--threshold", type=finite_arg, help="decision threshold for accuracy_at_threshold "
+    p.add_argument("--threshold", type=cosine_arg, help="decision threshold for accuracy_at_threshold "
                                                   "(default: the model's own)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -108,6 +108,12 @@ def run(args) -> int:
         res = verify_pairs(model, pairs, out, cache_path=cache, progress=Progress(args.quiet or bool(parts)),
                            batch_size=args.batch_size, prealigned=args.aligned, started=started,
                            no_face_reasons=reasons)
+        if res["n_pairs_with_no_face"] >= res["n_pairs"]:  # every accuracy would be a constant's
+            from ..core.errors import XfrError
+
+            raise XfrError(f"no pair could be scored: every pair has an unreadable image or one without a face "
+                           f"({res['n_unreadable']} unreadable, {res['n_no_face']} without a face; "
+                           f"{out / 'verify.json'} lists them)")
         report(res, out)
         return 0
 

@@ -5,7 +5,11 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.numbers import face_number_arg, finite_arg
+from ..core.fileio import owner_only
+from ..core.numbers import cosine_arg, face_number_arg
+from ..core.trust_display import DEFAULT_JITTER
+
+MAX_JITTER = 32
 
 
 def register(subparsers) -> None:
@@ -15,7 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("image_b", help="second image (B)")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--model", help="joint model file (default: the bundled model)")
-    p.add_argument("--threshold", type=finite_arg, help="decision threshold on the cosine score (default: the model's)")
+    p.add_argument("--threshold", type=cosine_arg, help="decision threshold on the cosine score (default: the model's)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.add_argument("--aligned", action="store_true", help="inputs are pre-aligned face crops: skip detection")
     p.add_argument("--channels", type=int, metavar="K", help="explain with the K strongest channels only (top-k)")
@@ -26,11 +30,30 @@ def register(subparsers) -> None:
     p.add_argument("--normalization", choices=["sum", "max"], default="sum",
                    help="residual normalization: sum (maps decompose score - threshold) or max")
     p.add_argument("--engine", choices=["fast", "batched", "literal"], default="fast")
+    p.add_argument("--trust-jitter", type=_draws_arg, default=DEFAULT_JITTER, metavar="N",
+                   help="jitter draws of the map's stability check (default 3; 0 = faithfulness only)")
+    p.add_argument("--no-trust-check", action="store_true",
+                   help="skip the per-pair check of how far to trust the map (faithfulness, stability)")
     p.set_defaults(func=run)
 
 
+def _draws_arg(text: str) -> int:
+    """argparse ``type=``: 0 to MAX_JITTER draws (each one is a full explanation of the pair)."""
+    import argparse
+
+    try:
+        draws = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if not 0 <= draws <= MAX_JITTER:
+        raise argparse.ArgumentTypeError(f"from 0 to {MAX_JITTER} draws, not {draws}")
+    return draws
+
+
+@owner_only  # face crops, maps and result.json: 0600 in a new 0700 folder
 def run(args) -> int:
     from ..core.alignment import FaceAligner
+    from ..core.trust_display import cli_line
     from ..core.explain import explain_pair
     from ..core.imageio import image_sha256
     from ..core.model import load_model
@@ -52,18 +75,29 @@ def run(args) -> int:
     result = explain_pair(model, faces[0].aligned, faces[1].aligned, threshold=args.threshold,
                           top_k=args.channels, normalization=args.normalization, engine=args.engine)
     timings.update(result.timings_ms)
+    t2 = time.perf_counter()
+    trust = None if args.no_trust_check else pair_trust(model, faces, result, args.trust_jitter)
+    timings["trust"] = (time.perf_counter() - t2) * 1e3
     timings["total"] = (time.perf_counter() - t0) * 1e3
 
     out.mkdir(parents=True, exist_ok=True)
     write_outputs(out, result, faces, model, [args.image_a, args.image_b],
-                  [image_sha256(args.image_a), image_sha256(args.image_b)], timings, warnings)
+                  [image_sha256(args.image_a), image_sha256(args.image_b)], timings, warnings, trust)
     for warning in warnings:
         print(f"xfr: warning: {warning}", file=sys.stderr)
     print(evidence_line(evidence_summary(model, result), result))
+    print(cli_line(trust))
     print(f"faces: A face {faces[0].face_index + 1} of {faces[0].n_faces}, B face {faces[1].face_index + 1} of "
           f"{faces[1].n_faces}")
     print(f"outputs: {out.resolve()}")
     return 0
+
+
+def pair_trust(model, faces, result, jitter: int) -> dict:
+    """The per-pair trust record (core.evaluation.pair_trust), as the app stores it with a result."""
+    from ..core.evaluation.pair_trust import assess_pair, trust_summary
+
+    return trust_summary(*assess_pair(model, faces[0].aligned, faces[1].aligned, result, jitter=jitter))
 
 
 def _chosen_faces(args, out: Path) -> list[int]:
@@ -109,8 +143,9 @@ def prealigned_warnings(aligner, faces, paths) -> list[str]:
             for face, path in zip(faces, paths) if not aligner.detect(face.aligned, source=str(path))]
 
 
-def write_outputs(out: Path, result, faces, model, paths, hashes, timings, warnings=()) -> None:
-    """result.json, maps.npz and PNG overlays (S, S+, S-, H, aligned face, reconstruction) for both sides."""
+def write_outputs(out: Path, result, faces, model, paths, hashes, timings, warnings=(), trust=None) -> None:
+    """result.json, maps.npz and PNG overlays (S, S+, S-, H, aligned face, reconstruction) for both sides.
+    ``trust``: the per-pair trust record (``faithfulness``, ``stability``: null when not checked)."""
     import numpy as np
 
     from ..core.fileio import atomic_write
@@ -137,6 +172,8 @@ def write_outputs(out: Path, result, faces, model, paths, hashes, timings, warni
                    for side, p, h in zip("ab", paths, hashes)},
         "warnings": list(warnings),
         **evidence_summary(model, result),
+        "faithfulness": (trust or {}).get("faithfulness"),
+        "stability": (trust or {}).get("stability"),
     }
     arrays = {}
     for side_name in "ab":

@@ -34,6 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--recon-weight", type=finite_arg, help="lambda of the reconstruction loss (default 1)")
     p.add_argument("--val", metavar="FILE", help="validation pairs: LFW pairs.txt, CSV pairs or insightface .bin")
     p.add_argument("--val-images", metavar="DIR", help="image folder the validation pair list refers to")
+    p.add_argument("--val-limit", type=int, metavar="N", help="use at most N validation pairs, spread over the set")
     p.add_argument("--aligned", choices=["auto", "yes", "no"], help="are the images aligned crops already?")
     p.add_argument("--teacher", metavar="MODEL", help="distillation teacher (default: the base model)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -57,7 +58,7 @@ def build_config(args):
         data=args.data, out=out, base=base, mode=args.mode, loss=args.loss, epochs=args.epochs,
         max_steps=args.max_steps, batch_size=args.batch_size, lr_recognition=args.lr_recognition,
         lr_decoder=args.lr_decoder, decoder_optimizer=args.decoder_optimizer, recon_weight=args.recon_weight,
-        val=args.val, val_images_root=args.val_images,
+        val=args.val, val_images_root=args.val_images, val_limit=args.val_limit,
         aligned=aligned, teacher=args.teacher, device=args.device, workers=args.workers, seed=args.seed,
         name=args.name,
     )

@@ -5,7 +5,9 @@ only when they are regular files (a FIFO would block the open, /dev/zero never e
 up to a documented size (docs/integrity.md, "Untrusted input files")."""
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import hashlib
 import os
 import stat
@@ -72,6 +74,26 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object], m
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def owner_only_umask():
+    """Everything created inside is owner-only (folders 0700, files 0600, as store/private.py makes the data
+    folder), even by writers that take no mode (PNG encoders, numpy): outputs derived from evidence are biometric."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def owner_only(func):
+    """Run a command under :func:`owner_only_umask`."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with owner_only_umask():
+            return func(*args, **kwargs)
+    return wrapper
 
 
 def with_path(exc: OSError, path: str | os.PathLike) -> OSError:

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # 50 megapixels decode to 150 MB of RGB; above it JPEGs are decoded at 1/2, 1/4 or 1/8 scale, others refused.
 DEFAULT_MAX_PIXELS = 50_000_000
+# an image file of any size was read, hashed and copied whole: a 50 MP photo is at most 150 MB even uncompressed
+MAX_IMAGE_FILE_BYTES = 512 << 20
 
 # Pillow's own decompression-bomb check runs inside Image.open from a module global. We lift it only while
 # reading the header (our own limit is applied right after) and serialize that moment across threads.
@@ -45,6 +47,9 @@ def _check_file(path: Path, name: str) -> None:
         raise ImageError(f"{name}: cannot read file ({exc.strerror or type(exc).__name__})") from None
     if size == 0:
         raise ImageError(f"{name}: empty file (0 bytes)")
+    if size > MAX_IMAGE_FILE_BYTES:
+        raise ImageError(f"{name}: {size >> 20} MB, larger than the {MAX_IMAGE_FILE_BYTES >> 20} MB an image file "
+                         f"may be: not read")
 
 
 def _open_header(source: Path | io.BytesIO, name: str) -> Image.Image:

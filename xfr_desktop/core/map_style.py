@@ -176,9 +176,32 @@ def _format(value: float, decimals: int) -> str:
     return text.lstrip("-") if float(text) == 0 else text.replace("-", "−")
 
 
+def kind_scale(maps, kind: str) -> ColourScale | None:
+    """The one scale rule of the app, the CLI PNGs and the report: each map kind on its own scale, shared by both
+    faces, from 0 (−peak for H) to its peak over both. None when every map is zero (no scale to show).
+    S⁻ of a mated pair is small next to S: on S's scale it would not show at all."""
+    return None if is_empty(maps) else colour_scale(*colour_levels(maps, kind))
+
+
 def colour_bar_caption(kind: str, scale: ColourScale, normalization: str = "sum", ascii_only: bool = False) -> str:
-    """"S⁺ (×10⁻⁴ cosine score per pixel)": the map, its unit and the labels' multiplier."""
+    """"S⁺ (×10⁻⁴ cosine score per pixel), max 3.2": the map, its unit with the labels' multiplier, and the top
+    of its scale (each kind has its own, so each figure states it)."""
     style = map_style(kind)
+    symbol = style.ascii_symbol if ascii_only else style.symbol
     mult = scale.ascii_multiplier if ascii_only else scale.multiplier
     what = unit(kind, normalization)
-    return f"{style.ascii_symbol if ascii_only else style.symbol} ({mult + ' ' if mult else ''}{what})"
+    top = scale.ticks[-1][1].replace("−", "-") if ascii_only else scale.ticks[-1][1]
+    return f"{symbol} ({mult + ' ' if mult else ''}{what}), max {'|H| ' if style.signed else ''}{top}"
+
+
+def _tick_decimals(scale: ColourScale) -> int:
+    return max((len(label.split(".")[1]) for _, label in scale.ticks if "." in label), default=0)
+
+
+def scale_value(value: float, scale: ColourScale | None, signed: bool = False) -> str:
+    """``value`` in its colour bar's unit (divided by 10**exponent, one decimal more than the ticks): a read-out
+    beside a ×10⁻⁴ bar must not say 2.3e-06. Without a scale (an all-zero map): three significant digits."""
+    if scale is None:
+        return f"{value:{'+' if signed else ''}.3g}".replace("-", "−")
+    text = f"{value / 10.0 ** scale.exponent:{'+' if signed else ''}.{_tick_decimals(scale) + 1}f}"
+    return text.replace("-", "−")

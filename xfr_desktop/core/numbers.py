@@ -31,6 +31,14 @@ def finite_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def cosine_arg(text: str) -> float:
+    """argparse ``type=``: a threshold on a cosine score, so finite and in [-1, 1]; else a usage error (exit 2)."""
+    value = finite_arg(text)
+    if not -1.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a threshold on the cosine score must be between -1 and 1, not {text}")
+    return value
+
+
 def _counted_from_one(text: str, rule: str) -> int:
     try:
         number = int(text)

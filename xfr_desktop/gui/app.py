@@ -213,9 +213,14 @@ def main(argv: list[str] | None = None) -> int:
     from .main_window import MainWindow
 
     app = _qt_application()
+    from PySide6.QtCore import QSettings
+
+    # the examiner's window layout is kept between sessions; a screenshot always shows the default layout
     window = MainWindow(store, model_path=_model_path(args, store),
-                        device=None if args.device == "auto" else args.device)
-    window.resize(*SCREENSHOT_SIZE)
+                        device=None if args.device == "auto" else args.device,
+                        settings=None if screenshot is not None else QSettings())
+    if screenshot is not None:
+        window.resize(*SCREENSHOT_SIZE)
     window.show()
     taker = ScreenshotTaker(app, window, screenshot, args.timeout) if screenshot is not None else None
     if args.demo:
@@ -224,11 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         except (XfrError, FileNotFoundError, RuntimeError) as exc:
             print(f"xfr-desktop: cannot open the sample case: {exc}", file=sys.stderr)
             if taker is not None:
-                window.close()
+                window.close_without_asking()
                 store.close()
                 return EXIT_FAILED
     code = app.exec()
-    window.close()
+    window.close_without_asking()
     store.close()
     if taker is not None and code == EXIT_OK:
         print(f"xfr-desktop: demo outputs in {store.data_dir} (database {store.db_path.name}, screenshot "

@@ -17,6 +17,7 @@ from ..core.errors import XfrError
 from ..core.map_style import map_style
 from .dialogs import show_error_for
 from .explanation_state import ExplanationState
+from .trust_box import TrustBox
 from .views import MAP_MODES
 
 THRESHOLD_STEPS = 2000  # slider ticks over the slider's current τ range
@@ -55,6 +56,11 @@ def face_numbers(parameters: dict) -> str:
                       (("a", "face_index_a"), ("b", "face_index_b")) if parameters.get(key) is not None) or "—"
 
 
+def _sentence(text: str) -> str:
+    """Capitalised, except a leading symbol: "τ = 0.98 …" must not become "Τ" (capital tau)."""
+    return text[:1].upper() + text[1:] if text[:1].isascii() else text
+
+
 def restyle(widget: QWidget) -> None:
     """Re-apply the style sheet after a dynamic property (the verdict colour) changed."""
     widget.style().unpolish(widget)
@@ -78,7 +84,9 @@ class ControlPanel(QScrollArea):
         lay = QVBoxLayout(panel)
         lay.setContentsMargins(6, 4, 6, 4)
         lay.setSpacing(6)
-        for box in (self._score_box(), self._parameters_box(), self._display_box(), self._conclusion_box()):
+        self.trust_box = TrustBox(state)   # how far to trust the map shown (issue 27)
+        for box in (self._score_box(), self.trust_box, self._parameters_box(), self._display_box(),
+                    self._conclusion_box()):
             lay.addWidget(box)
         lay.addStretch(1)
         self.setWidget(panel)
@@ -98,11 +106,11 @@ class ControlPanel(QScrollArea):
         self.score_label, self.threshold_value_label = _label(), _label()
         self.decision_label = _label(name="decision")
         self.decision_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.lr_label = _label()
+        self.lr_label = _label(wrap=True)  # "≥ 200 (limit of the calibration)" must not widen the panel
         self.lr_label.setToolTip("Likelihood ratio from the model's calibration (when the model has one)")
         self.lr_verbal_label = _label("", name="verbal", wrap=True)
         self.lr_verbal_label.setVisible(False)
-        self.model_label, self.timing_label, self.faces_label = _label(wrap=True), _label(), _label()
+        self.model_label, self.timing_label, self.faces_label = _label(wrap=True), _label(wrap=True), _label()
         self.faces_label.setToolTip("Which detected face of each photo was compared (1 = the largest)")
         self.decision_flags = _label("", name="hint", wrap=True)
         self.decision_flags.setVisible(False)
@@ -240,7 +248,7 @@ class ControlPanel(QScrollArea):
         calibrated = p.get("model_threshold")
         decision = model_decision(r.score, r.threshold, None if calibrated is None else float(calibrated),
                                   (p.get("likelihood_ratio") or {}).get("value"), decision=r.decision)
-        self.decision_flags.setText("<br>".join(f"⚠ {f[:1].upper()}{f[1:]}." for f in decision.flags))
+        self.decision_flags.setText("<br>".join(f"⚠ {_sentence(f)}." for f in decision.flags))
         self.decision_flags.setVisible(bool(decision.flags))
 
     def _enable(self) -> None:

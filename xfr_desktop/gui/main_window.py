@@ -1,4 +1,4 @@
-"""The main window: cases on the left, the pair's views and channel table in the middle, score and controls right.
+"""The main window: cases on the left, the maps in the middle (the rest in tabs under them), controls right.
 
 It wires the parts together and follows one path per click (see docs/architecture.md): a click on Run builds a
 job (:func:`~xfr_desktop.analysis.plan_analysis`), the analysis controller runs it on its thread, and the outcome
@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QDialog, QDockWidget, QMainWindow, QMessageBox, QWidget
 
 from ..analysis import AnalysisOutcome, FaceChoiceRequest, LoadedResult, plan_analysis, save_recombined
 from ..core.errors import ImageError, XfrError
@@ -24,9 +24,11 @@ from .explanation_state import ExplanationState
 from .style import app_icon
 from .views import PairViews, SideSource
 from .window_actions import WindowActions, has_module
+from .window_layout import WindowLayout, build_centre
 from .worker import AnalysisController, LoaderController
 
 log = logging.getLogger(__name__)
+QUIT_QUESTION = "An analysis is running. Quit and cancel it?"
 
 
 def comparison_hint(comp) -> str:
@@ -49,7 +51,9 @@ class MainWindow(WindowActions, QMainWindow):
     analysis_cancelled = Signal()
     result_shown = Signal(int)             # result id
 
-    def __init__(self, store, model_path: str | None = None, device: str | None = None, engine: str = "fast"):
+    def __init__(self, store, model_path: str | None = None, device: str | None = None, engine: str = "fast",
+                 settings=None):
+        """``settings``: the QSettings that keep the window's layout (None: the default layout, nothing kept)."""
         super().__init__()
         self.store = store
         self.engine = engine   # explain_pair engine: "fast" (exact, default), "batched", "literal" (the paper's loop)
@@ -66,6 +70,9 @@ class MainWindow(WindowActions, QMainWindow):
         # a result already in memory (just computed or saved): shown without reloading it
         self._fresh: tuple | None = None  # (record, result, faces)
         self._wanted_result: int | None = None  # the stored result being loaded in the background
+        self._quit_confirmed = False  # the examiner agreed to cancel a running analysis by quitting
+        self._asking_in_close = False
+        self._quit_box: QMessageBox | None = None
         self.engine_ready = False  # torch and the engine imported (by the worker, in the background)
         self.has_export = has_module("xfr_desktop.gui.export_dialog")
         self.has_wizard = has_module("xfr_desktop.gui.training_wizard")
@@ -77,7 +84,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.resize(1280, 800)
         self.setMinimumSize(1024, 680)
         self._start_workers()
-        self._build()
+        self._build(settings)
         self._set_busy(False)
         self._update_actions()
         self.refresh_cases()
@@ -95,27 +102,14 @@ class MainWindow(WindowActions, QMainWindow):
         self.loader.loaded.connect(self._on_result_loaded)
         self.loader.failed.connect(self._on_result_load_failed)
 
-    def _build(self) -> None:
+    def _build(self, settings) -> None:
         self.build_actions()
         self.views = PairViews()
         self.channels = ChannelPanel(self.state)
-        # below the views: the model's channels, then the examiner's own examination (kept apart from the model)
+        # under the maps, in tabs: the small panels, the model's channels, the examiner's own examination
         self.examination = ExaminationPanel(self.store)
-        self.examination.insertTab(0, self.channels, "Channels (model)")
-        self.examination.setCurrentIndex(0)
         self.examination.message.connect(self.statusBar().showMessage)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.views)
-        split.addWidget(self.examination)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
-        split.setSizes([430, 250])
-        split.setChildrenCollapsible(False)
-        holder = QWidget()
-        outer = QVBoxLayout(holder)
-        outer.setContentsMargins(8, 8, 8, 4)
-        outer.addWidget(split)
-        self.setCentralWidget(holder)
+        self.splitter = build_centre(self, self.views, self.channels, self.examination)
         self.cases = CaseBrowser(self.store)
         self.cases.search.textChanged.connect(self.refresh_cases)
         self.cases.case_chosen.connect(self._load_case)
@@ -131,9 +125,10 @@ class MainWindow(WindowActions, QMainWindow):
         self.controls.message.connect(self.statusBar().showMessage)
         self.control_dock = self._dock("Explanation", "controlDock", self.controls,
                                        Qt.DockWidgetArea.RightDockWidgetArea, self.controls.preferred_width())
-        self._docks_sized = False
         self.build_status()
         self.build_menus()
+        self.window_layout = WindowLayout(self, self.splitter, self.case_dock, self.control_dock, settings)
+        self.window_layout.restore()
 
     def _dock(self, title: str, name: str, widget: QWidget, area, min_width: int) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -287,7 +282,8 @@ class MainWindow(WindowActions, QMainWindow):
         faces = record.faces() if faces is None else faces
         sources = {side: SideSource(photo=self._photo(sha), box=faces.get(side, {}).get("box"),
                                     landmarks=faces.get(side, {}).get("landmarks"),
-                                    transform=faces.get(side, {}).get("transform"))
+                                    transform=faces.get(side, {}).get("transform"),
+                                    agreement=faces.get(side, {}).get("stable_agreement"))
                    for side, sha in (("a", comp.image_a), ("b", comp.image_b))}
         self.views.result = None
         self.views.sources = sources
@@ -462,14 +458,52 @@ class MainWindow(WindowActions, QMainWindow):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if not self._docks_sized:  # docks take their share only once the window has a size
-            self._docks_sized = True
-            self.resizeDocks([self.case_dock, self.control_dock], [215, self.control_dock.minimumWidth()],
-                             Qt.Orientation.Horizontal)
+        self.window_layout.shown()
+
+    def close_without_asking(self) -> bool:
+        """Close and cancel whatever runs (the program is ending anyway: demo, screenshot)."""
+        self._quit_confirmed = True
+        return self.close()
+
+    def _ask_before_quitting(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit XFR Desktop", QUIT_QUESTION,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("quitDialog")
+        box.setInformativeText("Nothing is saved for the running analysis; the case and its earlier results are "
+                               "kept.")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        # a bound slot, not a lambda holding the box: the box deletes itself on close (PySide crashed on that)
+        self._quit_box = box
+        box.finished.connect(self._quit_box_finished)
+        self._asking_in_close = True
+        try:
+            present(box)
+        finally:
+            self._asking_in_close = False
+
+    @Slot(int)
+    def _quit_box_finished(self, code: int) -> None:
+        box, self._quit_box = self._quit_box, None
+        # Qt versions differ in the code a Yes click finishes with: ask the box which button it was
+        clicked = box.clickedButton() if box is not None else None
+        yes = clicked is not None and box.standardButton(clicked) == QMessageBox.StandardButton.Yes
+        self._quit_answered(yes or code == QDialog.DialogCode.Accepted)
+
+    def _quit_answered(self, quit_: bool) -> None:
+        if quit_ and not self._quit_confirmed:
+            self._quit_confirmed = True
+            if not self._asking_in_close:  # answered later: close once the box has finished its click
+                QTimer.singleShot(0, self, self.close)
 
     def closeEvent(self, event) -> None:
+        if self.controller.busy and not self._quit_confirmed:
+            self._ask_before_quitting()
+            if not self._quit_confirmed:  # the box stays open; the analysis goes on until the examiner answers
+                event.ignore()
+                return
         if self.compare_window is not None:
             self.compare_window.close()
         self.controller.shutdown()
         self.loader.shutdown()
+        self.window_layout.save()
         super().closeEvent(event)

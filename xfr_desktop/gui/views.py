@@ -1,8 +1,10 @@
-"""Side-by-side pyqtgraph views of a pair: photo (box, landmarks), aligned face, reconstruction, map overlay.
+"""Side-by-side pyqtgraph views of a pair: the map overlaid on each aligned face, large, with its colour bar; and
+(``detail``, a separate widget the main window puts in a tab) each side's photo (box, landmarks), aligned face and
+reconstruction, small.
 
-Every panel in aligned coordinates (aligned, reconstruction, overlay; A and B) shares one linked view range, so
-zoom and pan move them together; a crosshair follows the cursor across all of them and is projected back onto
-both photos through the inverse of each side's alignment transform.
+The two large views share one linked view range, so zoom and pan move A and B together (the small aligned faces
+and reconstructions keep showing the whole face); a crosshair follows the cursor across every panel in aligned
+coordinates and is projected back onto both photos through the inverse of each side's alignment transform.
 """
 from __future__ import annotations
 
@@ -14,22 +16,24 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
+from ..core.trust_display import unstable_greyed
 from ..core.map_style import (MAP_STYLES, ColourScale, colour_bar_caption, colour_levels, colour_scale, is_empty, lut,
-                              map_style, opacity_ramp)
+                              map_style, opacity_ramp, scale_value, unit)
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="#1e1f22", foreground="#d8d8d8")
 
 MAP_MODES = {kind: style.title for kind, style in MAP_STYLES.items()}  # key -> menu label
-PANEL_TITLES = ("Photo", "Aligned face", "Reconstruction", "Overlay")
+DETAIL_TITLES = ("Photo", "Aligned face", "Reconstruction")   # the small panels of ``detail``, per side
 BOX_PEN = QPen(QColor("#4fc3f7"), 2)
 CROSS_PEN = pg.mkPen("#80deea", width=1, style=Qt.PenStyle.DashLine)
 
 
 @dataclass
 class DisplaySettings:
-    mode: str = "S"
+    mode: str = "H"   # S⁺ (blue) and S⁻ (orange) on one face: H's colours (core/map_style.py)
     opacity: float = 0.6
     channel: int | None = None
+    stable_only: bool = False   # grey the pixels whose H sign changes under alignment jitter (issue 27)
 
 
 @dataclass
@@ -40,6 +44,7 @@ class SideSource:
     box: np.ndarray | None = None          # x, y, w, h
     landmarks: np.ndarray | None = None    # (5, 2)
     transform: np.ndarray | None = None    # (2, 3) photo -> aligned
+    agreement: np.ndarray | None = None    # (H, W) share of jitter draws keeping H's sign (trust check)
 
 
 def _cosmetic(pen: QPen) -> QPen:
@@ -119,41 +124,53 @@ class PairViews(QWidget):
 
     # --- construction ------------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.glw.addLabel("", row=0, col=0)
-        for col, title in enumerate(PANEL_TITLES, start=1):
-            self.glw.addLabel(f"<b>{title}</b>", row=0, col=col, size="10pt")
+        # the large views: the map over each aligned face, A beside B, the colour bar under both
+        self.detail = pg.GraphicsLayoutWidget()   # small panels, shown where the main window puts them
+        self.detail.setObjectName("pairDetail")
+        self.detail.setAcceptDrops(False)
+        self.detail.ci.layout.setSpacing(4)
+        self.detail.ci.setContentsMargins(2, 2, 2, 2)
         self.vb: dict[tuple[str, str], pg.ViewBox] = {}
         self.items: dict[tuple[str, str], pg.ImageItem] = {}
         self.heat: dict[str, pg.ImageItem] = {}
         self.cross: dict[str, list[pg.InfiniteLine]] = {"a": [], "b": []}
         self.photo_overlays: dict[str, dict] = {}
         self.channel_region: dict[str, QGraphicsRectItem] = {}
-        for row, side in enumerate("ab", start=1):
-            self.glw.addLabel(f"<b>{side.upper()}</b>", row=row, col=0, size="14pt")
-            for col, panel in enumerate(("photo", "aligned", "recon", "overlay"), start=1):
-                self._add_panel(side, panel, row, col)
+        for col, side in enumerate("ab"):
+            self.glw.addLabel(f"<b>{side.upper()}</b> · aligned face and map", row=0, col=col, size="11pt")
+            self._add_panel(self.glw, side, "overlay", 1, col)
+            first = 4 * col   # detail: "A" photo aligned recon, "B" photo aligned recon
+            self.detail.addLabel(f"<b>{side.upper()}</b>", row=1, col=first, size="13pt")
+            for i, (panel, title) in enumerate(zip(("photo", "aligned", "recon"), DETAIL_TITLES), start=1):
+                self.detail.addLabel(title, row=0, col=first + i, size="9pt")
+                self._add_panel(self.detail, side, panel, 1, first + i)
             self._add_photo_overlays(side)
-        # one view range for every panel in aligned coordinates
-        self.linked = [self.vb[s, p] for s in "ab" for p in ("aligned", "recon", "overlay")]
-        master = self.linked[0]
-        for vb in self.linked[1:]:
-            vb.setXLink(master)
-            vb.setYLink(master)
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=colour_maps("S")[0], interactive=False, width=12,
-                                        label="")
-        self.colorbar.axis.setWidth(64)
+        # one view range for the large views; the small panels in aligned coordinates keep the whole face
+        self.linked = [self.vb[s, "overlay"] for s in "ab"]
+        self.aligned_panels = [self.vb[s, p] for p in ("overlay", "aligned", "recon") for s in "ab"]
+        self.linked[1].setXLink(self.linked[0])
+        self.linked[1].setYLink(self.linked[0])
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=colour_maps("H")[0], interactive=False, width=12,
+                                        label="", orientation="horizontal")
         self.colorbar.axis.enableAutoSIPrefix(False)   # the caption carries the power of ten (map_style)
+        # the labels at the bar's ends (0 or −peak, and the peak) are drawn too: the margins leave them room
+        self.colorbar.axis.setStyle(hideOverlappingLabels=False)
+        self.colorbar.setContentsMargins(28, 0, 28, 0)
         self.colour_scale: ColourScale | None = None   # the ticks shown (None: no map, no scale)
         self._coloured_as: str | None = None           # the map kind whose colours the overlay and bar use
         self._scale_key: tuple | None = None           # (scale, kind) the colour bar's ticks and caption show
-        self.glw.addItem(self.colorbar, row=1, col=5, rowspan=2)
-        self.glw.ci.layout.setColumnStretchFactor(0, 0)
-        for col in range(1, 5):
+        self.glw.addItem(self.colorbar, row=2, col=0, colspan=2)
+        for col in range(2):
             self.glw.ci.layout.setColumnStretchFactor(col, 1)
-        self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.glw.ci.layout.setRowStretchFactor(1, 1)
+        for col in range(8):
+            self.detail.ci.layout.setColumnStretchFactor(col, 0 if col % 4 == 0 else 1)
+        for widget in (self.glw, self.detail):
+            scene = widget.scene()
+            scene.sigMouseMoved.connect(lambda pos, scene=scene: self._mouse_moved(pos, scene))
 
-    def _add_panel(self, side: str, panel: str, row: int, col: int) -> None:
-        vb = self.glw.addViewBox(row=row, col=col, lockAspect=True, invertY=True, enableMenu=False)
+    def _add_panel(self, glw, side: str, panel: str, row: int, col: int) -> None:
+        vb = glw.addViewBox(row=row, col=col, lockAspect=True, invertY=True, enableMenu=False)
         vb.setBorder(pg.mkPen("#3a3d42"))
         vb.setDefaultPadding(0.01)
         item = pg.ImageItem()
@@ -284,8 +301,7 @@ class PairViews(QWidget):
                 self.items[side, "overlay"].setImage(gray, autoLevels=False, levels=(0, 255))
         self.update_maps()
         if first:
-            h, w = result.a.S.shape
-            self.linked[0].setRange(QRectF(0, 0, w, h), padding=0.01)
+            self._fit_faces()
             for side in "ab":
                 outline = self._crop_outline(side)
                 if outline is not None:
@@ -295,10 +311,12 @@ class PairViews(QWidget):
         if self.result is None:
             return
         d = self.display
-        maps = {side: map_for(getattr(self.result, side), d.mode, d.channel) for side in "ab"}
+        raw = {side: map_for(getattr(self.result, side), d.mode, d.channel) for side in "ab"}
+        greyed = d.stable_only and d.mode != "channel"   # the agreement is H's; a channel residual has no sign
+        maps = {side: unstable_greyed(m, self.sources[side].agreement) if greyed else m for side, m in raw.items()}
         self._maps = maps
-        empty = is_empty(maps.values())
-        lo, hi = colour_levels(maps.values(), d.mode)
+        empty = is_empty(raw.values())
+        lo, hi = colour_levels(raw.values(), d.mode)   # the same colours with or without the greyed pixels
         if d.mode != self._coloured_as:   # colours change with the kind only (not on every τ move)
             self._coloured_as = d.mode
             cmap, rgba = colour_maps(d.mode)
@@ -338,7 +356,7 @@ class PairViews(QWidget):
     def _empty_hint(self) -> str:
         d = self.display
         if d.mode == "channel" and d.channel is None:
-            return "Select a channel in the table below to see the face region it reads."
+            return "Select a channel in the Channels (model) tab below to see the face region it reads."
         if d.mode == "channel":
             return (f"Channel {d.channel} has no residual on these faces (removing its maximum does not change the"
                     " reconstruction): it adds nothing to the maps.")
@@ -348,27 +366,31 @@ class PairViews(QWidget):
         self.display = display
         self.update_maps()
 
+    def _fit_faces(self) -> None:
+        h, w = self.result.a.S.shape
+        for vb in self.aligned_panels:
+            vb.setRange(QRectF(0, 0, w, h), padding=0.01)
+
     def reset_zoom(self) -> None:
         if self.result is not None:
-            h, w = self.result.a.S.shape
-            self.linked[0].setRange(QRectF(0, 0, w, h), padding=0.01)
+            self._fit_faces()
         for side in "ab":
             src = self.sources[side]
             if src.photo is not None:
                 self.vb[side, "photo"].setRange(QRectF(0, 0, src.photo.shape[1], src.photo.shape[0]), padding=0.01)
 
     # --- crosshair ---------------------------------------------------------------------------------------
-    def _mouse_moved(self, scene_pos: QPointF) -> None:
+    def _mouse_moved(self, scene_pos: QPointF, scene=None) -> None:
         if self.result is None:
             return
-        for vb in self.linked:
-            if vb.sceneBoundingRect().contains(scene_pos):
+        for vb in self.aligned_panels:
+            if (scene is None or vb.scene() is scene) and vb.sceneBoundingRect().contains(scene_pos):
                 p = vb.mapSceneToView(scene_pos)
                 self.set_cursor(p.x(), p.y())
                 return
         for side in "ab":
             vb = self.vb[side, "photo"]
-            if vb.sceneBoundingRect().contains(scene_pos):
+            if (scene is None or vb.scene() is scene) and vb.sceneBoundingRect().contains(scene_pos):
                 p = vb.mapSceneToView(scene_pos)
                 aligned = self._to_aligned(side, (p.x(), p.y()))
                 if aligned is not None:
@@ -416,8 +438,18 @@ class PairViews(QWidget):
         name = map_style(self.display.mode).symbol
         if self.display.mode == "channel" and self.display.channel is not None:
             name = f"channel {self.display.channel}"
-        parts = [f"pixel ({int(np.floor(x))}, {int(np.floor(y))})"]
-        for side in "ab":
-            v = values[side]
-            parts.append(f"<b>{side.upper()}</b>: {name} {v['shown']:.3g}, H {v['H']:+.3g}")
-        self.value_label.setText("  ·  ".join(parts))
+        self.value_label.setText(readout(values, name, self.colour_scale, self.display.mode,
+                                         getattr(self.result.a.residuals, "normalization", "sum"), x, y))
+
+
+def readout(values: dict, name: str, scale: ColourScale | None, mode: str, normalization: str, x: float,
+            y: float) -> str:
+    """The values under the cursor in the colour bar's unit (its ×10ⁿ and unit stated once at the end)."""
+    h_scale = scale if mode != "channel" else None   # H shares the bar's unit unless a channel residual is shown
+    parts = [f"pixel ({int(np.floor(x))}, {int(np.floor(y))})"]
+    for side in "ab":
+        v = values[side]
+        parts.append(f"<b>{side.upper()}</b>: {name} {scale_value(v['shown'], scale)}, "
+                     f"H {scale_value(v['H'], h_scale, signed=True)}")
+    unit_text = f"{scale.multiplier} {unit(mode, normalization)}".strip() if scale is not None else ""
+    return "  ·  ".join(parts) + (f"  ({unit_text})" if unit_text else "")

@@ -17,17 +17,20 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None, *
                   for_signing: bool = False) -> RenderedReport:
     """Render ``data`` to PDF bytes (and write them atomically to ``out_path`` when given). ``for_signing`` leaves
     the signature box blank for the signature's appearance instead of saying "Not signed"."""
+    from reportlab.platypus import PageBreak
+
     register_fonts()
     st = sections.styles()
     generated_at = data.generated_at or datetime.now().astimezone().replace(microsecond=0).isoformat()
     record: dict = {}
-    story = sections.title_section(data, generated_at, st) + sections.method_section(st)
-    story += sections.model_section(data, st) + sections.likelihood_ratio_section(data, st)
+    # page 1: the case, its propositions, each comparison's LR and conclusion, the conclusion on the case
+    story = sections.title_section(data, generated_at, st) + sections.propositions_section(data, st)
+    story += sections.summary_section(data, st) + sections.conclusion_section(data, st) + [PageBreak()]
     for section in data.comparisons:
         story += sections.comparison_section(section, st, data)
     story += sections.unreported_section(data, st)
-    story += sections.conclusion_section(data, st) + sections.limitations_section(data, st)
-    story += sections.audit_appendix(data, st)
+    story += sections.method_appendix(data, st)      # Appendix A: the method and the model, for a court reader
+    story += sections.audit_appendix(data, st)       # Appendix B, always last
     story += sections.signature_section(record, for_signing, sections.verification_note(data), st)
     rendered = assemble_pdf(story, data, generated_at, record)
     if out_path is not None:

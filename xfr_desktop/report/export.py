@@ -62,25 +62,40 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
             raise with_path(exc, out_path) from exc
         recorded = not getattr(store, "read_only", False)  # a read-only data folder can still be reported on
         if recorded:
-            store.log_event("report.exported", case_id=case.id, object_type="report", object_id=out_path.name,
-                            details={"file": str(out_path.resolve()), "sha256_unsigned": rendered.sha256,
-                                     "pages": rendered.n_pages, "comparisons": len(data.comparisons),
-                                     "results": [c.result_id for c in data.comparisons]}, actor=actor)
-        if signed is not None and recorded:
-            store.log_event("report.signed", case_id=case.id, object_type="report", object_id=out_path.name,
-                            details={"file": str(out_path.resolve()), "sha256": final_sha, "signer": signed.signer,
-                                     "certificate_sha256": signed.fingerprint_sha256,
-                                     "signing_time_local_clock": signed.signed_at,
-                                     "format": "PAdES B-B, SHA-256"}, actor=actor)
-            # the key that signs the report also signs the chain head: later rewrites are then detectable
-            store.create_checkpoint(case.id, identity.sign_bytes, identity.certificate_pem, signed.signer)
-        os.replace(tmp, out_path)
+            _record_export(store, case.id, out_path, rendered, data, signed, identity, actor, tmp)
+        else:
+            os.replace(tmp, out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return ExportResult(path=out_path, sha256=final_sha, n_pages=rendered.n_pages, signed=signed is not None,
                         signer=signed.signer if signed else "", signed_at=signed.signed_at if signed else "",
                         unsigned_sha256=rendered.sha256, recorded=recorded)
+
+
+def _record_export(store, case_id, out_path: Path, rendered, data, signed, identity, actor, tmp: Path) -> None:
+    """report.exported (and report.signed with a checkpoint of the new head) in one transaction whose last step
+    renames the file into place: the entries and the file appear together or not at all."""
+    file = str(out_path.resolve())
+    events = [("report.exported", out_path.name, {
+        "file": file, "sha256_unsigned": rendered.sha256, "pages": rendered.n_pages,
+        "comparisons": len(data.comparisons), "results": [c.result_id for c in data.comparisons]})]
+    checkpoint = None
+    if signed is not None:
+        events.append(("report.signed", out_path.name, {
+            "file": file, "sha256": hashlib.sha256(signed.pdf).hexdigest(), "signer": signed.signer,
+            "certificate_sha256": signed.fingerprint_sha256, "signing_time_local_clock": signed.signed_at,
+            "format": "PAdES B-B, SHA-256"}))
+        # the key that signs the report also signs the chain head: later rewrites are then detectable
+        checkpoint = (identity.sign_bytes, identity.certificate_pem, signed.signer)
+    renamed = []
+    try:
+        store.log_events(case_id, events, actor=actor, checkpoint=checkpoint,
+                         before_commit=lambda: renamed.append(os.replace(tmp, out_path)))
+    except BaseException:
+        if renamed:  # the commit failed after the rename: no file without its entries
+            out_path.unlink(missing_ok=True)
+        raise
 
 
 @dataclass

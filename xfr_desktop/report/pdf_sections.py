@@ -1,4 +1,4 @@
-"""The sections of the case report as reportlab flowables: one function per section, in the report's order.
+"""The sections of the case report as reportlab flowables: one function per section (building.py puts them in order).
 
 Every paragraph and table names an embedded DejaVu font (:mod:`.pdfa`); images are encoded to PNG in memory.
 """
@@ -177,7 +177,8 @@ def _images_flowables(section: ComparisonSection, st) -> list:
 PARAMETER_LABELS = {"threshold": "Decision threshold τ", "normalization": "Normalization of H",
                     "engine": "Residual engine", "device": "Device", "prealigned": "Inputs already aligned",
                     "model_threshold": "Model's calibrated threshold", "analysed_at": "Analysis time"}
-PARAMETERS_SHOWN_ELSEWHERE = ("threshold", "likelihood_ratio", "channels", "top_k", "face_index_a", "face_index_b")
+PARAMETERS_SHOWN_ELSEWHERE = ("threshold", "likelihood_ratio", "channels", "top_k", "face_index_a", "face_index_b",
+                              "trust")
 
 
 def parameter_rows(section: ComparisonSection) -> list[tuple[str, str]]:
@@ -306,31 +307,43 @@ def review_flowables(section: ComparisonSection, st) -> list:
 
 
 def _maps_flowables(section: ComparisonSection, st) -> list:
-    """S, S⁺ and S⁻ over both faces on one colour scale, with labelled colour bars (core.map_style)."""
+    """S, S⁺ and S⁻ over both faces, each kind on its own scale shared by both images (core.map_style.kind_scale,
+    as in the app and the CLI), with labelled colour bars that state the unit and the maximum."""
     from reportlab.lib.units import cm
     from reportlab.platypus import KeepTogether, Spacer, Table
 
-    from ..core.map_style import colour_bar_caption, colour_scale, map_style
+    from ..core.map_style import kind_scale, map_style
 
     if not section.maps:
         return []
-    vmax = max(float(np.max(section.maps[s]["S"])) for s in "ab")
     normalization = (section.parameters or {}).get("normalization", "sum")
-    scale = colour_scale(0.0, vmax if vmax > 0 else 1.0)
+    scales = {k: kind_scale([section.maps[s][k] for s in "ab"], k) for k in MAP_KINDS}
     rows = [[_p("", st["small"])] + [_p(map_style(k).title, st["caption"]) for k in MAP_KINDS]]
     for s, info in (("a", section.image_a), ("b", section.image_b)):
         row = [_p(f"Image {info.label}", st["small"])]
         for key in MAP_KINDS:
-            row.append(_img(overlay_map(info.aligned, section.maps[s][key], vmax, key), 3.6 * cm))
+            top = scales[key].high if scales[key] is not None else 0.0
+            row.append(_img(overlay_map(info.aligned, section.maps[s][key], top, key), 3.6 * cm))
         rows.append(row)
-    rows.append([_p("colour scale", st["small"])] + [
-        Table([[ColourBar(key, scale, 3.6 * cm)], [_p(colour_bar_caption(key, scale, normalization), st["caption"])]],
-              style=table_style(grid=False)) for key in MAP_KINDS])
+    rows.append([_p("colour scale", st["small"])] + [_scale_cell(k, scales[k], normalization, st) for k in MAP_KINDS])
     mt = Table(rows, colWidths=[2.0 * cm, 4.1 * cm, 4.1 * cm, 4.1 * cm], hAlign="LEFT")
     mt.setStyle(table_style())
-    empty = vmax <= 0
-    return [Spacer(1, 4), KeepTogether([_p("Explanation maps (one colour scale for both images)", st["h2"]), mt,
-                                        _p(colour_scale_meaning(normalization, empty), st["small"])])]
+    empty = all(v is None for v in scales.values())
+    return [Spacer(1, 4), KeepTogether([_p("Explanation maps (each map on its own scale, shared by both images)",
+                                           st["h2"]), mt, _p(colour_scale_meaning(normalization, empty), st["small"])])]
+
+
+def _scale_cell(kind: str, scale, normalization: str, st):
+    """A kind's colour bar and caption, or a line saying the map is zero (a bar without a scale would mislead)."""
+    from reportlab.lib.units import cm
+    from reportlab.platypus import Table
+
+    from ..core.map_style import colour_bar_caption, map_style
+
+    if scale is None:
+        return _p(f"{map_style(kind).symbol} is zero on both images: no scale.", st["caption"])
+    return Table([[ColourBar(kind, scale, 3.6 * cm)], [_p(colour_bar_caption(kind, scale, normalization),
+                                                          st["caption"])]], style=table_style(grid=False))
 
 
 def colour_scale_meaning(normalization: str, empty: bool = False) -> str:
@@ -340,8 +353,10 @@ def colour_scale_meaning(normalization: str, empty: bool = False) -> str:
     unit = ("the share of the score margin (score − τ) each pixel carries, in cosine score per pixel: with 'sum' "
             "normalization the pixels of H add up to score − τ" if normalization == "sum" else
             f"the change of the reconstruction per pixel ({normalization} normalization; relative units)")
-    return (f"Colour scale: {unit}. An untinted face is 0 (no contribution); the bar ends at the largest value of S "
-            f"over both images, and S⁺ and S⁻ use the same scale, so colours compare across maps and faces.")
+    return (f"Colour scale: {unit}. An untinted face is 0 (no contribution). Each map has its own scale, from 0 to "
+            "its largest value over both images (stated under its bar), so the two images compare within a map; "
+            "across maps, compare the numbers under the bars, not the colours (S⁻ of a mated pair is often far "
+            "smaller than S).")
 
 
 class ColourBar:
@@ -407,7 +422,10 @@ def comparison_section(section: ComparisonSection, st, data: ReportData | None =
     data = data or ReportData(case_number="")
     out = _images_flowables(section, st) + evaluation_flowables(section, data, st) + quality_flowables(section, st)
     out += morphology_flowables(section, st)
-    out += _result_flowables(section, st) + _maps_flowables(section, st) + _channels_flowables(section, st)
+    from .trust_section import trust_flowables
+
+    out += _result_flowables(section, st) + _maps_flowables(section, st) + trust_flowables(section, st)
+    out += _channels_flowables(section, st)
     if section.conclusion:
         out += [_p("Examiner's note on this comparison", st["h2"]), _p(section.conclusion, st["body"])]
     return out + review_flowables(section, st)
@@ -490,10 +508,54 @@ def title_section(data: ReportData, generated_at: str, st) -> list:
     ]
 
 
+def propositions_section(data: ReportData, st) -> list:
+    """The case's two propositions, which every likelihood ratio in the report weighs."""
+    hp, hd = data.propositions
+    return [_p("Propositions", st["h1"]),
+            _p("Each likelihood ratio below weighs the findings under these two propositions:", st["small"]),
+            _p(hp, st["body"]), _p(hd, st["body"])]
+
+
+def _summary_lr(section: ComparisonSection) -> str:
+    s = section.lr_statement
+    if s is not None:
+        return f"{s.equation}\n{s.verbal}"
+    if section.lr is not None:
+        return _lr_text(section)
+    return "no likelihood ratio: the model has no calibration"
+
+
+def summary_section(data: ReportData, st) -> list:
+    """Page 1's table: each comparison's number, its two images, its likelihood ratio with the verbal equivalent
+    and the examiner's conclusion on it; comparisons without a result are listed too."""
+    from reportlab.platypus import Spacer
+
+    rows = [[_p(h, st["small"]) for h in ("No.", "Image A", "Image B", "Likelihood ratio",
+                                          "Examiner's conclusion on the comparison")]]
+    for c in data.comparisons:
+        rows.append([_p(str(c.number), st["small"]), _p(c.image_a.name or c.image_a.sha256[:12], st["small"]),
+                     _p(c.image_b.name or c.image_b.sha256[:12], st["small"]), _p(_summary_lr(c), st["small"]),
+                     _p(c.conclusion or "none entered", st["small"])])
+    for u in data.unreported:
+        rows.append([_p(str(u.number), st["small"]), _p(u.title, st["small"]), _p("", st["small"]),
+                     _p("no result reported", st["small"]), _p(u.reason, st["small"])])
+    return [_p("The comparisons", st["h1"]), _data_table(rows, [1.0, 3.3, 3.3, 5.1, 5.1]), Spacer(1, 3),
+            _p("Each comparison follows in full on the next pages. How the likelihood ratios were obtained, the "
+               "verbal scale, the method, the model and its limitations: Appendix A.", st["small"])]
+
+
 def method_section(st) -> list:
-    """How the score, the decision and the explanation maps are computed."""
+    """How the comparison is made: in plain words, then in technical terms for a specialist."""
     return [
-        _p("Method", st["h1"]),
+        _p("How a comparison is made", st["h2"]),
+        _p("The software finds the face in each photograph and lines it up in a standard position. A "
+           "face-recognition model (a neural network trained on many face photographs) turns each face into a "
+           "list of numbers; how alike the two lists are gives a similarity score between −1 and 1. The score is "
+           "turned into a likelihood ratio by comparing it with the scores of reference pairs of photographs "
+           "known to show the same person or two different people. The coloured maps in each comparison show "
+           "which regions of the faces moved the model's score up or down; they describe the model, not the "
+           "anatomy of the face.", st["body"]),
+        _p("In technical terms", st["h3"]),
         _p("Faces are detected (YuNet), aligned to the model's template and embedded by the model; the score is the "
            "cosine similarity of the two embeddings (F = global max pool of the last convolutional map C) and the "
            "decision compares it with the threshold τ. The explanation follows Xu, Lu & Ebrahimi, 'Discriminative "
@@ -503,44 +565,56 @@ def method_section(st) -> list:
            "the two unit-length embeddings (the p[i] sum to the score) and T = τ / channels; with 'sum' "
            "normalization and all channels, H adds up to the margin score − τ. S = |H|; S⁺ = ReLU(H) marks "
            "regions that make "
-           "the faces look alike to the model, S⁻ = ReLU(−H) regions that make them look different.", st["body"]),
+           "the faces look alike to the model, S⁻ = ReLU(−H) regions that make them look different.", st["small"]),
     ]
 
 
 def model_section(data: ReportData, st) -> list:
-    """The model's name, hash and the first sections of its card, rendered from Markdown."""
-    from reportlab.lib.units import cm
-    from reportlab.platypus import Spacer
-
-    from . import markdown_pdf
+    """The model: its name and fingerprint, and what its card says was measured, in plain words (court_words);
+    the card's own text, written for developers, is not reproduced."""
+    from .court_words import court_findings
 
     story = [
-        _p("Model", st["h1"]),
+        _p("The model", st["h2"]),
         _kv_table([("Model", data.model.name or "—"), ("Model SHA-256", _p(data.model.sha256 or "n/a", st["mono"]))]),
+        _p("The SHA-256 is a fingerprint of the exact model file used: any change to the file changes it. The "
+           "model's documentation (its model card), kept with the software, is identified by the same fingerprint.",
+           st["small"]),
     ]
-    if data.model.card_excerpt:
-        story += [Spacer(1, 3), _p("From the model card (its first sections; the evaluation is summarised under "
-                                   "Limitations):", st["small"])]
-        story += markdown_pdf.flowables(markdown_pdf.parse(data.model.card_excerpt), st, 17.8 * cm)
-    else:
-        story.append(_p("No model card is available for this model file.", st["small"]))
+    if not data.model.card_excerpt and not data.model.fidelity:
+        return story + [_p(data.model.card_note or "No model card is available for this model file, so no "
+                           "measurement of its accuracy is reported.", st["small"])]
+    recognition, maps = court_findings(data.model.fidelity)
+    story.append(_p("What was measured", st["h3"]))
+    if not recognition and not maps:
+        story.append(_p("The model card states no measurement of this model: its accuracy and the reliability of "
+                        "its maps are unknown.", st["small"]))
+    story += [_p(f"• {line}", st["body"]) for line in recognition]
+    if maps:
+        short = sum(status != "reached" for _, status in maps)
+        story.append(_p(f"The maps were tested in {len(maps)} ways against targets the developers set; "
+                        f"{len(maps) - short} were reached and {short} not, or only in part. A target not reached "
+                        "limits how far the maps can be relied on; the maps never establish identity on their own.",
+                        st["body"]))
+        story += [_p(f"• {words}: target {status}", st["small"]) for words, status in maps]
     return story
 
 
 def likelihood_ratio_section(data: ReportData, st) -> list:
     """The calibration behind the likelihood ratios, and the verbal scale."""
-    story = [_p("Likelihood ratio", st["h1"])]
+    story = [_p("How the likelihood ratios were obtained", st["h2"])]
     if data.calibration:
         c = data.calibration
         lo, hi = c.get("bounds", [None, None])
         story.append(_p(
             f"Scores are converted into a likelihood ratio LR = P(score | same person) / P(score | different "
             f"people) by {c['method']} calibration on {c['n_genuine']} same-person and {c['n_impostor']} "
-            f"different-people reference comparisons ({c.get('reference') or 'reference set'}). Cllr = "
-            f"{c['cllr']:.3f}, Cllr_min (pool-adjacent-violators) = {c['cllr_min']:.3f}. LRs are limited to "
-            f"[1/{1 / lo:,.0f}, {hi:,.0f}], the range this reference set can support.", st["body"]))
+            f"different-people reference comparisons ({c.get('reference') or 'reference set'}). How well the "
+            f"likelihood ratios are calibrated on that set (Cllr, 0 perfect, 1 no information): {c['cllr']:.3f}; "
+            f"the best any calibration of these scores could reach (Cllr_min): {c['cllr_min']:.3f}. LRs are limited "
+            f"to [1/{1 / lo:,.0f}, {hi:,.0f}], the range this reference set can support.", st["body"]))
     elif any(c.lr is not None for c in data.comparisons):
-        story.append(_p("The likelihood ratios below are those computed when each result was saved; the "
+        story.append(_p("The likelihood ratios are those computed when each result was saved; the "
                         "calibration that produced them is not available for the model file now (the model or its "
                         "calibration changed since).", st["body"]))
     else:
@@ -573,17 +647,20 @@ def conclusion_section(data: ReportData, st) -> list:
 
 
 def limitations_section(data: ReportData, st) -> list:
-    """The general limitations, and what the model card's evaluation found for the model in use."""
-    story = [_p("Limitations", st["h1"]), _p(data.limitations, st["body"])]
-    if data.model.fidelity:
-        story += [_p(f"What the evaluation in the model card found for {data.model.name or 'this model'}", st["h2"]),
-                  _p("Measures of the explanation's fidelity and of recognition, as stated in the model card; a "
-                     "goal not met limits how far the maps and the score can be relied on.", st["small"])]
-        story += [_p(f"• {line}", st["small"]) for line in data.model.fidelity]
-    else:
-        story.append(_p("The model card states no evaluation of this model's explanations: their fidelity is "
-                        "unknown.", st["small"]))
-    return story
+    """The general limitations."""
+    return [_p("Limitations", st["h2"]), _p(data.limitations, st["body"])]
+
+
+APPENDIX_A = "Appendix A: the method and the model"
+
+
+def method_appendix(data: ReportData, st) -> list:
+    """Appendix A on a new page, for a court reader: how a comparison is made, the model and what was measured
+    about it, how the likelihood ratios were obtained, and the limitations. No repository paths."""
+    from reportlab.platypus import PageBreak
+
+    return ([PageBreak(), _p(APPENDIX_A, st["h1"])] + method_section(st) + model_section(data, st)
+            + likelihood_ratio_section(data, st) + limitations_section(data, st))
 
 
 def audit_appendix(data: ReportData, st) -> list:
@@ -591,7 +668,7 @@ def audit_appendix(data: ReportData, st) -> list:
     lines, which wrap and may continue on the next page), and its verification at export."""
     from reportlab.platypus import KeepTogether, PageBreak, Spacer
 
-    story = [PageBreak(), _p("Appendix: audit trail of the case", st["h1"])]
+    story = [PageBreak(), _p("Appendix B: audit trail of the case", st["h1"])]
     if data.audit_status:
         story.append(_p(f"Chain verification at export: {data.audit_status}", st["small"]))
     if not data.audit:

@@ -73,6 +73,7 @@ class ModelInfo:
     card_excerpt: str = ""        # Markdown: the card's first sections, rendered in the report
     path: str = ""
     fidelity: list[str] = field(default_factory=list)   # the card's evaluation of this model, one line a measure
+    card_note: str = ""           # why no card is shown, when the store holds one that is not verified
 
 
 @dataclass
@@ -324,22 +325,49 @@ def model_info(model=None, *, name: str = "", sha256: str = "") -> ModelInfo:
 
 
 def _stored_model_info(store, sha256: str, name: str) -> ModelInfo:
-    """From the store's model registry: its card if registered with one, else the bundled card when it is the
-    bundled model's file."""
-    card, path = "", ""
+    """The card of a stored result's model: the bundled card of the model file with that sha256, else the
+    registry's card only when its `model.registered` entry records the card's hash (a row inserted or edited
+    behind the app's back must never speak as the card)."""
+    record = None
     if sha256:
         try:
             record = store.get_model(sha256)
-            name, path = name or record.name, str(record.path or "")
-            card = record.card if isinstance(record.card, str) else (
-                json.dumps(record.card, indent=1, ensure_ascii=False) if record.card else "")
         except XfrError:
             pass
-    if not card:
-        card = _bundled_card(path or _bundled_models_by_sha256().get(sha256, ""))
+    name, path = name or (record.name if record else ""), str(record.path or "") if record else ""
+    card, note = _bundled_card(_bundled_models_by_sha256().get(sha256, "")), ""
+    if not card and record is not None and record.card:
+        card = record.card if _card_is_bound(store, sha256, record.card) else ""
+        note = "" if card else UNVERIFIED_CARD
     card = card[:CARD_MAX_CHARS]
     return ModelInfo(name=name, sha256=sha256, card_excerpt=card_excerpt(card), path=path,
-                     fidelity=fidelity_findings(card))
+                     fidelity=fidelity_findings(card), card_note=note)
+
+
+UNVERIFIED_CARD = ("The model's card is not verified (it is neither the bundled card of this model file nor "
+                   "recorded in the audit trail), so it is not shown.")
+
+
+def _card_is_bound(store, sha256: str, card) -> bool:
+    """True when the newest `model.registered` entry of this model (on the system chain, where the app writes
+    it) records this card's SHA-256."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from ..store.schema import AuditLog
+
+    if not isinstance(card, str):
+        return False
+    with store.session(write=False) as s:
+        details = s.scalar(select(AuditLog.details).where(
+            AuditLog.action == "model.registered", AuditLog.object_id == sha256, AuditLog.case_id.is_(None))
+            .order_by(AuditLog.id.desc()))
+    try:
+        recorded = json.loads(details or "{}").get("card_sha256")
+    except (ValueError, AttributeError):
+        return False
+    return recorded == hashlib.sha256(card.encode("utf-8")).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -416,10 +444,10 @@ def _find_calibration(store, model_sha256: str | None, explicit=None):
         except XfrError:
             pass
     paths.append(default_model_path())
-    for path in paths:
+    for path in filter(None, paths):  # a registry row's path may be empty
         try:
             cal = load_calibration_for(path)
-        except CalibrationError:
+        except (CalibrationError, ValueError):
             continue
         if cal is not None and (not model_sha256 or not cal.model_sha256 or cal.model_sha256 == model_sha256):
             return cal

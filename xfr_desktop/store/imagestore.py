@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..core.errors import ImageError, StoreError
 from ..core.fileio import file_sha256
+from ..core.imageio import MAX_IMAGE_FILE_BYTES
 from .private import make_dir
 
 CHUNK = 1 << 20
@@ -79,6 +80,8 @@ class ImageStore:
                         digest.update(chunk)
                         out.write(chunk)
                         size += len(chunk)
+                        if size > MAX_IMAGE_FILE_BYTES:  # grew after it was checked
+                            raise ImageError(f"{source}: larger than {MAX_IMAGE_FILE_BYTES >> 20} MB: not imported")
                 out.flush()
                 os.fsync(out.fileno())
             sha256 = digest.hexdigest()

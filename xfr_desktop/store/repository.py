@@ -5,6 +5,7 @@ that same transaction: a change and its audit entry are saved together or not at
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import replace
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, undefer
 
 from ..core.errors import StoreError, XfrError
 from ..core.numbers import finite_float
-from . import audit, checkpoints, integrity
+from . import audit, checkpoints, integrity, liveness
 from .integrity import ROW_KEY, row_digest
 from .arrays import as_npz_bytes
 from .audit import AuditVerification, utc_now
@@ -26,7 +27,7 @@ from .records import (AuditRecord, CaseRecord, ComparisonRecord, ConclusionRecor
                       ResultRecord)
 from .schema import AuditLog, Case, Comparison, Conclusion, Image, Model, Result
 
-COMPARISON_STATUSES = ("new", "running", "done", "failed", "cancelled")
+COMPARISON_STATUSES = ("new", "running", "done", "failed", "cancelled", "interrupted")
 CASE_FIELDS = ("number", "title", "examiner", "organisation", "notes")
 PROPOSITION_FIELDS = ("proposition_prosecution", "proposition_defence")
 
@@ -57,6 +58,7 @@ class Store(Database, ExaminationRepository):
         self.images = ImageStore(self.images_dir)
         if not self.read_only:
             self.images.remove_stale_temp_files()
+            self.mark_interrupted()
 
     def __repr__(self) -> str:
         return f"Store({str(self.data_dir)!r})"
@@ -223,10 +225,31 @@ class Store(Database, ExaminationRepository):
     def set_comparison_status(self, comparison_id: int, status: str, message: str | None = None) -> None:
         """Record where an analysis stands (not audited: results and their saving are)."""
         _check_status(status)
+        if status == "running" and message is None:  # who runs it: a later open can tell if it was killed
+            message = liveness.running_here()
         with self.session() as s:
             comparison = self._comparison(s, comparison_id)
             comparison.status = status
             comparison.status_message = message
+
+    def mark_interrupted(self) -> list[int]:
+        """Comparisons left 'running' by a process that is gone (killed, crashed, power cut) become 'interrupted',
+        each audited on its case's chain. One running in a live process, or on another computer, is left alone."""
+        with self.session(write=False) as s:
+            running = s.execute(select(Comparison.id, Comparison.status_message)
+                                .where(Comparison.status == "running")).all()
+        gone = [cid for cid, message in running if not liveness.still_running(message)]
+        if not gone:
+            return []
+        with self.session() as s:
+            for comparison in s.scalars(select(Comparison).where(Comparison.id.in_(gone),
+                                                                 Comparison.status == "running")):
+                was = comparison.status_message or "no process recorded"
+                comparison.status, comparison.status_message = "interrupted", f"the analysis stopped ({was})"
+                audit.append(s, "comparison.interrupted", case_id=comparison.case_id, object_type="comparison",
+                             object_id=comparison.id, details={"was": was},
+                             actor="xfr")
+        return gone
 
     # --- results --------------------------------------------------------------------------------------------
     def save_result(self, comparison_id: int, payload: dict, actor: str | None = None) -> ResultRecord:
@@ -350,7 +373,7 @@ class Store(Database, ExaminationRepository):
                     model.card = card
             s.flush()
             audit.append(s, "model.registered", object_type="model", object_id=sha256,
-                         details={"name": name, "path": str(path), "sha256": sha256},
+                         details={"name": name, "path": str(path), "sha256": sha256, **_card_digest(model.card)},
                          actor=self.actor_name(actor))
             if activate:
                 self._activate(s, model, self.actor_name(actor))
@@ -420,11 +443,32 @@ class Store(Database, ExaminationRepository):
     def create_checkpoint(self, case_id: int | None, sign, certificate_pem: bytes, signer: str):
         """Sign the head of a chain (case_id None: the system chain) with `sign(bytes) -> signature`, after
         verifying it: a checkpoint must never vouch for data that already fails. None for an empty chain."""
+        self._check_before_signing(case_id)
+        with self.session() as s:
+            return checkpoints.create(s, case_id, sign, certificate_pem, signer)
+
+    def log_events(self, case_id: int, events: list[tuple[str, str, dict]], *, actor: str | None = None,
+                   checkpoint: tuple | None = None, before_commit=None) -> None:
+        """Entries (action, report name, details) of one case in ONE transaction, then a checkpoint of the new head
+        (`checkpoint` = (sign, certificate_pem, signer)) and `before_commit()` (a report's rename): a process
+        killed anywhere in between leaves no entry naming a file that was never written."""
+        if checkpoint is not None:
+            self._check_before_signing(case_id)
+        with self.session() as s:
+            self._case(s, case_id)
+            who = self.actor_name(actor, case_id, s)
+            for action, name, details in events:
+                audit.append(s, action, case_id=case_id, object_type="report", object_id=name, details=details,
+                             actor=who)
+            if checkpoint is not None:
+                checkpoints.create(s, case_id, *checkpoint)
+            if before_commit is not None:
+                before_commit()
+
+    def _check_before_signing(self, case_id: int | None) -> None:
         verification = self.verify_audit(case_id)
         if not verification.ok:
             raise StoreError(f"not signing a checkpoint over data that fails verification: {verification.message}")
-        with self.session() as s:
-            return checkpoints.create(s, case_id, sign, certificate_pem, signer)
 
     def _after_upgrade(self, conn, from_version: int) -> None:
         if from_version < 3:  # rows saved before entries carried digests: bind them as they are now
@@ -529,6 +573,11 @@ def _result_record(r: Result, with_blobs: bool) -> ResultRecord:
 def _conclusion_record(c: Conclusion) -> ConclusionRecord:
     return ConclusionRecord(id=c.id, case_id=c.case_id, comparison_id=c.comparison_id, text=c.text, scale=c.scale,
                             notes=c.notes, author=c.author, created_at=c.created_at)
+
+
+def _card_digest(card: str | None) -> dict:
+    """The registered card's SHA-256: only a card an entry records is shown in a report."""
+    return {"card_sha256": hashlib.sha256(card.encode("utf-8")).hexdigest()} if isinstance(card, str) else {}
 
 
 def _model_record(m: Model) -> ModelRecord:

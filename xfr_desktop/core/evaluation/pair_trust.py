@@ -32,15 +32,15 @@ import cv2
 import numpy as np
 
 from ..attribution import CentreExplainer, GradientExplainer
+from ..trust_display import CELLS, DEFAULT_JITTER, JITTER, STABLE_AGREEMENT
 from .hiding_game import blur_face, default_blur_sigma, embed_batch
 
-GRID = 8
+GRID = int(round(CELLS ** 0.5))           # cells per side
 STEPS = (0, 8, 16, 24, 32, 40, 48, 56)   # % of the cells hidden
 MIN_GAIN = 0.01                          # in cosine-score units, averaged over the curve
 REFERENCES = ("gradient", "centre")
 VERDICTS = ("better than", "as well as", "worse than")
-JITTER_SHIFT_PX, JITTER_ROTATION_DEG, JITTER_SCALE = 2.0, 2.0, 0.03
-DEFAULT_JITTER = 4
+JITTER_SHIFT_PX, JITTER_ROTATION_DEG, JITTER_SCALE = float(JITTER[0]), float(JITTER[1]), JITTER[2] / 100
 
 ExplainFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]   # aligned a, b -> H_a, H_b
 
@@ -56,9 +56,11 @@ class Faithfulness:
 
     def sentence(self) -> str:
         figure = "undetermined" if self.normalised is None else f"{self.normalised:.2f}"
-        return (f"Hiding the regions this map ranks first changes the score {self.verdict} hiding those a gradient "
-                f"map ranks first (faithfulness {figure}: 1 = as good as the better of a gradient map and a centre "
-                f"prior, 0 = no better than a random order).")
+        pace = {"better than": "faster than", "as well as": "about as fast as", "worse than": "more slowly than"}
+        return (f"For this pair, blurring the regions this map ranks first moves the score towards the other "
+                f"verdict {pace[self.verdict]} blurring those a gradient map ranks first (faithfulness {figure}: "
+                f"1 = as good as the better of a gradient map and a centre prior, 0 = no better than a random "
+                f"order).")
 
 
 @dataclass
@@ -70,7 +72,7 @@ class Stability:
 
     def summary(self) -> dict:
         return {"draws": self.draws, "seed": self.seed, "correlation": [round(c, 4) for c in self.correlation],
-                "stable_share": [round(float((g >= 0.8).mean()), 4) for g in self.agreement]}
+                "stable_share": [round(float((g >= STABLE_AGREEMENT).mean()), 4) for g in self.agreement]}
 
 
 # --- faithfulness -------------------------------------------------------------------------------------------

@@ -41,6 +41,9 @@ class DatasetError(XfrError):
 MAX_TRAINING_PIXELS = 4096 * 4096        # a decoded chip: at most 50 MB of RGB
 MAX_RECORD_BYTES = 32 << 20              # one RecordIO record (real ones hold a JPEG of a few KB)
 MAX_VALIDATION_PAIRS = 100_000           # LFW, CFP-FP and AgeDB-30 hold 6,000-7,000
+# A .bin may name one small image thousands of times (the pickle stores it once): bound what it decodes to.
+MAX_VALIDATION_BYTES = 256 << 20         # LFW at 112x112 (451 MB of chips) needs val_limit <= 3,566
+MAX_BIN_FILE = 512 << 20                 # the pickle is read whole; real .bin files are 50-150 MB
 
 
 def decode_image(data: bytes, what: str) -> np.ndarray:
@@ -430,11 +433,42 @@ class RestrictedUnpickler(pickle.Unpickler):
         return fn
 
 
-def read_bin_pairs(path, input_size: tuple[int, int] | None = None) -> ValidationPairs:
-    """insightface ``.bin``: a pickle of (list of encoded images, list of issame flags), two images per pair."""
+def read_bin_pairs(path, input_size: tuple[int, int] | None = None, limit: int | None = None) -> ValidationPairs:
+    """insightface ``.bin``: a pickle of (list of encoded images, list of issame flags), two images per pair.
+    ``limit`` keeps that many pairs spread evenly over the set; the chips kept may take MAX_VALIDATION_BYTES."""
     path = Path(path)
+    bins, issame = _load_bin(path)
+    keep = _spread(len(issame), limit)
+    first = decode_image(bytes(bins[2 * keep[0]]), f"{path.name} image {2 * keep[0]}")
+    size = tuple(input_size or first.shape[:2])
+    _check_decoded_bytes(path, len(keep), size)
+    # filled in place, one image decoded at a time: the chips are the only large allocation
+    images = np.empty((2 * len(keep), *size, 3), np.uint8)
+    for j, i in enumerate(2 * k + side for k in keep for side in (0, 1)):
+        images[j] = fit_to_size(decode_image(bytes(bins[i]), f"{path.name} image {i}"), size)
+    return ValidationPairs(images, np.array([bool(issame[k]) for k in keep]), str(path))
+
+
+def _spread(n: int, limit: int | None) -> list[int]:
+    if limit and limit < n:
+        return sorted(set(np.linspace(0, n - 1, limit).round().astype(int).tolist()))
+    return list(range(n))
+
+
+def _check_decoded_bytes(path: Path, n_pairs: int, size: tuple[int, int]) -> None:
+    per_pair = 2 * size[0] * size[1] * 3
+    if n_pairs * per_pair > MAX_VALIDATION_BYTES:
+        raise DatasetError(
+            f"{path.name}: {n_pairs} pairs of {size[1]}x{size[0]} faces would take {n_pairs * per_pair >> 20} MB "
+            f"decoded, more than the {MAX_VALIDATION_BYTES >> 20} MB allowed: set val_limit to at most "
+            f"{MAX_VALIDATION_BYTES // per_pair} pairs (xfr train --val-limit N)")
+
+
+def _load_bin(path: Path) -> tuple[list, list]:
     if not path.is_file():
         raise DatasetError(f"validation file not found: {path}")
+    if path.stat().st_size > MAX_BIN_FILE:
+        raise DatasetError(f"{path.name} is larger than {MAX_BIN_FILE >> 20} MB: not read")
     try:
         with open(path, "rb") as f:
             obj = RestrictedUnpickler(f, encoding="bytes").load()
@@ -454,12 +488,7 @@ def read_bin_pairs(path, input_size: tuple[int, int] | None = None) -> Validatio
         raise DatasetError(f"{path.name} holds {len(bins)} images for {len(issame)} pairs (two per pair needed)")
     if len(issame) > MAX_VALIDATION_PAIRS:
         raise DatasetError(f"{path.name} holds {len(issame)} pairs, more than the {MAX_VALIDATION_PAIRS} allowed")
-    first = decode_image(bytes(bins[0]), f"{path.name} image 0")
-    size = tuple(input_size or first.shape[:2])
-    # decoded and shrunk one at a time: never every full-size image in memory at once
-    images = np.stack([fit_to_size(first, size)] + [
-        fit_to_size(decode_image(bytes(b), f"{path.name} image {i}"), size) for i, b in enumerate(bins[1:], 1)])
-    return ValidationPairs(images, np.array([bool(s) for s in issame]), str(path))
+    return bins, issame
 
 
 def read_pair_list(path, model_spec: dict, images_root=None, aligned: bool | str = "auto",
@@ -493,7 +522,7 @@ def load_validation_pairs(path, model_spec: dict, images_root=None, aligned: boo
     """Dispatch on the file: ``.bin`` -> insightface pickle, else an LFW/CSV pair list."""
     path = Path(path)
     if path.suffix.lower() == ".bin":
-        return read_bin_pairs(path, tuple(model_spec["input_size"]))
+        return read_bin_pairs(path, tuple(model_spec["input_size"]), limit)
     return read_pair_list(path, model_spec, images_root, aligned, cache_dir, limit)
 
 

@@ -182,6 +182,8 @@ class TrainConfig:
                 bad(f"{key} must be a whole number >= 1, not {v!r}")
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
             bad(f"max_steps must be a whole number >= 1, not {self.max_steps!r}")
+        if self.val_limit is not None and (not isinstance(self.val_limit, int) or self.val_limit < 1):
+            bad(f"val_limit must be a whole number >= 1, not {self.val_limit!r}")
         for key in ("lr_recognition", "lr_decoder", "momentum", "weight_decay", "recon_weight",
                     "arcface_scale", "arcface_margin", "distill_structure_weight"):
             v = getattr(self, key)
