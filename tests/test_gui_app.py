@@ -120,9 +120,12 @@ def recorder():
     dialogs.remove_dialog_hook(rec)
 
 
-def _open_window(qtbot, data_dir: Path, model: Path, engine: str = "fast") -> tuple[MainWindow, object]:
+def _open_window(qtbot, data_dir: Path, model: Path, engine: str = "fast",
+                 trust_jitter: int | None = 0) -> tuple[MainWindow, object]:
+    """The window analyses with the faithfulness check but no jitter draws unless asked (test_gui_trust checks
+    the default): each draw is a whole explanation, and these tests are about other things."""
     store = open_store(data_dir)
-    window = MainWindow(store, model_path=str(model), device="cpu", engine=engine)
+    window = MainWindow(store, model_path=str(model), device="cpu", engine=engine, trust_jitter=trust_jitter)
     qtbot.addWidget(window)
     window.resize(1280, 800)
     window.show()

@@ -69,7 +69,7 @@ def test_the_window_layout_is_kept_between_sessions(qtbot, tmp_path, tiny_model,
     store = open_store(tmp_path / "data")
     try:
         w = _window(qtbot, store, tiny_model, _settings(ini), (1280, 800))
-        default = w.splitter.sizes()
+        default, default_case = w.splitter.sizes(), w.case_dock.width()
         assert default[0] > 2 * default[1]    # the maps get most of the middle by default
         w.resize(1200, 760)
         qtbot.wait(20)
@@ -77,7 +77,8 @@ def test_the_window_layout_is_kept_between_sessions(qtbot, tmp_path, tiny_model,
         w.resizeDocks([w.case_dock], [320], Qt.Orientation.Horizontal)
         qtbot.wait(20)
         chosen, case_width = w.splitter.sizes(), w.case_dock.width()
-        assert chosen[0] == 380 and case_width == pytest.approx(320, abs=2)
+        # the dock gets what its contents allow near 320 px (298 on another machine's fonts): changed, then kept
+        assert chosen[0] == 380 and abs(case_width - default_case) > 10, (case_width, default_case)
         w.close()
         assert ini.is_file()
 

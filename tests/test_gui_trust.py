@@ -1,4 +1,4 @@
-"""Issue 27 in the desktop app: the Trust box beside the score, its deletion curves and the stable-regions view,
+"""The desktop app: the Trust box beside the score, its deletion curves and the stable-regions view,
 on a real window analysing a real pair (pytest-qt, offscreen); the wording itself is core/trust_display.py."""
 from __future__ import annotations
 
@@ -8,9 +8,19 @@ import pytest
 pytest.importorskip("pytestqt")
 pytest.importorskip("torch")
 
-from test_gui_app import _analyse, _new_case, app_window, pair, recorder, tiny_model  # noqa: E402,F401
+from test_gui_app import _analyse, _new_case, _open_window, pair, recorder, tiny_model  # noqa: E402,F401
 
+from xfr_desktop.core.trust_display import DEFAULT_JITTER  # noqa: E402
 from xfr_desktop.gui import dialogs  # noqa: E402
+
+
+@pytest.fixture
+def app_window(qtbot, tmp_path, tiny_model, recorder):
+    """A window that analyses with the app's default trust check (jitter draws included)."""
+    window, store = _open_window(qtbot, tmp_path / "data", tiny_model, trust_jitter=DEFAULT_JITTER)
+    yield window
+    window.close()
+    store.close()
 
 
 def _expected(trust: dict) -> tuple[str, str]:

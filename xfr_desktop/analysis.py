@@ -108,9 +108,11 @@ def stage_reporter(progress: ProgressCallback | None) -> Callable[[str, float], 
 
 
 def plan_analysis(store, comparison_id: int, *, face_choices: dict | None = None, prealigned: bool = False,
-                  model_path: str | None = None, device: str | None = None, engine: str = "fast") -> AnalysisJob:
+                  model_path: str | None = None, device: str | None = None, engine: str = "fast",
+                  trust_jitter: int | None = DEFAULT_JITTER) -> AnalysisJob:
     """The job for a stored comparison. ``face_choices``: side -> face index the examiner picked;
-    ``prealigned`` forces skipping detection (the comparison's own setting also does)."""
+    ``prealigned`` forces skipping detection (the comparison's own setting also does); ``trust_jitter``: see
+    :class:`AnalysisJob`."""
     comp = store.get_comparison(comparison_id)
     if comp.removed:
         from .core.errors import StoreError
@@ -126,7 +128,7 @@ def plan_analysis(store, comparison_id: int, *, face_choices: dict | None = None
         face_index_a=chosen.get("a", None if ask else comp.face_index_a),
         face_index_b=chosen.get("b", None if ask else comp.face_index_b),
         prealigned=bool(params.get("prealigned", False)) or prealigned,
-        model_path=model_path, device=device, engine=engine,
+        model_path=model_path, device=device, engine=engine, trust_jitter=trust_jitter,
     )
 
 

@@ -52,11 +52,15 @@ def _draws_arg(text: str) -> int:
 
 @owner_only  # face crops, maps and result.json: 0600 in a new 0700 folder
 def run(args) -> int:
+    from ..core.imageio import check_image_file
+
+    for label, path in (("A", args.image_a), ("B", args.image_b)):  # before torch and the model: a bad file is
+        check_image_file(path, f"{label} ({Path(path).name})")      # refused at once
     from ..core.alignment import FaceAligner
-    from ..core.trust_display import cli_line
     from ..core.explain import explain_pair
     from ..core.imageio import image_sha256
     from ..core.model import load_model
+    from ..core.trust_display import cli_line
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

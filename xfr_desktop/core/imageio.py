@@ -36,6 +36,11 @@ def _name(path: str | os.PathLike, source: str | None) -> str:
     return source if source is not None else str(path)
 
 
+def check_image_file(path: str | os.PathLike, name: str) -> None:
+    """ImageError with a one-line message when ``path`` is missing, not a file, empty or over the size cap."""
+    _check_file(Path(path), name)
+
+
 def _check_file(path: Path, name: str) -> None:
     if not path.exists():
         raise ImageError(f"{name}: file not found")

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from ..casework import ensure_sample_case, load_sample_case  # noqa: F401 (load_sample_case: the case file)
+from ..core.trust_display import DEFAULT_JITTER
 
 SCREENSHOT_SIZE = (1280, 800)
 DEMO_TIMEOUT_S = 300
@@ -33,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "bundled models/xfr-dlib-affine-joint.pt)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the model runs (default: CUDA when available)")
+    p.add_argument("--trust-jitter", type=int, default=DEFAULT_JITTER, metavar="N",
+                   help=f"jitter draws of each analysis's map stability check (default {DEFAULT_JITTER}; 0: none)")
     p.add_argument("--demo", action="store_true", help="open the bundled sample case and analyse its first pair")
     p.add_argument("--offscreen", action="store_true", help="no window on screen (Qt's offscreen platform)")
     p.add_argument("--screenshot", metavar="FILE.png", help="after the analysis, save the window as PNG and exit")
@@ -218,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     # the examiner's window layout is kept between sessions; a screenshot always shows the default layout
     window = MainWindow(store, model_path=_model_path(args, store),
                         device=None if args.device == "auto" else args.device,
-                        settings=None if screenshot is not None else QSettings())
+                        settings=None if screenshot is not None else QSettings(),
+                        trust_jitter=max(0, args.trust_jitter))
     if screenshot is not None:
         window.resize(*SCREENSHOT_SIZE)
     window.show()

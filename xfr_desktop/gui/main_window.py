@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QDialog, QDockWidget, QMainWindow, Q
 
 from ..analysis import AnalysisOutcome, FaceChoiceRequest, LoadedResult, plan_analysis, save_recombined
 from ..core.errors import ImageError, XfrError
+from ..core.trust_display import DEFAULT_JITTER
 from .case_browser import CaseBrowser
 from .channels import ChannelPanel
 from .control_panel import ControlPanel
@@ -52,11 +53,13 @@ class MainWindow(WindowActions, QMainWindow):
     result_shown = Signal(int)             # result id
 
     def __init__(self, store, model_path: str | None = None, device: str | None = None, engine: str = "fast",
-                 settings=None):
-        """``settings``: the QSettings that keep the window's layout (None: the default layout, nothing kept)."""
+                 settings=None, trust_jitter: int | None = DEFAULT_JITTER):
+        """``settings``: the QSettings that keep the window's layout (None: the default layout, nothing kept);
+        ``trust_jitter``: jitter draws of each analysis's stability check (0: none; None: no trust check)."""
         super().__init__()
         self.store = store
         self.engine = engine   # explain_pair engine: "fast" (exact, default), "batched", "literal" (the paper's loop)
+        self.trust_jitter = trust_jitter
         self.model_path = model_path
         self.device = device
         self.case_id: int | None = None
@@ -388,7 +391,7 @@ class MainWindow(WindowActions, QMainWindow):
         try:
             job = plan_analysis(self.store, self.comparison_id, face_choices=self.face_choices.get(self.comparison_id),
                                 prealigned=self.act_prealigned.isChecked(), model_path=self.model_path,
-                                device=self.device, engine=self.engine)
+                                device=self.device, engine=self.engine, trust_jitter=self.trust_jitter)
         except XfrError as exc:
             show_error_for(self, "StoreError", str(exc))
             return False
