@@ -12,6 +12,7 @@ Fixtures:
 - ``samples_dir`` -> Path of ``resources/samples`` (the bundled sample case: ``case.json`` + images).
 - ``tiny_model``  -> a small random :class:`JointModel` (iresnet-18 with widths 8/8/16/16, 16 channels, a 4-layer
   decoder 16->16->8->8->3; 112x112 input, ArcFace template), seeded, in eval mode, on the CPU. Fresh per test.
+- ``model_file``  -> ``tiny_model`` saved as ``tmp_path / "tiny.pt"``.
 - ``tiny_spec``   -> the spec dict ``tiny_model`` is built from (a fresh copy per test).
 - ``demo_run``    -> one ``xfr-desktop --demo`` child process per session (it takes most of a minute on 2 cores),
   started with no display (so it must render offscreen by itself) on a saved ``tiny_model``, and traced by strace
@@ -154,3 +155,13 @@ def demo_run(tmp_path_factory):
     run = subprocess.run(prefix + cmd, env=env, capture_output=True, text=True, timeout=300, cwd=root)
     return SimpleNamespace(cmd=cmd, env=env, model=model_path, data=root / "data", returncode=run.returncode,
                            stdout=run.stdout, stderr=run.stderr, strace_log=log, why_untraced=why_untraced)
+
+
+@pytest.fixture
+def model_file(tmp_path, tiny_model) -> Path:
+    """``tiny_model`` saved as ``tmp_path / "tiny.pt"`` (for commands that take --model)."""
+    from xfr_desktop.core.model import save_model
+
+    path = tmp_path / "tiny.pt"
+    save_model(tiny_model, path)
+    return path

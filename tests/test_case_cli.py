@@ -9,15 +9,9 @@ import pytest
 from PIL import Image
 
 from xfr_desktop.cli import main
-from xfr_desktop.core import save_model
 from xfr_desktop.store import open_store
 
 
-@pytest.fixture
-def model_file(tmp_path, tiny_model):
-    path = tmp_path / "tiny.pt"
-    save_model(tiny_model, path)
-    return path
 
 
 def xfr(data, *args) -> int:

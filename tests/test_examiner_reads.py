@@ -86,13 +86,6 @@ def test_a_comparison_has_one_number_in_the_store_cli_report_and_audit_trail(tmp
 
 
 # --- item 2: the command line never chooses a face silently -------------------------------------------------------
-@pytest.fixture
-def model_file(tmp_path, tiny_model):
-    from xfr_desktop.core import save_model
-
-    path = tmp_path / "tiny.pt"
-    save_model(tiny_model, path)
-    return path
 
 
 @pytest.fixture

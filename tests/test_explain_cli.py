@@ -12,11 +12,6 @@ from xfr_desktop.cli import main
 from xfr_desktop.core import save_model
 
 
-@pytest.fixture
-def model_file(tmp_path, tiny_model):
-    path = tmp_path / "tiny.pt"
-    save_model(tiny_model, path)
-    return path
 
 
 @pytest.fixture

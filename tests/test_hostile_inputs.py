@@ -12,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from test_explain_cli import model_file  # noqa: F401  (the tiny model saved to a file: a shared fixture)
 from xfr_desktop.cli import main as xfr_main
 from xfr_desktop.core import save_model
 

@@ -36,12 +36,6 @@ def small_lfw(lfw_pairs_file, lfw_dir, tmp_path_factory):
     return root / "pairs.txt", lfw_dir
 
 
-@pytest.fixture
-def model_file(tiny_model, tmp_path):
-    from xfr_desktop.core.model import save_model
-
-    save_model(tiny_model, tmp_path / "tiny.pt")
-    return tmp_path / "tiny.pt"
 
 
 def without(d: dict, *keys) -> dict:
