@@ -258,8 +258,8 @@ class ControlPanel(QScrollArea):
             w.setEnabled(have)
         dirty = self.state.dirty
         self.save_btn.setEnabled(dirty)
-        self.params_note.setText("Changed — not saved yet. Results are never overwritten: saving adds a new one."
-                                 if dirty else "")
+        # short: a three-line wrapped label in this form was drawn two lines high on some machines
+        self.params_note.setText("Not saved yet: saving adds a new result." if dirty else "")
         self.params_note.setVisible(dirty)
 
     def show_record_info(self, record, result) -> None:
