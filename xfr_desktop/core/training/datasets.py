@@ -35,6 +35,14 @@ class DatasetError(XfrError):
     """A training or validation data set is missing, empty, damaged or hostile."""
 
 
+def recordio_file(data: Path) -> Path | None:
+    """The insightface RecordIO file ``data`` names (a .rec, or a folder holding train.rec); None for a folder of
+    identity sub-folders."""
+    if data.suffix == ".rec":
+        return data
+    return data / "train.rec" if data.is_dir() and (data / "train.rec").is_file() else None
+
+
 # --- images ---------------------------------------------------------------------------------------------------
 # Training files come from elsewhere and are read unattended: every size they state is checked before memory is
 # allocated. Face chips are small; these bounds are far above any real data set and far below what hurts.

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .engine import CARD_NAME, CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, ProgressCallback, TrainConfig, \
+from .config import CARD_NAME, CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, ProgressCallback, TrainConfig, \
     TrainingError, TrainingProgress, TrainResult
 
 CONFIG_NAME = "train.toml"

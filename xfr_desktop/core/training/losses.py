@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import DISTILL_STRUCTURE_WEIGHT
+
 
 class ArcFaceHead(nn.Module):
     """Additive angular margin softmax (Deng et al.): logits s * cos(theta + m) for the true class, s * cos(theta)
@@ -45,8 +47,6 @@ class ArcFaceHead(nn.Module):
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self.logits(emb, labels), labels.long())
 
-
-DISTILL_STRUCTURE_WEIGHT = 20.0
 
 
 def distillation_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor,
