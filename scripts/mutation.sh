@@ -6,7 +6,12 @@
 #   bash scripts/mutation.sh [GROUP ...] [--sample N] [--seed S] [--work DIR]
 #   bash scripts/mutation.sh [GROUP ...] --recheck [--work DIR]
 #
-# GROUPs (default: all): engines explain calibration alignment audit imagestore fileio signing signature_check.
+# GROUPs (default: all): engines explain calibration alignment audit imagestore fileio signing signature_check
+# integrity checkpoints private evaluative image_quality explanation_quality sharding analysis casework.
+# A group's tests are those listed in PLAN plus tests/test_mutation_pins_GROUP.py when it exists.
+# Before any mutant runs, the group's tests must pass on the unmutated tree (baseline): a selection that fails
+# already would "kill" every mutant, so the script stops with exit status 3 instead. Each mutant's test run is
+# cut off after 10 x its tests' clean duration + 10 s (mutmut's timeout_multiplier/constant; shown as timeout).
 # --sample N runs a seeded random sample of N of a group's mutants (all are generated; the sample is drawn from the
 # sorted list of mutant names with Python's random.Random(S), so the same seed gives the same sample).
 # --recheck takes the survivors of an earlier run that scripts/mutation_survivors.txt says a new test kills, applies
@@ -46,8 +51,25 @@ declare -A PLAN=(
     [fileio]="xfr_desktop/core/fileio.py|tests/test_store_durability.py tests/test_calibration.py tests/test_imageio.py tests/test_signing.py"
     [signing]="xfr_desktop/report/signing.py|tests/test_signing.py tests/test_pinned_parameters.py"
     [signature_check]="xfr_desktop/report/signature_check.py|tests/test_signing.py tests/test_pinned_parameters.py"
+    # issue 28: what decides which evidence is trusted and what the examiner reads
+    [integrity]="xfr_desktop/store/integrity.py|tests/test_integrity.py tests/test_integrity_round2.py tests/test_store_migrations.py"
+    [checkpoints]="xfr_desktop/store/checkpoints.py|tests/test_integrity.py tests/test_integrity_round2.py"
+    [private]="xfr_desktop/store/private.py|tests/test_private_files.py"
+    [evaluative]="xfr_desktop/core/evaluative.py|tests/test_evaluative.py tests/test_examiner_reads.py"
+    [image_quality]="xfr_desktop/core/image_quality.py|tests/test_image_quality.py tests/test_examiner_reads.py"
+    [explanation_quality]="xfr_desktop/core/evaluation/explanation_quality.py|tests/test_explanation_quality.py"
+    [sharding]="xfr_desktop/core/evaluation/sharding.py|tests/test_sharded_evaluation.py"
+    [analysis]="xfr_desktop/analysis.py|tests/test_analysis.py"
+    [casework]="xfr_desktop/casework.py|tests/test_case_cli.py"
 )
-ORDER=(engines explain calibration alignment audit imagestore fileio signing signature_check)
+# tests a group's runs leave out (pytest -k): bounds of wall time or memory on a child process, which fail under
+# the run's load (nice 19 on a shared 2-core machine, every test forked by mutmut) without any mutant
+declare -A EXCLUDE=(
+    [integrity]="not refused_at_once and not refused_quickly and not bounded_by_decoded_bytes"
+    [checkpoints]="not refused_at_once and not refused_quickly and not bounded_by_decoded_bytes"
+)
+ORDER=(engines explain calibration alignment audit imagestore fileio signing signature_check
+       integrity checkpoints private evaluative image_quality explanation_quality sharding analysis casework)
 [ ${#GROUPS_[@]} -gt 0 ] || GROUPS_=("${ORDER[@]}")
 
 # scratch_tree DIR MODULE TESTS: a copy of the tree (without .git/.venv; models/ and resources/ hold files the tests
@@ -62,9 +84,29 @@ scratch_tree() {
         echo "source_paths = [\"xfr_desktop\"]"
         echo "only_mutate = [\"$2\"]"
         printf 'pytest_add_cli_args_test_selection = [%s]\n' "$(printf '"%s",' $3 | sed 's/,$//')"
-        echo "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-x\", \"-q\"]"
+        echo "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-x\", \"-q\"${4:+, \"-k\", \"$4\"}]"
         echo "also_copy = [\"models\", \"resources\"]"
+        echo "timeout_multiplier = 10.0"
+        echo "timeout_constant = 10.0"
     } >> "$1/pyproject.toml"
+}
+
+# group_tests GROUP: the group's test files, with its mutation pins when they exist
+group_tests() {
+    local spec=${PLAN[$1]:?unknown group $1}
+    echo "${spec#*|}$( [ -f "$REPO/tests/test_mutation_pins_$1.py" ] && echo " tests/test_mutation_pins_$1.py")"
+}
+
+# baseline DIR TESTS [KEXPR]: the selected tests must pass on the unmutated scratch tree, or the run would mean
+# nothing
+baseline() {
+    if ! (cd "$1" && nice -n 19 env PYTHONPATH="$1" "$PY" -m pytest -x -q -p no:cacheprovider $2 ${3:+-k "$3"} \
+            > "$1/baseline.log" 2>&1); then
+        echo "   REFUSED: the selected tests fail without any mutant (see $1/baseline.log):" >&2
+        tail -n 5 "$1/baseline.log" >&2
+        exit 3
+    fi
+    echo "   baseline: $(tail -n 1 "$1/baseline.log")"
 }
 
 # generate_mutants: every mutant of the module and mutmut's record of which tests reach which function, running none
@@ -78,7 +120,7 @@ mkdir -p "$WORK"
 for group in "${GROUPS_[@]}"; do
     spec=${PLAN[$group]:?unknown group $group}
     module=${spec%%|*}
-    tests=${spec#*|}
+    tests=$(group_tests "$group")
     dir=$WORK/$group
     if [ "$RECHECK" = 1 ]; then
         # survivors a new test is said to kill (scripts/mutation_survivors.txt): apply each, run that test
@@ -86,7 +128,7 @@ for group in "${GROUPS_[@]}"; do
         [ -n "$claims" ] || continue
         echo "== $group: recheck of $(echo "$claims" | wc -l) survivors said to be killed by a new test"
         if [ ! -d "$dir/mutants" ]; then   # no earlier run in WORK: generate the mutants first
-            scratch_tree "$dir" "$module" "$tests"
+            scratch_tree "$dir" "$module" "$tests" "${EXCLUDE[$group]:-}"
             (cd "$dir" && generate_mutants)
         fi
         rm -rf "$dir/tests" && cp -r "$REPO/tests" "$dir/tests"
@@ -113,8 +155,9 @@ for group in "${GROUPS_[@]}"; do
         )
         continue
     fi
-    scratch_tree "$dir" "$module" "$tests"
-    echo "== $group: $module against $tests (sample=${SAMPLE:-all}, seed=$SEED)"
+    scratch_tree "$dir" "$module" "$tests" "${EXCLUDE[$group]:-}"
+    echo "== $group: $module against $tests${EXCLUDE[$group]:+ (-k \"${EXCLUDE[$group]}\")} (sample=$([ "$SAMPLE" -gt 0 ] && echo "$SAMPLE" || echo all), seed=$SEED)"
+    baseline "$dir" "$tests" "${EXCLUDE[$group]:-}"
     (
         cd "$dir"
         if [ "$SAMPLE" -gt 0 ]; then
@@ -127,6 +170,10 @@ random.Random($SEED).shuffle(n); print('\n'.join(sorted(n[:$SAMPLE])))" > sample
             nice -n 19 "$MUTMUT" run --max-children 1 $(cat sample.txt) > run.log 2>&1 || true
         else
             nice -n 19 "$MUTMUT" run --max-children 1 > run.log 2>&1 || true
+        fi
+        if grep -q -e "Failed to run clean test" -e "failed to collect stats" run.log; then
+            echo "   REFUSED by mutmut: its clean run of the tests failed (see $dir/run.log)" >&2
+            exit 3
         fi
         "$MUTMUT" results --all true > results.txt 2>/dev/null || true
         grep -E ': survived' results.txt | awk -F: '{print $1}' | sed 's/^ *//' > survivors.txt || true
