@@ -1,5 +1,5 @@
 """The training engine and `xfr train`: every mode and loss trains, resume keeps the step count, cancel leaves a
-usable checkpoint, bad settings and base models get clear errors."""
+usable checkpoint, each way a run stops is logged, bad settings and base models get clear errors."""
 from __future__ import annotations
 
 import json
@@ -13,8 +13,12 @@ import torch
 from xfr_desktop.core.decoder import paper_decoder_spec
 from xfr_desktop.core.errors import ModelFileError, XfrError
 from xfr_desktop.core.model import ARCFACE_TEMPLATE_112, JointModel, default_spec, load_model, save_model
-from xfr_desktop.core.training.engine import (CHECKPOINT_NAME, TrainConfig, Trainer, TrainingError, check_disk_space,
-                                              inspect_base, insightface_spec, pair_accuracy)
+from xfr_desktop.core.training.base_model import insightface_spec, inspect_base
+from xfr_desktop.core.training.checkpoint import read_resume_settings
+from xfr_desktop.core.training.config import CHECKPOINT_NAME, TrainConfig, TrainingError
+from xfr_desktop.core.training.planning import check_disk_space
+from xfr_desktop.core.training.trainer import Trainer
+from xfr_desktop.core.training.validation import pair_accuracy
 from xfr_desktop.core.training.losses import ArcFaceHead, distillation_loss, reconstruction_loss
 
 SIZE = 32
@@ -174,6 +178,40 @@ def test_pause_blocks_until_released(workdir):
         pause.clear()
         thread.join(60)
     assert trainer.step == 2 and any(e.event == "resumed" for e in events)
+
+
+@pytest.mark.parametrize("settings,stop_at,reason", [
+    (dict(epochs=1), 3, "all 1 epoch(s) done"),                 # 12 images / batch 4: 3 steps an epoch
+    (dict(epochs=3, max_steps=4), 4, "max_steps 4 reached"),
+    (dict(epochs=3), 2, "cancel requested"),                    # the callback cancels at step 2
+    # one finite step (its update breaks the weights), then four skipped ones; the fifth stops the run uncounted
+    (dict(epochs=3, lr_recognition=1e30, lr_decoder=1e30), 5, "diverged: 5 non-finite losses in a row"),
+])
+def test_each_way_a_run_stops_is_logged(workdir, caplog, settings, stop_at, reason):
+    cancel = threading.Event()
+    trainer = Trainer(config(workdir, **settings), cancel_event=cancel,
+                      callback=lambda p: p.event == "step" and p.step == 2 and "cancel" in reason and cancel.set())
+    with caplog.at_level("INFO", logger="xfr_desktop.core.training.trainer"):
+        if reason.startswith("diverged"):
+            with pytest.raises(TrainingError, match="diverged"):
+                trainer.run()
+        else:
+            assert trainer.run().cancelled == ("cancel" in reason)
+    stops = [r.getMessage() for r in caplog.records if "training stopped" in r.getMessage()]
+    assert stops == [f"training stopped at step {stop_at} of {trainer.total_steps}: {reason}"]
+    assert trainer.stop_reason == reason and trainer.step == stop_at
+
+
+def test_resume_settings_come_from_the_checkpoint(workdir):
+    """What the wizard offers again for a resumed run: the settings the run was started with; at least one more
+    epoch than it finished."""
+    Trainer(config(workdir, mode="decoder", epochs=2, max_steps=2, seed=7, name="again")).run()
+    settings = read_resume_settings(workdir / "run" / CHECKPOINT_NAME)
+    assert (settings.mode, settings.loss, settings.out, settings.epochs, settings.batch_size, settings.seed,
+            settings.name) == ("decoder", "arcface", str(workdir / "run"), 2, 4, 7, "again")
+    Trainer(config(workdir, out="one", epochs=1, name=None)).run()     # one epoch done, one configured
+    settings = read_resume_settings(workdir / "one" / CHECKPOINT_NAME)
+    assert settings.epochs == 2 and settings.name is None and settings.mode == "joint"
 
 
 def test_resume_with_another_mode_is_refused(workdir):

@@ -1,8 +1,14 @@
 """The training wizard, offscreen: every page refuses bad input with a clear message, a run trains, registers
-its model with a card and activates it on request; pause holds the run and cancel leaves a usable checkpoint."""
+its model with a card and activates it on request; pause holds the run and cancel leaves a usable checkpoint; every
+load runs on the training thread and the pages import no torch."""
 from __future__ import annotations
 
 import collections
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +16,10 @@ import torch
 
 from test_training import make_identity_folder, small_spec
 from xfr_desktop.core.model import JointModel, load_model, save_model
-from xfr_desktop.core.training.engine import CHECKPOINT_NAME, inspect_base
-from xfr_desktop.gui.training_wizard import TrainingWizard
+from xfr_desktop.core.training.base_model import inspect_base
+from xfr_desktop.core.training.config import CHECKPOINT_NAME, TrainConfig
+from xfr_desktop.core.training.trainer import Trainer
+from xfr_desktop.gui.training import TrainingWizard
 from xfr_desktop.store import open_store
 
 
@@ -29,20 +37,21 @@ def setup(tmp_path, qtbot):
     store.close()
 
 
-def next_from_dataset(qtbot, wizard):
-    """Next on the dataset page: the data is scanned on the training thread, then the page answers Next."""
-    ds = wizard.page_named("dataset")
+def press_next(qtbot, wizard):
+    """Next, and the work it starts on the training thread (the data scan, the base model's inspection: the page
+    answers Next again when it is done; the device list of the page it leads to)."""
+    page = wizard.currentPage()
     wizard.next()
-    qtbot.waitUntil(lambda: not ds.scanning, timeout=20000)
+    qtbot.waitUntil(lambda: not page.busy and not wizard.currentPage().busy, timeout=20000)
 
 
 def go_to_hyper(qtbot, wizard, tmp_path, base=None, resume=False):
     wizard.page_named("dataset").path_edit.setText(str(tmp_path / "data"))
-    next_from_dataset(qtbot, wizard)
+    press_next(qtbot, wizard)
     page = wizard.page_named("base")
     (page.resume_radio if resume else page.file_radio).setChecked(True)
     page.path_edit.setText(str(base or tmp_path / "base.pt"))
-    wizard.next()
+    press_next(qtbot, wizard)
     assert wizard.current_name() == "hyper", page.error_label.text()
 
 
@@ -67,7 +76,7 @@ def test_pages_refuse_bad_input(setup, monkeypatch, qtbot):
     cases.append((tmp_path / "few", "only 2 image"))
     for path, message in cases:
         ds.path_edit.setText(str(path))
-        next_from_dataset(qtbot, wizard)
+        press_next(qtbot, wizard)
         assert wizard.current_name() == "dataset"
         assert message in ds.error_label.text()
     ds.path_edit.setText(str(tmp_path / "data"))
@@ -81,18 +90,20 @@ def test_pages_refuse_bad_input(setup, monkeypatch, qtbot):
     base.file_radio.setChecked(True)
     base.path_edit.setText(str(tmp_path / "other.pth"))
     wizard.next()
+    assert wizard.current_name() == "base" and base.busy   # the file is read on the training thread
+    qtbot.waitUntil(lambda: not base.busy, timeout=20000)
     assert wizard.current_name() == "base" and "not an insightface IResNet" in base.error_label.text()
     base.resume_radio.setChecked(True)
     base.path_edit.setText(str(tmp_path / "base.pt"))
-    wizard.next()
+    press_next(qtbot, wizard)
     assert wizard.current_name() == "base" and "not a training checkpoint" in base.error_label.text()
     base.file_radio.setChecked(True)
-    wizard.next()
+    press_next(qtbot, wizard)
     assert wizard.current_name() == "hyper"
 
     hyper = set_hyper(wizard, tmp_path)
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr("xfr_desktop.core.training.engine.shutil.disk_usage", lambda p: usage(10**9, 10**9, 1000))
+    monkeypatch.setattr("xfr_desktop.core.training.planning.shutil.disk_usage", lambda p: usage(10**9, 10**9, 1000))
     wizard.next()
     assert wizard.current_name() == "hyper" and "not enough disk space" in hyper.error_label.text()
     monkeypatch.undo()
@@ -158,7 +169,7 @@ def test_time_estimate_runs_off_the_gui_thread(setup, qtbot, monkeypatch):
         release.wait(20)
         return 0.5
 
-    monkeypatch.setattr("xfr_desktop.core.training.engine.estimate_step_seconds", slow_estimate)
+    monkeypatch.setattr("xfr_desktop.core.training.planning.estimate_step_seconds", slow_estimate)
     go_to_hyper(qtbot, wizard, tmp_path)
     set_hyper(wizard, tmp_path, epochs=2, max_steps=0)
     ticks = []
@@ -166,7 +177,7 @@ def test_time_estimate_runs_off_the_gui_thread(setup, qtbot, monkeypatch):
     timer.setInterval(10)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
-    wizard.next()
+    press_next(qtbot, wizard)
     device = wizard.page_named("device")
     assert wizard.current_name() == "device" and "Estimating" in device.estimate_label.text()
     qtbot.waitUntil(lambda: len(ticks) > 50, timeout=20000)      # ~0.5 s of ticks while the estimate blocks
@@ -189,7 +200,7 @@ def test_pause_and_cancel_keep_a_resumable_checkpoint(setup, qtbot):
     tmp_path, wizard, store = setup
     go_to_hyper(qtbot, wizard, tmp_path)
     set_hyper(wizard, tmp_path, epochs=50, max_steps=0)
-    wizard.next()
+    press_next(qtbot, wizard)
     wizard.page_named("device").device_combo.setCurrentIndex(
         wizard.page_named("device").device_combo.findData("cpu"))
     wizard.next()
@@ -219,9 +230,8 @@ def test_pause_and_cancel_keep_a_resumable_checkpoint(setup, qtbot):
         hyper = again.page_named("hyper")
         assert not hyper.mode_combo.isEnabled() and hyper.out_edit.text() == str(tmp_path / "run")
         hyper.max_steps.setValue(res.steps + 1)
-        again.next()
-        again.next()
-        again.next()
+        for _ in range(3):
+            press_next(qtbot, again)
         qtbot.waitUntil(lambda: again.page_named("run").finished, timeout=60000)
         assert again.state.result.steps == res.steps + 1 and not again.state.result.cancelled
     finally:
@@ -233,7 +243,7 @@ def test_closing_during_a_run_cancels_it_and_keeps_the_checkpoint(setup, qtbot):
     go_to_hyper(qtbot, wizard, tmp_path)
     set_hyper(wizard, tmp_path, epochs=50, max_steps=0)
     for _ in range(3):
-        wizard.next()
+        press_next(qtbot, wizard)
     run = wizard.page_named("run")
     qtbot.waitUntil(lambda: len(run.steps) >= 1, timeout=60000)
     wizard.reject()  # the window's close button
@@ -249,16 +259,14 @@ def test_gpus_setting_appears_with_several_cuda_devices_and_launches_torchrun(se
     itself needs real GPUs: tests/test_distributed_training.py runs the launcher on the CPU)."""
     import torch
 
-    from xfr_desktop.gui import training_wizard
-
     tmp_path, wizard, _ = setup
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: n_gpus)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: f"Test GPU {i}")
-    monkeypatch.setattr(training_wizard, "_estimate_step", lambda *a: 0.25)  # no CUDA to time on
+    monkeypatch.setattr("xfr_desktop.training_setup.estimate_step", lambda *a: 0.25)  # no CUDA to time on
     go_to_hyper(qtbot, wizard, tmp_path)
     set_hyper(wizard, tmp_path)
-    wizard.next()
+    press_next(qtbot, wizard)
     device = wizard.page_named("device")
     assert device.gpus_spin.isVisibleTo(device) == (n_gpus > 1)
     device.device_combo.setCurrentIndex(device.device_combo.findData("cuda:0"))
@@ -274,3 +282,45 @@ def test_gpus_setting_appears_with_several_cuda_devices_and_launches_torchrun(se
     wizard.next()
     assert started and started[0][1] == n_gpus
     assert started[0][0].device == ("cuda" if n_gpus > 1 else "cuda:0")  # each process takes its rank's GPU
+
+
+def test_wizard_pages_import_no_torch():
+    """The pages load on the GUI thread; torch (seconds to import) is imported by work on the training thread."""
+    code = ("import sys, xfr_desktop.gui.training, xfr_desktop.gui.training_wizard, xfr_desktop.training_setup; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(root), "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_load_runs_on_the_training_thread(setup, qtbot, monkeypatch):
+    """The base model's inspection, a checkpoint's resume settings and the device list are read off the GUI
+    thread, and the resumed run's settings reach the hyperparameter page."""
+    from xfr_desktop.core.training import base_model, checkpoint
+
+    tmp_path, wizard, _ = setup
+    Trainer(TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "first"), base=str(tmp_path / "base.pt"),
+                        batch_size=4, max_steps=1, epochs=2, seed=3, device="cpu", val_limit=8, name="first")).run()
+    threads = collections.defaultdict(set)
+
+    def watch(module, name):
+        real = getattr(module, name)
+
+        def watched(*args, **kwargs):
+            threads[name].add(threading.get_ident())
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, watched)
+
+    for module, name in ((base_model, "inspect_base"), (checkpoint, "read_resume_settings"),
+                         (torch.cuda, "is_available")):
+        watch(module, name)
+    go_to_hyper(qtbot, wizard, tmp_path, base=tmp_path / "first", resume=True)
+    hyper = wizard.page_named("hyper")
+    assert (hyper.seed.value(), hyper.epochs.value(), hyper.batch.value(), hyper.name_edit.text(),
+            hyper.out_edit.text()) == (3, 2, 4, "first", str(tmp_path / "first"))
+    press_next(qtbot, wizard)
+    assert wizard.current_name() == "device" and wizard.page_named("device").device_combo.findData("cpu") >= 0
+    assert set(threads) == {"inspect_base", "read_resume_settings", "is_available"}
+    assert threading.get_ident() not in set().union(*threads.values())
