@@ -160,19 +160,19 @@ class ModelCache:
 
 def _align(aligner, job: AnalysisJob, side: str):
     """(source photo, aligned face or a FaceChoiceRequest when the examiner must pick one of several faces)."""
-    from .core.imageio import load_image
+    from .core.imageio import load_photo
 
     path, name, index = ((job.image_a, job.name_a, job.face_index_a) if side == "a"
                          else (job.image_b, job.name_b, job.face_index_b))
-    image = load_image(path, source=name)
+    image = load_photo(path, source=name)
     if job.prealigned:
         return image, aligner.align_prealigned(image, source=name)
     faces = aligner.detect(image)
     if not faces:
         raise NoFaceError(f"{name}: no face found")
     if index is None and len(faces) > 1:
-        return image, FaceChoiceRequest(job=job, side=side, image=image,
-                                        boxes=[np.asarray(f.box, float) for f in faces], name=name)
+        return image, FaceChoiceRequest(job=job, side=side, image=image.pixels,
+                                        boxes=[image.to_pixels(f.box) for f in faces], name=name)
     return image, aligner.align(image, face_index=int(index or 0), source=name)
 
 
@@ -202,7 +202,8 @@ def analyse_comparison(store, job: AnalysisJob, model, *, aligner=None, progress
 
         _record_status(store, job.comparison_id, "failed", user_message(exc))
         raise
-    outcome.photos = photos
+    # a photo decoded reduced is left for the GUI to decode whole: stored boxes are in the original's pixels
+    outcome.photos = {side: photo.pixels for side, photo in photos.items() if photo.scale == 1}
     outcome.seconds = time.perf_counter() - t0
     record_photo_quality(store, job, aligned, photos)
     return outcome

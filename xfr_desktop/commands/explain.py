@@ -164,6 +164,8 @@ def write_outputs(out: Path, result, faces, model, paths, hashes, timings, warni
         "margin": result.score - result.threshold,
         "faces_found": {"a": faces[0].n_faces, "b": faces[1].n_faces},
         "face_number": {"a": faces[0].face_index + 1, "b": faces[1].face_index + 1},   # 1 = the largest
+        "face_box": {side: None if f.box is None else [round(float(v), 1) for v in f.box]   # x, y, w, h in the
+                     for side, f in zip("ab", faces)},                                   # photo's own pixels
         "normalization": result.normalization,
         "channels_used": int(result.selected.sum()),
         "top_k": result.top_k,

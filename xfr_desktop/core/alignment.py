@@ -15,6 +15,7 @@ template for 92% of faces (median worst eye 1.9 px) against 77% (2.4 px) with eq
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -25,10 +26,11 @@ import cv2
 import numpy as np
 
 from .errors import ImageError, ModelFileError, NoFaceError
-from .imageio import image_sha256, load_image  # noqa: F401  (re-exported: callers load then align)
+from .imageio import Photo, image_sha256, load_image, load_photo  # noqa: F401  (re-exported: callers load, align)
 
 __all__ = [
-    "AlignedFace", "Face", "FaceAligner", "FaceIndexError", "NoFaceError", "ImageError", "load_image",
+    "AlignedFace", "Face", "FaceAligner", "FaceIndexError", "NoFaceError", "ImageError", "Photo", "load_image",
+    "load_photo",
     "image_sha256", "umeyama_similarity", "warp_points", "default_detector_path", "DEFAULT_LANDMARK_WEIGHTS",
 ]
 
@@ -39,6 +41,13 @@ DEFAULT_LANDMARK_WEIGHTS = (2.0, 2.0, 1.0, 1.0, 1.0)  # right eye, left eye, nos
 # Faces are searched on a copy whose longer side is at most this many pixels (YuNet finds faces down to
 # ~10 px, so a 20 px face in a 4000 px photo is still found); boxes and landmarks are mapped back.
 DETECT_MAX_SIDE = 1600
+# ... and at most this many pixels: the detector's working memory grows with its input (about 80 bytes a pixel,
+# 200 MB at 1600x1600). A 3:2 photo is searched at 1254x836: in a 6000x4000 one faces from ~50 px wide are found
+# (narrower ones are too small to compare anyway: image_quality's 60 px).
+DETECT_MAX_PIXELS = 1024 * 1024
+# A detector that has run on more pixels than this (~80 MB of working memory) is dropped afterwards (re-created in
+# ~12 ms), so it does not keep the memory of a large input while the rest of the analysis runs.
+KEEP_DETECTOR_PIXELS = 1000 * 1000
 # Tight crops (the face fills the frame) defeat the detector; a second try pads the image by this fraction.
 RETRY_PAD_FRACTION = 0.3
 
@@ -49,7 +58,7 @@ class FaceIndexError(ImageError):
 
 @dataclass(frozen=True)
 class Face:
-    """One detection in source-image pixels."""
+    """One detection in source-image pixels (the original's, when found on a reduced :class:`Photo`)."""
 
     box: np.ndarray        # (4,) x, y, w, h
     landmarks: np.ndarray  # (5, 2) right eye, left eye, nose tip, right mouth corner, left mouth corner
@@ -65,11 +74,11 @@ class AlignedFace:
     """An aligned face and where it came from."""
 
     aligned: np.ndarray            # (H, W, 3) uint8 RGB at the model's input size
-    box: np.ndarray | None         # (4,) x, y, w, h in the source image; None for pre-aligned crops
-    landmarks: np.ndarray | None   # (5, 2) in the source image; None for pre-aligned crops
+    box: np.ndarray | None         # (4,) x, y, w, h in the source image's pixels; None for pre-aligned crops
+    landmarks: np.ndarray | None   # (5, 2) in the source image's pixels; None for pre-aligned crops
     n_faces: int                   # faces found in the source image (1 for pre-aligned crops)
     face_index: int                # which of them (0 = largest)
-    transform: np.ndarray          # (2, 3) source pixels -> aligned pixels
+    transform: np.ndarray          # (2, 3) source image pixels -> aligned pixels
     score: float | None = None     # detector score
     prealigned: bool = False
     faces: list[Face] = field(default_factory=list)  # all detections, largest first
@@ -158,6 +167,7 @@ class FaceAligner:
         score_threshold: float = 0.6,
         nms_threshold: float = 0.3,
         detect_max_side: int = DETECT_MAX_SIDE,
+        detect_max_pixels: int = DETECT_MAX_PIXELS,
         landmark_weights: Sequence[float] | None = None,
     ):
         self.template, self.input_size = _spec_parts(template, input_size)  # input_size is (H, W)
@@ -165,6 +175,7 @@ class FaceAligner:
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         self.detect_max_side = int(detect_max_side)
+        self.detect_max_pixels = int(detect_max_pixels)
         if landmark_weights is None and isinstance(template, dict):
             landmark_weights = template.get("landmark_weights")
         weights = DEFAULT_LANDMARK_WEIGHTS if landmark_weights is None else landmark_weights
@@ -223,33 +234,43 @@ class FaceAligner:
         except cv2.error as exc:
             msg = str(exc).strip().splitlines()[-1][:160]
             raise ImageError(f"{name}: face detection failed on this {w}x{h} image ({msg})") from None
+        finally:
+            if w * h > KEEP_DETECTOR_PIXELS:
+                self._detector = None
         return np.zeros((0, 15), np.float32) if rows is None else np.asarray(rows, np.float32)
 
-    def detect(self, image_rgb: np.ndarray, source: str | None = None) -> list[Face]:
-        """All faces with score >= score_threshold, largest box first, in image_rgb's pixel coordinates."""
-        name = source or "the image"
-        image = _check_image(image_rgb)
+    def _detect_rows(self, image: np.ndarray, name: str, pad_fraction: float) -> np.ndarray:
+        """Detector rows (float64) in ``image``'s pixels, searched on a copy shrunk to the detector's bounds and
+        padded on every side by ``pad_fraction`` of its longer side (the padded copy stays within the bounds)."""
         h, w = image.shape[:2]
-        scale = min(1.0, self.detect_max_side / max(h, w))
+        grow = 1.0 + 2.0 * pad_fraction
+        bound = min(self.detect_max_side / max(h, w), math.sqrt(self.detect_max_pixels / (h * w))) / grow
+        scale = min(1.0, bound)
         if scale < 1.0:
-            small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+            image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                                interpolation=cv2.INTER_AREA)
-        else:
-            small = image
-        bgr = np.ascontiguousarray(small[:, :, ::-1])
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        offset = int(round(pad_fraction * max(bgr.shape[:2])))
+        if offset:
+            bgr = cv2.copyMakeBorder(bgr, offset, offset, offset, offset, cv2.BORDER_CONSTANT, value=0)
+        rows = self._run_detector(bgr, name).astype(np.float64)
+        rows[:, 0:2] -= offset
+        rows[:, 4:14] -= offset
+        rows[:, :14] /= scale
+        return rows
+
+    def detect(self, image_rgb: np.ndarray | Photo, source: str | None = None) -> list[Face]:
+        """All faces with score >= score_threshold, largest box first, in the pixel coordinates of image_rgb (of
+        the original photo when given a reduced :class:`Photo`)."""
+        name = source or "the image"
+        photo = _as_photo(image_rgb)
         with self._lock:
-            rows = self._run_detector(bgr, name)
-            offset = 0
+            rows = self._detect_rows(photo.pixels, name, 0.0)
             if len(rows) == 0:
                 # the face may fill the whole frame (a tight crop): give the detector some context
-                offset = int(round(RETRY_PAD_FRACTION * max(bgr.shape[:2])))
-                padded = cv2.copyMakeBorder(bgr, offset, offset, offset, offset, cv2.BORDER_CONSTANT, value=0)
-                rows = self._run_detector(padded, name)
-        faces = []
-        for row in rows:
-            box = (row[0:4].astype(np.float64) - [offset, offset, 0, 0]) / scale
-            landmarks = (row[4:14].astype(np.float64).reshape(5, 2) - offset) / scale
-            faces.append(Face(box=box, landmarks=landmarks, score=float(row[14])))
+                rows = self._detect_rows(photo.pixels, name, RETRY_PAD_FRACTION)
+        faces = [Face(box=photo.to_original(row[0:4]), landmarks=photo.to_original(row[4:14].reshape(5, 2)),
+                      score=float(row[14])) for row in rows]
         faces.sort(key=lambda f: -f.area)
         return faces
 
@@ -289,13 +310,14 @@ class FaceAligner:
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def align(
-        self, image_rgb: np.ndarray, face_index: int = 0, source: str | None = None,
+        self, image_rgb: np.ndarray | Photo, face_index: int = 0, source: str | None = None,
         faces: list[Face] | None = None,
     ) -> AlignedFace:
         """Detect, pick face ``face_index`` (0 = largest) and warp it onto the template.
 
         ``source`` names the image in error messages (NoFaceError, FaceIndexError). ``faces``: the result of an
         earlier ``detect(image_rgb)`` (e.g. after asking the user which face), so detection is not run twice.
+        Box, landmarks and transform are in the original photo's pixels when given a reduced :class:`Photo`.
         """
         name = source or "the image"
         faces = self.detect(image_rgb, source=source) if faces is None else list(faces)
@@ -309,14 +331,16 @@ class FaceAligner:
             )
         face = faces[int(face_index)]
         M = self.estimate_transform(face.landmarks)
+        photo = _as_photo(image_rgb)
         return AlignedFace(
-            aligned=self.warp(image_rgb, M), box=face.box, landmarks=face.landmarks, n_faces=len(faces),
+            aligned=self.warp(photo.pixels, photo.transform_to_pixels(M)), box=face.box, landmarks=face.landmarks, n_faces=len(faces),
             face_index=int(face_index), transform=M, score=face.score, faces=faces,
         )
 
-    def align_prealigned(self, image_rgb: np.ndarray, source: str | None = None) -> AlignedFace:
+    def align_prealigned(self, image_rgb: np.ndarray | Photo, source: str | None = None) -> AlignedFace:
         """An already aligned crop (``--aligned``): no detection, only a resize to the input size."""
-        image = _check_image(image_rgb)
+        photo = _as_photo(image_rgb)
+        image = photo.pixels
         h, w = image.shape[:2]
         h_out, w_out = self.input_size
         _check_prealigned_shape(w, h, w_out, h_out, source or "image")
@@ -329,6 +353,7 @@ class FaceAligner:
             interp = cv2.INTER_AREA if (w > w_out or h > h_out) else cv2.INTER_CUBIC
             aligned = cv2.resize(image, (w_out, h_out), interpolation=interp)
         M = np.array([[w_out / w, 0.0, 0.0], [0.0, h_out / h, 0.0]])
+        M[:, :2] /= photo.scale  # from the original's pixels
         return AlignedFace(aligned=aligned, box=None, landmarks=None, n_faces=1, face_index=0, transform=M,
                            score=None, prealigned=True)
 
@@ -336,9 +361,9 @@ class FaceAligner:
         self, path: str | os.PathLike, face_index: int = 0, prealigned: bool = False, source: str | None = None,
         **load_kwargs,
     ) -> AlignedFace:
-        """load_image + align (or align_prealigned); errors name ``source`` or the path."""
+        """load_photo + align (or align_prealigned); errors name ``source`` or the path."""
         name = source if source is not None else str(path)
-        image = load_image(path, source=name, **load_kwargs)
+        image = load_photo(path, source=name, **load_kwargs)
         if prealigned:
             return self.align_prealigned(image, source=name)
         return self.align(image, face_index=face_index, source=name)
@@ -358,6 +383,11 @@ def _check_prealigned_shape(w: int, h: int, w_out: int, h_out: int, name: str) -
     if w < PREALIGNED_MIN_SCALE * w_out or h < PREALIGNED_MIN_SCALE * h_out:
         raise ImageError(f"{name}: {w}x{h} is too small to be an aligned face crop for this model (it expects "
                          f"{w_out}x{h_out}, at least half that size)")
+
+
+def _as_photo(image: np.ndarray | Photo) -> Photo:
+    """A decoded array is a photo at its own scale."""
+    return image if isinstance(image, Photo) else Photo(_check_image(image))
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .alignment import Face, FaceAligner, FaceIndexError, load_image
+from .alignment import Face, FaceAligner, FaceIndexError, Photo, load_photo
 from .errors import ImageError, NoFaceError
 
 TILE = 160                       # px: the contact sheet's row height
@@ -37,12 +37,15 @@ def face_summary(faces: list[Face]) -> str:
     return ", ".join(parts)
 
 
-def contact_sheet(image: np.ndarray, faces: list[Face]) -> np.ndarray:
-    """The photo with each face's box and number, then each face enlarged with its number (RGB, one row)."""
-    overview = _numbered_boxes(image, faces)
+def contact_sheet(image: np.ndarray | Photo, faces: list[Face]) -> np.ndarray:
+    """The photo with each face's box and number, then each face enlarged with its number (RGB, one row).
+    ``faces`` are in the original photo's pixels (a reduced :class:`Photo` maps them onto its own)."""
+    photo = image if isinstance(image, Photo) else Photo(np.asarray(image))
+    boxes = [photo.to_pixels(face.box) for face in faces]
+    overview = _numbered_boxes(photo.pixels, boxes)
     scale = TILE / overview.shape[0]
     parts = [cv2.resize(overview, (max(1, round(overview.shape[1] * scale)), TILE), interpolation=cv2.INTER_AREA)]
-    parts += [_face_tile(image, face, number) for number, face in enumerate(faces, start=1)]
+    parts += [_face_tile(photo.pixels, box, number) for number, box in enumerate(boxes, start=1)]
     gap = np.full((TILE, 8, 3), 255, np.uint8)
     return np.concatenate([p for part in parts for p in (part, gap)][:-1], axis=1)
 
@@ -53,18 +56,18 @@ def _label(img: np.ndarray, text: str, x: int, y: int, size: float) -> None:
         cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, size, colour, thickness + extra, cv2.LINE_AA)
 
 
-def _numbered_boxes(image: np.ndarray, faces: list[Face]) -> np.ndarray:
+def _numbered_boxes(image: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
     out = np.ascontiguousarray(image.copy())
     size = max(0.5, max(image.shape[:2]) / 400)
-    for number, face in enumerate(faces, start=1):
-        x, y, w, h = (int(round(v)) for v in face.box)
+    for number, box in enumerate(boxes, start=1):
+        x, y, w, h = (int(round(v)) for v in box)
         cv2.rectangle(out, (x, y), (x + w, y + h), (255, 255, 0), max(1, round(size * 2)))
         _label(out, str(number), x + 3, max(y - 6, round(30 * size)), size * 1.2)
     return out
 
 
-def _face_tile(image: np.ndarray, face: Face, number: int) -> np.ndarray:
-    x, y, w, h = face.box
+def _face_tile(image: np.ndarray, box: np.ndarray, number: int) -> np.ndarray:
+    x, y, w, h = box
     side = max(w, h) * (1 + 2 * MARGIN)
     x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
     pad = int(side) + 1                                          # a face at the photo's edge keeps its square
@@ -82,7 +85,7 @@ def choose_face(path, number: int | None, *, name: str, option: str, sheet_dir) 
     than guess: no face (NoFaceError), no such face (FaceIndexError), several faces and no number
     (FaceChoiceNeeded, after writing the numbered contact sheet into ``sheet_dir``, named in the message).
     """
-    image = load_image(path, source=name)
+    image = load_photo(path, source=name)
     faces = _detector().detect(image, source=name)
     if not faces:
         raise NoFaceError(f"{name}: no face found, so it cannot be compared")

@@ -222,9 +222,13 @@ def assess_photo(path: str | os.PathLike, image_rgb: np.ndarray, *, box=None, la
                  face_index: int | None = None, n_faces: int | None = None) -> dict:
     """Quality and provenance of one photo and the face used from it (see the module docstring).
 
-    ``image_rgb``: the decoded photo (core.imageio.load_image); ``box``/``landmarks`` in its pixels, None for a
-    pre-aligned crop; ``face_index`` 0-based as the detector ranks faces (largest first)."""
-    height, width = image_rgb.shape[:2]
+    ``image_rgb``: the decoded photo (core.imageio.load_image, or a reduced load_photo); ``box``/``landmarks`` in
+    the original's pixels, None for a pre-aligned crop; ``face_index`` 0-based as the detector ranks faces
+    (largest first)."""
+    from .imageio import Photo
+
+    photo = image_rgb if isinstance(image_rgb, Photo) else Photo(np.asarray(image_rgb))
+    width, height = photo.size
     data: dict = {"width_px": int(width), "height_px": int(height), "file_bytes": _file_size(path),
                   "face_number": None if face_index is None else int(face_index) + 1,
                   "n_faces": None if n_faces is None else int(n_faces)}
@@ -232,7 +236,7 @@ def assess_photo(path: str | os.PathLike, image_rgb: np.ndarray, *, box=None, la
         data["face_box_px"] = [round(float(box[2]), 1), round(float(box[3]), 1)]
     if landmarks is not None:
         data.update({k: None if v is None else round(v, 2) for k, v in pose_from_landmarks(landmarks).items()})
-    sharpness = laplacian_variance(image_rgb, box)
+    sharpness = laplacian_variance(photo.pixels, None if box is None else photo.to_pixels(box))
     data["sharpness"] = None if sharpness is None else round(sharpness, 2)
     try:
         quality, match = estimate_jpeg_quality(read_jpeg_quant_tables(path))

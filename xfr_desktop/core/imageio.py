@@ -4,6 +4,10 @@ Every failure a user can cause (missing, empty, truncated, corrupt, non-image or
 :class:`ImageError` with a one-line message that names the file. Huge images are never decoded at full size:
 the header is read first; JPEGs above the pixel limit are decoded at a reduced scale (libjpeg's DCT scaling,
 ``Image.draft``), other formats above it are refused.
+
+Detection and alignment read a photo through :func:`load_photo`: a :class:`Photo` decoded at most at
+``WORKING_PIXELS`` (1/2, 1/4 or 1/8 of its size above it) together with that factor, so faces found on it are
+stated in the original's pixels. Evidence identity (hashes, copies) always uses the file's own bytes.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import io
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +27,9 @@ log = logging.getLogger(__name__)
 
 # 50 megapixels decode to 150 MB of RGB; above it JPEGs are decoded at 1/2, 1/4 or 1/8 scale, others refused.
 DEFAULT_MAX_PIXELS = 50_000_000
+# Detection and alignment need no more (a face of a 16 MP photo fills the aligned chip many times over); a larger
+# photo is decoded at 1/2, 1/4 or 1/8 scale, which keeps a 49 MP photo's decoded pixels at 37 MB instead of 147 MB.
+WORKING_PIXELS = 16_000_000
 # an image file of any size was read, hashed and copied whole: a 50 MP photo is at most 150 MB even uncompressed
 MAX_IMAGE_FILE_BYTES = 512 << 20
 
@@ -85,24 +93,29 @@ def _short(exc: BaseException) -> str:
     return text[:160]
 
 
-def _limit_size(im: Image.Image, name: str, max_pixels: int) -> Image.Image:
-    """Refuse or shrink (JPEG only, without decoding the full image) anything above max_pixels."""
+def _limit_size(im: Image.Image, name: str, max_pixels: int, working_pixels: int | None = None) -> int:
+    """The factor (1, 2, 4 or 8) by which ``im`` is to be reduced so that it has at most ``working_pixels``
+    (default: ``max_pixels``). JPEGs are switched to that reduced decode (no full-size decode); other formats are
+    refused above ``max_pixels`` and reduced after decoding."""
     w, h = im.size
     if w <= 0 or h <= 0:
         raise ImageError(f"{name}: image has no pixels ({w}x{h})")
-    if w * h <= max_pixels:
-        return im
+    working = max_pixels if working_pixels is None else min(working_pixels, max_pixels)
+    if w * h <= working:
+        return 1
+    fits = [k for k in (2, 4, 8) if -(-w // k) * -(-h // k) <= working]
     if im.format == "JPEG":
-        # libjpeg decodes directly at 1/2, 1/4 or 1/8 scale; take the mildest one that fits under the limit
-        for k in (2, 4, 8):
-            if -(-w // k) * -(-h // k) <= max_pixels:
-                im.draft("RGB", (w // k, h // k))
-                break
-        nw, nh = im.size
-        if nw * nh <= max_pixels:
-            log.warning("%s: %dx%d (%s megapixels) is above the %s-megapixel limit; decoded at %dx%d",
-                        name, w, h, _mp(w * h), _mp(max_pixels), nw, nh)
-            return im
+        # libjpeg decodes directly at 1/2, 1/4 or 1/8 scale: the mildest one that fits (else 1/8 under the limit)
+        k = fits[0] if fits else 8
+        if -(-w // k) * -(-h // k) <= max_pixels:
+            im.draft("RGB", (w // k, h // k))
+            if im.size == (-(-w // k), -(-h // k)):
+                if w * h > max_pixels:
+                    log.warning("%s: %dx%d (%s megapixels) is above the %s-megapixel limit; decoded at %dx%d",
+                                name, w, h, _mp(w * h), _mp(max_pixels), *im.size)
+                return k
+    if w * h <= max_pixels:
+        return fits[0] if fits else 8
     raise ImageError(
         f"{name}: image is {w}x{h} ({_mp(w * h)} megapixels), above the limit of {_mp(max_pixels)} megapixels;"
         " downscale or crop it first"
@@ -166,6 +179,46 @@ def _rgb_pixels(im: Image.Image) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class Photo:
+    """A photo as detection and alignment see it: ``pixels`` (RGB uint8, EXIF orientation applied) at
+    1/``scale`` of the original's size. Original pixel coordinates are ``scale`` times the decoded ones."""
+
+    pixels: np.ndarray
+    scale: int = 1
+    original_size: tuple[int, int] | None = None   # (width, height); None: the pixels' own
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The original's (width, height), EXIF orientation applied."""
+        h, w = self.pixels.shape[:2]
+        return self.original_size or (w * self.scale, h * self.scale)
+
+    def to_original(self, coords) -> np.ndarray:
+        """Points (..., 2) or boxes (x, y, w, h) in ``pixels`` -> the same in the original's pixels."""
+        return np.asarray(coords, np.float64) * self.scale
+
+    def to_pixels(self, coords) -> np.ndarray:
+        """Points or boxes in the original's pixels -> the same in ``pixels``."""
+        return np.asarray(coords, np.float64) / self.scale
+
+    def transform_to_pixels(self, transform) -> np.ndarray:
+        """A 2x3 map from the original's pixels (e.g. onto an aligned face) -> the same map from ``pixels``."""
+        out = np.array(transform, np.float64)
+        out[:, :2] *= self.scale
+        return out
+
+
+def load_photo(path: str | os.PathLike, source: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+               working_pixels: int = WORKING_PIXELS) -> Photo:
+    """A photo for detection, alignment and display, decoded at most at ``working_pixels`` (JPEGs reduced while
+    decoding; other formats up to ``max_pixels`` reduced after it). Raises :class:`ImageError`."""
+    path = Path(path)
+    name = _name(path, source)
+    _check_file(path, name)
+    return Photo(*_decode_rgb(_open_header(path, name), name, int(max_pixels), int(working_pixels)))
+
+
 def load_image(
     path: str | os.PathLike,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -178,14 +231,14 @@ def load_image(
     path = Path(path)
     name = _name(path, source)
     _check_file(path, name)
-    return _decode_rgb(_open_header(path, name), name, int(max_pixels))
+    return _decode_rgb(_open_header(path, name), name, int(max_pixels))[0]
 
 
 def decode_image_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Like :func:`load_image` for encoded bytes held in memory (RecordIO records, ``.bin`` validation sets)."""
     if not data:
         raise ImageError(f"{name}: empty image data")
-    return _decode_rgb(_open_header(io.BytesIO(data), name), name, int(max_pixels))
+    return _decode_rgb(_open_header(io.BytesIO(data), name), name, int(max_pixels))[0]
 
 
 def probe_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -197,19 +250,40 @@ def probe_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     im = _open_header(path, name)
     try:
         fmt, (w, h) = im.format, im.size
-        _load(_limit_size(im, name, int(max_pixels)), name)
+        _limit_size(im, name, int(max_pixels))
+        _load(im, name)
         return fmt, int(w), int(h)
     finally:
         im.close()
 
 
-def _decode_rgb(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
+def _decode_rgb(im: Image.Image, name: str, max_pixels: int,
+                working_pixels: int | None = None) -> tuple[np.ndarray, int, tuple[int, int]]:
+    """(pixels, the factor they are reduced by, the original's (width, height) as oriented) for a lazily
+    opened image."""
     try:
-        im = _limit_size(im, name, max_pixels)
+        size = im.size
+        scale = _limit_size(im, name, max_pixels, working_pixels)
         _load(im, name)
-        return _to_rgb_array(_apply_orientation(im, name))
+        # not a JPEG reduced while decoding: decoded whole, reduced before the RGB copy
+        decoded = _reduced(im, scale) if scale > 1 and im.size == size else im
+        try:
+            oriented = _apply_orientation(decoded, name)
+            turned = oriented.size != decoded.size
+            return _to_rgb_array(oriented), scale, size[::-1] if turned else size
+        finally:
+            if decoded is not im:
+                decoded.close()
     finally:
         im.close()
+
+
+def _reduced(im: Image.Image, k: int) -> Image.Image:
+    """``im`` box-averaged by k (Image.reduce), through RGBA for the modes reduce does not take."""
+    try:
+        return im.reduce(k)
+    except ValueError:
+        return im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB").reduce(k)
 
 
 def _load(im: Image.Image, name: str) -> None:
