@@ -586,6 +586,8 @@ def model_section(data: ReportData, st) -> list:
                            "measurement of its accuracy is reported.", st["small"])]
     recognition, maps = court_findings(data.model.fidelity)
     story.append(_p("What was measured", st["h3"]))
+    if data.model.card_note:   # a card shown with a reservation (e.g. no signed checkpoint covers it yet)
+        story.append(_p(data.model.card_note, st["small"]))
     if not recognition and not maps:
         story.append(_p("The model card states no measurement of this model: its accuracy and the reliability of "
                         "its maps are unknown.", st["small"]))

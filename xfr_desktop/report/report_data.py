@@ -337,8 +337,7 @@ def _stored_model_info(store, sha256: str, name: str) -> ModelInfo:
     name, path = name or (record.name if record else ""), str(record.path or "") if record else ""
     card, note = _bundled_card(_bundled_models_by_sha256().get(sha256, "")), ""
     if not card and record is not None and record.card:
-        card = record.card if _card_is_bound(store, sha256, record.card) else ""
-        note = "" if card else UNVERIFIED_CARD
+        card, note = _registry_card(store, sha256, record.card)
     card = card[:CARD_MAX_CHARS]
     return ModelInfo(name=name, sha256=sha256, card_excerpt=card_excerpt(card), path=path,
                      fidelity=fidelity_findings(card), card_note=note)
@@ -346,28 +345,48 @@ def _stored_model_info(store, sha256: str, name: str) -> ModelInfo:
 
 UNVERIFIED_CARD = ("The model's card is not verified (it is neither the bundled card of this model file nor "
                    "recorded in the audit trail), so it is not shown.")
+UNSIGNED_CARD = ("The model's card is recorded in the audit trail (entry #{entry}), but no signed checkpoint covers "
+                 "that entry: only the unsigned chain vouches for the card.")
+REBOUND_CARD = ("The model's card was registered again after the last signed checkpoint (entry #{entry}), and the "
+                "signed registration (entry #{signed}) recorded another card, so it is not shown.")
 
 
-def _card_is_bound(store, sha256: str, card) -> bool:
-    """True when the newest `model.registered` entry of this model (on the system chain, where the app writes
-    it) records this card's SHA-256."""
+def _registry_card(store, sha256: str, card) -> tuple[str, str]:
+    """(the registry card to print, the note to print with it) from the `model.registered` entries of the model
+    (system chain, where the app writes them): the newest must record the card's SHA-256, and the newest one a
+    signed checkpoint covers must record the same card (a card re-bound after it is not shown; one no checkpoint
+    covers yet is shown, with a note saying so)."""
     import hashlib
 
     from sqlalchemy import select
 
+    from ..store.checkpoints import signed_through
     from ..store.schema import AuditLog
 
     if not isinstance(card, str):
-        return False
+        return "", UNVERIFIED_CARD
     with store.session(write=False) as s:
-        details = s.scalar(select(AuditLog.details).where(
+        entries = s.execute(select(AuditLog.id, AuditLog.details).where(
             AuditLog.action == "model.registered", AuditLog.object_id == sha256, AuditLog.case_id.is_(None))
-            .order_by(AuditLog.id.desc()))
+            .order_by(AuditLog.id.desc())).all()
+        signed = signed_through(s, None) if entries else 0
+    digest = hashlib.sha256(card.encode("utf-8")).hexdigest()
+    recorded = [(entry_id, _card_sha256(details)) for entry_id, details in entries]
+    if not recorded or recorded[0][1] != digest:
+        return "", UNVERIFIED_CARD
+    covered = next(((entry_id, sha) for entry_id, sha in recorded if entry_id <= signed), None)
+    if covered is None:
+        return card, UNSIGNED_CARD.format(entry=recorded[0][0])
+    if covered[1] != digest:
+        return "", REBOUND_CARD.format(entry=recorded[0][0], signed=covered[0])
+    return card, ""
+
+
+def _card_sha256(details) -> str | None:
     try:
-        recorded = json.loads(details or "{}").get("card_sha256")
+        return json.loads(details or "{}").get("card_sha256")
     except (ValueError, AttributeError):
-        return False
-    return recorded == hashlib.sha256(card.encode("utf-8")).hexdigest()
+        return None
 
 
 @functools.lru_cache(maxsize=1)

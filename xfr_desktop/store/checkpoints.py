@@ -156,6 +156,17 @@ def _position_problem(s: Session, cp: Checkpoint) -> str | None:
     return None
 
 
+def signed_through(s: Session, case_id: int | None) -> int:
+    """The newest entry of one chain (None: the system chain) that a stored checkpoint covers, its signature valid
+    and the chains intact up to it: entries up to it cannot be changed unnoticed. 0 when none is covered."""
+    from . import audit
+
+    if not audit.verify(s, None).ok:
+        return 0
+    held = [cp.last_entry_id for cp in stored(s, case_id, all_chains=False) if check(s, [cp], None) is None]
+    return max(held, default=0)
+
+
 def check_announced(s: Session, case_id: int | None, all_chains: bool) -> str | None:
     """Every ``audit.checkpoint`` entry must still have its checkpoint (deleting checkpoints is noticed)."""
     query = select(AuditLog).where(AuditLog.action == "audit.checkpoint").order_by(AuditLog.id)
