@@ -19,6 +19,7 @@ from .dialogs import show_error_for
 from .explanation_state import ExplanationState
 from .trust_box import TrustBox
 from .views import MAP_MODES
+from .wrapped_label import WrappedLabel
 
 THRESHOLD_STEPS = 2000  # slider ticks over the slider's current τ range
 
@@ -41,10 +42,9 @@ def _hbox(*items) -> QHBoxLayout:
 
 
 def _label(text: str = "—", name: str | None = None, wrap: bool = False) -> QLabel:
-    label = QLabel(text)
+    label = WrappedLabel(text) if wrap else QLabel(text)
     if name:
         label.setObjectName(name)
-    label.setWordWrap(wrap)
     return label
 
 
@@ -258,8 +258,8 @@ class ControlPanel(QScrollArea):
             w.setEnabled(have)
         dirty = self.state.dirty
         self.save_btn.setEnabled(dirty)
-        # short: a three-line wrapped label in this form was drawn two lines high on some machines
-        self.params_note.setText("Not saved yet: saving adds a new result." if dirty else "")
+        self.params_note.setText("Changed — not saved yet. Results are never overwritten: saving adds a new one."
+                                 if dirty else "")
         self.params_note.setVisible(dirty)
 
     def show_record_info(self, record, result) -> None:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QFormLayout, QGroupBox, QHBox
 
 from ..core.trust_display import CURVES, NOT_CHECKED, faithfulness_short, stability_short, trust_of
 from .dialogs import present
+from .wrapped_label import WrappedLabel
 
 CURVE_PENS = {"map-most": ("#ffb74d", Qt.PenStyle.SolidLine), "map-least": ("#ffb74d", Qt.PenStyle.DashLine),
               "gradient-most": ("#4fc3f7", Qt.PenStyle.SolidLine), "gradient-least": ("#4fc3f7", Qt.PenStyle.DashLine)}
@@ -23,12 +24,10 @@ class TrustBox(QGroupBox):
     def __init__(self, state, parent: QWidget | None = None):
         super().__init__("Trust in this map (this pair)", parent)
         self.state = state
-        self.faithfulness_label = QLabel("—")
+        self.faithfulness_label = WrappedLabel("—")
         self.faithfulness_label.setObjectName("trustFaithfulness")
-        self.stability_label = QLabel("—")
+        self.stability_label = WrappedLabel("—")
         self.stability_label.setObjectName("trustStability")
-        for label in (self.faithfulness_label, self.stability_label):
-            label.setWordWrap(True)
         self.stability_label.setToolTip("Mean correlation of the map recomputed under small alignment jitter with "
                                         "the map shown, per face (1 = the same map)")
         self.curves_btn = QPushButton("Curves…")
