@@ -87,3 +87,35 @@ def test_a_registry_card_re_bound_after_the_last_checkpoint_is_not_shown(analyse
     text = report_text_of(data, case, tmp_path)
     assert "99.98" not in text and "99.99" not in text, text
     assert "was registered again after the last signed checkpoint" in text and "recorded another card" in text
+
+
+# --- 3. a calibration is for exactly the result's model --------------------------------------------------------
+@pytest.mark.parametrize("recorded", [None, "ee" * 32], ids=["no model hash", "the model's hash"])
+def test_a_calibration_planted_beside_a_registry_path_is_not_used(analysed, tmp_path, recorded):
+    """A calibration file beside the path a `models` row names (the row inserted with sqlite3), recording no
+    model hash or even the result's own: a registry row's path never finds a calibration, so the report gives
+    no likelihood ratio rather than one from a planted file."""
+    from xfr_desktop.core.calibration import fit_calibration
+
+    data, case = analysed
+    rng = np.random.default_rng(0)
+    cal = fit_calibration(rng.normal(0.7, 0.1, 200), rng.normal(0.1, 0.1, 200), model_sha256=recorded)
+    cal.save(tmp_path / "planted.calibration.json")
+    with sqlite3.connect(data / "xfr.sqlite") as con:
+        con.execute("INSERT INTO models (name, path, sha256, card, active, registered_at) VALUES (?, ?, ?, ?, 0, ?)",
+                    ("tiny", str(tmp_path / "planted.pt"), "ee" * 32, None, "2030-01-01"))
+    text = report_text_of(data, case, tmp_path)
+    assert "No calibration is stored for this model, so no likelihood ratio is reported." in text
+    assert "LR = P(score | same person)" not in text
+
+
+def test_a_bundled_calibration_is_used_only_for_its_own_model(monkeypatch):
+    """The bundled model's own calibration for its SHA-256; nothing for another hash, nor for no hash."""
+    from xfr_desktop.core.calibration import load_calibration_for
+    from xfr_desktop.core.fileio import file_sha256
+    from xfr_desktop.core.model import default_model_path
+    from xfr_desktop.report.report_data import _find_calibration
+
+    sha = file_sha256(default_model_path())
+    assert _find_calibration(None, sha).model_sha256 == sha == load_calibration_for(default_model_path()).model_sha256
+    assert _find_calibration(None, "ee" * 32) is None and _find_calibration(None, "") is None

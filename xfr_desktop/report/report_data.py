@@ -450,27 +450,21 @@ def _load_original(store, sha256: str) -> np.ndarray | None:
 
 
 def _find_calibration(store, model_sha256: str | None, explicit=None):
-    """The calibration for the model that produced a result: explicit, else next to a registered/bundled model."""
+    """The calibration for the model that produced a result: explicit, else the one beside the bundled model file
+    whose SHA-256 is the result's, and only when it records exactly that SHA-256 (a registry row's path never
+    finds one: anyone who can write the data folder can set it)."""
     from ..core.calibration import CalibrationError, load_calibration_for
-    from ..core.model import default_model_path
 
     if explicit is not None:
         return explicit
-    paths = []
-    if model_sha256:
-        try:
-            paths.append(store.get_model(model_sha256).path)
-        except XfrError:
-            pass
-    paths.append(default_model_path())
-    for path in filter(None, paths):  # a registry row's path may be empty
-        try:
-            cal = load_calibration_for(path)
-        except (CalibrationError, ValueError):
-            continue
-        if cal is not None and (not model_sha256 or not cal.model_sha256 or cal.model_sha256 == model_sha256):
-            return cal
-    return None
+    path = _bundled_models_by_sha256().get(model_sha256 or "")
+    if not path:
+        return None
+    try:
+        cal = load_calibration_for(path)
+    except (CalibrationError, ValueError):
+        return None
+    return cal if cal is not None and cal.model_sha256 == model_sha256 else None
 
 
 def _stored_lr(parameters) -> tuple[float, str] | None:
