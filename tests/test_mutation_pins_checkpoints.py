@@ -157,6 +157,11 @@ def test_exported_file_round_trips_and_hostile_files_are_one_line(tmp_path, jane
             checkpoints.load_checkpoint_file(path)
         return str(err.value)
 
+    def refused_bytes(path) -> str:
+        with pytest.raises(StoreError) as err:
+            checkpoints.load_checkpoint_file(path)
+        return str(err.value)
+
     good = {k: v for k, v in vars(cp).items() if k != "id"}
     prefix = f"cannot read the checkpoint file {path}: "
     assert refused({**data, "format": "xfr-audit-checkpoints/2"}) == prefix + "not an XFR audit checkpoint file"
@@ -165,6 +170,8 @@ def test_exported_file_round_trips_and_hostile_files_are_one_line(tmp_path, jane
     for field, value in [("case_id", "4"), ("last_entry_id", True), ("n_entries", 5.0), ("head_hash", 1),
                          ("created_at", None), ("signer", ["x"]), ("certificate_pem", 3), ("signature", {})]:
         assert refused({"format": "xfr-audit-checkpoints/1", "checkpoints": [{**good, field: value}]}) == wrong
+    path.write_bytes(b'{"format": "xfr-audit-checkpoints/1", "checkpoints": [], "x": "\xff"}')
+    assert refused_bytes(path).startswith(prefix + "'utf-8' codec can't decode byte 0xff")
     assert refused({"format": "xfr-audit-checkpoints/1"}).startswith(prefix)
     assert refused({"format": "xfr-audit-checkpoints/1", "checkpoints": [{"case_id": 1}]}).startswith(prefix)
     none_case = {**good, "case_id": None}

@@ -79,6 +79,9 @@ def test_limits_at_both_ends_with_their_tolerance():
     assert (inside_hi.at_limit, inside_hi.text, inside_hi.verbal) == (None, "3,000", f"strong support for {SAME}")
     assert (inside_lo.at_limit, inside_lo.text) == (None, "1/3,000")
     assert lr_statement(4000.0, limits).at_limit == "upper" and lr_statement(1 / 4000, limits).at_limit == "lower"
+    # the tolerance's own edge counts as at the limit, on both sides
+    assert lr_statement(3000.0 * (1 - 1e-9), limits).at_limit == "upper"
+    assert lr_statement((1 / 3000) * (1 + 1e-9), limits).at_limit == "lower"
 
 
 def test_limits_given_by_the_caller_win_over_the_stored_ones():
@@ -93,6 +96,10 @@ def test_the_cases_own_propositions_are_named_in_the_verbal_equivalent():
     own = ("The man filmed is the suspect.", "  hd: the man filmed is another man. ")
     assert lr_statement(2.0, propositions=own).verbal == "weak support for Hp: The man filmed is the suspect"
     assert lr_statement(0.5, propositions=own).verbal == "weak support for hd: the man filmed is another man"
+    # only the closing full stop goes: a proposition may end in a letter such as "Mr X"
+    named_x = ("the man is Mr X.", "the man is not Mr X")
+    assert lr_statement(2.0, propositions=named_x).verbal == "weak support for Hp: the man is Mr X"
+    assert lr_statement(0.5, propositions=named_x).verbal == "weak support for Hd: the man is not Mr X"
     prefixed = ("HP: A is B", "Hd: A is not B")
     assert lr_statement(2.0, propositions=prefixed).verbal == "weak support for HP: A is B"
     assert lr_statement(0.5, propositions=prefixed).verbal == "weak support for Hd: A is not B"

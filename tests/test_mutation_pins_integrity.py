@@ -316,6 +316,24 @@ def test_a_case_may_change_everything_when_re_bound_through_the_app(case):
     assert check(st) is None
 
 
+def test_images_are_checked_by_hash_in_a_case_and_by_import_time_in_all(case):
+    data, a, b, st = case
+    assert b < a                      # image B sorts first by its SHA-256, image A was imported first
+    attack(data, "UPDATE images SET size = 1")
+    assert check(st, 1).startswith(f"image {b[:12]}… differs")
+    assert check(st, None).startswith(f"image {a[:12]}… differs")
+
+
+def test_another_cases_rows_are_out_of_scope(case):
+    data, _, _, st = case
+    st.create_case("C-2")
+    st.set_conclusion(2, "other")
+    attack(data, "UPDATE conclusions SET text = 'forged' WHERE case_id = 2")
+    assert check(st, 1) is None
+    assert check(st, 2).startswith("conclusion 2 differs") and check(st, None).startswith("conclusion 2 differs")
+    assert check(st, 99) is None                       # no such case: nothing in scope, nothing missing
+
+
 def test_a_row_no_entry_records_is_named(case):
     data, _, _, st = case
     attack(data, "INSERT INTO reviews (comparison_id, reviewer, verdict, note, created_at) "
@@ -354,6 +372,8 @@ def test_digests_of_the_wrong_shape_bind_nothing(case):
     st.log_event("x", case_id=1, object_type="review", object_id=2, details={"other": digest})
     assert check(st).startswith("review 2 is not recorded")
     attack(data, f"UPDATE audit_log SET details = 'not json' WHERE id = {last_entry(data)}")
+    assert check(st).startswith("review 2 is not recorded")
+    attack(data, f"UPDATE audit_log SET details = '[1, 2]' WHERE id = {last_entry(data)}")
     assert check(st).startswith("review 2 is not recorded")
 
 
@@ -402,6 +422,13 @@ def test_a_bound_key_that_names_no_row_is_missing(fresh, key):
                                  "app never deletes rows (deleted behind the app's back)")
 
 
+def test_adopted_rows_of_the_wrong_shape_bind_nothing(fresh):
+    data, st = fresh
+    append(st, integrity.ADOPT_ACTION, rows={"result:77": 5})
+    append(st, integrity.ADOPT_ACTION, case_id=3, rows=["result:78", "0" * 64])
+    assert check(st, None) is None            # a bound result:77 or result:78 would be reported missing
+
+
 def test_adoptions_are_once_per_chain_and_before_any_digest(fresh):
     data, st = fresh
     append(st, integrity.ADOPT_ACTION, rows={})
@@ -447,6 +474,10 @@ def _unbound_case(data, st, tmp_path):
                     f"status, created_at) VALUES (1, '{sha}', '{sha}', 0, 0, '{{}}', 'done', '2020')")
         con.execute("INSERT INTO results (comparison_id, created_at, parameters, score, threshold, decision, timings) "
                     "VALUES (1, '2020', '{}', 0.5, 0.3, 1, '{}')")
+        con.execute("INSERT INTO conclusions (case_id, comparison_id, text, scale, notes, author, created_at) "
+                    "VALUES (1, NULL, 'c', NULL, '', 'Ann', '2020')")
+        con.execute("INSERT INTO reviews (comparison_id, reviewer, verdict, note, created_at) "
+                    "VALUES (1, 'Bob', 'agree', '', '2020')")
     return data, sha
 
 
@@ -465,7 +496,9 @@ def test_the_upgrade_adopts_unbound_rows_on_their_own_chains(fresh, tmp_path):
     assert adopted[1] == ("xfr-upgrade", {"rows": {
         "case:1": hand_digest(data, "cases", "case", CASE, "id", 1),
         "comparison:1": hand_digest(data, "comparisons", "comparison", COMPARISON, "id", 1),
-        "result:1": hand_digest(data, "results", "result", RESULT, "id", 1)}})
+        "result:1": hand_digest(data, "results", "result", RESULT, "id", 1),
+        "conclusion:1": hand_digest(data, "conclusions", "conclusion", CONCLUSION, "id", 1),
+        "review:1": hand_digest(data, "reviews", "review", REVIEW, "id", 1)}})
     assert adopted[None] == ("xfr-upgrade", {"rows": {
         f"image:{sha}": hand_digest(data, "images", "image", IMAGE, "sha256", sha)}})
     assert check(st, None) is None and check(st, 1) is None
