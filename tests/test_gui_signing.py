@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from test_report_dialog import isolated_settings  # noqa: E402,F401
 from xfr_desktop.report.signature_check import verify_pdf  # noqa: E402
 from xfr_desktop.report.signing import create_identity, load_signing_identity, sign_pdf  # noqa: E402
 
@@ -157,3 +158,48 @@ def test_refusals_that_need_no_key_keep_the_typed_passphrases(qtbot, tmp_path, s
     assert f"{pem} exists" in text and "overwrit" not in text and keydialog.created is None, text
     assert keydialog.pass_edit.text() == keydialog.confirm_edit.text() == "long enough phrase"
     assert not (tmp_path / "new.p12").exists() and pem.read_text() == "someone else's certificate"
+
+
+def _create_key(dialog, path) -> None:
+    """Fill the key creation form as the examiner would and press Create key."""
+    dialog.path_edit.setText(str(path))
+    dialog.pass_edit.setText(PASS)
+    dialog.confirm_edit.setText(PASS)
+    dialog.action_button.click()
+    assert dialog.created is not None, dialog.status.text()
+
+
+def test_the_export_dialog_offers_the_key_just_created(qtbot, tmp_path, isolated_settings):
+    """Tools ▸ Create signing key…, then File ▸ Export report…: the new key is the one offered; a key created with
+    the export dialog's own Create… button is offered at once (issue 24)."""
+    from PySide6.QtCore import Qt
+
+    from xfr_desktop.gui.main_window import MainWindow
+    from xfr_desktop.gui.signing_dialogs import KeyCreationDialog
+    from xfr_desktop.store import open_store
+
+    store = open_store(tmp_path / "data")
+    try:
+        window = MainWindow(store)
+        qtbot.addWidget(window)
+        case = store.create_case("CS-3", examiner="Jane Examiner", organisation="Lab")
+        window.select_case(case.id)
+        assert window.has_export
+        _create_key(window.create_signing_key(), tmp_path / "jane.p12")
+        export = window.export_report()
+        assert export.sign_check.isChecked() and export.key_edit.text() == str(tmp_path / "jane.p12")
+        ident = load_signing_identity(export.key_edit.text(), PASS)     # the real key, as created
+        assert ident.common_name == "Jane Examiner"
+
+        export.show()
+        qtbot.waitExposed(export)
+        qtbot.mouseClick(export.create_key_button, Qt.MouseButton.LeftButton)
+        created = export.findChildren(KeyCreationDialog)
+        assert len(created) == 1 and created[0].name_edit.text() == "Jane Examiner"
+        _create_key(created[0], tmp_path / "jane-2.p12")
+        assert export.key_edit.text() == str(tmp_path / "jane-2.p12")
+        export.close()
+        assert window.export_report().key_edit.text() == str(tmp_path / "jane-2.p12")   # and the next time
+    finally:
+        window.close()
+        store.close()

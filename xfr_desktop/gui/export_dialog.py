@@ -19,6 +19,11 @@ SETTINGS_KEY_FILE = "export/key_file"
 SETTINGS_FOLDER = "export/folder"
 
 
+def remember_key_file(path: str) -> None:
+    """The key file the next export dialog offers: the one last used to sign, or created since."""
+    QSettings().setValue(SETTINGS_KEY_FILE, path)
+
+
 class ExportDialog(FormDialog):
     """``ExportDialog(parent, store, case_id)``; emits ``exported(ExportResult)`` after a successful export."""
 
@@ -43,9 +48,12 @@ class ExportDialog(FormDialog):
         self.sign_check = QCheckBox("Sign the report (PAdES, SHA-256) with my key file")
         self.sign_check.setChecked(True)
         self.key_edit = QLineEdit(str(settings.value(SETTINGS_KEY_FILE, "") or ""))
-        self.key_edit.setPlaceholderText("examiner.p12 (create one: Tools ▸ Create signing key…)")
+        self.key_edit.setPlaceholderText("examiner.p12 (none yet? Create…)")
         browse_key = QPushButton("Browse…")
         browse_key.clicked.connect(self._browse_key)
+        self.create_key_button = QPushButton("Create…")
+        self.create_key_button.setToolTip("Create your signing key (as Tools ▸ Create signing key…)")
+        self.create_key_button.clicked.connect(self.create_key)
         self.passphrase_edit = QLineEdit()
         self.passphrase_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.passphrase_edit.setPlaceholderText("never stored")
@@ -55,7 +63,7 @@ class ExportDialog(FormDialog):
         form.addRow("Report file", row(self.path_edit, browse_out))
         form.addRow("", self.overwrite_check)
         form.addRow("", self.sign_check)
-        form.addRow("Key file", row(self.key_edit, browse_key))
+        form.addRow("Key file", row(self.key_edit, browse_key, self.create_key_button))
         form.addRow("Passphrase", self.passphrase_edit)
         note = QLabel("The signing time comes from this computer's clock (no timestamp authority is used).")
         note.setWordWrap(True)
@@ -87,8 +95,23 @@ class ExportDialog(FormDialog):
             self.key_edit.setText(path)
 
     def _sign_toggled(self, on: bool) -> None:
-        self.key_edit.setEnabled(on)
-        self.passphrase_edit.setEnabled(on)
+        for widget in (self.key_edit, self.passphrase_edit, self.create_key_button):
+            widget.setEnabled(on)
+
+    def create_key(self):
+        """The key creation form over this dialog; the key created is the one this dialog then signs with."""
+        from .dialogs import present
+        from .signing_dialogs import KeyCreationDialog
+
+        dialog = KeyCreationDialog.for_case(self, self.store, self.case_id)
+        dialog.key_created.connect(self.offer_key)
+        dialog.key_created.connect(remember_key_file)
+        return present(dialog)
+
+    def offer_key(self, path: str) -> None:
+        self.sign_check.setChecked(True)
+        self.key_edit.setText(path)
+        self.passphrase_edit.clear()
 
     @property
     def busy(self) -> bool:
@@ -129,7 +152,7 @@ class ExportDialog(FormDialog):
             except XfrError as exc:
                 self.show_error(f"{exc}. Nothing was written.")
                 return
-            QSettings().setValue(SETTINGS_KEY_FILE, key)
+            remember_key_file(key)
         QSettings().setValue(SETTINGS_FOLDER, str(Path(path).parent))
         self.show_info("Building the report…" + (" and signing it…" if identity else ""))
         self.export_button.setEnabled(False)

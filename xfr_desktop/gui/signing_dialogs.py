@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QDialogButtonBox, QFileDialog, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
                                QTableWidgetItem)
 
@@ -40,7 +41,17 @@ class _ActionDialog(FormDialog):
 
 
 class KeyCreationDialog(_ActionDialog):
-    """A self-signed examiner identity: FILE.p12 (key and certificate, pass-phrase protected) and FILE.pem."""
+    """A self-signed examiner identity: FILE.p12 (key and certificate, pass-phrase protected) and FILE.pem; emits
+    ``key_created(str)`` with the key file's path (the export dialog offers it)."""
+
+    key_created = Signal(str)
+
+    @classmethod
+    def for_case(cls, parent, store, case_id: int | None) -> "KeyCreationDialog":
+        """Filled with the examiner's name (the preference, else the case's examiner) and the case's organisation."""
+        case = store.get_case(case_id) if case_id is not None else None
+        return cls(parent, name=store.examiner_name() or (case.examiner if case else ""),
+                   organisation=case.organisation if case else "")
 
     def __init__(self, parent, name: str = "", organisation: str = "", folder: str | None = None):
         super().__init__(parent, "Create a signing key", "Create key")
@@ -100,6 +111,7 @@ class KeyCreationDialog(_ActionDialog):
         self.show_info(f"Wrote {p12} (key) and {pem} (certificate). Valid until {ident.not_after:%Y-%m-%d};"
                        f" certificate SHA-256 {ident.fingerprint_sha256}.")
         self.action_button.setEnabled(False)
+        self.key_created.emit(str(p12))
 
 
 # the verdict in plain words, by verify_pdf's status; other statuses show verify_pdf's own one-line reason

@@ -204,12 +204,12 @@ class WindowActions:
             self.model_path = path
             self.statusBar().showMessage(f"Model for new analyses: {path}", 8000)
 
-    def export_report(self) -> None:
+    def export_report(self) -> QDialog | None:
         if not self.has_export or self.case_id is None:
-            return
+            return None
         from .export_dialog import ExportDialog
 
-        present(ExportDialog(self, self.store, self.case_id))
+        return present(ExportDialog(self, self.store, self.case_id))
 
     def open_compare(self):
         """The compare window of the shown result's comparison (photos at full resolution, annotations)."""
@@ -249,11 +249,12 @@ class WindowActions:
         return present(dialog)
 
     def create_signing_key(self) -> QDialog:
+        from .export_dialog import remember_key_file
         from .signing_dialogs import KeyCreationDialog
 
-        case = self.store.get_case(self.case_id) if self.case_id is not None else None
-        return present(KeyCreationDialog(self, name=self.store.examiner_name() or (case.examiner if case else ""),
-                                         organisation=case.organisation if case else ""))
+        dialog = KeyCreationDialog.for_case(self, self.store, self.case_id)
+        dialog.key_created.connect(remember_key_file)   # the next export offers it
+        return present(dialog)
 
     def verify_report(self) -> QDialog:
         from .signing_dialogs import VerifyReportDialog
