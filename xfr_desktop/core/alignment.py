@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import ImageError, ModelFileError, NoFaceError
 from .imageio import Photo, image_sha256, load_image, load_photo  # noqa: F401  (re-exported: callers load, align)
+from ..paths import REPO_ROOT
 
 __all__ = [
     "AlignedFace", "Face", "FaceAligner", "FaceIndexError", "NoFaceError", "ImageError", "Photo", "load_image",
@@ -93,13 +94,13 @@ class AlignedFace:
 
 def default_detector_path() -> Path:
     """The bundled YuNet file (models/, or $XFR_MODELS_DIR when it holds one)."""
-    from .model import MODELS_DIR, PACKAGE_ROOT
+    from .model import MODELS_DIR
 
-    for folder in (Path(MODELS_DIR), PACKAGE_ROOT / "models"):
+    for folder in (Path(MODELS_DIR), REPO_ROOT / "models"):
         candidate = folder / YUNET_FILE
         if candidate.is_file():
             return candidate
-    return PACKAGE_ROOT / "models" / YUNET_FILE
+    return REPO_ROOT / "models" / YUNET_FILE
 
 
 def umeyama_similarity(src: np.ndarray, dst: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:

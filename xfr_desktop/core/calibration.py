@@ -329,14 +329,6 @@ def stored_likelihood_ratio(model, score: float) -> dict | None:
     return {"value": float(value), "verbal": str(verbal), "limits": [10.0 ** lo, 10.0 ** hi], "calibration": about}
 
 
-def format_stored_likelihood_ratio(lr: dict | None) -> str:
-    """A stored ``{"value", "verbal"}`` as the score panel shows it ('—' when there is none)."""
-    if not lr or lr.get("value") is None:
-        return "—"
-    text = format_lr(float(lr["value"]))
-    return f"{text} ({lr['verbal']})" if lr.get("verbal") else text
-
-
 # --- Tippett plot (cv2 drawing: no plotting library needed) -------------------------------------------------
 def tippett_curves(log10_genuine, log10_impostor, grid=None):
     """(x, P(log10 LR ≥ x | Hp), P(log10 LR ≥ x | Hd))."""

@@ -120,7 +120,7 @@ SCHEMA_V3_SQL: list[str] = [
         BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: checkpoints cannot be deleted'); END""",
 ]
 
-# Version 4: the examiner's workflow (issue 14). Cases keep their two propositions ('' = the defaults of
+# Version 4: the examiner's workflow. Cases keep their two propositions ('' = the defaults of
 # core/evaluative.py); comparisons can be removed (the row stays, with when, why and by whom) and name the result a
 # report uses (NULL = the first full analysis); per comparison: FISWG feature assessments and ACE-V reviews
 # (append-only: the latest row per feature / reviewer is current), annotations on the full-resolution photos

@@ -14,11 +14,11 @@ from pathlib import Path
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
+from ..core.arrays import as_npz_bytes
 from ..core.errors import StoreError, XfrError
 from ..core.numbers import finite_float
 from . import audit, checkpoints, integrity, liveness
 from .integrity import ROW_KEY, row_digest
-from .arrays import as_npz_bytes
 from .audit import AuditVerification, utc_now
 from .db import Database
 from .examination import EXAMINER_NAME, ExaminationRepository
@@ -29,7 +29,6 @@ from .schema import AuditLog, Case, Comparison, Conclusion, Image, Model, Result
 
 COMPARISON_STATUSES = ("new", "running", "done", "failed", "cancelled", "interrupted")
 CASE_FIELDS = ("number", "title", "examiner", "organisation", "notes")
-PROPOSITION_FIELDS = ("proposition_prosecution", "proposition_defence")
 
 
 def _loads(text: str | None) -> dict:

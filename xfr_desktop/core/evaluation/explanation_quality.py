@@ -45,7 +45,6 @@ from .occlusion import mass_share
 REGIONS = ("eyes", "nose", "mouth")
 REGION_LABELS = {"eyes": "eyes + brows", "nose": "nose", "mouth": "mouth"}
 DEFAULT_METHODS = ("ours", "gradient", "gradcampp", "stylianou")
-REFERENCE_ROWS = ("uniform", "centre")
 ROW_LABELS = {**METHOD_LABELS, "ours": "Ours (S- on A')", "stylianou-neg": "Stylianou, negative part",
               "xface-neg": "xFace, negative part", "uniform": "uniform map (reference)",
               "centre": "centre prior (reference)"}
@@ -256,10 +255,6 @@ class SwapResult:
     a: np.ndarray | None = None
     a_prime: np.ndarray | None = None
     pair: str = ""
-
-    @property
-    def move(self) -> float:
-        return 1.0 - self.score_swap
 
 
 def play_swaps(model, a: np.ndarray, b: np.ndarray, rows: Sequence[SwapRow], margin: float,
