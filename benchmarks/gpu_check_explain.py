@@ -50,7 +50,7 @@ with torch.no_grad():
     out["gpu_literal_per_image_ms"] = tm(lambda: compute_residuals(mc.decoder, C1, engine="literal"), 2)
     out["gpu_explain_pair_ms"] = tm(lambda: explain_pair(mc, a, b), 5)
     out["gpu_backbone_pair_ms"] = tm(lambda: mc.embed(mc.preprocess(np.stack([a, b]))))
-    # where a pair's time goes, and the two ways of running its residuals (issue 16: both faces as one batch)
+    # where a pair's time goes, and the two ways of running its residuals (both faces as one batch or one by one)
     stages = [explain_pair(mc, a, b).timings_ms for _ in range(5)]
     out["gpu_explain_pair_stages_ms"] = {k: float(np.median([s[k] for s in stages])) for k in stages[0]}
     C2 = mc.embed(mc.preprocess(np.stack([a, b])))[0]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU session's checks (issue 16), prepared to run as they are on a machine with a CUDA GPU:
+# One GPU session's checks, prepared to run as they are on a machine with a CUDA GPU:
 #   bash benchmarks/gpu_session.sh            # from the repository root; results under $OUT (default ./out/gpu)
 # 1. benchmarks/gpu_check_explain.py: Algorithm 1 on the current engine (per image, per pair and its stages, both
 #    faces as one batch vs face by face, host synchronisations, error vs a float64 reference, the bundled model);

@@ -1,4 +1,4 @@
-"""Issue 12 diagnosis: does a channel's residual (where Algorithm 1 puts the channel) cover the pixels that drive
+"""Diagnosis: does a channel's residual (where Algorithm 1 puts the channel) cover the pixels that drive
 the channel?
 
 For each image and channel i: g_i = Σ_colour |∂F_i/∂x| (the pixels that move the embedding channel F_i = max C_i)

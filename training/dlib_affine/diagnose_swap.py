@@ -1,4 +1,4 @@
-"""Issue 12 diagnosis: is the region-swap game limited by the model's residuals or by Algorithm 1's weights?
+"""Diagnosis: is the region-swap game limited by the model's residuals or by Algorithm 1's weights?
 
 For (A, A′) (A′ = A with one region of B), Algorithm 1 weights channel i's residual on A′ by p_i − T
 (p_i = F̂_A[i]·F̂_A′[i], T = τ/c) and S⁻ = ReLU(−H). The same residuals are combined here with other weights,

@@ -1,4 +1,4 @@
-"""Issue 12 probe, no training: does a finer conv map make the channels local, and what does max pooling it cost?
+"""Probe, no training: does a finer conv map make the channels local, and what does max pooling it cost?
 
 dlib's network in the dense form from block ``--dense-from`` on (10: the bundled layout, C on the 8x8 grid of the
 128 stage; 7: the 128 stage dense too, C on the 64 stage's finer grid), C' = the last block's output standardized

@@ -1,4 +1,4 @@
-"""Issue 12 diagnosis: the locality ceiling of the frozen trunk.
+"""Diagnosis: the locality ceiling of the frozen trunk.
 
 train.py trains only the dense stages and the head on cached trunk features (the stem and the strided blocks
 through the 128 stage stay dlib's). A channel of C can be no more local in pixels than the trunk features it reads.

@@ -1,6 +1,6 @@
 """The explanation-ready dlib joint model: C = per-channel affine of the last dense stage (no channel mixing).
 
-Why (issue 12, ../shared/notes/explanation-model.md): the bundled model's 1x1 convolution mixes the 256 dense
+Why (../shared/notes/explanation-model.md): the bundled model's 1x1 convolution mixes the 256 dense
 channels into 128 channels that all peak on one cell of the 8x8 map, so Algorithm 1's residuals coincide and the
 maps do not depend on the partner. Here C' = gamma * x + beta with x = output of dense block 13 (256x8x8), i.e. a
 folded batch norm as the paper's BN'd conv map, F = global max pool of C' (256-d), cosine score.
@@ -96,7 +96,7 @@ def spread_loss(C: torch.Tensor, beta: float, target: torch.Tensor) -> torch.Ten
 def locality_loss(bb, feats: torch.Tensor, n_img: int, n_ch: int, sigma: float, gen: torch.Generator) -> torch.Tensor:
     """Mean share of |dF_i/d trunk| (summed over trunk channels) lying away from channel i's argmax cell, weighted
     by 1 - exp(-d^2 / 2 sigma^2) (d in cells), for ``n_ch`` random channels of the first ``n_img`` images: pulls
-    each channel's maximum towards depending on the trunk cells around it (issue 12: channels are not local)."""
+    each channel's maximum towards depending on the trunk cells around it (the bundled model's channels are not local)."""
     t = feats[:n_img].detach().repeat_interleave(n_ch, 0).requires_grad_(True)
     C = bb.top(t)
     rows = torch.arange(len(t))

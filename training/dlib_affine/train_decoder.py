@@ -1,4 +1,4 @@
-"""Step 2b of the recipe: a decoder-only phase on the frozen affine model (issue 12: reconstruction PSNR, and the
+"""Step 2b of the recipe: a decoder-only phase on the frozen affine model (reconstruction PSNR matters: the
 channels' residuals that Algorithm 1 reads come from this decoder).
 
 Every recognition weight stays as it is (embeddings, scores, threshold, LFW figures unchanged). C is computed once

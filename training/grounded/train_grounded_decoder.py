@@ -1,4 +1,4 @@
-"""Issue 22, lever 1: train a grounded decoder (per-channel spatial mixing before the transposed convolutions) so
+"""Train a grounded decoder (per-channel spatial mixing before the transposed convolutions) so
 each channel's Algorithm-1 residual sits where the channel reads the face.
 
 Decoder only; the backbone of the model stays frozen (embeddings, scores and threshold unchanged). Loss per step:

@@ -1,4 +1,4 @@
-"""`xfr evaluate explanations`: measurements of explanation quality on a pair list (issue 12, item 1).
+"""`xfr evaluate explanations`: measurements of explanation quality on a pair list.
 
 Writes ``explanations.json`` (every number), ``explanations.md`` (tables) and ``swap_examples.png`` (maps of a few
 region swaps per method, the swapped box drawn) to ``--out``. The measurements are in

@@ -150,7 +150,7 @@ class DlibDenseBackbone(nn.Module):
     of the last dense stage, 256 channels; an affine map cannot move a channel's maximum.
     ``dense`` = ``"compact"``: the 256 stages keep dilation 1; ``"pointwise"``: they use only their kernels'
     centre taps, so a channel of C at a cell depends on the trunk's features at that cell only. Both keep the
-    parameter layout (issue 12: the dilated stages make every channel read the whole face).
+    parameter layout (the dilated stages make every channel read the whole face).
     """
 
     def __init__(self, channels: int = 128, head: str = "conv1x1", dense: str = "dilated"):

@@ -1,4 +1,4 @@
-"""Measurements of explanation quality (issue 12, item 1): how pair-specific, how faithful, how model-dependent?
+"""Measurements of explanation quality: how pair-specific, how faithful, how model-dependent?
 
 All numbers come from one pass over a pair list (`xfr evaluate explanations`, docs/hiding_game.md):
 
