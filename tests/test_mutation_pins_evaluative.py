@@ -69,6 +69,7 @@ def test_limits_at_both_ends_with_their_tolerance():
     assert lr_statement(3000.0 * (1 - 5e-10), limits).text == "≥ 2,900 (limit of the calibration)"
     assert lr_statement((1 / 3000) * (1 + 5e-10), limits).text == "≤ 1/2,900 (limit of the calibration)"
     assert (upper.at_limit, upper.supports, upper.text) == ("upper", "Hp", "≥ 3,000 (limit of the calibration)")
+    assert (upper.value, lower.value) == (3000.0, 1 / 3000)        # the value as computed, beside its bound
     assert (lower.at_limit, lower.supports, lower.text) == ("lower", "Hd", "≤ 1/3,000 (limit of the calibration)")
     assert upper.verbal == f"at least strong support for {SAME}"
     assert lower.verbal == f"at least strong support for {DIFFERENT}"
@@ -141,17 +142,23 @@ def test_threshold_flag_in_both_directions_and_within_the_storage_rounding():
     assert flags(0.5 + 4e-7, 0.5) == () and flags(0.5 - 4e-7, 0.5) == ()   # stored rounded to 6 decimals
     assert flags(0.5 + 6e-7, 0.5) != () and flags(0.5 - 6e-7, 0.5) != ()
     assert flags(0.5, None) == ()
+    # a difference of exactly the tolerance (5e-7 - 0.0 is exact in binary) is still the calibrated τ
+    assert flags(5e-7, 0.0) == () and flags(0.0, 5e-7) == ()
+
+
+LR_TEXT = {3000.0: "3,000", 1 / 3000: "1/3,000", 1.5: "1.5", 1 / 1.5: "1/1.5"}
 
 
 @pytest.mark.parametrize("lr, decision, against", [
     (3000.0, False, True), (3000.0, True, False), (1 / 3000, True, True), (1 / 3000, False, False),
-    (1.0, True, False), (1.0, False, False), (None, False, False), (None, True, False)])
+    (1.0, True, False), (1.0, False, False), (None, False, False), (None, True, False),
+    (1.5, False, True), (1.5, True, False), (1 / 1.5, True, True), (1 / 1.5, False, False)])
 def test_decision_against_the_lr_is_flagged_for_both_signs(lr, decision, against):
     d = model_decision(0.5, 0.5, lr=lr, decision=decision)
     expected = ()
     if against:
         expected = (f"the decision at τ = 0.500 points the other way from the likelihood ratio "
-                    f"({'3,000' if lr > 1 else '1/3,000'}); the likelihood ratio is the evaluative result",)
+                    f"({LR_TEXT[lr]}); the likelihood ratio is the evaluative result",)
     assert d.flags == expected
 
 
@@ -178,3 +185,9 @@ def test_a_stored_results_decision_reads_its_parameters():
         parameters = {"likelihood_ratio": None, "model_threshold": 0.6}
 
     assert result_model_decision(NoLR()).flags == () and result_model_decision(NoLR()).text.endswith("non-match")
+
+    class StoredAgainstScore:       # the stored decision is what was decided, whatever score >= τ says now
+        score, threshold, decision = 0.7, 0.6, False
+
+    d = result_model_decision(StoredAgainstScore())      # no parameters attribute at all
+    assert (d.text, d.flags) == ("model decision at τ = 0.600: non-match", ())
