@@ -26,8 +26,9 @@ import torch  # noqa: E402
 
 from test_training import make_identity_folder, small_spec  # noqa: E402
 from xfr_desktop.core.model import JointModel, load_model, save_model  # noqa: E402
-from xfr_desktop.core.training.engine import CHECKPOINT_NAME, TrainConfig, Trainer  # noqa: E402
+from xfr_desktop.core.training.config import CHECKPOINT_NAME, TrainConfig  # noqa: E402
 from xfr_desktop.core.training.launcher import train_in_processes  # noqa: E402
+from xfr_desktop.core.training.trainer import Trainer  # noqa: E402
 
 
 def main() -> int:

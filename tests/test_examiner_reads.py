@@ -304,3 +304,60 @@ def test_a_value_reads_in_its_colour_bars_unit():
     assert colour_bar_caption("S_neg", scale) == "S⁻ (×10⁻⁴ cosine score per pixel), max 2.3"
     assert scale_value(2.3e-6, scale) == "0.02" and scale_value(-1.234e-4, scale, signed=True) == "−1.23"
     assert scale_value(1.5e-4, None) == "0.00015"
+
+
+# --- a fresh co-signed report read page by page (issue 24, "done when") ---------------------------------------------
+@pytest.fixture
+def own_propositions_report(tmp_path, tiny_model):
+    """A case report whose first comparison's result carries an LR of 10.0408, under propositions typed without
+    their Hp/Hd labels; (text of page 1, text of the whole report)."""
+    from xfr_desktop.report import render_report
+    from xfr_desktop.report.report_data import build_report_for_case
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 255, (112, 112, 3), dtype=np.uint8) for _ in range(2))
+    with open_store(tmp_path / "data") as store:
+        case, comps = interleaved_case(store, tmp_path, tiny_model)
+        store.save_result(comps[0].id, result_payload(explain_pair(tiny_model, a, b), model_sha256="ee" * 32,
+                                                      parameters={"likelihood_ratio": {"value": 10.0408}}))
+        store.choose_report_result(comps[0].id, store.list_results(comps[0].id)[-1].id)
+        store.set_propositions(case.id, prosecution="the man filmed is Mr Smith", defence="he is someone else")
+        pdf = render_report(build_report_for_case(store, case.id)).pdf
+    first = " ".join(pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
+    return first, pdf_text(pdf)
+
+
+def test_the_report_names_the_propositions_by_the_labels_its_lrs_use(own_propositions_report):
+    first, text = own_propositions_report
+    # the LR's verbal equivalent says "Hp: …": page 1 and each evaluation state which proposition that is
+    assert "moderate support for Hp: the man filmed is Mr Smith" in first
+    assert "propositions: Hp: the man filmed is Mr Smith Hd: he is someone else" in first
+    assert "Propositions — Hp: the man filmed is Mr Smith Hd: he is someone else" in text
+
+
+def test_the_technical_lr_is_stated_to_the_digits_it_claims(own_propositions_report):
+    _, text = own_propositions_report
+    assert "LR = 10 " in text                                   # the headline: two significant digits
+    assert "Likelihood ratio (four significant digits) LR = 10.04 (" in text
+    assert "unrounded" not in text          # it said "(unrounded) LR = 10" for 10.0408
+
+
+def test_the_audit_appendix_gives_stored_face_indices_the_reports_face_numbers(own_propositions_report):
+    _, text = own_propositions_report
+    appendix = text[text.index("Appendix B"):]
+    assert "face_index_a: 0 (face 1) face_index_b: 0 (face 1)" in appendix
+    assert "face_index_a: 0 image_a" not in appendix
+
+
+def test_appendix_a_writes_reference_counts_as_page_one_does():
+    from xfr_desktop.core.calibration import fit_calibration
+    from xfr_desktop.report.pdf_sections import likelihood_ratio_section, styles
+    from xfr_desktop.report.report_data import ReportData, calibration_note, calibration_summary
+
+    rng = np.random.default_rng(0)
+    cal = fit_calibration(rng.normal(0.8, 0.1, 1500), rng.normal(0.1, 0.1, 2500))
+    words = " ".join(p.text for p in likelihood_ratio_section(ReportData(case_number="C", calibration=
+                                                                          calibration_summary(cal)), styles())
+                     if hasattr(p, "text"))
+    assert "1,500 same-person and 2,500 different-people" in calibration_note(calibration_summary(cal))
+    assert "1,500 same-person and 2,500 different-people reference comparisons" in words

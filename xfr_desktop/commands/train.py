@@ -47,7 +47,7 @@ def register(subparsers) -> None:
 
 
 def build_config(args):
-    from ..core.training.engine import TrainConfig, TrainingError
+    from ..core.training.config import TrainConfig, TrainingError
 
     cfg = TrainConfig.from_toml(args.config) if args.config else TrainConfig()
     aligned = {"auto": "auto", "yes": True, "no": False}.get(args.aligned) if args.aligned else None
@@ -118,7 +118,7 @@ class ProgressPrinter:
 
 def run(args) -> int:
     from ..core.distributed import launch_from_env
-    from ..core.training.engine import Trainer
+    from ..core.training.trainer import Trainer
 
     cfg = build_config(args)
     if args.print_config:

@@ -87,16 +87,20 @@ def lr_statement(lr: float | dict | None, limits: tuple[float, float] | None = N
     return LRStatement(value, text, "at least " + verbal, at_limit, supports)
 
 
+def labelled_propositions(propositions: tuple[str, str]) -> tuple[str, str]:
+    """("Hp: …", "Hd: …"): each proposition under the label the verbal equivalents name it by."""
+    hp, hd = (text.strip() if text.strip()[:2].lower() == label.lower() else f"{label}: {text.strip()}"
+              for label, text in zip(("Hp", "Hd"), propositions))
+    return hp, hd
+
+
 def _named_propositions(propositions: tuple[str, str] | None) -> tuple[str, str] | None:
     """The case's own propositions as the verbal scale names them ("Hp: the man filmed is the suspect"); None
     for the default pair, which keeps its plain wording."""
     if propositions is None or tuple(propositions) == (DEFAULT_PROSECUTION, DEFAULT_DEFENCE):
         return None
-    named = []
-    for label, text in zip(("Hp", "Hd"), propositions):
-        text = text.strip().rstrip(".")
-        named.append(text if text[:2].lower() == label.lower() else f"{label}: {text}")
-    return named[0], named[1]
+    hp, hd = labelled_propositions(propositions)
+    return hp.rstrip("."), hd.rstrip(".")
 
 
 def _at_limit(value: float, limits) -> str | None:

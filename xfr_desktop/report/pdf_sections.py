@@ -11,6 +11,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from ..core.evaluative import labelled_propositions
 from .pdfa import BODY_FONT, BOLD_FONT, MONO_FONT
 from .report_data import (ComparisonSection, ReportData, ReportError, overlay_map,
                           thumbnail_with_box)
@@ -131,11 +132,19 @@ def _fmt_float(v, digits=4) -> str:
 
 
 def _lr_text(section: ComparisonSection) -> str:
-    from ..core.calibration import format_lr
-
     if section.lr is None:
         return "not available: the model has no calibration (run xfr calibrate)"
-    return f"LR = {format_lr(section.lr)} ({section.lr_verbal})"
+    return f"LR = {lr_four_digits(section.lr)} ({section.lr_verbal})"
+
+
+def lr_four_digits(lr: float) -> str:
+    """'10.04', '1/62.63', '123,500': the LR to four significant digits (the headline has two), below 1 as a
+    fraction."""
+    from ..core.evaluative import round_significant
+
+    value = round_significant(lr if lr >= 1 else 1 / lr, 4)
+    text = f"{value:,.0f}" if value >= 1000 else f"{value:.4g}"
+    return text if lr >= 1 else f"1/{text}"
 
 
 def _images_flowables(section: ComparisonSection, st) -> list:
@@ -226,7 +235,7 @@ def _result_flowables(section: ComparisonSection, st) -> list:
            "decision below is the model's, not a conclusion.", st["small"]),
         _kv_table([("Score (cosine similarity)", _fmt_float(section.score)),
                    ("Model decision", decision_text),
-                   ("Likelihood ratio (unrounded)", _lr_text(section))] + parameter_rows(section))])]
+                   ("Likelihood ratio (four significant digits)", _lr_text(section))] + parameter_rows(section))])]
 
 
 def evaluation_flowables(section: ComparisonSection, data: ReportData, st) -> list:
@@ -236,7 +245,7 @@ def evaluation_flowables(section: ComparisonSection, data: ReportData, st) -> li
     from reportlab.lib.units import cm
     from reportlab.platypus import KeepTogether, Spacer, Table
 
-    hp, hd = data.propositions
+    hp, hd = labelled_propositions(data.propositions)
     s = section.lr_statement
     if s is None:
         head, verbal = "No likelihood ratio: the model has no calibration (run xfr calibrate).", ""
@@ -245,7 +254,7 @@ def evaluation_flowables(section: ComparisonSection, data: ReportData, st) -> li
     rows = [[_p(head, st["big"])]]
     if verbal:
         rows.append([_p(verbal, st["body"])])
-    rows += [[_p(f"Propositions — {hp}  {hd}", st["small"])],
+    rows += [[_p(f"Propositions — {hp}\n{hd}", st["small"])],
              [_p("Calibration: " + (section.calibration_note or "not recorded"), st["small"])]]
     if s is not None and s.at_limit:
         rows.append([_p("The LR lies at the limit of what the calibration's reference set can support; the true "
@@ -510,7 +519,7 @@ def title_section(data: ReportData, generated_at: str, st) -> list:
 
 def propositions_section(data: ReportData, st) -> list:
     """The case's two propositions, which every likelihood ratio in the report weighs."""
-    hp, hd = data.propositions
+    hp, hd = labelled_propositions(data.propositions)   # the labels the LRs' verbal equivalents name
     return [_p("Propositions", st["h1"]),
             _p("Each likelihood ratio below weighs the findings under these two propositions:", st["small"]),
             _p(hp, st["body"]), _p(hd, st["body"])]
@@ -610,9 +619,10 @@ def likelihood_ratio_section(data: ReportData, st) -> list:
         lo, hi = c.get("bounds", [None, None])
         story.append(_p(
             f"Scores are converted into a likelihood ratio LR = P(score | same person) / P(score | different "
-            f"people) by {c['method']} calibration on {c['n_genuine']} same-person and {c['n_impostor']} "
-            f"different-people reference comparisons ({c.get('reference') or 'reference set'}). How well the "
-            f"likelihood ratios are calibrated on that set (Cllr, 0 perfect, 1 no information): {c['cllr']:.3f}; "
+            f"people) by {c['method']} calibration on {int(c['n_genuine']):,} same-person and "
+            f"{int(c['n_impostor']):,} different-people reference comparisons "
+            f"({c.get('reference') or 'reference set'}). How well the likelihood ratios are calibrated on that set "
+            f"(Cllr, 0 perfect, 1 no information): {c['cllr']:.3f}; "
             f"the best any calibration of these scores could reach (Cllr_min): {c['cllr_min']:.3f}. LRs are limited "
             f"to [1/{1 / lo:,.0f}, {hi:,.0f}], the range this reference set can support.", st["body"]))
     elif any(c.lr is not None for c in data.comparisons):
@@ -684,9 +694,18 @@ def audit_appendix(data: ReportData, st) -> list:
         block = [Spacer(1, 3), _markup(f"<b>{escape(head)}</b> · <font name='{MONO_FONT}'>"
                                        f"{escape(str(r.get('hash', ''))[:16])}</font>", st["small"])]
         for key, value in r.get("details") or []:
+            value = audit_value(key, value)
             block.append(_markup(f"{escape(key)}: {escape(value)}" if key else escape(value), st["detail"]))
         story.append(KeepTogether(block))
     return story
+
+
+def audit_value(key: str, value: str) -> str:
+    """A detail's value as the appendix prints it: a stored face index (counted from 0) with the face number the
+    rest of the report gives it (counted from 1)."""
+    if key.rsplit(".", 1)[-1] in ("face_index_a", "face_index_b") and value.isdigit():
+        return f"{value} (face {int(value) + 1})"
+    return value
 
 
 def verification_note(data: ReportData) -> str:

@@ -1,5 +1,5 @@
-"""The training engine's public names in one place, for callers written before the split (``xfr train``, the DDP
-test and benchmark). New code imports from the module that owns a name:
+"""The training engine's public names in one place (tests/test_distributed_training.py imports them here).
+Other code imports from the module that owns a name:
 
 - :mod:`.config`: ``TrainConfig``, ``TrainingProgress``, ``TrainResult``, ``TrainingError``, the run folder's names
 - :mod:`.trainer`: ``Trainer`` (the loop)
