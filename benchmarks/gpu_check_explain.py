@@ -1,7 +1,7 @@
 """GPU check of Algorithm 1 (run on a CUDA machine): CPU/GPU agreement, error vs a float64 literal reference,
 host synchronisations inside the fast engine and a whole pair, where a pair's time goes (stages; both faces as one
 batch vs face by face), the bundled model on the sample case, and timings.  python3 benchmarks/gpu_check_explain.py  (writes
-$OUT/gpu_explain.json or ./gpu_explain.json). Figures measured on an H200: docs/gpu_check_h200.json."""
+$OUT/gpu_explain.json or ./gpu_explain.json). Figures measured on an H200: benchmarks/results/gpu_check_h200.json."""
 import json, os, sys, time, warnings, copy
 sys.path.insert(0, os.getcwd())
 import numpy as np, torch

@@ -1,6 +1,6 @@
 """Figures for docs/hiding_game.md: every method's maps on one LFW pair, and what the hiding game does to a face.
 
-    python benchmarks/hiding_examples.py --pairs PAIRS --root DIR --out docs [--model PATH] [--index 0]
+    python benchmarks/hiding_examples.py --pairs PAIRS --root DIR --out docs/results [--model PATH] [--index 0]
 
 Writes ``hiding_game_maps.png`` (rows: image A, image B; columns: the face, then each method's map over it) and
 ``hiding_game_blur.png`` (the face, its fully blurred copy at the default σ, then 30/60/90% of its least salient

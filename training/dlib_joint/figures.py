@@ -1,7 +1,7 @@
 """Step 4 of the recipe: reconstruction quality on LFW chips (mean PSNR) and the model card's grid figure.
 
     OMP_NUM_THREADS=2 .venv/bin/python training/dlib_joint/figures.py --lfw ../shared/data/lfw/lfw-deepfunneled \
-        --n 500 --grid docs/model_reconstructions.png
+        --n 500 --grid docs/results/model_reconstructions.png
 
 LFW images are only evaluated here (the model never trained on LFW pair people). PSNR is over the whole 150x150
 chip in 8-bit pixel units, reconstruction clipped to the valid range.
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lfw", required=True)
     ap.add_argument("--model", default=None)
     ap.add_argument("--n", type=int, default=500)
-    ap.add_argument("--grid", default="docs/model_reconstructions.png")
+    ap.add_argument("--grid", default="docs/results/model_reconstructions.png")
     ap.add_argument("--grid-faces", type=int, default=8)
     args = ap.parse_args(argv)
     model = load_model(args.model, device="cpu")

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--scores", help="reuse the scores.npz of `xfr evaluate verify` for this model instead of "
                                     "embedding the pairs again")
     p.add_argument("--cache", help="embedding cache file (shared with `xfr evaluate verify`)")
-    p.add_argument("--tippett", help="also write the Tippett plot to this PNG (e.g. docs/tippett.png)")
+    p.add_argument("--tippett", help="also write the Tippett plot to this PNG (e.g. docs/results/tippett.png)")
     p.add_argument("--reference", help="how to name the reference set in the calibration and in reports "
                                        "(default: the pair list's file name and size)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
