@@ -84,13 +84,6 @@ class AlignedFace:
     prealigned: bool = False
     faces: list[Face] = field(default_factory=list)  # all detections, largest first
 
-    @property
-    def aligned_landmarks(self) -> np.ndarray | None:
-        """The landmarks after warping (should sit near the template)."""
-        if self.landmarks is None:
-            return None
-        return warp_points(self.landmarks, self.transform)
-
 
 def default_detector_path() -> Path:
     """The bundled YuNet file (models/, or $XFR_MODELS_DIR when it holds one)."""

@@ -193,10 +193,6 @@ class PairExplanation:
         """The per-channel re-balancing threshold T = τ / c."""
         return self.threshold / len(self.products)
 
-    def contributions(self) -> np.ndarray:
-        """(c,) each channel's contribution to ΣH (= its weight where it contributes, else 0)."""
-        return self.a.weights
-
     def recombine(self, threshold: float | None = None, channels=None, top_k: int | None = None) -> "PairExplanation":
         """A new explanation at another τ / channel subset / top-k, from the cached residuals (no model call)."""
         t0 = time.perf_counter()
