@@ -21,6 +21,12 @@ both terms; the faults this test exists for change an update by a large fraction
 ``scripts/ddp_tolerance_matrix.sh`` (docs/testing.md): rounding used 0.018-0.022 of the tolerance under 1 and 2
 threads and ATEN_CPU_CAPABILITY default, avx2 and avx512; no gradient sync used 19,000x it, per-process batch
 norms 250x. Both runs use the same thread count (``OMP_NUM_THREADS``, default 1).
+
+Run time: starting torchrun and its two processes (torch imported three times, a gloo group) costs far more than
+the tiny trainings, so the module runs two launches in all: the wizard's launcher once (its relayed progress is
+under test), and one torchrun launch that runs the other `xfr train` commands one after another in its two
+processes (``_IN_SEQUENCE``: the CLI's own entry point, a process group joined once; each command's output kept
+per rank).
 """
 from __future__ import annotations
 
@@ -54,26 +60,32 @@ def workdir(tmp_path_factory):
     torch.manual_seed(0)
     save_model(JointModel(small_spec()), root / "base.pt")
     make_identity_folder(root / "data")  # 12 images of 3 people: 3 global batches of 4 per epoch
+    shutil.copytree(root / "data", root / "odd-data")
+    (root / "odd-data" / "person_0" / "00.png").unlink()  # 11 images
     return root
 
 
-def torchrun(workdir: Path, out: str, max_steps: int, base: Path | None = None, nproc: int = 2, events=None):
-    """`xfr train` in `nproc` gloo processes through the wizard's launcher (torchrun --standalone: a free port);
-    a hung process group fails within the timeouts instead of hanging the test."""
-    cfg = TrainConfig(data=str(workdir / "data"), out=str(workdir / out), base=str(base or workdir / "base.pt"),
-                      max_steps=max_steps, **SETTINGS)
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS=str(THREADS), XFR_DIST_TIMEOUT_S="90")
-    return train_in_processes(cfg, nproc, callback=events.append if events is not None else None, env=env,
+def config(workdir: Path, out: str, max_steps: int | None, base: Path | None = None, **changes) -> TrainConfig:
+    return TrainConfig(**{**SETTINGS, "data": str(workdir / "data"), "out": str(workdir / out),
+                          "base": str(base or workdir / "base.pt"), "max_steps": max_steps, **changes})
+
+
+def torchrun_env() -> dict:
+    """A hung process group fails within the timeouts instead of hanging the test."""
+    return dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS=str(THREADS), XFR_DIST_TIMEOUT_S="90")
+
+
+def torchrun(workdir: Path, out: str, max_steps: int, events: list):
+    """`xfr train` in 2 gloo processes through the wizard's launcher (torchrun --standalone: a free port)."""
+    return train_in_processes(config(workdir, out, max_steps), 2, callback=events.append, env=torchrun_env(),
                               timeout_s=300)
 
 
 def one_process(workdir: Path, out: str, max_steps: int, base: Path | None = None):
-    cfg = TrainConfig(data=str(workdir / "data"), out=str(workdir / out), base=str(base or workdir / "base.pt"),
-                      max_steps=max_steps, **SETTINGS)
     before = torch.get_num_threads()
     torch.set_num_threads(THREADS)  # the thread count each torchrun process has
     try:
-        return Trainer(cfg).run()
+        return Trainer(config(workdir, out, max_steps, base)).run()
     finally:
         torch.set_num_threads(before)
 
@@ -96,15 +108,49 @@ def update_mismatch(workdir: Path, path_one: Path, path_two: Path) -> float:
     return worst
 
 
+_IN_SEQUENCE = """import contextlib, sys
+import torch.distributed as dist
+from xfr_desktop.cli import main
+from xfr_desktop.core import distributed
+
+# joined once: each `xfr train` below finds the group and leaves it open (distributed.start/stop)
+dist.init_process_group("gloo", timeout=distributed.timeout())
+for config in sys.argv[1:]:
+    with open(f"{config}.rank{dist.get_rank()}.out", "w") as out, contextlib.redirect_stdout(out):
+        rc = main(["train", "--config", config, "-q"])
+    if rc:
+        sys.exit(rc)
+dist.destroy_process_group()
+"""
+
+
+def torchrun_in_sequence(workdir: Path, configs: dict[str, TrainConfig]) -> subprocess.CompletedProcess:
+    """`xfr train --config NAME.toml -q` for each config in turn, in one torchrun launch of 2 processes; rank R's
+    output of NAME is in ``workdir / "NAME.toml.rankR.out"``."""
+    (workdir / "in_sequence.py").write_text(_IN_SEQUENCE)
+    paths = []
+    for name, cfg in configs.items():
+        paths.append(workdir / f"{name}.toml")
+        paths[-1].write_text(cfg.to_toml())
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
+           str(workdir / "in_sequence.py"), *map(str, paths)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=torchrun_env(), cwd=workdir)
+
+
 @pytest.fixture(scope="module")
 def runs(workdir):
-    """The 1-process reference, the 2-process run, and a 2-process run stopped at step 2 (resumed by the tests)."""
+    """The 2-process run through the launcher; in one more launch a 2-process run stopped at step 2 and then
+    resumed to the end, another stopped at step 2 (resumed in 1 process by a test), and 11 images with a requested
+    batch of 64; the 1-process reference."""
     events = []
     two = torchrun(workdir, "two", STEPS, events=events)
     assert two.steps == STEPS and not two.cancelled and two.model_path.endswith("model.pt")
     assert [e.step for e in events if e.event == "step"] == list(range(1, STEPS + 1))  # relayed from rank 0's log
-    torchrun(workdir, "split", 2)
-    shutil.copytree(workdir / "split", workdir / "cross")  # the step-2 state, for the 1-process resume
+    launch = torchrun_in_sequence(workdir, {
+        "split": config(workdir, "split", 2), "cross": config(workdir, "cross", 2),
+        "resumed": config(workdir, "split", STEPS, base=workdir / "split"),
+        "odd": config(workdir, "odd", 1, data=str(workdir / "odd-data"), batch_size=64)})
+    assert launch.returncode == 0, launch.stderr[-3000:]
     return one_process(workdir, "one", STEPS)
 
 
@@ -132,7 +178,8 @@ def test_rank_0_alone_writes_the_run_folder_recording_the_world_size(workdir, ru
 
 
 def test_resume_under_two_processes_gives_identical_weights(workdir, runs):
-    torchrun(workdir, "split", STEPS, base=workdir / "split")
+    log = [json.loads(line) for line in (workdir / "split" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if r["event"] == "step"] == list(range(1, STEPS + 1))  # 2 steps, then 2 resumed
     a = load_model(workdir / "two" / "model.pt", device="cpu").state_dict()
     b = load_model(workdir / "split" / "model.pt", device="cpu").state_dict()
     for k in a:
@@ -152,11 +199,10 @@ def test_a_global_batch_the_processes_cannot_share_is_refused(workdir, monkeypat
 
     monkeypatch.setenv("WORLD_SIZE", "2")  # rank 0 of a 2-process launch: refused before joining any group
     monkeypatch.setenv("RANK", "0")
-    cfg = TrainConfig(data=str(workdir / "data"), out=str(workdir / "odd"), base=str(workdir / "base.pt"),
-                      **{**SETTINGS, "batch_size": 3})
+    cfg = config(workdir, "odd-refused", None, batch_size=3)
     with pytest.raises(TrainingError, match="must be a multiple of the 2 processes"):
         Trainer(cfg).run()
-    assert not (workdir / "odd" / "model.pt").exists()
+    assert not (workdir / "odd-refused" / "model.pt").exists()
 
 
 def test_the_launch_command_is_torchrun_on_this_machine(tmp_path):
@@ -180,19 +226,10 @@ def test_the_global_batch_is_the_largest_even_share_of_the_request_and_the_image
         assert global_batch_size(requested, n_images, world) == expected
 
 
-def test_an_odd_dataset_trains_in_two_processes_and_rank_0_alone_prints(workdir, tmp_path):
+def test_an_odd_dataset_trains_in_two_processes_and_rank_0_alone_prints(workdir, runs):
     """11 images and a requested batch of 64 under 2 processes: a global batch of 10, one image left out per epoch,
     said in the log; the result is printed once (rank 1 used to print "model: None")."""
-    data = tmp_path / "data"
-    shutil.copytree(workdir / "data", data)
-    (data / "person_0" / "00.png").unlink()
-    cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), base=str(workdir / "base.pt"), max_steps=1,
-                      **{**SETTINGS, "batch_size": 64})
-    cfg_path = tmp_path / "train.toml"
-    cfg_path.write_text(cfg.to_toml())
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", XFR_DIST_TIMEOUT_S="90")
-    proc = subprocess.run(torchrun_command(cfg_path, 2), capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("model: ") == 1 and "None" not in proc.stdout, proc.stdout
-    start = json.loads((tmp_path / "run" / "train_log.jsonl").read_text().splitlines()[0])
+    printed = [(workdir / f"odd.toml.rank{rank}.out").read_text() for rank in (0, 1)]
+    assert printed[0].count("model: ") == 1 and "None" not in printed[0] and printed[1] == "", printed
+    start = json.loads((workdir / "odd" / "train_log.jsonl").read_text().splitlines()[0])
     assert (start["n_images"], start["batch_size"], start["images_per_epoch"]) == (11, 10, 10)
