@@ -361,3 +361,35 @@ def test_appendix_a_writes_reference_counts_as_page_one_does():
                      if hasattr(p, "text"))
     assert "1,500 same-person and 2,500 different-people" in calibration_note(calibration_summary(cal))
     assert "1,500 same-person and 2,500 different-people reference comparisons" in words
+
+
+def test_the_reports_channel_regions_follow_the_apps_scale_rule(tiny_model):
+    """A channel's region: one scale for both faces (the app's), and the box where the residual reaches 5 % of
+    its peak on that face (the app's), stated under the table."""
+    from xfr_desktop.report import render_report, report_data_from_explanation
+    from xfr_desktop.report.report_data import overlay_map
+
+    yy, xx = np.mgrid[0:112, 0:112] / 112
+    faces = [np.stack([np.sin(2 * np.pi * (fx * xx + fy * yy + k / 3)) for k in range(3)], axis=2)
+             for fx, fy in ((1, 2), (3, 1))]                 # two different smooth "faces"
+    result = explain_pair(tiny_model, *(((f - f.min()) / np.ptp(f) * 255).astype(np.uint8) for f in faces))
+    data = report_data_from_explanation(result, model=tiny_model, case_number="C-R")
+    section = data.comparisons[0]
+    peaks = {c.index: [float(getattr(result, s).residuals.channel(c.index).max()) for s in "ab"]
+             for c in section.similar + section.dissimilar}
+    channel = max(section.similar + section.dissimilar, key=lambda c: max(peaks[c.index]) / min(peaks[c.index]))
+    top_of_scale = max(peaks[channel.index])
+    assert top_of_scale > 1.5 * min(peaks[channel.index])        # the faces' own scales would differ clearly
+    for side, img in (("a", channel.region_a), ("b", channel.region_b)):
+        residual = getattr(result, side).residuals.channel(channel.index)
+        rows, cols = np.nonzero(residual >= 0.05 * residual.max())        # the app's box, worked out here
+        top, bottom, left, right = 2 * rows.min(), 2 * rows.max() + 1, 2 * cols.min(), 2 * cols.max() + 1
+        perimeter = np.zeros(img.shape[:2], bool)
+        perimeter[[top, bottom], left:right + 1] = perimeter[top:bottom + 1, [left, right]] = True
+        assert (img[perimeter] == 255).all(), (side, "the box is not where the residual reaches 5 % of its peak")
+        # the colours: the residual over the face on the top of both faces' peaks, as the S maps are drawn
+        shared = overlay_map(getattr(result, side).aligned, residual, top_of_scale, "channel")
+        np.testing.assert_array_equal(img[~perimeter], shared[~perimeter])
+    text = pdf_text(render_report(data).pdf)
+    assert ("on one scale per channel from 0 to its peak over both faces, as in the app; the white box encloses "
+            "where it reaches 5 % of its peak on that face.") in text

@@ -108,6 +108,19 @@ def colour_levels(maps, kind: str) -> tuple[float, float]:
     return (-peak, peak) if map_style(kind).signed else (0.0, peak)
 
 
+REGION_FRACTION = 0.05   # a channel's region on a face: where its residual reaches 5 % of its peak on that face
+
+
+def support_box(values: np.ndarray, fraction: float = REGION_FRACTION) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) around the pixels at or above ``fraction`` of the map's peak |value|; None for an empty map.
+    The app's channel region and the report's are this box."""
+    peak = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    if not peak > 0:
+        return None
+    rows, cols = np.nonzero(np.abs(values) >= fraction * peak)
+    return int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1)
+
+
 def is_empty(maps) -> bool:
     """True when every map is zero (or holds nothing finite): its colour bar would have no scale."""
     return not any(np.size(m) and np.nanmax(np.abs(m)) > 0 for m in maps)

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QSizePolicy, QStackedWi
 
 from ..core.trust_display import unstable_greyed
 from ..core.map_style import (MAP_STYLES, ColourScale, colour_bar_caption, colour_levels, colour_scale, is_empty, lut,
-                              map_style, opacity_ramp, scale_value, unit)
+                              map_style, opacity_ramp, scale_value, support_box, unit)
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="#1e1f22", foreground="#d8d8d8")
 
@@ -67,15 +67,6 @@ def colour_maps(kind: str) -> tuple[pg.ColorMap, np.ndarray]:
     rgb = lut(kind)
     rgba = np.concatenate([rgb, np.round(opacity_ramp(kind) * 255).astype(np.uint8)[:, None]], axis=1)
     return pg.ColorMap(np.linspace(0, 1, len(rgb)), rgb), rgba
-
-
-def support_box(values: np.ndarray, fraction: float = 0.05) -> tuple[float, float, float, float] | None:
-    """(x, y, w, h) around the pixels above ``fraction`` of the map's peak; None for an empty map."""
-    peak = float(np.max(np.abs(values))) if values.size else 0.0
-    if peak <= 0:
-        return None
-    rows, cols = np.nonzero(np.abs(values) >= fraction * peak)
-    return float(cols.min()), float(rows.min()), float(cols.max() - cols.min() + 1), float(rows.max() - rows.min() + 1)
 
 
 class PairViews(QWidget):

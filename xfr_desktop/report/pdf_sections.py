@@ -421,7 +421,16 @@ def _channels_flowables(section: ComparisonSection, st) -> list:
                          _img(c.region_a, 2.2 * cm) if c.region_a is not None else _p("", st["small"]),
                          _img(c.region_b, 2.2 * cm) if c.region_b is not None else _p("", st["small"])])
         out += [Spacer(1, 4), KeepTogether([_p(label, st["h2"]), _data_table(rows, [1.6, 3.2, 3.0, 2.6, 2.6])])]
-    return out
+    return out + ([_p(channel_region_scale(), st["small"])] if out else [])
+
+
+def channel_region_scale() -> str:
+    """The scale rule of the channel regions, stated under their tables."""
+    from ..core.map_style import REGION_FRACTION, unit
+
+    return (f"Regions: the channel's residual over each aligned face ({unit('channel')}), on one scale per channel "
+            f"from 0 to its peak over both faces, as in the app; the white box encloses where it reaches "
+            f"{REGION_FRACTION * 100:.0f} % of its peak on that face.")
 
 
 def comparison_section(section: ComparisonSection, st, data: ReportData | None = None) -> list:

@@ -189,16 +189,19 @@ def thumbnail_with_box(image: np.ndarray, box=None, landmarks=None, max_side: in
     return img
 
 
-def channel_region(aligned: np.ndarray | None, residual: np.ndarray, upscale: int = 2) -> np.ndarray:
-    """A channel's residual over the face, with a box around where it is at least 20% of its peak."""
+def channel_region(aligned: np.ndarray | None, residual: np.ndarray, vmax: float, upscale: int = 2) -> np.ndarray:
+    """A channel's residual over the face on the scale ``vmax`` (its peak over both faces, as in the app), with a
+    white box around its region on this face (core.map_style.support_box, the app's box)."""
     import cv2
 
-    vmax = float(residual.max())
+    from ..core.map_style import support_box
+
     out = overlay_map(aligned, residual, vmax, "channel", upscale=upscale)
-    if vmax > 0:
-        rows, cols = np.nonzero(residual >= 0.2 * vmax)
-        cv2.rectangle(out, (int(cols.min()) * upscale, int(rows.min()) * upscale),
-                      (int(cols.max() + 1) * upscale - 1, int(rows.max() + 1) * upscale - 1), (255, 255, 255), 1)
+    box = support_box(residual)
+    if box is not None:
+        x, y, w, h = box
+        cv2.rectangle(out, (x * upscale, y * upscale), ((x + w) * upscale - 1, (y + h) * upscale - 1),
+                      (255, 255, 255), 1)
     return out
 
 
@@ -228,9 +231,13 @@ def comparison_from_explanation(result, *, title: str = "Comparison", image_a: I
     similar, dissimilar = top_channels(weights, k)
 
     def info(i: int) -> ChannelInfo:
+        from ..core.map_style import colour_levels
+
+        residual = {s: getattr(result, s).residuals.channel(i) for s in "ab"}
+        vmax = colour_levels(residual.values(), "channel")[1]   # one scale for both faces, as in the app
         return ChannelInfo(index=i, weight=float(weights[i]), product=float(result.products[i]),
-                           region_a=channel_region(result.a.aligned, result.a.residuals.channel(i)),
-                           region_b=channel_region(result.b.aligned, result.b.residuals.channel(i)))
+                           region_a=channel_region(result.a.aligned, residual["a"], vmax),
+                           region_b=channel_region(result.b.aligned, residual["b"], vmax))
 
     params = dict(parameters) if parameters is not None else {
         "threshold": float(result.threshold), "normalization": result.normalization,
