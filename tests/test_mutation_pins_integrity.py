@@ -413,11 +413,36 @@ def test_a_row_deleted_from_another_case_is_not_this_cases_problem(case):
     assert check(st, 2).startswith("conclusion 2 is missing") and check(st, None).startswith("conclusion 2 is")
 
 
-@pytest.mark.parametrize("key", ["result:x", "nothing:1", "result:99"])
+def test_an_image_imported_into_a_case_but_in_no_comparison_is_not_missing(case, tmp_path):
+    data, _, _, st = case
+    st.import_image(png(tmp_path / "unused.png", 50), case_id=1)
+    assert check(st, 1) is None and check(st, None) is None
+
+
+@pytest.mark.parametrize("statement, name", [
+    ("UPDATE conclusions SET case_id = 2 WHERE id = 1", "conclusion 1"),
+    ("UPDATE results SET comparison_id = 99 WHERE id = 1", "result 1"),
+    ("UPDATE reviews SET comparison_id = 99 WHERE id = 1", "review 1"),
+])
+def test_a_row_moved_out_of_its_case_is_named(case, statement, name):
+    """Moving a row away hides it from the case's report as deleting it would: both are named."""
+    data, _, _, st = case
+    st.create_case("C-2")
+    entry = recorded(data, *name.split())[0][0]
+    attack(data, statement)
+    expected = f"{name} no longer belongs where audit entry #{entry} recorded it (moved behind the app's back)"
+    assert check(st, 1) == expected
+    if name != "conclusion 1":          # a conclusion moved to case 2 is in case 2's scope, unbound there
+        assert check(st, None) == expected
+    else:
+        assert check(st, None).startswith("conclusion 1 is not recorded in the audit trail")
+
+
+@pytest.mark.parametrize("key", ["result:x", "nothing:1", "result:99", "result:1:2"])
 def test_a_bound_key_that_names_no_row_is_missing(fresh, key):
     data, st = fresh
     append(st, integrity.ADOPT_ACTION, rows={key: "0" * 64})
-    kind, ident = key.split(":")
+    kind, ident = key.split(":", 1)
     assert check(st, None) == (f"{kind} {ident} is missing: audit entry #{last_entry(data)} recorded it and the "
                                  "app never deletes rows (deleted behind the app's back)")
 
@@ -531,6 +556,12 @@ def test_evidence_files_missing_or_replaced_are_named(case):
     assert files(None) == (f"the evidence file {path} of image {a[:12]}… is missing, unreadable or not a regular file "
                            "(No such file or directory)")
     path.write_bytes(original)
+    st.create_case("C-2")
+    c = st.import_image(png(data.parent / "c.png", 99), case_id=2)
+    st.add_comparison(2, c, c)
+    (data / "images" / c[:2] / f"{c}.png").write_bytes(b"damaged")
+    assert files(1) is None                                    # case 2's evidence is not case 1's
+    assert files(2).startswith("the evidence file ") and files(None).startswith("the evidence file ")
     other = data / "images" / b[:2] / f"{b}.png"
     other.write_bytes(b"x")
     assert files().startswith(f"the evidence file {other} does not match")

@@ -200,13 +200,16 @@ def _forged_adoption(bindings: _Bindings, case_id: int | None) -> str | None:
 
 
 def _missing_row(s: Session, bindings: _Bindings, present: set[str], case_id: int | None) -> str | None:
-    """The app never deletes a row: one bound by an entry of the chain(s) in scope must still exist."""
+    """The app never deletes a row: one bound by an entry of the chain(s) in scope must still exist, and still be in
+    scope (only an image may exist out of it: one imported but in no comparison)."""
     for key, recorded in bindings.rows.items():
         entry_id = next((i for i, _, chain in recorded if case_id is None or chain == case_id), None)
-        if entry_id is None or key in present or _exists(s, key):
-            continue
         kind, _, ident = key.partition(":")
+        if entry_id is None or key in present or (kind == "image" and _exists(s, key)):
+            continue
         name = f"image {ident[:12]}…" if kind == "image" else f"{kind} {ident}"
+        if _exists(s, key):  # e.g. a conclusion moved to another case, a result to another comparison
+            return f"{name} no longer belongs where audit entry #{entry_id} recorded it (moved behind the app's back)"
         return f"{name} is missing: audit entry #{entry_id} recorded it and the app never deletes rows (deleted " \
                "behind the app's back)"
     return None
