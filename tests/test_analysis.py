@@ -53,7 +53,7 @@ def test_analysis_saves_a_result_and_reports_progress(store, tmp_path, tiny_mode
     params = record.parameters
     assert params["prealigned"] is True and params["model_threshold"] == pytest.approx(tiny_model.threshold)
     assert "likelihood_ratio" not in params                # the model has no calibration
-    assert set(outcome.photos) == {"a", "b"} and outcome.photos["a"].shape == (112, 112, 3)
+    assert set(outcome.photos) == {"a", "b"} and outcome.photos["a"].pixels.shape == (112, 112, 3)
     # the analysis time is kept in the result (the save time is created_at) and both photos' quality is stored
     assert params["analysed_at"] <= record.created_at and params["analysed_at"][:4] == record.created_at[:4]
     for side in "ab":

@@ -87,7 +87,7 @@ class AnalysisOutcome:
     model_sha256: str | None = None
     likelihood_ratio: dict | None = None
     seconds: float = 0.0
-    photos: dict = field(default_factory=dict)   # side -> the decoded source photo (spares the GUI a decode)
+    photos: dict = field(default_factory=dict)   # side -> the decoded source Photo (spares the GUI a decode)
 
 
 @dataclass
@@ -95,7 +95,7 @@ class LoadedResult:
     record: object            # ResultRecord with blobs
     result: object            # PairExplanation rebuilt from the stored residuals
     faces: dict               # side -> {box, landmarks, transform, ...}
-    photos: dict              # sha256 -> decoded photo
+    photos: dict              # sha256 -> the Photo as shown (load_display_photo)
 
 
 def stage_reporter(progress: ProgressCallback | None) -> Callable[[str, float], None]:
@@ -203,7 +203,7 @@ def analyse_comparison(store, job: AnalysisJob, model, *, aligner=None, progress
         _record_status(store, job.comparison_id, "failed", user_message(exc))
         raise
     # a photo decoded reduced is left for the GUI to decode whole: stored boxes are in the original's pixels
-    outcome.photos = {side: photo.pixels for side, photo in photos.items() if photo.scale == 1}
+    outcome.photos = {side: photo for side, photo in photos.items() if photo.scale == 1}
     outcome.seconds = time.perf_counter() - t0
     record_photo_quality(store, job, aligned, photos)
     return outcome
@@ -338,7 +338,7 @@ def save_recombined(store, record, result):
 
 def load_result(store, result_id: int) -> LoadedResult:
     """A stored result, rebuilt for display (residuals decompressed, source photos decoded when readable)."""
-    from .core.imageio import load_image
+    from .core.imageio import load_display_photo
     from .core.serialize import explanation_from_result
 
     record = store.get_result(result_id)
@@ -349,7 +349,7 @@ def load_result(store, result_id: int) -> LoadedResult:
     photos = {}
     for sha in (comp.image_a, comp.image_b):
         try:
-            photos[sha] = load_image(store.image_path(sha))
+            photos[sha] = load_display_photo(store.image_path(sha))
         except Exception as exc:  # the photo panel stays empty; the result itself is intact
             log.warning("cannot show the stored photo %s: %s", sha[:12], exc)
     return LoadedResult(record=record, result=result, faces=record.faces(), photos=photos)

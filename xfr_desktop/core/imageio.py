@@ -7,7 +7,9 @@ the header is read first; JPEGs above the pixel limit are decoded at a reduced s
 
 Detection and alignment read a photo through :func:`load_photo`: a :class:`Photo` decoded at most at
 ``WORKING_PIXELS`` (1/2, 1/4 or 1/8 of its size above it) together with that factor, so faces found on it are
-stated in the original's pixels. Evidence identity (hashes, copies) always uses the file's own bytes.
+stated in the original's pixels. Whatever draws those marks over a photo reads it through
+:func:`load_display_photo` and moves them with the photo's own factor. Evidence identity (hashes, copies) always
+uses the file's own bytes.
 """
 from __future__ import annotations
 
@@ -208,6 +210,16 @@ class Photo:
         out[:, :2] *= self.scale
         return out
 
+    def face_to_pixels(self, face: dict) -> dict:
+        """A stored face (``box``, ``landmarks`` and ``transform`` in the original's pixels) with those three in
+        ``pixels``, ready to draw over them; other keys, and a missing one, as they are."""
+        out = dict(face)
+        for key, move in (("box", self.to_pixels), ("landmarks", self.to_pixels),
+                          ("transform", self.transform_to_pixels)):
+            if out.get(key) is not None:
+                out[key] = move(out[key])
+        return out
+
 
 def load_photo(path: str | os.PathLike, source: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                working_pixels: int = WORKING_PIXELS) -> Photo:
@@ -217,6 +229,14 @@ def load_photo(path: str | os.PathLike, source: str | None = None, max_pixels: i
     name = _name(path, source)
     _check_file(path, name)
     return Photo(*_decode_rgb(_open_header(path, name), name, int(max_pixels), int(working_pixels)))
+
+
+def load_display_photo(path: str | os.PathLike, source: str | None = None) -> Photo:
+    """A photo for showing it with the marks stored for it (the app's photo panels, the report's thumbnails):
+    decoded as :func:`load_image` decodes it (JPEGs above ``DEFAULT_MAX_PIXELS`` at 1/2, 1/4 or 1/8), with that
+    factor, so that a face box, landmarks, transform or annotation stored in the original's pixels is drawn at
+    ``photo.to_pixels(...)`` (``photo.face_to_pixels(face)``)."""
+    return load_photo(path, source, working_pixels=DEFAULT_MAX_PIXELS)
 
 
 def load_image(

@@ -7,7 +7,7 @@ stored in the pixels of each original photo (store.add_annotation; audited) and 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel
                                QListWidgetItem, QPushButton, QSlider, QSplitter, QVBoxLayout, QWidget)
 
 from ..core.errors import XfrError
+from ..core.imageio import Photo
 
 MODES = (("side", "Side by side"), ("blend", "Blended overlay"), ("wipe", "Wipe"))
 SOURCES = (("aligned", "Aligned faces"), ("original", "Original photos (full resolution)"))
@@ -30,7 +31,13 @@ class PairImages:
 
     photos: dict            # side -> ndarray | None
     aligned: dict           # side -> ndarray
-    transforms: dict        # side -> (2, 3) ndarray | None
+    transforms: dict        # side -> (2, 3) ndarray | None, from the pixels of `photos`
+    scales: dict = field(default_factory=dict)   # side -> the original's pixels per pixel of its photo (default 1)
+
+    def shown(self, side: str) -> Photo:
+        """Side's photo as a :class:`Photo`: annotations are stored in the original's pixels, a huge JPEG is
+        shown reduced."""
+        return Photo(self.photos.get(side), int(self.scales.get(side, 1)))
 
 
 def _affine3(m) -> np.ndarray:
@@ -218,17 +225,18 @@ class CompareWindow(QWidget):
         vb = self.views.get(r.side) if self.mode == "side" and self.source == "original" else None
         if vb is None:
             return
+        x, y, w, h = (float(v) for v in self.images.shown(r.side).to_pixels((r.x, r.y, r.width, r.height)))
         if r.kind == "point":
-            vb.addItem(pg.ScatterPlotItem([r.x], [r.y], size=12, symbol="x", pen=pg.mkPen("#ffca28", width=2)))
+            vb.addItem(pg.ScatterPlotItem([x], [y], size=12, symbol="x", pen=pg.mkPen("#ffca28", width=2)))
         else:
-            rect = QGraphicsRectItem(QRectF(r.x, r.y, r.width, r.height))
+            rect = QGraphicsRectItem(QRectF(x, y, w, h))
             pen = QPen(ANNOTATION_PEN)
             pen.setCosmetic(True)
             rect.setPen(pen)
             vb.addItem(rect)
         if r.label:
             text = pg.TextItem(r.label, color="#ffca28", anchor=(0, 1))
-            text.setPos(r.x, r.y)
+            text.setPos(x, y)
             vb.addItem(text)
 
     def _clicked(self, event) -> None:
@@ -246,6 +254,7 @@ class CompareWindow(QWidget):
         photo = self.images.photos.get(side)
         if photo is None or not (0 <= x < photo.shape[1] and 0 <= y < photo.shape[0]):
             return
+        x, y = (float(v) for v in self.images.shown(side).to_original((x, y)))
         label = self.label_edit.text().strip()
         try:
             if self.tool_combo.currentData() == "point":

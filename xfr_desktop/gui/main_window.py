@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QApplication, QDialog, QDockWidget, QMainWindow, QMessageBox, QWidget
 
@@ -28,7 +28,21 @@ from .window_actions import WindowActions, has_module
 from .window_layout import WindowLayout, build_centre
 from .worker import AnalysisController, LoaderController
 
+if TYPE_CHECKING:
+    from ..core.imageio import Photo
+
 log = logging.getLogger(__name__)
+
+
+def side_source(photo: Photo | None, face: dict) -> SideSource:
+    """One side's photo panel: the stored face (box, landmarks, transform in the original's pixels) moved onto
+    the photo as decoded for display, which a huge JPEG is at 1/2, 1/4 or 1/8 of its size."""
+    shown = face if photo is None else photo.face_to_pixels(face)
+    return SideSource(photo=None if photo is None else photo.pixels, scale=1 if photo is None else photo.scale,
+                      box=shown.get("box"), landmarks=shown.get("landmarks"), transform=shown.get("transform"),
+                      agreement=shown.get("stable_agreement"))
+
+
 QUIT_QUESTION = "An analysis is running. Quit and cancel it?"
 
 
@@ -69,7 +83,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.face_choices: dict[int, dict[str, int]] = {}
         self._pending_choice: dict | None = None
         self._pending_drop: str | None = None
-        self._photos: dict[str, np.ndarray] = {}
+        self._photos: dict[str, Photo] = {}   # sha256 -> the photo as shown, with the factor it is reduced by
         # a result already in memory (just computed or saved): shown without reloading it
         self._fresh: tuple | None = None  # (record, result, faces)
         self._wanted_result: int | None = None  # the stored result being loaded in the background
@@ -283,10 +297,7 @@ class MainWindow(WindowActions, QMainWindow):
             result = explanation_from_result(record)
         comp = self.store.get_comparison(record.comparison_id)
         faces = record.faces() if faces is None else faces
-        sources = {side: SideSource(photo=self._photo(sha), box=faces.get(side, {}).get("box"),
-                                    landmarks=faces.get(side, {}).get("landmarks"),
-                                    transform=faces.get(side, {}).get("transform"),
-                                    agreement=faces.get(side, {}).get("stable_agreement"))
+        sources = {side: side_source(self._photo(sha), faces.get(side, {}))
                    for side, sha in (("a", comp.image_a), ("b", comp.image_b))}
         self.views.result = None
         self.views.sources = sources
@@ -295,12 +306,12 @@ class MainWindow(WindowActions, QMainWindow):
         self.controls.show_record_info(record, result)
         self.result_shown.emit(record.id)
 
-    def _photo(self, sha: str) -> np.ndarray | None:
+    def _photo(self, sha: str) -> Photo | None:
         if sha not in self._photos:
-            from ..core.imageio import load_image
+            from ..core.imageio import load_display_photo
 
             try:
-                self._photos[sha] = load_image(self.store.image_path(sha))
+                self._photos[sha] = load_display_photo(self.store.image_path(sha))
             except XfrError as exc:
                 log.warning("cannot show the stored photo %s: %s", sha[:12], exc)
                 return None

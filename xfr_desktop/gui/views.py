@@ -38,13 +38,14 @@ class DisplaySettings:
 
 @dataclass
 class SideSource:
-    """What the photo panel shows for one side."""
+    """What the photo panel shows for one side; box, landmarks and transform in ``photo``'s pixels."""
 
     photo: np.ndarray | None = None        # RGB uint8
     box: np.ndarray | None = None          # x, y, w, h
     landmarks: np.ndarray | None = None    # (5, 2)
     transform: np.ndarray | None = None    # (2, 3) photo -> aligned
     agreement: np.ndarray | None = None    # (H, W) share of jitter draws keeping H's sign (trust check)
+    scale: int = 1                         # the original's pixels per pixel of `photo` (a huge JPEG is reduced)
 
 
 def _cosmetic(pen: QPen) -> QPen:

@@ -220,7 +220,8 @@ class WindowActions:
         sources, result = self.views.sources, self.state.result
         images = PairImages(photos={s: sources[s].photo for s in "ab"},
                             aligned={s: getattr(result, s).aligned for s in "ab"},
-                            transforms={s: sources[s].transform for s in "ab"})
+                            transforms={s: sources[s].transform for s in "ab"},
+                            scales={s: sources[s].scale for s in "ab"})
         self.compare_window = CompareWindow(self.store, self.record.comparison_id, images,
                                             read_only=self.comparison_removed)
         self.compare_window.show()

@@ -158,7 +158,7 @@ def _images_flowables(section: ComparisonSection, st) -> list:
     for info in (section.image_a, section.image_b):
         if info.original is not None:
             notes = section.annotations.get(info.label.lower(), ())
-            cells.append(_img(thumbnail_with_box(info.original, info.box, info.landmarks, annotations=notes),
+            cells.append(_img(thumbnail_with_box(info.photo, info.box, info.landmarks, annotations=notes),
                               5.2 * cm))
         else:
             cells.append(_p("(original not available)", st["small"]))

@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import __version__
 from ..core.errors import XfrError
+from ..core.imageio import Photo, load_display_photo
 
 TOP_CHANNELS = 3
 CARD_MAX_CHARS = 200_000     # a card is read whole (for its evaluation table) but never without bound
@@ -51,10 +52,16 @@ class ImageInfo:
     name: str = ""                            # original file name
     sha256: str = ""
     original: np.ndarray | None = None        # RGB uint8, the photograph (thumbnail source)
-    box: Sequence[float] | None = None        # x, y, w, h of the detected face in `original`
-    landmarks: np.ndarray | None = None       # (5, 2) in `original`
+    box: Sequence[float] | None = None        # x, y, w, h of the detected face in the original photo's pixels
+    landmarks: np.ndarray | None = None       # (5, 2) in the original photo's pixels
     aligned: np.ndarray | None = None         # RGB uint8 model input
     reconstruction: np.ndarray | None = None  # RGB uint8 decoder output
+    scale: int = 1                            # the original's pixels per pixel of `original` (huge JPEGs: 2, 4, 8)
+
+    @property
+    def photo(self) -> Photo | None:
+        """`original` as a :class:`Photo`, which moves marks from the original's pixels onto it."""
+        return None if self.original is None else Photo(self.original, self.scale)
 
 
 @dataclass
@@ -157,13 +164,13 @@ def overlay_map(aligned: np.ndarray | None, heat: np.ndarray, vmax: float, kind:
     return cv2.resize(out, (w * upscale, h * upscale), interpolation=cv2.INTER_NEAREST)
 
 
-def thumbnail_with_box(image: np.ndarray, box=None, landmarks=None, max_side: int = 480,
+def thumbnail_with_box(photo: Photo, box=None, landmarks=None, max_side: int = 480,
                        annotations=()) -> np.ndarray:
     """The photo scaled for print, with the detected face box (green), landmarks and the examiner's annotations
-    (magenta points and rectangles, numbered in the order listed)."""
+    (magenta points and rectangles, numbered in the order listed), all given in the original photo's pixels."""
     import cv2
 
-    img = np.ascontiguousarray(image)
+    img = np.ascontiguousarray(photo.pixels)
     scale = min(1.0, max_side / max(img.shape[:2]))
     if scale < 1.0:
         img = cv2.resize(img, (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale))),
@@ -171,17 +178,17 @@ def thumbnail_with_box(image: np.ndarray, box=None, landmarks=None, max_side: in
     img = img.copy()
     thick = max(2, round(max(img.shape[:2]) / 200))
     if box is not None and len(box) == 4 and np.all(np.isfinite(box)):
-        x, y, w, h = (float(v) * scale for v in box)
+        x, y, w, h = photo.to_pixels(box) * scale
         cv2.rectangle(img, (round(x), round(y)), (round(x + w), round(y + h)), (0, 200, 0), thick)
     if landmarks is not None:
-        for px, py in np.asarray(landmarks, np.float64).reshape(-1, 2) * scale:
+        for px, py in photo.to_pixels(np.reshape(landmarks, (-1, 2))) * scale:
             if np.isfinite(px) and np.isfinite(py):
                 cv2.circle(img, (round(px), round(py)), thick + 1, (255, 200, 0), -1)
     for n, a in enumerate(annotations, 1):
-        x, y = round(a.x * scale), round(a.y * scale)
+        ax, ay, aw, ah = photo.to_pixels((a.x, a.y, a.width, a.height)) * scale
+        x, y = round(ax), round(ay)
         if a.kind == "rect":
-            cv2.rectangle(img, (x, y), (round((a.x + a.width) * scale), round((a.y + a.height) * scale)),
-                          (230, 0, 200), thick)
+            cv2.rectangle(img, (x, y), (round(ax + aw), round(ay + ah)), (230, 0, 200), thick)
         else:
             cv2.circle(img, (x, y), 3 * thick, (230, 0, 200), thick)
         cv2.putText(img, str(n), (x + 2 * thick, max(12, y - 2 * thick)), cv2.FONT_HERSHEY_SIMPLEX,
@@ -447,11 +454,9 @@ def report_data_from_explanation(result, *, model=None, case_number: str = "(no 
 
 
 # --- from the store -----------------------------------------------------------------------------------------
-def _load_original(store, sha256: str) -> np.ndarray | None:
-    from ..core.imageio import load_image
-
+def _load_original(store, sha256: str) -> Photo | None:
     try:
-        return load_image(store.image_path(sha256))
+        return load_display_photo(store.image_path(sha256))
     except XfrError:
         return None
 
@@ -516,19 +521,29 @@ def detail_pairs(details) -> list[tuple[str, str]]:
     return out
 
 
-def _audit_rows(records, numbers: dict[str, int]) -> list[dict]:
+def _audit_rows(records, numbers: dict[str, int], case_number: str = "") -> list[dict]:
     """The audit entries as the appendix prints them; a comparison is named by its number (``numbers``: database
-    id → number), as everywhere else in the report, not by its database id."""
+    id → number) and the case by its case number, as everywhere else in the report, not by their database ids."""
     rows = []
     for r in records:
         object_id = "" if r.object_id is None else str(r.object_id)
         if r.object_type == "comparison" and object_id in numbers:
             object_id = str(numbers[object_id])
+        elif r.object_type == "case" and case_number:
+            object_id = case_number
         details = [("comparison", str(numbers[value])) if key == "comparison_id" and value in numbers
                    else (key, value) for key, value in detail_pairs(r.details)]
         rows.append({"id": r.id, "time": r.time, "actor": r.actor, "action": r.action,
                      "object": f"{r.object_type or ''} {object_id}".strip(), "details": details, "hash": r.hash})
     return rows
+
+
+def audit_status(verification) -> str:
+    """The case's chain verification in words, without the case's database id (the report names the case by its
+    number at the top of every page)."""
+    from dataclasses import replace
+
+    return replace(verification, case_id=None).message
 
 
 def _comparison_section(store, case_id: int, n: int, comp, record, calibration, k: int):
@@ -547,10 +562,11 @@ def _comparison_section(store, case_id: int, n: int, comp, record, calibration, 
     for label, sha, side in (("A", comp.image_a, "a"), ("B", comp.image_b, "b")):
         meta = store.get_image(sha)
         f = faces.get(side, {})
+        photo = _load_original(store, sha)
         images.append(ImageInfo(label=label, name=meta.original_name or "", sha256=sha,
-                                original=_load_original(store, sha), box=f.get("box"),
+                                original=None if photo is None else photo.pixels, box=f.get("box"),
                                 landmarks=f.get("landmarks"), aligned=f.get("aligned"),
-                                reconstruction=f.get("reconstruction")))
+                                reconstruction=f.get("reconstruction"), scale=1 if photo is None else photo.scale))
     cal = _find_calibration(store, record.model_sha256, calibration)
     lr = _stored_lr(record.parameters) or (cal.describe(record.score) if cal is not None else None)
     concl = store.latest_conclusion(case_id, comparison_id=comp.id)
@@ -709,8 +725,8 @@ def build_report_for_case(store, case_id: int, *, calibration=None, model_sha256
         conclusion=concl.text if concl else "", conclusion_scale=(concl.scale or "") if concl else "",
         conclusion_notes=concl.notes if concl else "", conclusion_author=(concl.author or "") if concl else "",
         conclusion_time=concl.created_at if concl else "", case_notes=case.notes,
-        audit=_audit_rows(store.list_audit(case_id), {str(c.id): c.number for c in comparisons}),
-        audit_status=f"{verification.message}; verified chain head {verification.head or '(empty)'}",
+        audit=_audit_rows(store.list_audit(case_id), {str(c.id): c.number for c in comparisons}, case.number),
+        audit_status=f"{audit_status(verification)}; verified chain head {verification.head or '(empty)'}",
     )
 
 
