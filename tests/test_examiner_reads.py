@@ -393,3 +393,18 @@ def test_the_reports_channel_regions_follow_the_apps_scale_rule(tiny_model):
     text = pdf_text(render_report(data).pdf)
     assert ("on one scale per channel from 0 to its peak over both faces, as in the app; the white box encloses "
             "where it reaches 5 % of its peak on that face.") in text
+
+
+def test_the_audit_appendix_names_the_case_by_its_number(tmp_path, tiny_model):
+    """The case's database id (2 here) is no case number: the appendix names the case NUM-1 as every page does."""
+    from xfr_desktop.report import render_report
+    from xfr_desktop.report.report_data import build_report_for_case
+
+    with open_store(tmp_path / "data") as store:
+        case, _ = interleaved_case(store, tmp_path, tiny_model)
+        assert case.id == 2 and case.number == "NUM-1"
+        text = pdf_text(render_report(build_report_for_case(store, case.id)).pdf)
+    appendix = text[text.index("Appendix B"):]
+    assert "Chain verification at export: chain intact: " in appendix
+    assert "case.created · case NUM-1 ·" in appendix
+    assert "case 2" not in appendix
