@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "xfr-joint-model"
 FORMAT_VERSION = 1
-PACKAGE_ROOT = REPO_ROOT  # gui/dialogs.py still imports this name
 MODELS_DIR = Path(os.environ.get("XFR_MODELS_DIR", REPO_ROOT / "models"))
 DEFAULT_MODEL_NAME = "xfr-dlib-affine-joint.pt"
 

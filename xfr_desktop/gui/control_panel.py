@@ -84,7 +84,7 @@ class ControlPanel(QScrollArea):
         lay = QVBoxLayout(panel)
         lay.setContentsMargins(6, 4, 6, 4)
         lay.setSpacing(6)
-        self.trust_box = TrustBox(state)   # how far to trust the map shown (issue 27)
+        self.trust_box = TrustBox(state)   # how far to trust the map shown
         for box in (self._score_box(), self.trust_box, self._parameters_box(), self._display_box(),
                     self._conclusion_box()):
             lay.addWidget(box)

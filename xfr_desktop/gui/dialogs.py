@@ -262,9 +262,10 @@ def versions() -> dict[str, str]:
 
 
 def model_card_text() -> str:
-    from ..core.model import MODELS_DIR, PACKAGE_ROOT
+    from ..core.model import MODELS_DIR
+    from ..paths import REPO_ROOT
 
-    for folder in (Path(MODELS_DIR), PACKAGE_ROOT / "models"):
+    for folder in (Path(MODELS_DIR), REPO_ROOT / "models"):
         card = folder / "README.md"
         if card.is_file():
             return card.read_text(encoding="utf-8", errors="replace")

@@ -1,4 +1,4 @@
-"""The Trust box beside the score: how far to trust the map shown, for this pair (issue 27).
+"""The Trust box beside the score: how far to trust the map shown, for this pair.
 
 Bound to the :class:`~.explanation_state.ExplanationState` like the other control-panel boxes: it reads the stored
 result's trust record (``parameters["trust"]``, core.trust_display words it), and its "Grey unstable pixels" box

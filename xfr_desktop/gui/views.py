@@ -33,7 +33,7 @@ class DisplaySettings:
     mode: str = "H"   # S⁺ (blue) and S⁻ (orange) on one face: H's colours (core/map_style.py)
     opacity: float = 0.6
     channel: int | None = None
-    stable_only: bool = False   # grey the pixels whose H sign changes under alignment jitter (issue 27)
+    stable_only: bool = False   # grey the pixels whose H sign changes under alignment jitter
 
 
 @dataclass

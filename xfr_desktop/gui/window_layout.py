@@ -16,7 +16,7 @@ from __future__ import annotations
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtWidgets import QFrame, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
-LAYOUT_VERSION = 2          # 1: the channel table under the maps, taking half the window (before issue 24)
+LAYOUT_VERSION = 2          # 1: the channel table under the maps, taking half the window (an older window)
 GROUP = "mainWindow"
 DETAIL_TAB = "Photo, face, reconstruction"
 CHANNELS_TAB = "Channels (model)"
