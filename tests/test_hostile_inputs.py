@@ -4,8 +4,10 @@ folders, weak pass-phrases."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -126,6 +128,52 @@ def measured_xfr(*args) -> tuple[int, str, float]:
     return proc.returncode, proc.stderr, int(peak.group(1)) / 1024 if peak else float("inf")
 
 
+# Several commands in turn in one child (Python, torch and the CLI start once, which took most of each run). Before
+# each command the peak resident memory restarts from the current one (clear_refs 5), so a command's peak counts
+# everything the earlier ones left resident: at least what a fresh process would show. With a hang limit, SIGALRM
+# (default action: end the process, whatever code is running) stops a command still running after that many
+# seconds, counted from the command's start, not the child's.
+_MEASURED_IN_TURN = """import contextlib, io, json, re, signal, sys
+from xfr_desktop.cli import main
+
+hang_s = int(sys.argv[1])
+for argv in json.loads(sys.argv[2]):
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    out, err = io.StringIO(), io.StringIO()
+    signal.alarm(hang_s)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(argv)
+        except SystemExit as exc:
+            rc = exc.code
+    signal.alarm(0)
+    peak = int(re.search(r"VmHWM:\\s*(\\d+)", open("/proc/self/status").read()).group(1))
+    print(json.dumps({"rc": rc, "out": out.getvalue(), "err": err.getvalue(), "peak_mb": peak / 1024}), flush=True)
+"""
+
+
+def measured_in_turn(commands: list[list], hang_s: int = 0) -> list[SimpleNamespace]:
+    """Each `xfr ARGS` of ``commands`` in turn in one child process: rc, out, err and peak_mb (resident, MB) per
+    command. A command still running after ``hang_s`` seconds (0: no limit) ends the child; it and the commands
+    after it get ``rc=None`` and ``err`` saying so."""
+    import json
+    import subprocess
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("peak memory is read from /proc")
+    argvs = [[str(a) for a in c] for c in commands]
+    proc = subprocess.run([sys.executable, "-c", _MEASURED_IN_TURN, str(hang_s), json.dumps(argvs)],
+                          capture_output=True, text=True, timeout=120 + (hang_s or 600) * len(argvs),
+                          stdin=subprocess.DEVNULL)
+    done = [SimpleNamespace(**json.loads(line)) for line in proc.stdout.splitlines() if line.startswith("{")]
+    for k, argv in enumerate(argvs[len(done):]):
+        why = (f"xfr {' '.join(argv)} hung (over {hang_s} s)" if k == 0 and proc.returncode == -signal.SIGALRM
+               else f"not run: the child ended with {proc.returncode} before it: {proc.stderr[-2000:]}")
+        done.append(SimpleNamespace(rc=None, out="", err=why, peak_mb=float("inf")))
+    return done
+
+
 def png_bomb(side: int = 20000) -> bytes:
     """A valid all-black greyscale PNG of side x side pixels (400 MP), about 400 KB on disk."""
     import struct
@@ -172,40 +220,57 @@ def write_rec(folder, records: list[tuple[float, bytes]], header_count: float | 
     return folder
 
 
-def train(tmp_path, model_file, data, *extra):
-    return measured_xfr("train", "--data", data, "--out", tmp_path / "run", "--base", model_file,
-                        "--mode", "decoder", "--max-steps", 1, "--batch-size", 2, "--aligned", "yes", "-q", *extra)
-
-
-@pytest.mark.parametrize("labels, header, needle", [
+LABEL_ATTACKS = [
     ([0.0, 1e9], None, "identity label 1e+09"),
     ([0.0, 1.0], 3e38, "claims 3e+38 image records"),
     ([0.0, float("nan")], None, "identity label nan"),
     ([0.0, 1e30], None, "identity label 1e+30"),
     ([0.0, -1.0], None, "identity label -1"),
-])
-def test_hostile_recordio_labels_are_refused_in_bounded_memory(tmp_path, model_file, labels, header, needle):
-    data = write_rec(tmp_path / "rec", [(lab, small_png(i)) for i, lab in enumerate(labels)], header)
-    rc, err, peak_mb = train(tmp_path, model_file, data)
-    assert rc == 2 and needle in err and "train.rec" in err and "Traceback" not in err, err
-    assert peak_mb < RSS_LIMIT_MB
+]
 
 
-def test_decompression_bomb_in_a_recordio_is_refused_in_bounded_memory(tmp_path, model_file, bomb):
-    data = write_rec(tmp_path / "rec", [(0.0, small_png(0)), (1.0, bomb), (0.0, small_png(1)), (1.0, small_png(2))])
-    rc, err, peak_mb = train(tmp_path, model_file, data)
-    assert rc == 2 and "record 2" in err and "above the limit" in err and "Traceback" not in err, err
-    assert peak_mb < RSS_LIMIT_MB
-
-
-def test_decompression_bomb_in_a_bin_validation_set_is_refused_in_bounded_memory(tmp_path, model_file, bomb):
+@pytest.fixture(scope="module")
+def hostile_training_runs(tmp_path_factory, bomb) -> dict:
+    """`xfr train` on each hostile training file below, in one child process (measured_in_turn): the result of
+    each by name (the label attacks by their needle)."""
     import pickle
 
-    data = write_rec(tmp_path / "rec", [(i % 2, small_png(i)) for i in range(4)])
-    (tmp_path / "lfw.bin").write_bytes(pickle.dumps(([small_png(0), bomb], [True]), protocol=2))
-    rc, err, peak_mb = train(tmp_path, model_file, data, "--val", tmp_path / "lfw.bin")
-    assert rc == 2 and "lfw.bin image 1" in err and "above the limit" in err and "Traceback" not in err, err
-    assert peak_mb < RSS_LIMIT_MB
+    from conftest import make_tiny_model, make_tiny_spec
+
+    root = tmp_path_factory.mktemp("hostile-train")
+    model_file = root / "tiny.pt"
+    save_model(make_tiny_model(make_tiny_spec()), model_file)
+    data = {needle: write_rec(root / f"labels{k}", [(lab, small_png(i)) for i, lab in enumerate(labels)], header)
+            for k, (labels, header, needle) in enumerate(LABEL_ATTACKS)}
+    data["recordio bomb"] = write_rec(root / "bomb", [(0.0, small_png(0)), (1.0, bomb), (0.0, small_png(1)),
+                                                      (1.0, small_png(2))])
+    data["bin bomb"] = write_rec(root / "clean", [(i % 2, small_png(i)) for i in range(4)])
+    (root / "lfw.bin").write_bytes(pickle.dumps(([small_png(0), bomb], [True]), protocol=2))
+    commands = [["train", "--data", folder, "--out", root / f"run{k}", "--base", model_file, "--mode", "decoder",
+                 "--max-steps", 1, "--batch-size", 2, "--aligned", "yes", "-q"]
+                + (["--val", root / "lfw.bin"] if name == "bin bomb" else [])
+                for k, (name, folder) in enumerate(data.items())]
+    return dict(zip(data, measured_in_turn(commands)))
+
+
+@pytest.mark.parametrize("labels, header, needle", LABEL_ATTACKS)
+def test_hostile_recordio_labels_are_refused_in_bounded_memory(hostile_training_runs, labels, header, needle):
+    run = hostile_training_runs[needle]
+    assert run.rc == 2 and needle in run.err and "train.rec" in run.err and "Traceback" not in run.err, run.err
+    assert run.peak_mb < RSS_LIMIT_MB
+
+
+def test_decompression_bomb_in_a_recordio_is_refused_in_bounded_memory(hostile_training_runs):
+    run = hostile_training_runs["recordio bomb"]
+    assert run.rc == 2 and "record 2" in run.err and "above the limit" in run.err and "Traceback" not in run.err, \
+        run.err
+    assert run.peak_mb < RSS_LIMIT_MB
+
+
+def test_decompression_bomb_in_a_bin_validation_set_is_refused_in_bounded_memory(hostile_training_runs):
+    run = hostile_training_runs["bin bomb"]
+    assert run.rc == 2 and "lfw.bin image 1" in run.err and "above the limit" in run.err, run.err
+    assert "Traceback" not in run.err and run.peak_mb < RSS_LIMIT_MB
 
 
 def test_store_import_of_a_decompression_bomb_is_one_line(tmp_path, bomb):
