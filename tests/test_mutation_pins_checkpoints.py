@@ -312,3 +312,45 @@ def test_signature_verification_for_each_key_kind():
     assert checkpoints.verify_signature(ed_id.pem, data, ed_id.key.sign(data)) is False   # not a key kind we take
     assert checkpoints.verify_signature(b"not a certificate", data, b"x") is False
     assert checkpoints.verify_signature(ec_id.pem, data, b"") is False
+
+
+def test_the_exported_file_is_indented_utf_8_for_a_person_to_read(jane):
+    cp = dataclasses.replace(jane.checkpoint(signer="Jürgen Ü"), id=1)
+    text = checkpoints.export_checkpoints([cp])
+    assert text.startswith('{\n  "format": "xfr-audit-checkpoints/1",\n  "checkpoints": [\n    {\n      "case_id": null,')
+    assert '"signer": "Jürgen Ü"' in text
+
+
+def test_checkpoint_files_are_read_up_to_16_mb_and_named_when_refused(tmp_path, jane):
+    path = tmp_path / "kept.json"
+    with pytest.raises(StoreError) as err:
+        checkpoints.load_checkpoint_file(path)
+    assert str(err.value) == f"the checkpoint file not found: {path}"
+    text = checkpoints.export_checkpoints([jane.checkpoint()])
+    path.write_text(text + " " * (2 * 1024 * 1024))          # 2 MB: more than a key file may be, still read
+    assert len(checkpoints.load_checkpoint_file(path)) == 1
+    with open(path, "wb") as f:
+        f.truncate(16 * 1024 * 1024 + 1)
+    with pytest.raises(StoreError) as err:
+        checkpoints.load_checkpoint_file(path)
+    assert str(err.value) == f"the checkpoint file {path} is larger than 16 MB: not read"
+
+
+def test_signed_through_is_the_newest_entry_a_valid_checkpoint_covers(store, jane):
+    def through(case_id=None):
+        with store.session(write=False) as s:
+            return checkpoints.signed_through(s, case_id)
+
+    assert through() == 0 and through(1) == 0
+    with store.session() as s:
+        first = checkpoints.create(s, None, jane.sign, jane.pem, jane.name)
+    store.log_event("test.later")
+    with store.session() as s:
+        second = checkpoints.create(s, None, jane.sign, jane.pem, jane.name)
+        case_point = checkpoints.create(s, 1, jane.sign, jane.pem, jane.name)
+    assert first.last_entry_id < second.last_entry_id
+    assert through() == second.last_entry_id and through(1) == case_point.last_entry_id and through(2) == 0
+    sql(store, f"UPDATE audit_checkpoints SET signature = '00' WHERE id = {second.id}")
+    assert through() == first.last_entry_id                 # the altered one vouches for nothing
+    sql(store, f"UPDATE audit_log SET details = '{{}}' WHERE id = {first.last_entry_id}")
+    assert through() == 0 and through(1) == 0               # a broken chain: nothing is signed through
