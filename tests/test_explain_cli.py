@@ -1,4 +1,5 @@
-"""`xfr explain` end to end on the bundled sample images, and its one-line errors."""
+"""`xfr explain` end to end on the bundled sample images, and its one-line errors. Runs not about the per-pair
+trust check skip it (``--no-trust-check``: it took most of each run); the last test checks it."""
 from __future__ import annotations
 
 import json
@@ -24,7 +25,7 @@ def sample_pair(samples_dir):
 def test_explain_writes_result_maps_and_overlays(tmp_path, model_file, sample_pair, capsys):
     out = tmp_path / "out"
     rc = main(["explain", str(sample_pair[0]), str(sample_pair[1]), "--out", str(out), "--model", str(model_file),
-               "--threshold", "0.2"])
+               "--threshold", "0.2", "--no-trust-check"])
     assert rc == 0
     info = json.loads((out / "result.json").read_text())
     assert info["decision"] in ("match", "non-match")
@@ -54,7 +55,7 @@ def test_heatmaps_sum_to_the_decision_margin_when_every_channel_enters(tmp_path,
     save_model(tiny_model, path)
     out = tmp_path / "out"
     assert main(["explain", *map(str, sample_pair), "--out", str(out), "--model", str(path),
-                 "--threshold", "0.2"]) == 0
+                 "--threshold", "0.2", "--no-trust-check"]) == 0
     info = json.loads((out / "result.json").read_text())
     maps = np.load(out / "maps.npz")
     assert info["channels_used"] == 16
@@ -66,7 +67,7 @@ def test_heatmaps_sum_to_the_decision_margin_when_every_channel_enters(tmp_path,
 def test_top_k_channels(tmp_path, model_file, sample_pair):
     out = tmp_path / "out"
     assert main(["explain", *map(str, sample_pair), "--out", str(out), "--model", str(model_file),
-                 "--channels", "3"]) == 0
+                 "--channels", "3", "--no-trust-check"]) == 0
     assert json.loads((out / "result.json").read_text())["channels_used"] <= 3
 
 
@@ -104,7 +105,7 @@ def test_damaged_model_file(tmp_path, sample_pair, capsys):
 
 def test_console_script_runs_in_a_subprocess(tmp_path, model_file, sample_pair):
     proc = subprocess.run([sys.executable, "-m", "xfr_desktop.cli", "explain", *map(str, sample_pair), "--out",
-                           str(tmp_path / "o"), "--model", str(model_file), "--aligned"],
+                           str(tmp_path / "o"), "--model", str(model_file), "--aligned", "--no-trust-check"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "result.json").exists()
@@ -119,7 +120,7 @@ def test_result_json_states_the_likelihood_ratio_and_one_based_faces(tmp_path, m
     cal.save(calibration_path(model_file))
     out = tmp_path / "out"
     assert main(["explain", str(sample_pair[0]), str(sample_pair[1]), "--out", str(out), "--model",
-                 str(model_file), "--threshold", "0.2"]) == 0
+                 str(model_file), "--threshold", "0.2", "--no-trust-check"]) == 0
     info = json.loads((out / "result.json").read_text())
     assert info["face_number"] == {"a": 1, "b": 1} and "face_index" not in info
     lr = info["likelihood_ratio"]
@@ -134,7 +135,7 @@ def test_result_json_states_the_likelihood_ratio_and_one_based_faces(tmp_path, m
         main(["explain", str(sample_pair[0]), str(sample_pair[1]), "--out", str(out), "--face-a", "0"])
     assert exc.value.code == 2 and "start at 1" in capsys.readouterr().err
     rc = main(["explain", str(sample_pair[0]), str(sample_pair[1]), "--out", str(out), "--model", str(model_file),
-               "--face-b", "2"])
+               "--face-b", "2", "--no-trust-check"])
     err = capsys.readouterr().err
     assert rc != 0 and "face 2 requested but 1 face found (valid: 1 to 1" in err
 

@@ -91,11 +91,11 @@ def sample_pairs() -> list[dict]:
     return json.loads((SAMPLES / "case.json").read_text(encoding="utf-8"))["pairs"]
 
 
-def explain_sample_pair(pair: dict, out: Path, model: Path) -> dict:
+def explain_sample_pair(pair: dict, out: Path, model: Path, *extra: str) -> dict:
     from xfr_desktop.cli import main
 
     code = main(["explain", str(SAMPLES / pair["image_a"]), str(SAMPLES / pair["image_b"]),
-                 "--model", str(model), "--out", str(out), "--device", "cpu"])
+                 "--model", str(model), "--out", str(out), "--device", "cpu", *extra])
     assert code == 0, f"xfr explain failed on {pair['id']}"
     result = json.loads((out / "result.json").read_text())
     assert result["decision"] in ("match", "non-match")
@@ -144,8 +144,8 @@ def test_guard_leaves_local_sockets_alone(network_guard):
 def test_explain_sample_case_offline(network_guard, tiny_model_file, tmp_path):
     pairs = sample_pairs()
     assert len(pairs) >= 2
-    for pair in pairs:
-        explain_sample_pair(pair, tmp_path / pair["id"], tiny_model_file)
+    for pair in pairs:  # the per-pair trust check runs under the guard in the bundled-model test below
+        explain_sample_pair(pair, tmp_path / pair["id"], tiny_model_file, "--no-trust-check")
     assert network_guard == []
 
 
