@@ -32,16 +32,37 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# the longest files (a minute or so each on 2 cores) start first, so that no worker of `pytest -n 2`
-# (scripts/test.sh) begins one of them when the other worker has nothing left to do
-LONGEST_FIRST = ("test_wheelhouse_install.py", "test_distributed_training.py", "test_sharded_evaluation.py",
-                 "test_explanation_quality.py")
+# the longest files (measured with --durations on 2 cores) start first, so that no worker of `pytest -n 2`
+# (scripts/test.sh, which keeps this order with --no-loadscope-reorder) begins one of them when the other worker
+# has nothing left to do
+LONGEST_FIRST = ("test_wheelhouse_install.py", "test_gui_app.py", "test_distributed_training.py",
+                 "test_wheel_install.py", "test_offline.py", "test_sharded_evaluation.py",
+                 "test_explanation_quality.py", "test_hostile_inputs.py", "test_integrity_round2.py",
+                 "test_explain_cli.py", "test_training.py", "test_clean_output.py", "test_report.py",
+                 "test_examiner_reads.py")
+# files that share a session fixture run in one worker, so that it runs once (demo_run: most of a minute)
+SAME_WORKER = {"test_offline.py": "test_gui_app.py"}
 SHARED_DIR = Path(os.environ.get("XFR_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, with the SAME_WORKER files given to one worker together."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureFiles(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            name = path.rsplit("/", 1)[-1]
+            return path[:len(path) - len(name)] + SAME_WORKER.get(name, name)
+
+    return SharedFixtureFiles(config, log)
 
 
 @pytest.fixture(scope="session")
