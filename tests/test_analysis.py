@@ -113,7 +113,7 @@ def test_a_result_of_the_previous_bundled_model_reopens_and_its_report_names_tha
     from xfr_desktop.core.imageio import load_image
     from xfr_desktop.core.model import MODELS_DIR, default_model_path, file_sha256, load_model
     from xfr_desktop.paths import RESOURCES_DIR
-    from xfr_desktop.report.report_data import build_report_for_case
+    from xfr_desktop.report import build_report_for_case
 
     old_path = MODELS_DIR / "xfr-dlib-maxpool-joint.pt"
     if not old_path.is_file():

@@ -57,7 +57,7 @@ def test_scripted_case_work_from_add_pair_to_a_report_of_a_chosen_result(tmp_pat
     with open_store(data) as store:
         assert store.get_comparison(comp["id"]).report_result_id == 2
         assert "comparison.report_result_chosen" in [e.action for e in store.list_audit(shown["id"])]
-        from xfr_desktop.report.report_data import build_report_for_case
+        from xfr_desktop.report import build_report_for_case
         section = build_report_for_case(store, shown["id"]).comparisons[0]
         assert section.analysed_at == store.get_result(2).parameters["analysed_at"]
     assert xfr(data, "report", "--case", "CLI-1", "--out", tmp_path / "s.pdf", "--result", "99") == 2

@@ -59,7 +59,7 @@ def pdf_text(pdf: bytes) -> str:
 # --- item 1: one number per comparison ---------------------------------------------------------------------------
 def test_a_comparison_has_one_number_in_the_store_cli_report_and_audit_trail(tmp_path, tiny_model, capsys):
     from xfr_desktop.report import render_report
-    from xfr_desktop.report.report_data import build_report_for_case
+    from xfr_desktop.report import build_report_for_case
 
     data = tmp_path / "data"
     with open_store(data) as store:
@@ -174,7 +174,7 @@ def nikon_photo(path):
 def test_the_report_and_the_photos_tab_read_the_camera_from_one_formatter(tmp_path, tiny_model):
     from xfr_desktop.core.image_quality import assess_photo, quality_rows
     from xfr_desktop.report import render_report
-    from xfr_desktop.report.report_data import build_report_for_case
+    from xfr_desktop.report import build_report_for_case
 
     photo = nikon_photo(tmp_path / "nikon.jpg")
     data = assess_photo(photo, np.asarray(Image.open(photo).convert("RGB")))
@@ -235,7 +235,7 @@ def test_a_cosigned_report_states_which_comparisons_were_reviewed(tmp_path, tiny
 def test_the_verbal_equivalent_names_the_cases_own_propositions(tmp_path, tiny_model):
     from xfr_desktop.core.evaluative import DEFAULT_DEFENCE, DEFAULT_PROSECUTION, lr_statement
     from xfr_desktop.report import render_report
-    from xfr_desktop.report.report_data import build_report_for_case
+    from xfr_desktop.report import build_report_for_case
 
     own = ("Hp: the man filmed at the bank is Mr Smith.", "Hd: the man filmed is someone else")
     assert lr_statement(50.0, propositions=own).verbal == \
@@ -312,7 +312,7 @@ def own_propositions_report(tmp_path, tiny_model):
     """A case report whose first comparison's result carries an LR of 10.0408, under propositions typed without
     their Hp/Hd labels; (text of page 1, text of the whole report)."""
     from xfr_desktop.report import render_report
-    from xfr_desktop.report.report_data import build_report_for_case
+    from xfr_desktop.report import build_report_for_case
 
     rng = np.random.default_rng(0)
     a, b = (rng.integers(0, 255, (112, 112, 3), dtype=np.uint8) for _ in range(2))
@@ -351,8 +351,10 @@ def test_the_audit_appendix_gives_stored_face_indices_the_reports_face_numbers(o
 
 def test_appendix_a_writes_reference_counts_as_page_one_does():
     from xfr_desktop.core.calibration import fit_calibration
-    from xfr_desktop.report.pdf_sections import likelihood_ratio_section, styles
-    from xfr_desktop.report.report_data import ReportData, calibration_note, calibration_summary
+    from xfr_desktop.report.calibration_lookup import calibration_note, calibration_summary
+    from xfr_desktop.report.pdf_blocks import styles
+    from xfr_desktop.report.pdf_sections import likelihood_ratio_section
+    from xfr_desktop.report.report_data import ReportData
 
     rng = np.random.default_rng(0)
     cal = fit_calibration(rng.normal(0.8, 0.1, 1500), rng.normal(0.1, 0.1, 2500))
@@ -367,7 +369,7 @@ def test_the_reports_channel_regions_follow_the_apps_scale_rule(tiny_model):
     """A channel's region: one scale for both faces (the app's), and the box where the residual reaches 5 % of
     its peak on that face (the app's), stated under the table."""
     from xfr_desktop.report import render_report, report_data_from_explanation
-    from xfr_desktop.report.report_data import overlay_map
+    from xfr_desktop.report.images import overlay_map
 
     yy, xx = np.mgrid[0:112, 0:112] / 112
     faces = [np.stack([np.sin(2 * np.pi * (fx * xx + fy * yy + k / 3)) for k in range(3)], axis=2)
@@ -398,7 +400,7 @@ def test_the_reports_channel_regions_follow_the_apps_scale_rule(tiny_model):
 def test_the_audit_appendix_names_the_case_by_its_number(tmp_path, tiny_model):
     """The case's database id (2 here) is no case number: the appendix names the case NUM-1 as every page does."""
     from xfr_desktop.report import render_report
-    from xfr_desktop.report.report_data import build_report_for_case
+    from xfr_desktop.report import build_report_for_case
 
     with open_store(tmp_path / "data") as store:
         case, _ = interleaved_case(store, tmp_path, tiny_model)

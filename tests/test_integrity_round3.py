@@ -224,11 +224,11 @@ def test_a_bundled_calibration_is_used_only_for_its_own_model(monkeypatch):
     from xfr_desktop.core.calibration import load_calibration_for
     from xfr_desktop.core.fileio import file_sha256
     from xfr_desktop.core.model import default_model_path
-    from xfr_desktop.report.report_data import _find_calibration
+    from xfr_desktop.report.calibration_lookup import find_calibration
 
     sha = file_sha256(default_model_path())
-    assert _find_calibration(None, sha).model_sha256 == sha == load_calibration_for(default_model_path()).model_sha256
-    assert _find_calibration(None, "ee" * 32) is None and _find_calibration(None, "") is None
+    assert find_calibration(sha).model_sha256 == sha == load_calibration_for(default_model_path()).model_sha256
+    assert find_calibration("ee" * 32) is None and find_calibration("") is None
 
 
 # --- 4. the schema upgrade's adoption, in the report -----------------------------------------------------------

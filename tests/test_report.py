@@ -12,8 +12,9 @@ from xfr_desktop import __version__
 from xfr_desktop.cli import main as xfr_main
 from xfr_desktop.core.calibration import fit_calibration
 from xfr_desktop.core.explain import explain_pair
-from xfr_desktop.report import ImageInfo, render_report, report_data_from_explanation
-from xfr_desktop.report.report_data import ReportError, build_report_for_case, top_channels
+from xfr_desktop.report import ImageInfo, build_report_for_case, render_report, report_data_from_explanation
+from xfr_desktop.report.from_explanation import top_channels
+from xfr_desktop.report.report_data import ReportError
 
 pypdf = pytest.importorskip("pypdf")
 
@@ -198,15 +199,15 @@ def test_stored_result_of_the_bundled_model_gets_its_card_excerpt(tmp_path):
     """The app stores results with the model's sha256 only; the report still finds the card of every model shipped
     in models/ -- the default (models/README.md) and earlier bundled models kept beside it (<stem>.md)."""
     from xfr_desktop.core.model import MODELS_DIR, default_model_path, file_sha256
-    from xfr_desktop.report import report_data
+    from xfr_desktop.report.model_cards import stored_model_info
     from xfr_desktop.store import open_store
 
     if not default_model_path().is_file():
         pytest.skip("bundled model not present")
     with open_store(tmp_path) as store:
-        info = report_data._stored_model_info(store, file_sha256(default_model_path()), "bundled")
-        other = report_data._stored_model_info(store, "0" * 64, "other")
-        older = [(p, report_data._stored_model_info(store, file_sha256(p), p.name))
+        info = stored_model_info(store, file_sha256(default_model_path()), "bundled")
+        other = stored_model_info(store, "0" * 64, "other")
+        older = [(p, stored_model_info(store, file_sha256(p), p.name))
                  for p in sorted(MODELS_DIR.glob("*.pt")) if p != default_model_path()]
     assert "Model card" in info.card_excerpt
     assert default_model_path().name in info.card_excerpt.split("\n")[0]
@@ -215,7 +216,7 @@ def test_stored_result_of_the_bundled_model_gets_its_card_excerpt(tmp_path):
         assert path.name in rec.card_excerpt.split("\n")[0], f"no card of its own for {path.name}"
 
 
-# --- issue 14: report defects -----------------------------------------------------------------------------------
+# --- what the report shows: conclusions, the result chosen, parameters -------------------------------------------
 def report_text(store, case_id) -> str:
     return " ".join(pdf_text(render_report(build_report_for_case(store, case_id)).pdf)[0].split())
 
@@ -279,7 +280,7 @@ def test_export_is_audited_under_the_examiners_name(tmp_path, tiny_model):
 
 
 def test_report_uses_the_first_full_analysis_or_the_chosen_result(tmp_path, tiny_model, capsys):
-    """Issue 14 (3): a later exploratory result must not replace the full analysis silently; --result N picks one."""
+    """A later exploratory result must not replace the full analysis silently; --result N picks one."""
     from xfr_desktop.core.serialize import result_parameters, result_payload
     from xfr_desktop.store import open_store
 
@@ -313,7 +314,7 @@ def test_removed_comparison_is_listed_with_its_reason(tmp_path, tiny_model):
     assert "removed by Ann Examiner on" in flat and "duplicate of comparison 1" in flat
 
 
-# --- issue 14 (8): layout ----------------------------------------------------------------------------------------
+# --- layout ------------------------------------------------------------------------------------------------------
 def test_parameters_are_a_two_column_table_with_one_based_faces(explanation, tiny_model):
     from xfr_desktop.core.serialize import result_parameters
 
@@ -369,16 +370,17 @@ def test_model_card_evaluation_reaches_appendix_a_in_plain_words(explanation):
         assert word not in flat, word
 
 
-def test_markdown_subset_is_escaped_and_structured():
-    from xfr_desktop.report.markdown_pdf import inline, parse
+def test_card_markdown_is_parsed_into_blocks():
+    from xfr_desktop.report.card_markdown import parse, sections_until, table_after_heading
 
-    assert inline("a <b> & **bold** `x<y` [t](http://e)") == (
-        "a &lt;b&gt; &amp; <font name='DejaVuSans-Bold'>bold</font> <font name='DejaVuSansMono'>x&lt;y</font> t")
-    assert inline("card: [`m.md`](m.md).") == "card: <font name='DejaVuSansMono'>m.md</font>."
     kinds = [b.kind for b in parse("# T\n\npara\nline\n\n- one\n  more\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
                                    "    code\n")]
     assert kinds == ["heading", "paragraph", "list", "table", "code"]
     assert parse("- one\n  more\n- two")[0].items == ["one more", "two"]
+    card = "# M\n\nsummary\n\n## Evaluation\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n## Next\n\n| x |\n|---|\n"
+    assert table_after_heading(card, "EVALUATION") == [["a", "b"], ["1", "2"]]
+    assert table_after_heading(card, "provenance") == []
+    assert sections_until(card, 2) == "# M\n\nsummary"
 
 
 def test_colour_bars_say_what_they_measure(explanation, tiny_model):
@@ -399,7 +401,7 @@ def test_colour_bars_say_what_they_measure(explanation, tiny_model):
     assert any(abs(v * 10 ** exponent - vmax) <= 0.05 * vmax for v in labels), (labels, vmax)   # 2 digits
 
 
-# --- issue 14 (2-5): evaluative headline, examination sections --------------------------------------------------
+# --- evaluative headline, examination sections -------------------------------------------------------------------
 def test_evaluation_headline_and_examination_sections(tmp_path, tiny_model):
     """The LR at the calibration's limit is a bound with two significant digits, the propositions and calibration
     are named, the model's decision at a τ other than the calibrated one is flagged in the technical part only,
@@ -429,7 +431,7 @@ def test_evaluation_headline_and_examination_sections(tmp_path, tiny_model):
         flat = report_text(store, case.id)
     headline = flat[flat.index("Evaluation"):flat.index("technical result and parameters")]
     assert "LR ≥ 3,000 (limit of the calibration)" in headline and "LR = ≥" not in headline
-    assert "at least strong support for Hp: the suspect is the person in the CCTV still." in headline   # issue 24
+    assert "at least strong support for Hp: the suspect is the person in the CCTV still." in headline
     assert "Hp: the suspect is the person in the CCTV still." in headline
     assert "logistic-regression calibration on LFW pairs.txt (3,000 same-person" in headline
     assert "model decision" not in headline and "MATCH" not in headline
@@ -443,7 +445,7 @@ def test_evaluation_headline_and_examination_sections(tmp_path, tiny_model):
 
 
 def test_each_comparison_says_how_far_to_trust_its_maps(tmp_path, tiny_model):
-    """Issue 27: beside the maps, the stored per-pair faithfulness and stability figures with the check in words,
+    """Beside the maps, the stored per-pair faithfulness and stability figures with the check in words,
     for this pair only; a result analysed without the check says so instead of printing a figure."""
     from xfr_desktop.analysis import analyse_comparison, plan_analysis
     from xfr_desktop.store import open_store
@@ -474,7 +476,7 @@ def test_each_comparison_says_how_far_to_trust_its_maps(tmp_path, tiny_model):
     assert flat.count("not checked for these maps") == 1 and "curves" not in flat   # no raw record in the table
 
 
-# --- issue 24, item 4: page 1 is the case; the method and the model go to an appendix for a court reader ---------
+# --- page 1 is the case; the method and the model go to an appendix for a court reader ---------------------------
 JARGON = ("AUC", "hiding game", "../", "shared/data", "celeba", "CelebA")
 
 

@@ -359,7 +359,7 @@ def test_a_signature_that_states_no_signing_time(rendered, identity_files):
 
 
 def test_signed_report_no_longer_says_not_signed(tmp_path, tiny_model, identity_files):
-    """Issue 14 (4): the placeholder's 'Not signed' text must not survive under the signature (pdftotext)."""
+    """The placeholder's 'Not signed' text must not survive under the signature (pdftotext)."""
     import shutil
     import subprocess
 
@@ -391,7 +391,7 @@ def test_signed_report_no_longer_says_not_signed(tmp_path, tiny_model, identity_
     assert "carries no digital signature" not in flat["signed"]
 
 
-# --- issue 14 (5): co-signing, verification without --trust ------------------------------------------------------
+# --- co-signing, verification without --trust ----------------------------------------------------------------
 @pytest.fixture
 def reviewer_files(tmp_path):
     return create_identity("Rex Reviewer", tmp_path / "rex.p12", PASS, organisation="Forensic Lab")
@@ -480,7 +480,7 @@ def test_cli_cosign_and_verify_exit_codes(tmp_path, signed, identity_files, revi
     assert xfr_main(["verify-report", str(out)]) == 4
 
 
-# --- issue 14 (8): PDF/A-2b through signing ------------------------------------------------------------------
+# --- PDF/A-2b through signing --------------------------------------------------------------------------------
 def pdfa_facts(pdf: bytes) -> dict:
     """What a PDF/A-2b file must show, read independently of the code that writes it (pypdf)."""
     import io

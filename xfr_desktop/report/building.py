@@ -1,14 +1,17 @@
 """The case report as a PDF (reportlab): a plain :class:`~.report_data.ReportData` in, PDF bytes out.
 
-The data is made in :mod:`.report_data`, each section laid out in :mod:`.pdf_sections`, and the PDF/A document
-assembled in :mod:`.pdfa`; this module puts the sections in order.
+The data is made in :mod:`.from_store` or :mod:`.from_explanation`, each section laid out in :mod:`.pdf_sections`,
+and the PDF/A document assembled in :mod:`.pdfa`; this module puts the sections in order.
 """
 from __future__ import annotations
 
 import os
 from datetime import datetime
 
+from reportlab.platypus import PageBreak
+
 from . import pdf_sections as sections
+from .pdf_blocks import styles
 from .pdfa import RenderedReport, assemble_pdf, register_fonts, write_atomically
 from .report_data import ReportData
 
@@ -17,10 +20,8 @@ def render_report(data: ReportData, out_path: str | os.PathLike | None = None, *
                   for_signing: bool = False) -> RenderedReport:
     """Render ``data`` to PDF bytes (and write them atomically to ``out_path`` when given). ``for_signing`` leaves
     the signature box blank for the signature's appearance instead of saying "Not signed"."""
-    from reportlab.platypus import PageBreak
-
     register_fonts()
-    st = sections.styles()
+    st = styles()
     generated_at = data.generated_at or datetime.now().astimezone().replace(microsecond=0).isoformat()
     record: dict = {}
     # page 1: the case, its propositions, each comparison's LR and conclusion, the conclusion on the case

@@ -23,7 +23,7 @@ class Finding:
 
 
 def parse_finding(line: str) -> Finding | None:
-    """One :func:`~.report_data.fidelity_findings` line back into its parts; None if it is not one."""
+    """One :func:`~.model_cards.fidelity_findings` line back into its parts; None if it is not one."""
     head, sep, rest = line.partition(": ")
     if not sep:
         return None

@@ -12,9 +12,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.fileio import check_new_file, with_path
+from ..core.fileio import MAX_PDF, check_new_file, read_bytes, with_path
 from .building import render_report
-from .report_data import ReportError, build_report_for_case
+from .from_store import build_report_for_case
+from .pdfa import write_atomically
+from .report_data import ReportError
+from .signing import SigningError, check_cosignable, cosign_pdf, sign_pdf
 
 
 @dataclass
@@ -43,8 +46,6 @@ def export_case_report(store, case_id: int, out_path: str | os.PathLike, *, iden
     rendered = render_report(data, for_signing=identity is not None)
     pdf, signed = rendered.pdf, None
     if identity is not None:
-        from .signing import sign_pdf
-
         signed = sign_pdf(pdf, identity, box=rendered.signature_box, review_box=rendered.review_box,
                           location=case.organisation or None)
         pdf = signed.pdf
@@ -109,9 +110,6 @@ def cosign_report(report: str | os.PathLike, out_path: str | os.PathLike, identi
                   case_id: int | None = None, overwrite: bool = False) -> CosignResult:
     """Add the reviewer's co-signature (``identity``) to the signed report file ``report``, write it to
     ``out_path`` and, given a store and a case, log it there as ``report.cosigned``. Nothing is written on error."""
-    from .pdfa import write_atomically
-    from .signing import cosign_pdf
-
     out_path = Path(out_path)
     signed = cosign_pdf(check_cosign(report, out_path, overwrite), identity)
     if case_id is not None:
@@ -125,9 +123,6 @@ def check_cosign(report: str | os.PathLike, out_path: str | os.PathLike, overwri
     """The bytes of ``report`` once everything a co-signature needs but the reviewer's key holds: ``out_path`` may
     be written (``overwrite``: as :func:`~xfr_desktop.core.fileio.check_new_file`) and is another file, and
     ``report`` is a readable PDF signed by its examiner, not yet co-signed."""
-    from ..core.fileio import MAX_PDF, read_bytes
-    from .signing import SigningError, check_cosignable
-
     out_path = check_new_file(out_path, overwrite, SigningError)
     if Path(report).resolve() == out_path.resolve():
         raise SigningError("write the co-signed report to a new file: the examiner's signed report stays as it is")

@@ -6,103 +6,29 @@ from __future__ import annotations
 
 import io
 from datetime import datetime, timezone
-from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
+from reportlab.lib import colors
+from reportlab.lib.units import cm
+from reportlab.lib.utils import ImageReader
+from reportlab.platypus import CondPageBreak, Flowable, KeepTogether, PageBreak, Spacer, Table
 
-from ..core.evaluative import labelled_propositions
-from .pdfa import BODY_FONT, BOLD_FONT, MONO_FONT
-from .report_data import (ComparisonSection, ReportData, ReportError, overlay_map,
-                          thumbnail_with_box)
+from ..core.calibration import VERBAL_SCALE_TEXT
+from ..core.evaluative import labelled_propositions, round_significant
+from ..core.image_quality import quality_rows
+from ..core.map_style import REGION_FRACTION, colour_bar_caption, kind_scale, lut, map_style, unit
+from .audit_trail import detail_pairs
+from .court_words import court_findings
+from .images import overlay_map, thumbnail_with_box
+from .pdf_blocks import data_table, img, kv_table, markup, para, png, table_style
+from .pdfa import BODY_FONT, MONO_FONT
+from .report_data import ComparisonSection, ReportData
+from .trust_section import trust_flowables
 
 SIGNATURE_BOX_SIZE = (240.0, 70.0)   # points; each of the two signature boxes on the last page
 SIGNATURE_BOX_GAP = 12.0
 MAP_KINDS = ("S", "S_pos", "S_neg")   # titles, colours and scales: core.map_style, shared with the app and CLI
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    import cv2
-
-    arr = np.ascontiguousarray(rgb)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, 2)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ReportError("cannot encode an image for the report")
-    return buf.tobytes()
-
-
-
-def styles():
-    from reportlab.lib import colors
-    from reportlab.lib.styles import ParagraphStyle
-
-    base = ParagraphStyle("body", fontName=BODY_FONT, fontSize=9, leading=12)
-    return {
-        "body": base,
-        "small": ParagraphStyle("small", parent=base, fontSize=7.5, leading=9.5),
-        "tiny": ParagraphStyle("tiny", parent=base, fontSize=6, leading=7.5),
-        "card": ParagraphStyle("card", parent=base, fontSize=8, leading=10.5),
-        "h3": ParagraphStyle("h3", parent=base, fontName=BOLD_FONT, fontSize=8.5, leading=11, spaceBefore=4),
-        "detail": ParagraphStyle("detail", parent=base, fontSize=6.8, leading=8.4, leftIndent=14),
-        "mono": ParagraphStyle("mono", parent=base, fontName=MONO_FONT, fontSize=6.8, leading=8.5),
-        "title": ParagraphStyle("title", parent=base, fontName=BOLD_FONT, fontSize=17, leading=22, spaceAfter=6),
-        "h1": ParagraphStyle("h1", parent=base, fontName=BOLD_FONT, fontSize=12.5, leading=16, spaceBefore=10,
-                             spaceAfter=4, textColor=colors.HexColor("#1a3b6b")),
-        "h2": ParagraphStyle("h2", parent=base, fontName=BOLD_FONT, fontSize=10, leading=13, spaceBefore=6,
-                             spaceAfter=3),
-        "caption": ParagraphStyle("caption", parent=base, fontSize=7, leading=8.5, alignment=1),
-        "big": ParagraphStyle("big", parent=base, fontName=BOLD_FONT, fontSize=11, leading=14),
-    }
-
-
-def _p(text: Any, style) -> "Any":
-    from reportlab.platypus import Paragraph
-
-    return Paragraph(escape("" if text is None else str(text)).replace("\n", "<br/>"), style)
-
-
-def _markup(text: str, style):
-    """A paragraph of reportlab mini-markup the caller has escaped itself."""
-    from reportlab.platypus import Paragraph
-
-    return Paragraph(text, style)
-
-
-def _img(rgb: np.ndarray, width: float):
-    from reportlab.platypus import Image
-
-    h, w = rgb.shape[:2]
-    return Image(io.BytesIO(_png(rgb)), width=width, height=width * h / w)
-
-
-def _kv_table(rows, col0=4.2):
-    from reportlab.lib.units import cm
-    from reportlab.platypus import Table
-
-    st = styles()
-    data = [[_p(k, st["small"]), v if not isinstance(v, str) else _p(v, st["small"])] for k, v in rows]
-    t = Table(data, colWidths=[col0 * cm, None], hAlign="LEFT", splitInRow=0)
-    t.setStyle(table_style())
-    return t
-
-
-def table_style(header: bool = False, grid: bool = True):
-    """Every table names the embedded font: reportlab's default cell font is Helvetica (not embedded)."""
-    from reportlab.lib import colors
-    from reportlab.platypus import TableStyle
-
-    cmds = [("FONTNAME", (0, 0), (-1, -1), BODY_FONT), ("FONTSIZE", (0, 0), (-1, -1), 7.5),
-            ("VALIGN", (0, 0), (-1, -1), "TOP")]
-    if grid:
-        cmds.append(("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#b0b0b0")))
-    cmds += [
-            ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-            ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
-    if header:
-        cmds.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e4e9f2")))
-    return TableStyle(cmds)
 
 
 def short_time(iso: str) -> str:
@@ -140,8 +66,6 @@ def _lr_text(section: ComparisonSection) -> str:
 def lr_four_digits(lr: float) -> str:
     """'10.04', '1/62.63', '123,500': the LR to four significant digits (the headline has two), below 1 as a
     fraction."""
-    from ..core.evaluative import round_significant
-
     value = round_significant(lr if lr >= 1 else 1 / lr, 4)
     text = f"{value:,.0f}" if value >= 1000 else f"{value:.4g}"
     return text if lr >= 1 else f"1/{text}"
@@ -149,33 +73,30 @@ def lr_four_digits(lr: float) -> str:
 
 def _images_flowables(section: ComparisonSection, st) -> list:
     """The section's heading, the two photographs with their crops, and the hashes."""
-    from reportlab.lib.units import cm
-    from reportlab.platypus import CondPageBreak, KeepTogether, Spacer, Table
-
-    heading = _p(section.title, st["h1"])
+    heading = para(section.title, st["h1"])
     # images and hashes
     cells, caps = [], []
     for info in (section.image_a, section.image_b):
         if info.original is not None:
             notes = section.annotations.get(info.label.lower(), ())
-            cells.append(_img(thumbnail_with_box(info.photo, info.box, info.landmarks, annotations=notes),
-                              5.2 * cm))
+            cells.append(img(thumbnail_with_box(info.photo, info.box, info.landmarks, annotations=notes),
+                             5.2 * cm))
         else:
-            cells.append(_p("(original not available)", st["small"]))
-        caps.append(_p(f"Image {info.label}: {info.name}", st["caption"]))
+            cells.append(para("(original not available)", st["small"]))
+        caps.append(para(f"Image {info.label}: {info.name}", st["caption"]))
     crops = []
     for info in (section.image_a, section.image_b):
-        row = [_img(a, 2.4 * cm) for a in (info.aligned, info.reconstruction) if a is not None]
-        crops.append(Table([row], hAlign="CENTER", style=table_style(grid=False)) if row else _p("", st["small"]))
-    t = Table([cells, caps, crops, [_p("aligned crop | reconstruction", st["caption"])] * 2],
+        row = [img(a, 2.4 * cm) for a in (info.aligned, info.reconstruction) if a is not None]
+        crops.append(Table([row], hAlign="CENTER", style=table_style(grid=False)) if row else para("", st["small"]))
+    t = Table([cells, caps, crops, [para("aligned crop | reconstruction", st["caption"])] * 2],
               colWidths=[8.3 * cm, 8.3 * cm])
     t.setStyle(table_style())
     t.setStyle([("ALIGN", (0, 0), (-1, -1), "CENTER")])
     out = [CondPageBreak(4 * cm), KeepTogether([heading, t]), Spacer(1, 4)]
-    out.append(_kv_table([
-        (f"SHA-256 of image {section.image_a.label}", _p(section.image_a.sha256 or "n/a", st["mono"])),
-        (f"SHA-256 of image {section.image_b.label}", _p(section.image_b.sha256 or "n/a", st["mono"])),
-        ("Model SHA-256", _p(section.model_sha256 or "n/a", st["mono"])),
+    out.append(kv_table([
+        (f"SHA-256 of image {section.image_a.label}", para(section.image_a.sha256 or "n/a", st["mono"])),
+        (f"SHA-256 of image {section.image_b.label}", para(section.image_b.sha256 or "n/a", st["mono"])),
+        ("Model SHA-256", para(section.model_sha256 or "n/a", st["mono"])),
         ("Analysed at", _time_with_note(section.analysed_at) or "n/a"),
         ("Result shown", f"{section.result_choice} (result id {section.result_id})" if section.result_id else
          "the explanation computed for this report"),
@@ -193,8 +114,6 @@ PARAMETERS_SHOWN_ELSEWHERE = ("threshold", "likelihood_ratio", "channels", "top_
 def parameter_rows(section: ComparisonSection) -> list[tuple[str, str]]:
     """The result's parameters as (name, value) rows: face numbers 1-based, channels summarised, the rest
     flattened whole (nested keys dotted)."""
-    from .report_data import detail_pairs
-
     p = section.parameters or {}
     channels = p.get("channels")
     chan_text = "all" if not channels else f"{len(channels)} selected: " + ", ".join(str(c) for c in channels[:24]) \
@@ -222,18 +141,16 @@ def parameter_rows(section: ComparisonSection) -> list[tuple[str, str]]:
 
 def _result_flowables(section: ComparisonSection, st) -> list:
     """Score, threshold, decision, LR and the parameters of the analysis (a two-column table)."""
-    from reportlab.platypus import KeepTogether, Spacer
-
     decision = section.model_decision
     decision_text = decision.text if decision is not None else \
         f"model decision at τ = {section.threshold:.3f}: {section.decision_label}"
     if decision is not None and decision.flags:
         decision_text += "".join(f"\n⚠ {flag}" for flag in decision.flags)
     return [Spacer(1, 4), KeepTogether([
-        _p("The model's explanation: technical result and parameters", st["h2"]),
-        _p("What the model computed; the evaluative result is the likelihood ratio above, and the thresholded "
-           "decision below is the model's, not a conclusion.", st["small"]),
-        _kv_table([("Score (cosine similarity)", _fmt_float(section.score)),
+        para("The model's explanation: technical result and parameters", st["h2"]),
+        para("What the model computed; the evaluative result is the likelihood ratio above, and the thresholded "
+             "decision below is the model's, not a conclusion.", st["small"]),
+        kv_table([("Score (cosine similarity)", _fmt_float(section.score)),
                    ("Model decision", decision_text),
                    ("Likelihood ratio (four significant digits)", _lr_text(section))] + parameter_rows(section))])]
 
@@ -241,65 +158,55 @@ def _result_flowables(section: ComparisonSection, st) -> list:
 def evaluation_flowables(section: ComparisonSection, data: ReportData, st) -> list:
     """The headline: the LR (two digits, a bound at the calibration's limit) with its verbal equivalent, the two
     propositions and the calibration it rests on."""
-    from reportlab.lib import colors
-    from reportlab.lib.units import cm
-    from reportlab.platypus import KeepTogether, Spacer, Table
-
     hp, hd = labelled_propositions(data.propositions)
     s = section.lr_statement
     if s is None:
         head, verbal = "No likelihood ratio: the model has no calibration (run xfr calibrate).", ""
     else:
         head, verbal = f"Likelihood ratio {s.equation}", f"The findings provide {s.verbal}."
-    rows = [[_p(head, st["big"])]]
+    rows = [[para(head, st["big"])]]
     if verbal:
-        rows.append([_p(verbal, st["body"])])
-    rows += [[_p(f"Propositions — {hp}\n{hd}", st["small"])],
-             [_p("Calibration: " + (section.calibration_note or "not recorded"), st["small"])]]
+        rows.append([para(verbal, st["body"])])
+    rows += [[para(f"Propositions — {hp}\n{hd}", st["small"])],
+             [para("Calibration: " + (section.calibration_note or "not recorded"), st["small"])]]
     if s is not None and s.at_limit:
-        rows.append([_p("The LR lies at the limit of what the calibration's reference set can support; the true "
-                        "value may be further from 1.", st["small"])])
+        rows.append([para("The LR lies at the limit of what the calibration's reference set can support; the true "
+                          "value may be further from 1.", st["small"])])
     t = Table(rows, colWidths=[17.6 * cm], hAlign="LEFT")
     t.setStyle(table_style(grid=False))
     t.setStyle([("BOX", (0, 0), (-1, -1), 0.8, colors.HexColor("#1a3b6b")),
                 ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#f2f5fa"))])
-    return [Spacer(1, 4), KeepTogether([_p("Evaluation", st["h2"]), t])]
+    return [Spacer(1, 4), KeepTogether([para("Evaluation", st["h2"]), t])]
 
 
 def quality_flowables(section: ComparisonSection, st) -> list:
     """Image quality and provenance of both photos side by side, with the warnings."""
-    from reportlab.platypus import KeepTogether, Spacer
-
     if not section.quality:
         return []
-    from ..core.image_quality import quality_rows
-
     qa, qb = section.quality.get("a", {}), section.quality.get("b", {})
-    rows = [[_p(h, st["small"]) for h in ("", f"Image {section.image_a.label}", f"Image {section.image_b.label}")]]
+    rows = [[para(h, st["small"]) for h in ("", f"Image {section.image_a.label}", f"Image {section.image_b.label}")]]
     for (label, a), (_, b) in zip(quality_rows(qa), quality_rows(qb)):
-        rows.append([_p(label, st["small"]), _p(a, st["small"]), _p(b, st["small"])])
+        rows.append([para(label, st["small"]), para(a, st["small"]), para(b, st["small"])])
     warnings = [f"Image {lab}: {w}" for lab, q in (("A", qa), ("B", qb)) for w in (q.get("warnings") or [])]
-    out = [_p("Image quality and provenance", st["h2"]), _data_table(rows, [5.0, 6.4, 6.4])]
-    out += [_p(f"⚠ {w}", st["small"]) for w in warnings] or [_p("No value falls below the documented thresholds "
+    out = [para("Image quality and provenance", st["h2"]), data_table(rows, [5.0, 6.4, 6.4])]
+    out += [para(f"⚠ {w}", st["small"]) for w in warnings] or [para("No value falls below the documented thresholds "
                                                                    "(docs/examiner-guide.md).", st["small"])]
     return [Spacer(1, 4), KeepTogether(out)]
 
 
 def morphology_flowables(section: ComparisonSection, st) -> list:
     """The examiner's feature-by-feature (FISWG) comparison -- kept apart from the model's explanation."""
-    from reportlab.platypus import KeepTogether, Spacer
-
-    out = [_p("Morphological comparison by the examiner (FISWG features)", st["h2"])]
+    out = [para("Morphological comparison by the examiner (FISWG features)", st["h2"])]
     if not section.features:
-        return [Spacer(1, 4), KeepTogether(out + [_p("No feature has been assessed for this comparison.",
-                                                     st["small"])])]
-    rows = [[_p(h, st["small"]) for h in ("feature", "assessment", "note", "by")]]
-    rows += [[_p(f, st["small"]), _p(v, st["small"]), _p(n or "", st["small"]), _p(a, st["small"])]
+        return [Spacer(1, 4), KeepTogether(out + [para("No feature has been assessed for this comparison.",
+                                                       st["small"])])]
+    rows = [[para(h, st["small"]) for h in ("feature", "assessment", "note", "by")]]
+    rows += [[para(f, st["small"]), para(v, st["small"]), para(n or "", st["small"]), para(a, st["small"])]
              for f, v, n, a in section.features]
     notes = [(side.upper(), a) for side in "ab" for a in section.annotations.get(side, [])]
-    out.append(_data_table(rows, [4.0, 2.6, 8.4, 2.8]))
+    out.append(data_table(rows, [4.0, 2.6, 8.4, 2.8]))
     if notes:
-        out.append(_p("Annotations (magenta, numbered on the photos above): " + "; ".join(
+        out.append(para("Annotations (magenta, numbered on the photos above): " + "; ".join(
             f"{side}{i}: {a.kind} {a.label or ''}".rstrip() + f" ({a.author})"
             for side in "AB" for i, a in enumerate([a for s_, a in notes if s_ == side], 1)), st["small"]))
     return [Spacer(1, 4), KeepTogether(out)]
@@ -308,51 +215,41 @@ def morphology_flowables(section: ComparisonSection, st) -> list:
 def review_flowables(section: ComparisonSection, st) -> list:
     """The ACE-V verification: each reviewer's agreement or disagreement and note."""
     if not section.reviews:
-        return [_p("Verification (ACE-V): no review recorded for this comparison.", st["small"])]
-    rows = [[_p(h, st["small"]) for h in ("reviewer", "verdict", "note", "time")]]
-    rows += [[_p(r.reviewer, st["small"]), _p("agrees" if r.verdict == "agree" else "disagrees", st["small"]),
-              _p(r.note, st["small"]), _p(short_time(r.created_at), st["small"])] for r in section.reviews]
-    return [_p("Verification (ACE-V) by a second examiner", st["h2"]), _data_table(rows, [3.4, 2.2, 8.4, 3.8])]
+        return [para("Verification (ACE-V): no review recorded for this comparison.", st["small"])]
+    rows = [[para(h, st["small"]) for h in ("reviewer", "verdict", "note", "time")]]
+    rows += [[para(r.reviewer, st["small"]), para("agrees" if r.verdict == "agree" else "disagrees", st["small"]),
+              para(r.note, st["small"]), para(short_time(r.created_at), st["small"])] for r in section.reviews]
+    return [para("Verification (ACE-V) by a second examiner", st["h2"]), data_table(rows, [3.4, 2.2, 8.4, 3.8])]
 
 
 def _maps_flowables(section: ComparisonSection, st) -> list:
     """S, S⁺ and S⁻ over both faces, each kind on its own scale shared by both images (core.map_style.kind_scale,
     as in the app and the CLI), with labelled colour bars that state the unit and the maximum."""
-    from reportlab.lib.units import cm
-    from reportlab.platypus import KeepTogether, Spacer, Table
-
-    from ..core.map_style import kind_scale, map_style
-
     if not section.maps:
         return []
     normalization = (section.parameters or {}).get("normalization", "sum")
     scales = {k: kind_scale([section.maps[s][k] for s in "ab"], k) for k in MAP_KINDS}
-    rows = [[_p("", st["small"])] + [_p(map_style(k).title, st["caption"]) for k in MAP_KINDS]]
+    rows = [[para("", st["small"])] + [para(map_style(k).title, st["caption"]) for k in MAP_KINDS]]
     for s, info in (("a", section.image_a), ("b", section.image_b)):
-        row = [_p(f"Image {info.label}", st["small"])]
+        row = [para(f"Image {info.label}", st["small"])]
         for key in MAP_KINDS:
             top = scales[key].high if scales[key] is not None else 0.0
-            row.append(_img(overlay_map(info.aligned, section.maps[s][key], top, key), 3.6 * cm))
+            row.append(img(overlay_map(info.aligned, section.maps[s][key], top, key), 3.6 * cm))
         rows.append(row)
-    rows.append([_p("colour scale", st["small"])] + [_scale_cell(k, scales[k], normalization, st) for k in MAP_KINDS])
+    rows.append([para("colour scale", st["small"])] + [_scale_cell(k, scales[k], normalization, st) for k in MAP_KINDS])
     mt = Table(rows, colWidths=[2.0 * cm, 4.1 * cm, 4.1 * cm, 4.1 * cm], hAlign="LEFT")
     mt.setStyle(table_style())
     empty = all(v is None for v in scales.values())
-    return [Spacer(1, 4), KeepTogether([_p("Explanation maps (each map on its own scale, shared by both images)",
-                                           st["h2"]), mt, _p(colour_scale_meaning(normalization, empty), st["small"])])]
+    title = para("Explanation maps (each map on its own scale, shared by both images)", st["h2"])
+    return [Spacer(1, 4), KeepTogether([title, mt, para(colour_scale_meaning(normalization, empty), st["small"])])]
 
 
 def _scale_cell(kind: str, scale, normalization: str, st):
     """A kind's colour bar and caption, or a line saying the map is zero (a bar without a scale would mislead)."""
-    from reportlab.lib.units import cm
-    from reportlab.platypus import Table
-
-    from ..core.map_style import colour_bar_caption, map_style
-
     if scale is None:
-        return _p(f"{map_style(kind).symbol} is zero on both images: no scale.", st["caption"])
-    return Table([[ColourBar(kind, scale, 3.6 * cm)], [_p(colour_bar_caption(kind, scale, normalization),
-                                                          st["caption"])]], style=table_style(grid=False))
+        return para(f"{map_style(kind).symbol} is zero on both images: no scale.", st["caption"])
+    return Table([[ColourBar(kind, scale, 3.6 * cm)], [para(colour_bar_caption(kind, scale, normalization),
+                                                            st["caption"])]], style=table_style(grid=False))
 
 
 def colour_scale_meaning(normalization: str, empty: bool = False) -> str:
@@ -372,13 +269,8 @@ class ColourBar:
     """Factory for a flowable: a horizontal colour bar of a map kind with its ticks, labelled in the embedded font."""
 
     def __new__(cls, kind: str, scale, width: float, height: float = 9.0):
-        from reportlab.lib.utils import ImageReader
-        from reportlab.platypus import Flowable
-
-        from ..core.map_style import lut
-
         ramp = np.repeat(lut(kind)[None, :, :], 8, axis=0)
-        image = ImageReader(io.BytesIO(_png(ramp)))
+        image = ImageReader(io.BytesIO(png(ramp)))
 
         class Bar(Flowable):
             def wrap(self, aw, ah):
@@ -405,29 +297,24 @@ class ColourBar:
 
 def _channels_flowables(section: ComparisonSection, st) -> list:
     """The top similar and dissimilar channels with their regions."""
-    from reportlab.lib.units import cm
-    from reportlab.platypus import KeepTogether, Spacer
-
     out = []
     for label, chans in (("Top similar channels (push towards a match)", section.similar),
                          ("Top dissimilar channels (push towards a non-match)", section.dissimilar)):
         if not chans:
             continue
-        rows = [[_p(h, st["small"]) for h in ("channel", "weight w = p − T", "product p = uA·uB",
+        rows = [[para(h, st["small"]) for h in ("channel", "weight w = p − T", "product p = uA·uB",
                                               "region in A", "region in B")]]
         for c in chans:
-            rows.append([_p(str(c.index), st["small"]), _p(f"{c.weight:+.5f}", st["small"]),
-                         _p(f"{c.product:+.5f}", st["small"]),
-                         _img(c.region_a, 2.2 * cm) if c.region_a is not None else _p("", st["small"]),
-                         _img(c.region_b, 2.2 * cm) if c.region_b is not None else _p("", st["small"])])
-        out += [Spacer(1, 4), KeepTogether([_p(label, st["h2"]), _data_table(rows, [1.6, 3.2, 3.0, 2.6, 2.6])])]
-    return out + ([_p(channel_region_scale(), st["small"])] if out else [])
+            rows.append([para(str(c.index), st["small"]), para(f"{c.weight:+.5f}", st["small"]),
+                         para(f"{c.product:+.5f}", st["small"]),
+                         img(c.region_a, 2.2 * cm) if c.region_a is not None else para("", st["small"]),
+                         img(c.region_b, 2.2 * cm) if c.region_b is not None else para("", st["small"])])
+        out += [Spacer(1, 4), KeepTogether([para(label, st["h2"]), data_table(rows, [1.6, 3.2, 3.0, 2.6, 2.6])])]
+    return out + ([para(channel_region_scale(), st["small"])] if out else [])
 
 
 def channel_region_scale() -> str:
     """The scale rule of the channel regions, stated under their tables."""
-    from ..core.map_style import REGION_FRACTION, unit
-
     return (f"Regions: the channel's residual over each aligned face ({unit('channel')}), on one scale per channel "
             f"from 0 to its peak over both faces, as in the app; the white box encloses where it reaches "
             f"{REGION_FRACTION * 100:.0f} % of its peak on that face.")
@@ -440,12 +327,10 @@ def comparison_section(section: ComparisonSection, st, data: ReportData | None =
     data = data or ReportData(case_number="")
     out = _images_flowables(section, st) + evaluation_flowables(section, data, st) + quality_flowables(section, st)
     out += morphology_flowables(section, st)
-    from .trust_section import trust_flowables
-
     out += _result_flowables(section, st) + _maps_flowables(section, st) + trust_flowables(section, st)
     out += _channels_flowables(section, st)
     if section.conclusion:
-        out += [_p("Examiner's note on this comparison", st["h2"]), _p(section.conclusion, st["body"])]
+        out += [para("Examiner's note on this comparison", st["h2"]), para(section.conclusion, st["body"])]
     return out + review_flowables(section, st)
 
 
@@ -453,21 +338,11 @@ def unreported_section(data: ReportData, st) -> list:
     """Comparisons of the case that have no result in this report, and why: none is left out silently."""
     if not data.unreported:
         return []
-    rows = [[_p(h, st["small"]) for h in ("comparison", "status")]]
-    rows += [[_p(u.title, st["small"]), _p(u.reason, st["small"])] for u in data.unreported]
-    return [_p("Comparisons without a reported result", st["h1"]),
-            _p("These comparisons belong to the case but contribute nothing to this report.", st["small"]),
-            _data_table(rows, [9.0, 8.8])]
-
-
-def _data_table(rows: list, widths_cm: list[float]):
-    """A table with a header row that repeats on every page and rows that never split across pages."""
-    from reportlab.lib.units import cm
-    from reportlab.platypus import Table
-
-    t = Table(rows, colWidths=[w * cm for w in widths_cm], repeatRows=1, splitInRow=0, hAlign="LEFT")
-    t.setStyle(table_style(header=True))
-    return t
+    rows = [[para(h, st["small"]) for h in ("comparison", "status")]]
+    rows += [[para(u.title, st["small"]), para(u.reason, st["small"])] for u in data.unreported]
+    return [para("Comparisons without a reported result", st["h1"]),
+            para("These comparisons belong to the case but contribute nothing to this report.", st["small"]),
+            data_table(rows, [9.0, 8.8])]
 
 
 class _SignaturePlaceholder:
@@ -477,9 +352,6 @@ class _SignaturePlaceholder:
     underneath (text extraction would still find it)."""
 
     def __new__(cls, record: dict, signing: bool = False):
-        from reportlab.lib import colors
-        from reportlab.platypus import Flowable
-
         w, h = SIGNATURE_BOX_SIZE
         boxes = (("box", "Examiner's digital signature", "Not signed: this PDF carries no digital signature"),
                  ("review_box", "Reviewer's digital co-signature", "Not co-signed by a reviewer"))
@@ -511,12 +383,10 @@ class _SignaturePlaceholder:
 
 def title_section(data: ReportData, generated_at: str, st) -> list:
     """Title and the case's particulars."""
-    from reportlab.platypus import Spacer
-
     return [
-        _p("Face comparison report", st["title"]),
-        _p(f"Case {data.case_number}" + (f": {data.title}" if data.title else ""), st["big"]), Spacer(1, 6),
-        _kv_table([
+        para("Face comparison report", st["title"]),
+        para(f"Case {data.case_number}" + (f": {data.title}" if data.title else ""), st["big"]), Spacer(1, 6),
+        kv_table([
             ("Case number", data.case_number), ("Title", data.title or "—"), ("Examiner", data.examiner or "—"),
             ("Organisation", data.organisation or "—"), ("Case created", short_time(data.case_created) or "—"),
             ("Case last modified", short_time(data.case_modified) or "—"), ("Report generated", generated_at),
@@ -529,9 +399,9 @@ def title_section(data: ReportData, generated_at: str, st) -> list:
 def propositions_section(data: ReportData, st) -> list:
     """The case's two propositions, which every likelihood ratio in the report weighs."""
     hp, hd = labelled_propositions(data.propositions)   # the labels the LRs' verbal equivalents name
-    return [_p("Propositions", st["h1"]),
-            _p("Each likelihood ratio below weighs the findings under these two propositions:", st["small"]),
-            _p(hp, st["body"]), _p(hd, st["body"])]
+    return [para("Propositions", st["h1"]),
+            para("Each likelihood ratio below weighs the findings under these two propositions:", st["small"]),
+            para(hp, st["body"]), para(hd, st["body"])]
 
 
 def _summary_lr(section: ComparisonSection) -> str:
@@ -546,87 +416,84 @@ def _summary_lr(section: ComparisonSection) -> str:
 def summary_section(data: ReportData, st) -> list:
     """Page 1's table: each comparison's number, its two images, its likelihood ratio with the verbal equivalent
     and the examiner's conclusion on it; comparisons without a result are listed too."""
-    from reportlab.platypus import Spacer
-
-    rows = [[_p(h, st["small"]) for h in ("No.", "Image A", "Image B", "Likelihood ratio",
+    rows = [[para(h, st["small"]) for h in ("No.", "Image A", "Image B", "Likelihood ratio",
                                           "Examiner's conclusion on the comparison")]]
     for c in data.comparisons:
-        rows.append([_p(str(c.number), st["small"]), _p(c.image_a.name or c.image_a.sha256[:12], st["small"]),
-                     _p(c.image_b.name or c.image_b.sha256[:12], st["small"]), _p(_summary_lr(c), st["small"]),
-                     _p(c.conclusion or "none entered", st["small"])])
+        rows.append([para(str(c.number), st["small"]), para(c.image_a.name or c.image_a.sha256[:12], st["small"]),
+                     para(c.image_b.name or c.image_b.sha256[:12], st["small"]), para(_summary_lr(c), st["small"]),
+                     para(c.conclusion or "none entered", st["small"])])
     for u in data.unreported:
-        rows.append([_p(str(u.number), st["small"]), _p(u.title, st["small"]), _p("", st["small"]),
-                     _p("no result reported", st["small"]), _p(u.reason, st["small"])])
-    return [_p("The comparisons", st["h1"]), _data_table(rows, [1.0, 3.3, 3.3, 5.1, 5.1]), Spacer(1, 3),
-            _p("Each comparison follows in full on the next pages. How the likelihood ratios were obtained, the "
-               "verbal scale, the method, the model and its limitations: Appendix A.", st["small"])]
+        rows.append([para(str(u.number), st["small"]), para(u.title, st["small"]), para("", st["small"]),
+                     para("no result reported", st["small"]), para(u.reason, st["small"])])
+    return [para("The comparisons", st["h1"]), data_table(rows, [1.0, 3.3, 3.3, 5.1, 5.1]), Spacer(1, 3),
+            para("Each comparison follows in full on the next pages. How the likelihood ratios were obtained, the "
+                 "verbal scale, the method, the model and its limitations: Appendix A.", st["small"])]
 
 
 def method_section(st) -> list:
     """How the comparison is made: in plain words, then in technical terms for a specialist."""
     return [
-        _p("How a comparison is made", st["h2"]),
-        _p("The software finds the face in each photograph and lines it up in a standard position. A "
-           "face-recognition model (a neural network trained on many face photographs) turns each face into a "
-           "list of numbers; how alike the two lists are gives a similarity score between −1 and 1. The score is "
-           "turned into a likelihood ratio by comparing it with the scores of reference pairs of photographs "
-           "known to show the same person or two different people. The coloured maps in each comparison show "
-           "which regions of the faces moved the model's score up or down; they describe the model, not the "
-           "anatomy of the face.", st["body"]),
-        _p("In technical terms", st["h3"]),
-        _p("Faces are detected (YuNet), aligned to the model's template and embedded by the model; the score is the "
-           "cosine similarity of the two embeddings (F = global max pool of the last convolutional map C) and the "
-           "decision compares it with the threshold τ. The explanation follows Xu, Lu & Ebrahimi, 'Discriminative "
-           "Deep Feature Visualization for Explainable Face Recognition': each channel's strongest activation is "
-           "removed, the face reconstructed by the decoder, and the per-channel reconstruction change weighted by "
-           "w[i] = p[i] − T and summed into H, where p[i] = uA[i]·uB[i] is the product of the i-th components of "
-           "the two unit-length embeddings (the p[i] sum to the score) and T = τ / channels; with 'sum' "
-           "normalization and all channels, H adds up to the margin score − τ. S = |H|; S⁺ = ReLU(H) marks "
-           "regions that make "
-           "the faces look alike to the model, S⁻ = ReLU(−H) regions that make them look different.", st["small"]),
+        para("How a comparison is made", st["h2"]),
+        para("The software finds the face in each photograph and lines it up in a standard position. A "
+             "face-recognition model (a neural network trained on many face photographs) turns each face into a "
+             "list of numbers; how alike the two lists are gives a similarity score between −1 and 1. The score is "
+             "turned into a likelihood ratio by comparing it with the scores of reference pairs of photographs "
+             "known to show the same person or two different people. The coloured maps in each comparison show "
+             "which regions of the faces moved the model's score up or down; they describe the model, not the "
+             "anatomy of the face.", st["body"]),
+        para("In technical terms", st["h3"]),
+        para("Faces are detected (YuNet), aligned to the model's template and embedded by the model; the score is the "
+             "cosine similarity of the two embeddings (F = global max pool of the last convolutional map C) and the "
+             "decision compares it with the threshold τ. The explanation follows Xu, Lu & Ebrahimi, 'Discriminative "
+             "Deep Feature Visualization for Explainable Face Recognition': each channel's strongest activation is "
+             "removed, the face reconstructed by the decoder, and the per-channel reconstruction change weighted by "
+             "w[i] = p[i] − T and summed into H, where p[i] = uA[i]·uB[i] is the product of the i-th components of "
+             "the two unit-length embeddings (the p[i] sum to the score) and T = τ / channels; with 'sum' "
+             "normalization and all channels, H adds up to the margin score − τ. S = |H|; S⁺ = ReLU(H) marks "
+             "regions that make the faces look alike to the model, S⁻ = ReLU(−H) regions that make them look "
+             "different.", st["small"]),
     ]
 
 
 def model_section(data: ReportData, st) -> list:
     """The model: its name and fingerprint, and what its card says was measured, in plain words (court_words);
     the card's own text, written for developers, is not reproduced."""
-    from .court_words import court_findings
-
     story = [
-        _p("The model", st["h2"]),
-        _kv_table([("Model", data.model.name or "—"), ("Model SHA-256", _p(data.model.sha256 or "n/a", st["mono"]))]),
-        _p("The SHA-256 is a fingerprint of the exact model file used: any change to the file changes it. The "
-           "model's documentation (its model card), kept with the software, is identified by the same fingerprint.",
-           st["small"]),
+        para("The model", st["h2"]),
+        kv_table([("Model", data.model.name or "—"),
+                  ("Model SHA-256", para(data.model.sha256 or "n/a", st["mono"]))]),
+        para("The SHA-256 is a fingerprint of the exact model file used: any change to the file changes it. The "
+             "model's documentation (its model card), kept with the software, is identified by the same fingerprint.",
+             st["small"]),
     ]
     if not data.model.card_excerpt and not data.model.fidelity:
-        return story + [_p(data.model.card_note or "No model card is available for this model file, so no "
-                           "measurement of its accuracy is reported.", st["small"])]
+        return story + [para(data.model.card_note or "No model card is available for this model file, so no "
+                             "measurement of its accuracy is reported.", st["small"])]
     recognition, maps = court_findings(data.model.fidelity)
-    story.append(_p("What was measured", st["h3"]))
+    story.append(para("What was measured", st["h3"]))
     if data.model.card_note:   # a card shown with a reservation (e.g. no signed checkpoint covers it yet)
-        story.append(_p(data.model.card_note, st["small"]))
+        story.append(para(data.model.card_note, st["small"]))
     if not recognition and not maps:
-        story.append(_p("The model card states no measurement of this model: its accuracy and the reliability of "
-                        "its maps are unknown.", st["small"]))
-    story += [_p(f"• {line}", st["body"]) for line in recognition]
+        story.append(para("The model card states no measurement of this model: its accuracy and the reliability of "
+                          "its maps are unknown.", st["small"]))
+    story += [para(f"• {line}", st["body"]) for line in recognition]
     if maps:
         short = sum(status != "reached" for _, status in maps)
-        story.append(_p(f"The maps were tested in {len(maps)} ways against targets the developers set; "
-                        f"{len(maps) - short} were reached and {short} not, or only in part. A target not reached "
-                        "limits how far the maps can be relied on; the maps never establish identity on their own.",
-                        st["body"]))
-        story += [_p(f"• {words}: target {status}", st["small"]) for words, status in maps]
+        story.append(para(f"The maps were tested in {len(maps)} ways against targets the developers set; "
+                          f"{len(maps) - short} were reached and {short} not, or only in part. A target not reached "
+                          "limits how far the maps can be relied on; the maps never establish identity on their own.",
+                          st["body"]))
+        story += [para(f"• {words}: target {status}", st["small"]) for words, status in maps]
     return story
 
 
 def likelihood_ratio_section(data: ReportData, st) -> list:
     """The calibration behind the likelihood ratios, and the verbal scale."""
-    story = [_p("How the likelihood ratios were obtained", st["h2"])]
+    story = [para("How the likelihood ratios were obtained", st["h2"])]
     if data.calibration:
         c = data.calibration
         lo, hi = c.get("bounds", [None, None])
-        story.append(_p(
+        story.append(para(
             f"Scores are converted into a likelihood ratio LR = P(score | same person) / P(score | different "
             f"people) by {c['method']} calibration on {int(c['n_genuine']):,} same-person and "
             f"{int(c['n_impostor']):,} different-people reference comparisons "
@@ -635,41 +502,36 @@ def likelihood_ratio_section(data: ReportData, st) -> list:
             f"the best any calibration of these scores could reach (Cllr_min): {c['cllr_min']:.3f}. LRs are limited "
             f"to [1/{1 / lo:,.0f}, {hi:,.0f}], the range this reference set can support.", st["body"]))
     elif any(c.lr is not None for c in data.comparisons):
-        story.append(_p("The likelihood ratios are those computed when each result was saved; the "
-                        "calibration that produced them is not available for the model file now (the model or its "
-                        "calibration changed since).", st["body"]))
+        story.append(para("The likelihood ratios are those computed when each result was saved; the "
+                          "calibration that produced them is not available for the model file now (the model or its "
+                          "calibration changed since).", st["body"]))
     else:
-        story.append(_p("No calibration is stored for this model, so no likelihood ratio is reported.", st["body"]))
-    from ..core.calibration import VERBAL_SCALE_TEXT
-
-    story.append(_p(f"Verbal scale: {VERBAL_SCALE_TEXT}", st["small"]))
+        story.append(para("No calibration is stored for this model, so no likelihood ratio is reported.", st["body"]))
+    story.append(para(f"Verbal scale: {VERBAL_SCALE_TEXT}", st["small"]))
     return story
 
 
 def conclusion_section(data: ReportData, st) -> list:
     """The examiner's conclusion on the case, and the case notes."""
-    from reportlab.lib.units import cm
-    from reportlab.platypus import CondPageBreak, Spacer
-
-    story = [CondPageBreak(6 * cm), _p("Examiner's conclusion on the case", st["h1"])]
+    story = [CondPageBreak(6 * cm), para("Examiner's conclusion on the case", st["h1"])]
     if data.conclusion:
         # long texts go in paragraphs (which split across pages), not in table cells (which cannot)
-        story.append(_p(data.conclusion, st["body"]))
+        story.append(para(data.conclusion, st["body"]))
         rows = [("Scale", data.conclusion_scale or "—"), ("Author", data.conclusion_author or "—"),
                 ("Entered", short_time(data.conclusion_time) or "—")]
-        story += [Spacer(1, 4), _kv_table(rows)]
+        story += [Spacer(1, 4), kv_table(rows)]
         if data.conclusion_notes:
-            story += [_p("Notes", st["h2"]), _p(data.conclusion_notes, st["body"])]
+            story += [para("Notes", st["h2"]), para(data.conclusion_notes, st["body"])]
     else:
-        story.append(_p("No conclusion has been entered for this case.", st["body"]))
+        story.append(para("No conclusion has been entered for this case.", st["body"]))
     if data.case_notes:
-        story += [_p("Case notes", st["h2"]), _p(data.case_notes, st["body"])]
+        story += [para("Case notes", st["h2"]), para(data.case_notes, st["body"])]
     return story
 
 
 def limitations_section(data: ReportData, st) -> list:
     """The general limitations."""
-    return [_p("Limitations", st["h2"]), _p(data.limitations, st["body"])]
+    return [para("Limitations", st["h2"]), para(data.limitations, st["body"])]
 
 
 APPENDIX_A = "Appendix A: the method and the model"
@@ -678,33 +540,29 @@ APPENDIX_A = "Appendix A: the method and the model"
 def method_appendix(data: ReportData, st) -> list:
     """Appendix A on a new page, for a court reader: how a comparison is made, the model and what was measured
     about it, how the likelihood ratios were obtained, and the limitations. No repository paths."""
-    from reportlab.platypus import PageBreak
-
-    return ([PageBreak(), _p(APPENDIX_A, st["h1"])] + method_section(st) + model_section(data, st)
+    return ([PageBreak(), para(APPENDIX_A, st["h1"])] + method_section(st) + model_section(data, st)
             + likelihood_ratio_section(data, st) + limitations_section(data, st))
 
 
 def audit_appendix(data: ReportData, st) -> list:
     """Appendix on a new page: the case's audit trail, one block per entry with its details whole (key: value
     lines, which wrap and may continue on the next page), and its verification at export."""
-    from reportlab.platypus import KeepTogether, PageBreak, Spacer
-
-    story = [PageBreak(), _p("Appendix B: audit trail of the case", st["h1"])]
+    story = [PageBreak(), para("Appendix B: audit trail of the case", st["h1"])]
     if data.audit_status:
-        story.append(_p(f"Chain verification at export: {data.audit_status}", st["small"]))
+        story.append(para(f"Chain verification at export: {data.audit_status}", st["small"]))
     if not data.audit:
-        return story + [_p("No audit trail is attached (report built outside a case).", st["small"])]
-    story.append(_p("Each entry: number, time (UTC), who, what, on which object (a comparison by its number in "
-                    "this report), and the first 16 hex digits of the entry's hash; below it the entry's details.",
-                    st["small"]))
+        return story + [para("No audit trail is attached (report built outside a case).", st["small"])]
+    story.append(para("Each entry: number, time (UTC), who, what, on which object (a comparison by its number in "
+                      "this report), and the first 16 hex digits of the entry's hash; below it the entry's details.",
+                      st["small"]))
     for r in data.audit:
         head = " · ".join(str(v) for v in (f"#{r.get('id', '')}", short_time(r.get("time", "")), r.get("actor", ""),
                                            r.get("action", ""), r.get("object", "")) if v)
-        block = [Spacer(1, 3), _markup(f"<b>{escape(head)}</b> · <font name='{MONO_FONT}'>"
-                                       f"{escape(str(r.get('hash', ''))[:16])}</font>", st["small"])]
+        block = [Spacer(1, 3), markup(f"<b>{escape(head)}</b> · <font name='{MONO_FONT}'>"
+                                      f"{escape(str(r.get('hash', ''))[:16])}</font>", st["small"])]
         for key, value in r.get("details") or []:
             value = audit_value(key, value)
-            block.append(_markup(f"{escape(key)}: {escape(value)}" if key else escape(value), st["detail"]))
+            block.append(markup(f"{escape(key)}: {escape(value)}" if key else escape(value), st["detail"]))
         story.append(KeepTogether(block))
     return story
 
@@ -734,8 +592,6 @@ def verification_note(data: ReportData) -> str:
 def signature_section(record: dict, signing: bool = False, note: str = "", st=None) -> list:
     """The signature boxes at the end of the last page, under ``note`` (:func:`verification_note`); ``record``
     learns where they landed."""
-    from reportlab.platypus import CondPageBreak, KeepTogether, Spacer
-
-    head = [_p(note, st["small"]), Spacer(1, 4)] if note else []
+    head = [para(note, st["small"]), Spacer(1, 4)] if note else []
     return [Spacer(1, 14), CondPageBreak(SIGNATURE_BOX_SIZE[1] + 60),
             KeepTogether(head + [_SignaturePlaceholder(record, signing)])]

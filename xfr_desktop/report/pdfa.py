@@ -8,17 +8,28 @@ PDF/A validator (veraPDF is not available offline); see docs/reports.md for what
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from reportlab.lib import colors
+from reportlab.lib.fonts import addMapping
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import cm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.pdfdoc import XMP, PDFArray, PDFDictionary, PDFName, PDFStream, PDFString
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen import canvas
+from reportlab.platypus import SimpleDocTemplate
+
 from ..core.errors import XfrError
+from ..core.fileio import atomic_write
 from ..paths import REPO_ROOT
 from .report_data import ReportData, ReportError
 
-PACKAGE_ROOT = REPO_ROOT
 FONTS_DIR_ENV = "XFR_FONTS_DIR"
 SYSTEM_DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 FONT_FILES = {
@@ -42,7 +53,7 @@ class RenderedReport:
 
 # --- fonts --------------------------------------------------------------------------------------------------
 def fonts_dir() -> Path:
-    for cand in (os.environ.get(FONTS_DIR_ENV), PACKAGE_ROOT / "resources" / "fonts", SYSTEM_DEJAVU):
+    for cand in (os.environ.get(FONTS_DIR_ENV), REPO_ROOT / "resources" / "fonts", SYSTEM_DEJAVU):
         if cand and all((Path(cand) / f).is_file() for f in FONT_FILES.values()):
             return Path(cand)
     raise ReportError("the report fonts (DejaVu Sans) are missing from resources/fonts; reinstall XFR Desktop")
@@ -55,9 +66,6 @@ def register_fonts() -> None:
     global _FONTS_REGISTERED
     if _FONTS_REGISTERED:
         return
-    from reportlab.lib.fonts import addMapping
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
 
     folder = fonts_dir()
     for name, file in FONT_FILES.items():
@@ -71,9 +79,6 @@ def register_fonts() -> None:
 
 
 def _canvas_class(data: ReportData, generated_at: str, record: dict):
-    from reportlab.lib import colors
-    from reportlab.pdfgen import canvas
-
     number = data.case_number if len(data.case_number) <= 40 else data.case_number[:39] + "…"
     header = f"XFR Desktop case report · case {number}"
 
@@ -160,8 +165,6 @@ def _srgb_icc() -> bytes | None:
 
 def _add_pdfa_parts(canv, data: ReportData, generated_at: str) -> None:
     """XMP metadata (pdfaid part 2, conformance B) and an sRGB output intent in the catalog."""
-    from reportlab.pdfbase.pdfdoc import XMP, PDFArray, PDFDictionary, PDFName, PDFStream, PDFString
-
     doc = canv._doc
     doc.Catalog.Metadata = XMP(creator=_xmp_packet)
     icc = _srgb_icc()
@@ -179,12 +182,6 @@ def _add_pdfa_parts(canv, data: ReportData, generated_at: str) -> None:
 def assemble_pdf(story: list, data: ReportData, generated_at: str, record: dict) -> RenderedReport:
     """Lay ``story`` out on A4 pages with the header, footer and PDF/A parts; ``record`` is filled by the
     signature placeholder (its box and page) and the canvas (the page count)."""
-    import hashlib
-
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.units import cm
-    from reportlab.platypus import SimpleDocTemplate
-
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=1.6 * cm, rightMargin=1.6 * cm, topMargin=1.6 * cm,
                             bottomMargin=1.6 * cm, title=f"Face comparison report, case {data.case_number}",
@@ -208,8 +205,6 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise ReportError(f"the folder {path.parent} does not exist")
-    from ..core.fileio import atomic_write
-
     atomic_write(path, lambda f: f.write(data), mode=None)  # reports stay owner-only (documented)
     return path
 

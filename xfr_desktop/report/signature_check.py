@@ -11,13 +11,14 @@ import contextlib
 import io
 import logging
 import os
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.fileio import MAX_PDF, read_bytes
 from .signing import quiet_pyhanko_dsa_warning
 
-quiet_pyhanko_dsa_warning()  # before the pyHanko imports below
+quiet_pyhanko_dsa_warning()  # before the pyHanko imports below, which stay in functions: they take about a second
 
 # status words (also the CLI's summary); exit codes of `xfr verify-report` (docs/reports.md):
 #   0 valid: intact, unmodified, every signer trusted     3 unsigned       4 modified or invalid
@@ -259,8 +260,6 @@ def _metadata_facts(resolver) -> tuple[dict, set]:
 def _xmp_facts(xml: bytes) -> set[tuple[str, str]]:
     """(property path, value) pairs, the same whether a property is written as an element or as an attribute of
     rdf:Description (pyHanko rewrites one form into the other); unparsable XMP is a fact of its own."""
-    import xml.etree.ElementTree as ET
-
     try:
         root = ET.fromstring(xml)
     except ET.ParseError:

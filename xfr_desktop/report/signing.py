@@ -7,15 +7,21 @@ appearance says so. Qt-free.
 """
 from __future__ import annotations
 
+import binascii
 import io
 import os
+import uuid
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from reportlab.lib import colors
+from reportlab.pdfgen import canvas
+
 from ..core.errors import XfrError
 from ..core.fileio import check_new_file, read_bytes
+from .pdfa import BODY_FONT, BOLD_FONT, register_fonts, write_atomically
 
 SIGNATURE_FIELD = "XFRSignature"          # the examiner's (certifying) signature
 REVIEW_FIELD = "XFRReviewSignature"        # the reviewer's co-signature
@@ -33,6 +39,8 @@ def quiet_pyhanko_dsa_warning() -> None:
 
 
 quiet_pyhanko_dsa_warning()
+# pyHanko and cryptography's key classes are imported in the functions that use them: they take about a second to
+# load, which rendering an unsigned report should not pay.
 
 
 class SigningError(XfrError):
@@ -183,7 +191,6 @@ def create_identity(name: str, p12_path: str | os.PathLike, passphrase: str, *, 
     )
     p12 = pkcs12.serialize_key_and_certificates(
         name.encode("utf-8"), key, cert, None, serialization.BestAvailableEncryption(passphrase.encode("utf-8")))
-    from .pdfa import write_atomically
 
     write_atomically(p12_path, p12)
     try:
@@ -198,10 +205,6 @@ def create_identity(name: str, p12_path: str | os.PathLike, passphrase: str, *, 
 def _appearance_pdf(identity: SigningIdentity, signed_at_local: str, size: tuple[float, float],
                     headline: str = "Digitally signed (PAdES, SHA-256)") -> bytes:
     """A one-page PDF the size of the signature box, drawn with the report's embedded font."""
-    from reportlab.lib import colors
-    from reportlab.pdfgen import canvas
-
-    from .pdfa import BODY_FONT, BOLD_FONT, register_fonts
 
     register_fonts()
     w, h = size
@@ -235,9 +238,6 @@ def _static_style(appearance_pdf: bytes):
         """pyHanko imports pages from a file name; ours is in memory."""
 
         def render(self) -> bytes:
-            import binascii
-            import uuid
-
             from pyhanko.pdf_utils.layout import BoxConstraints
 
             w = self._ensure_writer

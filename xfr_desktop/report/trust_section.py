@@ -2,7 +2,10 @@
 and figure, the stability figures and the check told in words (core.trust_display, as in the app)."""
 from __future__ import annotations
 
+from reportlab.platypus import KeepTogether, Spacer
+
 from ..core.trust_display import NOT_CHECKED, court_text, faithfulness_short, stability_short, trust_of
+from .pdf_blocks import kv_table, para
 
 
 def trust_rows(trust: dict | None) -> list[tuple[str, str]]:
@@ -13,10 +16,6 @@ def trust_rows(trust: dict | None) -> list[tuple[str, str]]:
 
 
 def trust_flowables(section, st) -> list:
-    from reportlab.platypus import KeepTogether, Spacer
-
-    from .pdf_sections import _kv_table, _p   # imported here: pdf_sections calls this module
-
     trust = trust_of(section.parameters)
-    return [Spacer(1, 4), KeepTogether([_p("How far to trust these maps", st["h2"]), _kv_table(trust_rows(trust)),
-                                        _p(court_text(trust), st["small"])])]
+    return [Spacer(1, 4), KeepTogether([para("How far to trust these maps", st["h2"]), kv_table(trust_rows(trust)),
+                                        para(court_text(trust), st["small"])])]

@@ -1,17 +1,13 @@
-"""A small, safe Markdown subset as reportlab flowables, for model cards in the report.
+"""The small Markdown subset of model cards, parsed into blocks: the report reads a card's first sections and the
+table under its evaluation heading (court_words puts that table into words; the card's text is never printed).
 
-Handled: ``#`` headings, paragraphs, ``-``/``*`` and ``1.`` lists (with indented continuation lines), pipe tables,
-indented code blocks, and inline ``**bold**``, ``*italic*``, `` `code` `` and ``[text](link)`` (the link text
-only: a report links nowhere). Everything else is printed as text: all input is escaped before the few inline
-forms are turned into reportlab mini-markup, so a card can never inject markup.
+Handled: ``#`` headings, paragraphs, ``-``/``*`` and ``1.`` lists (with indented continuation lines), pipe tables
+and indented code blocks; everything else is paragraph text.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape
-
-from .pdfa import BOLD_FONT, ITALIC_FONT, MONO_FONT
 
 _TABLE_SEPARATOR = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?$")
 _LIST_ITEM = re.compile(r"^(\s*)([-*]|\d+\.)\s+(.*)$")
@@ -25,25 +21,6 @@ class Block:
     items: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     ordered: bool = False
-
-
-def inline(text: str) -> str:
-    """Escaped text with the inline forms as reportlab markup."""
-    out, pos = [], 0
-    text = re.sub(r"\[(`[^`]+`)\]\([^)]*\)", r"\1", text)  # a link whose text is code: the code alone
-    for m in re.finditer(r"`([^`]+)`", text):        # code spans first: nothing inside them is markup
-        out.append(_emphasis(escape(text[pos:m.start()])))
-        out.append(f"<font name='{MONO_FONT}'>{escape(m.group(1))}</font>")
-        pos = m.end()
-    out.append(_emphasis(escape(text[pos:])))
-    return "".join(out)
-
-
-def _emphasis(s: str) -> str:
-    s = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", s)
-    s = re.sub(r"\*\*(.+?)\*\*", lambda m: f"<font name='{BOLD_FONT}'>{m.group(1)}</font>", s)
-    return re.sub(r"(?<![*\w])\*(?!\s)(.+?)(?<!\s)\*(?![*\w])",
-                  lambda m: f"<font name='{ITALIC_FONT}'>{m.group(1)}</font>", s)
 
 
 def _cells(line: str) -> list[str]:
@@ -95,37 +72,6 @@ def parse(markdown: str) -> list[Block]:
                 i += 1
             blocks.append(Block("paragraph", " ".join(para)))
     return blocks
-
-
-def flowables(blocks: list[Block], st: dict, width: float) -> list:
-    """Blocks -> reportlab flowables in the report's styles (``st`` from pdf_sections.styles())."""
-    from reportlab.lib.units import cm
-    from reportlab.platypus import ListFlowable, ListItem, Paragraph, Preformatted, Spacer, Table
-
-    from .pdf_sections import table_style
-
-    out = []
-    for b in blocks:
-        if b.kind == "heading":
-            out.append(Paragraph(inline(b.text), st["h2"] if b.level <= 2 else st["h3"]))
-        elif b.kind == "paragraph":
-            out.append(Paragraph(inline(b.text), st["card"]))
-        elif b.kind == "code":
-            out.append(Preformatted(b.text, st["mono"]))
-        elif b.kind == "list":
-            items = [ListItem(Paragraph(inline(t), st["card"]), leftIndent=12) for t in b.items]
-            out.append(ListFlowable(items, bulletType="1" if b.ordered else "bullet", start="1" if b.ordered else
-                                    "•", bulletFontName=st["card"].fontName, bulletFontSize=7, leftIndent=12))
-        elif b.kind == "table":
-            n = max(len(r) for r in b.rows)
-            rows = [[Paragraph(inline(c), st["small"]) for c in r + [""] * (n - len(r))] for r in b.rows]
-            has_header = any(c.strip() for c in b.rows[0])
-            t = Table(rows if has_header else rows[1:], colWidths=[width / n] * n, repeatRows=1 if has_header else 0,
-                      splitInRow=0, hAlign="LEFT")
-            t.setStyle(table_style(header=has_header))
-            out.append(t)
-        out.append(Spacer(1, 0.08 * cm))
-    return out
 
 
 def sections_until(markdown: str, max_headings: int) -> str:
