@@ -12,12 +12,8 @@ import os
 import re
 from pathlib import Path
 
-from sqlalchemy import select
-
 from ..core.errors import XfrError
 from ..core.fileio import file_sha256
-from ..store.checkpoints import signed_through
-from ..store.schema import AuditLog
 from .card_markdown import sections_until, table_after_heading
 from .report_data import ModelInfo
 
@@ -133,6 +129,13 @@ def _registry_card(store, sha256: str, card) -> tuple[str, str]:
     (system chain, where the app writes them): the newest must record the card's SHA-256, and the newest one a
     signed checkpoint covers must record the same card (a card re-bound after it is not shown; one no checkpoint
     covers yet is shown, with a note saying so)."""
+    # imported here: SQLAlchemy and the store take about a second to load, which signing or verifying a report
+    # (this package's other users) should not pay; only a registry card needs them
+    from sqlalchemy import select
+
+    from ..store.checkpoints import signed_through
+    from ..store.schema import AuditLog
+
     if not isinstance(card, str):
         return "", UNVERIFIED_CARD
     with store.session(write=False) as s:
