@@ -184,7 +184,7 @@ def test_the_export_dialog_offers_the_key_just_created(qtbot, tmp_path, isolated
         qtbot.addWidget(window)
         case = store.create_case("CS-3", examiner="Jane Examiner", organisation="Lab")
         window.select_case(case.id)
-        assert window.has_export
+        assert window.act_export.isEnabled()
         _create_key(window.create_signing_key(), tmp_path / "jane.p12")
         export = window.export_report()
         assert export.sign_check.isChecked() and export.key_edit.text() == str(tmp_path / "jane.p12")

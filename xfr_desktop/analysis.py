@@ -336,6 +336,16 @@ def save_recombined(store, record, result):
     return store.save_result(record.comparison_id, payload), extra
 
 
+def reset_threshold(store, record) -> float:
+    """The τ that Reset goes back to: the model's threshold as ``record`` stores it, else (a result that does not
+    store it) the threshold of its comparison's first result, which was computed at the model's default."""
+    stored = (record.parameters or {}).get("model_threshold")
+    if stored is not None:
+        return float(stored)
+    results = store.list_results(record.comparison_id)
+    return float(results[0].threshold) if results else float(record.threshold)
+
+
 def load_result(store, result_id: int) -> LoadedResult:
     """A stored result, rebuilt for display (residuals decompressed, source photos decoded when readable)."""
     from .core.imageio import load_display_photo

@@ -43,14 +43,27 @@ def add_pair(store, case_id: int, path_a, path_b, *, face_a: int | None = None, 
             raise XfrError(f"face numbers start at 1 (1 = the largest face), not {number}")
     store.get_case(case_id)
     faces = _chosen_faces((path_a, path_b), (face_a, face_b), prealigned, sheet_dir)
+    shas = import_photos(store, case_id, path_a, path_b, actor=actor)
+    return store.add_comparison(case_id, shas[0], shas[1], face_index_a=faces[0], face_index_b=faces[1],
+                                parameters={"prealigned": bool(prealigned)}, actor=actor)
+
+
+def import_photos(store, case_id: int, path_a, path_b, *, actor: str | None = None) -> list[str]:
+    """Copy both photos into the store for the case; their SHA-256s. An ImageError names the photo (A or B)."""
     shas = []
     for label, path in (("A", path_a), ("B", path_b)):
         try:
             shas.append(store.import_image(path, case_id=case_id, actor=actor))
         except ImageError as exc:  # say which of the two photos it is
             raise ImageError(f"Photo {label}: {exc}") from exc
-    return store.add_comparison(case_id, shas[0], shas[1], face_index_a=faces[0], face_index_b=faces[1],
-                                parameters={"prealigned": bool(prealigned)}, actor=actor)
+    return shas
+
+
+def comparison_results(store, comparison_id: int) -> tuple[list, int | None]:
+    """A comparison's results, oldest first (no arrays), and the id of the one its report uses (None: none)."""
+    results = store.list_results(comparison_id)
+    chosen = store.report_result(comparison_id, include_blobs=False) if results else None
+    return results, None if chosen is None else chosen.id
 
 
 def _chosen_faces(paths, numbers, prealigned: bool, sheet_dir) -> list[int]:

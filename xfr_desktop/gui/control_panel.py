@@ -217,8 +217,8 @@ class ControlPanel(QScrollArea):
             self._show_display()
         if "result" in changes:
             self._show_score()
-        if "record" in changes and s.record is None:
-            self._clear_record_info()
+        if "record" in changes:
+            self._show_record_info() if s.record is not None else self._clear_record_info()
         self._enable()
 
     def _show_threshold(self) -> None:
@@ -262,8 +262,9 @@ class ControlPanel(QScrollArea):
                                  if dirty else "")
         self.params_note.setVisible(dirty)
 
-    def show_record_info(self, record, result) -> None:
+    def _show_record_info(self) -> None:
         """Likelihood ratio, model and timing of the stored result shown."""
+        record, result = self.state.record, self.state.base_result
         p = record.parameters or {}
         case = self.store.get_case(self.case_id) if self.case_id is not None else None
         statement = lr_statement(p.get("likelihood_ratio") or None,

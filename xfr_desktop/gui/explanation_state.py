@@ -3,22 +3,31 @@ controls: a widget sets an attribute of the model, the model's ``changed`` event
 talks to another and none needs ``blockSignals``).
 
 It holds the stored result (``record``), the explanation as stored (``base_result``) and as shown (``result``,
-recombined from the cached residuals at ``threshold`` and ``top_k``), the slider's τ span, the display settings
-including the selected channel, and whether the shown parameters differ from the stored ones (``dirty``).
+recombined from the cached residuals at ``threshold`` and ``top_k``), each side's photo panel (``sources``), the
+slider's τ span, the display settings including the selected channel, and whether the shown parameters differ
+from the stored ones (``dirty``).
 Setting a value equal to the current one does nothing, which is what ends the widget → state → widget round trip.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from .views import DisplaySettings
-
 THRESHOLD_DECIMALS = 5   # τ as the examiner reads and types it (the spin box's precision)
 DIRTY_TOLERANCE = 5e-7   # half the last decimal: a τ typed back to the stored value is not a change
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    """How the maps are drawn; replaced whole on every change, so the state can compare old and new."""
+
+    mode: str = "H"   # S⁺ (blue) and S⁻ (orange) on one face: H's colours (core/map_style.py)
+    opacity: float = 0.6
+    channel: int | None = None
+    stable_only: bool = False   # grey the pixels whose H sign changes under alignment jitter
 
 
 class ExplanationState(QObject):
@@ -30,6 +39,7 @@ class ExplanationState(QObject):
         self.record = None
         self.base_result = None
         self.result = None
+        self.sources: dict = {}              # side -> side_source.SideSource: the photo, its face and transform
         self.threshold = 0.0
         self.top_k: int | None = None
         self.threshold_range = (-1.0, 1.0)   # τ at the slider's ends; narrowed around each result's scores
@@ -37,9 +47,11 @@ class ExplanationState(QObject):
         self.last_update_ms = 0.0            # the last recombination, views included
 
     # --- what is shown ----------------------------------------------------------------------------------
-    def show(self, record, result) -> None:
-        """A stored result (``result``: its explanation) becomes the one shown, at its own parameters."""
+    def show(self, record, result, sources: dict | None = None) -> None:
+        """A stored result (``result``: its explanation; ``sources``: each side's photo panel) becomes the one
+        shown, at its own parameters."""
         self.record, self.base_result, self.result = record, result, result
+        self.sources = dict(sources or {})
         model_threshold = (record.parameters or {}).get("model_threshold")
         self._spread_range(result.score, result.threshold, *([model_threshold] if model_threshold is not None else []))
         self.threshold, self.top_k = _round_threshold(result.threshold), result.top_k
@@ -47,6 +59,7 @@ class ExplanationState(QObject):
 
     def clear(self) -> None:
         self.record = self.base_result = self.result = None
+        self.sources = {}
         self.changed.emit(frozenset({"record", "result"}))
 
     @property

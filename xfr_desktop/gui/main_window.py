@@ -1,8 +1,9 @@
 """The main window: cases on the left, the maps in the middle (the rest in tabs under them), controls right.
 
 It wires the parts together and follows one path per click (see docs/architecture.md): a click on Run builds a
-job (:func:`~xfr_desktop.analysis.plan_analysis`), the analysis controller runs it on its thread, and the outcome
-is shown through the :class:`~.explanation_state.ExplanationState` that the panels and views are bound to.
+job (:func:`~xfr_desktop.analysis.plan_analysis`), the analysis controller runs it on its thread, and the new
+result is shown by one call, :meth:`MainWindow.show_new_result`: the lists are rebuilt with it selected, then it
+goes into the :class:`~.explanation_state.ExplanationState` that the panels and views are bound to.
 """
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import time
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QApplication, QDialog, QDockWidget, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QMainWindow
 
-from ..analysis import AnalysisOutcome, FaceChoiceRequest, LoadedResult, plan_analysis, save_recombined
+from ..analysis import (AnalysisOutcome, FaceChoiceRequest, LoadedResult, plan_analysis, reset_threshold,
+                        save_recombined)
+from ..casework import comparison_results, import_photos
 from ..core.errors import ImageError, XfrError
 from ..core.trust_display import DEFAULT_JITTER
 from .case_browser import CaseBrowser
@@ -22,28 +25,18 @@ from .control_panel import ControlPanel
 from .dialogs import FacePickerDialog, NewCaseDialog, present, show_error, show_error_for
 from .examination_panel import ExaminationPanel
 from .explanation_state import ExplanationState
+from .quit_question import QuitQuestion
+from .side_source import side_source
 from .style import app_icon
-from .views import PairViews, SideSource
-from .window_actions import WindowActions, has_module
-from .window_layout import WindowLayout, build_centre
+from .views import PairViews
+from .window_actions import WindowActions
+from .window_layout import WindowLayout, add_dock, build_centre
 from .worker import AnalysisController, LoaderController
 
 if TYPE_CHECKING:
     from ..core.imageio import Photo
 
 log = logging.getLogger(__name__)
-
-
-def side_source(photo: Photo | None, face: dict) -> SideSource:
-    """One side's photo panel: the stored face (box, landmarks, transform in the original's pixels) moved onto
-    the photo as decoded for display, which a huge JPEG is at 1/2, 1/4 or 1/8 of its size."""
-    shown = face if photo is None else photo.face_to_pixels(face)
-    return SideSource(photo=None if photo is None else photo.pixels, scale=1 if photo is None else photo.scale,
-                      box=shown.get("box"), landmarks=shown.get("landmarks"), transform=shown.get("transform"),
-                      agreement=shown.get("stable_agreement"))
-
-
-QUIT_QUESTION = "An analysis is running. Quit and cancel it?"
 
 
 def comparison_hint(comp) -> str:
@@ -84,15 +77,9 @@ class MainWindow(WindowActions, QMainWindow):
         self._pending_choice: dict | None = None
         self._pending_drop: str | None = None
         self._photos: dict[str, Photo] = {}   # sha256 -> the photo as shown, with the factor it is reduced by
-        # a result already in memory (just computed or saved): shown without reloading it
-        self._fresh: tuple | None = None  # (record, result, faces)
         self._wanted_result: int | None = None  # the stored result being loaded in the background
-        self._quit_confirmed = False  # the examiner agreed to cancel a running analysis by quitting
-        self._asking_in_close = False
-        self._quit_box: QMessageBox | None = None
+        self.quit_question = QuitQuestion(self)
         self.engine_ready = False  # torch and the engine imported (by the worker, in the background)
-        self.has_export = has_module("xfr_desktop.gui.export_dialog")
-        self.has_wizard = has_module("xfr_desktop.gui.training_wizard")
         self.state = ExplanationState(self)
         self.state.changed.connect(self._state_changed)
         self.setWindowTitle("XFR Desktop")
@@ -121,7 +108,7 @@ class MainWindow(WindowActions, QMainWindow):
 
     def _build(self, settings) -> None:
         self.build_actions()
-        self.views = PairViews()
+        self.views = PairViews(self.state)
         self.channels = ChannelPanel(self.state)
         # under the maps, in tabs: the small panels, the model's channels, the examiner's own examination
         self.examination = ExaminationPanel(self.store)
@@ -135,26 +122,17 @@ class MainWindow(WindowActions, QMainWindow):
         self.cases.report_choice.connect(self.choose_report_result)
         self.cases.new_case_requested.connect(self.new_case)
         self.cases.import_requested.connect(self.import_dialog)
-        self.case_dock = self._dock("Cases", "caseDock", self.cases, Qt.DockWidgetArea.LeftDockWidgetArea, 200)
+        self.case_dock = add_dock(self, "Cases", "caseDock", self.cases, Qt.DockWidgetArea.LeftDockWidgetArea, 200)
         self.controls = ControlPanel(self.state, self.store)
         self.controls.save_requested.connect(self.save_as_new_result)
         self.controls.reset_requested.connect(self.reset_parameters)
         self.controls.message.connect(self.statusBar().showMessage)
-        self.control_dock = self._dock("Explanation", "controlDock", self.controls,
-                                       Qt.DockWidgetArea.RightDockWidgetArea, self.controls.preferred_width())
+        self.control_dock = add_dock(self, "Explanation", "controlDock", self.controls,
+                                     Qt.DockWidgetArea.RightDockWidgetArea, self.controls.preferred_width())
         self.build_status()
         self.build_menus()
         self.window_layout = WindowLayout(self, self.splitter, self.case_dock, self.control_dock, settings)
         self.window_layout.restore()
-
-    def _dock(self, title: str, name: str, widget: QWidget, area, min_width: int) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(name)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        dock.setWidget(widget)
-        dock.setMinimumWidth(min_width)
-        self.addDockWidget(area, dock)
-        return dock
 
     # --- what is shown (the state's attributes, for callers and tests) -------------------------------------
     @property
@@ -221,14 +199,9 @@ class MainWindow(WindowActions, QMainWindow):
         self._load_comparison(self.cases.show_comparisons(self.case_id, select))
 
     @Slot(object)
-    def _load_comparison(self, comparison_id: int | None, select_result: int | None = None) -> None:
-        self.comparison_id = comparison_id
-        self.comparison_removed = comparison_id is not None and self.store.get_comparison(comparison_id).removed
-        self.controls.set_target(self.case_id, comparison_id)
-        self.examination.set_target(self.case_id, comparison_id, self.comparison_removed)
-        results = self.store.list_results(comparison_id) if comparison_id is not None else []
-        shown = self.cases.show_results(results, select_result, self._report_result_id(comparison_id, results))
-        self._update_actions()
+    def _load_comparison(self, comparison_id: int | None) -> None:
+        """The comparison picked (or listed anew): its selected result is loaded, else the view says why not."""
+        shown = self._list_comparison(comparison_id)
         if shown is not None:
             self._show_result_id(shown)
             return
@@ -236,11 +209,16 @@ class MainWindow(WindowActions, QMainWindow):
         if comparison_id is not None:
             self.views.set_empty_message(comparison_hint(self.store.get_comparison(comparison_id)))
 
-    def _report_result_id(self, comparison_id: int | None, results: list) -> int | None:
-        if comparison_id is None or not results:
-            return None
-        chosen = self.store.report_result(comparison_id, include_blobs=False)
-        return None if chosen is None else chosen.id
+    def _list_comparison(self, comparison_id: int | None, select_result: int | None = None) -> int | None:
+        """Make it the current comparison and list its results; returns the result selected (None: none)."""
+        self.comparison_id = comparison_id
+        self.comparison_removed = comparison_id is not None and self.store.get_comparison(comparison_id).removed
+        self.controls.set_target(self.case_id, comparison_id)
+        self.examination.set_target(self.case_id, comparison_id, self.comparison_removed)
+        results, report_id = comparison_results(self.store, comparison_id) if comparison_id is not None else ([], None)
+        shown = self.cases.show_results(results, select_result, report_id)
+        self._update_actions()
+        return shown
 
     @Slot(bool)
     def choose_report_result(self, use_shown: bool) -> None:
@@ -251,18 +229,14 @@ class MainWindow(WindowActions, QMainWindow):
             self.store.choose_report_result(self.comparison_id, self.record.id if use_shown else None)
         except XfrError as exc:
             show_error_for(self, "StoreError", str(exc))
-        results = self.store.list_results(self.comparison_id)
-        self.cases.show_results(results, self.record.id, self._report_result_id(self.comparison_id, results))
+        results, report_id = comparison_results(self.store, self.comparison_id)
+        self.cases.show_results(results, self.record.id, report_id)
 
     # --- showing results ---------------------------------------------------------------------------------
     @Slot(int)
     def _show_result_id(self, result_id: int) -> None:
+        """A stored result the examiner picked: loaded on the loader thread, shown when it arrives."""
         if self.record is not None and self.record.id == result_id:
-            return
-        fresh, self._fresh = self._fresh, None
-        if fresh is not None and fresh[0].id == result_id:
-            self._wanted_result = None
-            self.show_record(*fresh)
             return
         # decompressing residuals (and, the first time, importing torch) happens on the loader thread
         self.state.clear()
@@ -275,7 +249,6 @@ class MainWindow(WindowActions, QMainWindow):
     def _on_result_loaded(self, loaded: LoadedResult) -> None:
         if loaded.record.id != self._wanted_result:
             return  # the examiner has moved on
-        self._wanted_result = None
         self._photos.update(loaded.photos)
         self.statusBar().clearMessage()
         self.show_record(loaded.record, loaded.result, loaded.faces)
@@ -289,22 +262,29 @@ class MainWindow(WindowActions, QMainWindow):
         show_error(self, "The stored result cannot be shown", message,
                    "Run the analysis again (Ctrl+R); the stored data is left as it is.")
 
+    def show_new_result(self, record, result, faces: dict) -> None:
+        """A result just computed or saved, as it is in memory (no reload): the case's lists are rebuilt with it
+        selected, then it is shown."""
+        self._list_comparison(self.cases.show_comparisons(self.case_id, record.comparison_id), select_result=record.id)
+        self.show_record(record, result, faces)
+
     def show_record(self, record, result=None, faces: dict | None = None) -> None:
-        """Show a stored result; ``result`` and ``faces`` are passed when it was just computed (no reload)."""
+        """Show a stored result; ``result`` and ``faces`` are passed when it is in memory already."""
         if result is None:
             from ..core.serialize import explanation_from_result
 
             result = explanation_from_result(record)
+        self._wanted_result = None   # a result still loading is no longer wanted
         comp = self.store.get_comparison(record.comparison_id)
         faces = record.faces() if faces is None else faces
         sources = {side: side_source(self._photo(sha), faces.get(side, {}))
                    for side, sha in (("a", comp.image_a), ("b", comp.image_b))}
-        self.views.result = None
-        self.views.sources = sources
-        self.state.show(record, result)     # the views, table and controls follow
-        self.views.set_sources(sources)
-        self.controls.show_record_info(record, result)
+        self.state.show(record, result, sources)     # the views, table and controls follow
         self.result_shown.emit(record.id)
+
+    @Slot(frozenset)
+    def _state_changed(self, _changes: frozenset) -> None:
+        self._update_actions()   # Save, Compare and Export follow what is shown
 
     def _photo(self, sha: str) -> Photo | None:
         if sha not in self._photos:
@@ -317,48 +297,26 @@ class MainWindow(WindowActions, QMainWindow):
                 return None
         return self._photos[sha]
 
-    @Slot(frozenset)
-    def _state_changed(self, changes: frozenset) -> None:
-        s = self.state
-        if "result" in changes:
-            if s.result is None:
-                self.views.clear()
-            else:
-                self.views.show_result(s.result, s.display, reset_range="record" in changes)
-        elif "display" in changes:
-            self.views.set_display(s.display)
-        self._update_actions()
-
     # --- parameters --------------------------------------------------------------------------------------
     @Slot()
     def reset_parameters(self) -> None:
-        if self.state.base_result is None:
-            return
-        model_threshold = (self.record.parameters or {}).get("model_threshold") if self.record else None
-        self.state.set_parameters(model_threshold if model_threshold is not None else self._model_default(), None)
-
-    def _model_default(self) -> float:
-        """The threshold of the first result of this comparison (computed at the model's default)."""
-        results = self.store.list_results(self.comparison_id) if self.comparison_id else []
-        return float(results[0].threshold) if results else float(self.state.base_result.threshold)
+        if self.record is not None:
+            self.state.set_parameters(reset_threshold(self.store, self.record), None)
 
     @Slot()
     def save_as_new_result(self) -> None:
         if not self.state.dirty:
             return
-        old = self.record
+        old, result = self.record, self.result
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            record, extra = save_recombined(self.store, old, self.result)
+            record, extra = save_recombined(self.store, old, result)
         except XfrError as exc:
             show_error_for(self, "StoreError", str(exc))
             return
         finally:
             QApplication.restoreOverrideCursor()
-        self._fresh = (record, self.result, extra)
-        # the comparison list is rebuilt too: its result count must include the new one
-        self._load_comparison(self.cases.show_comparisons(self.case_id, old.comparison_id), select_result=record.id)
-        self._fresh = None
+        self.show_new_result(record, result, extra)
         self.statusBar().showMessage(f"Saved as result #{record.id}; result #{old.id} is kept unchanged.", 8000)
 
     # --- import ------------------------------------------------------------------------------------------
@@ -373,7 +331,7 @@ class MainWindow(WindowActions, QMainWindow):
             return None
         prealigned = self.act_prealigned.isChecked() if prealigned is None else bool(prealigned)
         try:
-            shas = [self._import_photo(label, path) for label, path in (("A", path_a), ("B", path_b))]
+            shas = import_photos(self.store, self.case_id, path_a, path_b)
             comp = self.store.add_comparison(self.case_id, shas[0], shas[1],
                                              parameters={"prealigned": prealigned, "ask_face": bool(ask_face)})
         except XfrError as exc:
@@ -384,12 +342,6 @@ class MainWindow(WindowActions, QMainWindow):
         if run:
             self.run_analysis()
         return comp.id
-
-    def _import_photo(self, label: str, path) -> str:
-        try:
-            return self.store.import_image(path, case_id=self.case_id)
-        except ImageError as exc:  # say which of the two photos it is
-            raise ImageError(f"Photo {label}: {exc}") from exc
 
     # --- analysis ----------------------------------------------------------------------------------------
     @Slot()
@@ -429,9 +381,7 @@ class MainWindow(WindowActions, QMainWindow):
                 self._photos[sha] = outcome.photos[side]
         self.refresh_cases(select=self.case_id)
         if comp_id == self.comparison_id:
-            self._fresh = (outcome.record, outcome.result, outcome.faces_extra)
-            self.refresh_comparisons(select=comp_id)
-            self._fresh = None
+            self.show_new_result(outcome.record, outcome.result, outcome.faces_extra)
         self.analysis_finished.emit(outcome)
 
     @Slot(str, str)
@@ -476,45 +426,13 @@ class MainWindow(WindowActions, QMainWindow):
 
     def close_without_asking(self) -> bool:
         """Close and cancel whatever runs (the program is ending anyway: demo, screenshot)."""
-        self._quit_confirmed = True
+        self.quit_question.confirmed = True
         return self.close()
 
-    def _ask_before_quitting(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.Question, "Quit XFR Desktop", QUIT_QUESTION,
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
-        box.setObjectName("quitDialog")
-        box.setInformativeText("Nothing is saved for the running analysis; the case and its earlier results are "
-                               "kept.")
-        box.setDefaultButton(QMessageBox.StandardButton.No)
-        # a bound slot, not a lambda holding the box: the box deletes itself on close (PySide crashed on that)
-        self._quit_box = box
-        box.finished.connect(self._quit_box_finished)
-        self._asking_in_close = True
-        try:
-            present(box)
-        finally:
-            self._asking_in_close = False
-
-    @Slot(int)
-    def _quit_box_finished(self, code: int) -> None:
-        box, self._quit_box = self._quit_box, None
-        # Qt versions differ in the code a Yes click finishes with: ask the box which button it was
-        clicked = box.clickedButton() if box is not None else None
-        yes = clicked is not None and box.standardButton(clicked) == QMessageBox.StandardButton.Yes
-        self._quit_answered(yes or code == QDialog.DialogCode.Accepted)
-
-    def _quit_answered(self, quit_: bool) -> None:
-        if quit_ and not self._quit_confirmed:
-            self._quit_confirmed = True
-            if not self._asking_in_close:  # answered later: close once the box has finished its click
-                QTimer.singleShot(0, self, self.close)
-
     def closeEvent(self, event) -> None:
-        if self.controller.busy and not self._quit_confirmed:
-            self._ask_before_quitting()
-            if not self._quit_confirmed:  # the box stays open; the analysis goes on until the examiner answers
-                event.ignore()
-                return
+        if not self.quit_question.may_close(self.controller.busy):
+            event.ignore()   # the question stays open; the analysis goes on until the examiner answers
+            return
         if self.compare_window is not None:
             self.compare_window.close()
         self.controller.shutdown()

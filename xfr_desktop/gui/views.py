@@ -5,20 +5,24 @@ reconstruction, small.
 The two large views share one linked view range, so zoom and pan move A and B together (the small aligned faces
 and reconstructions keep showing the whole face); a crosshair follows the cursor across every panel in aligned
 coordinates and is projected back onto both photos through the inverse of each side's alignment transform.
+
+Bound to the :class:`~.explanation_state.ExplanationState`: the views draw the state's result, display settings
+and photos whenever its ``changed`` names them, and set nothing on it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
-from ..core.trust_display import unstable_greyed
 from ..core.map_style import (MAP_STYLES, ColourScale, colour_bar_caption, colour_levels, colour_scale, is_empty, lut,
-                              map_style, opacity_ramp, scale_value, support_box, unit)
+                              map_style, opacity_ramp, support_box)
+from ..core.trust_display import unstable_greyed
+from .explanation_state import DisplaySettings, ExplanationState
+from .shown_maps import map_for, map_values_at, readout
+from .side_source import SideSource, crop_outline, to_aligned, to_photo
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="#1e1f22", foreground="#d8d8d8")
 
@@ -28,38 +32,9 @@ BOX_PEN = QPen(QColor("#4fc3f7"), 2)
 CROSS_PEN = pg.mkPen("#80deea", width=1, style=Qt.PenStyle.DashLine)
 
 
-@dataclass
-class DisplaySettings:
-    mode: str = "H"   # S⁺ (blue) and S⁻ (orange) on one face: H's colours (core/map_style.py)
-    opacity: float = 0.6
-    channel: int | None = None
-    stable_only: bool = False   # grey the pixels whose H sign changes under alignment jitter
-
-
-@dataclass
-class SideSource:
-    """What the photo panel shows for one side; box, landmarks and transform in ``photo``'s pixels."""
-
-    photo: np.ndarray | None = None        # RGB uint8
-    box: np.ndarray | None = None          # x, y, w, h
-    landmarks: np.ndarray | None = None    # (5, 2)
-    transform: np.ndarray | None = None    # (2, 3) photo -> aligned
-    agreement: np.ndarray | None = None    # (H, W) share of jitter draws keeping H's sign (trust check)
-    scale: int = 1                         # the original's pixels per pixel of `photo` (a huge JPEG is reduced)
-
-
 def _cosmetic(pen: QPen) -> QPen:
     pen.setCosmetic(True)
     return pen
-
-
-def map_for(side, mode: str, channel: int | None) -> np.ndarray:
-    """The H×W array a display mode shows for one side of an explanation."""
-    if mode == "channel":
-        if channel is None:
-            return np.zeros_like(side.S)
-        return side.residuals.channel(int(channel))
-    return getattr(side, mode)
 
 
 def colour_maps(kind: str) -> tuple[pg.ColorMap, np.ndarray]:
@@ -75,8 +50,9 @@ class PairViews(QWidget):
 
     cursor_moved = Signal(float, float)   # aligned-space x, y
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, state: ExplanationState, parent: QWidget | None = None):
         super().__init__(parent)
+        self.state = state
         self.sources = {"a": SideSource(), "b": SideSource()}
         self.result = None
         self.display = DisplaySettings()
@@ -113,6 +89,19 @@ class PairViews(QWidget):
         layout.addWidget(self.map_hint)
         layout.addWidget(self.value_label)
         self._build()
+        state.changed.connect(self._state_changed)
+
+    @Slot(frozenset)
+    def _state_changed(self, changes: frozenset) -> None:
+        s = self.state
+        if "result" in changes and s.result is None:
+            self.clear()
+        elif "result" in changes:
+            if "record" in changes:   # first the photos: the maps grey by each side's agreement
+                self.set_sources(s.sources)
+            self.show_result(s.result, s.display, reset_range="record" in changes)
+        elif "display" in changes:
+            self.set_display(s.display)
 
     # --- construction ------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -248,31 +237,7 @@ class PairViews(QWidget):
                 vb.setRange(QRectF(0, 0, src.photo.shape[1], src.photo.shape[0]), padding=0.01)
 
     def _crop_outline(self, side: str) -> np.ndarray | None:
-        src = self.sources[side]
-        if src.transform is None or src.photo is None or self.result is None:
-            return None
-        h, w = self.result.a.S.shape
-        corners = np.array([[0, 0], [w, 0], [w, h], [0, h], [0, 0]], float)
-        return self._to_photo(side, corners)
-
-    def _to_photo(self, side: str, points: np.ndarray) -> np.ndarray | None:
-        M = self.sources[side].transform
-        if M is None:
-            return None
-        M = np.asarray(M, float)
-        A, t = M[:, :2], M[:, 2]
-        try:
-            inv = np.linalg.inv(A)
-        except np.linalg.LinAlgError:
-            return None
-        return (np.asarray(points, float) - t) @ inv.T
-
-    def _to_aligned(self, side: str, point) -> np.ndarray | None:
-        M = self.sources[side].transform
-        if M is None:
-            return None
-        M = np.asarray(M, float)
-        return M[:, :2] @ np.asarray(point, float) + M[:, 2]
+        return None if self.result is None else crop_outline(self.sources[side], self.result.a.S.shape)
 
     def show_result(self, result, display: DisplaySettings | None = None, reset_range: bool = False) -> None:
         """Show an explanation (faces, reconstructions and the chosen map); cheap enough for every slider move."""
@@ -384,7 +349,7 @@ class PairViews(QWidget):
             vb = self.vb[side, "photo"]
             if (scene is None or vb.scene() is scene) and vb.sceneBoundingRect().contains(scene_pos):
                 p = vb.mapSceneToView(scene_pos)
-                aligned = self._to_aligned(side, (p.x(), p.y()))
+                aligned = to_aligned(self.sources[side].transform, (p.x(), p.y()))
                 if aligned is not None:
                     self.set_cursor(float(aligned[0]), float(aligned[1]))
                 return
@@ -400,7 +365,7 @@ class PairViews(QWidget):
             for line in (h1, h2, h3):
                 line.setPos(y)
                 line.setVisible(True)
-            p = self._to_photo(side, np.array([[x, y]]))
+            p = to_photo(self.sources[side].transform, np.array([[x, y]]))
             cursor = self.photo_overlays[side]["cursor"]
             if p is not None and self.sources[side].photo is not None:
                 cursor.setData([p[0, 0]], [p[0, 1]])
@@ -410,17 +375,8 @@ class PairViews(QWidget):
         self.cursor_moved.emit(x, y)
 
     def values_at(self, x: float, y: float) -> dict[str, dict[str, float]] | None:
-        if self.result is None or not self._maps:
-            return None
-        h, w = self.result.a.S.shape
-        col, row = int(np.floor(x)), int(np.floor(y))
-        if not (0 <= col < w and 0 <= row < h):
-            return None
-        out = {}
-        for side in "ab":
-            s = getattr(self.result, side)
-            out[side] = {"shown": float(self._maps[side][row, col]), "H": float(s.H[row, col])}
-        return out
+        """Per side, the shown map's and H's value at aligned-space (x, y); None outside the faces."""
+        return map_values_at(self.result, self._maps, x, y)
 
     def _show_values(self, x: float, y: float) -> None:
         values = self.values_at(x, y)
@@ -433,15 +389,3 @@ class PairViews(QWidget):
         self.value_label.setText(readout(values, name, self.colour_scale, self.display.mode,
                                          getattr(self.result.a.residuals, "normalization", "sum"), x, y))
 
-
-def readout(values: dict, name: str, scale: ColourScale | None, mode: str, normalization: str, x: float,
-            y: float) -> str:
-    """The values under the cursor in the colour bar's unit (its ×10ⁿ and unit stated once at the end)."""
-    h_scale = scale if mode != "channel" else None   # H shares the bar's unit unless a channel residual is shown
-    parts = [f"pixel ({int(np.floor(x))}, {int(np.floor(y))})"]
-    for side in "ab":
-        v = values[side]
-        parts.append(f"<b>{side.upper()}</b>: {name} {scale_value(v['shown'], scale)}, "
-                     f"H {scale_value(v['H'], h_scale, signed=True)}")
-    unit_text = f"{scale.multiplier} {unit(mode, normalization)}".strip() if scale is not None else ""
-    return "  ·  ".join(parts) + (f"  ({unit_text})" if unit_text else "")

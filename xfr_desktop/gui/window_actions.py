@@ -2,7 +2,6 @@
 :class:`~.main_window.MainWindow`: the window keeps the flow of cases and results, this keeps the chrome)."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
@@ -19,7 +18,7 @@ ENGINES = (("fast", "Fast (exact, default)"), ("batched", "Batched (full decoder
 
 class WindowActions:
     """Needs of the window: ``store``, ``state``, ``controller``, ``case_id``, ``comparison_id``, ``engine``,
-    ``model_path``, ``has_export``, ``has_wizard``, ``views``, the docks, and the slots the actions trigger."""
+    ``model_path``, ``views``, the docks, and the slots the actions trigger."""
 
     def _action(self, text, slot, shortcut=None, icon=None, tip=None) -> QAction:
         act = QAction(text, self)
@@ -68,9 +67,6 @@ class WindowActions:
         self.act_about = a("&About XFR Desktop", self.show_about, "F1", SP.SP_MessageBoxInformation)
         self.act_wizard = a("&Training wizard…", self.open_training_wizard, None, SP.SP_ComputerIcon,
                             "Train or fine-tune a model")
-        self.act_wizard.setEnabled(self.has_wizard)
-        if not self.has_export:
-            self.act_export.setToolTip("Export report (not available in this build)")
 
     def build_menus(self) -> None:
         mb = self.menuBar()
@@ -122,7 +118,7 @@ class WindowActions:
     # --- follow the state and the worker ------------------------------------------------------------------
     def _update_actions(self) -> None:
         self.act_save.setEnabled(self.state.dirty)
-        self.act_export.setEnabled(self.has_export and self.case_id is not None)
+        self.act_export.setEnabled(self.case_id is not None)
         self.act_compare.setEnabled(self.state.result is not None)
         self._enable_run()
 
@@ -205,7 +201,7 @@ class WindowActions:
             self.statusBar().showMessage(f"Model for new analyses: {path}", 8000)
 
     def export_report(self) -> QDialog | None:
-        if not self.has_export or self.case_id is None:
+        if self.case_id is None:
             return None
         from .export_dialog import ExportDialog
 
@@ -268,8 +264,6 @@ class WindowActions:
         return present(CosignReportDialog(self, self.store, self.case_id))
 
     def open_training_wizard(self) -> None:
-        if not self.has_wizard:
-            return
         from .training_wizard import open_training_wizard
 
         open_training_wizard(self, self.store)
@@ -289,13 +283,6 @@ class WindowActions:
         record = self.state.record
         info = f"{record.model_name} (sha256 {(record.model_sha256 or '')[:16]}…)" if record is not None else ""
         return present(AboutDialog(self, info))
-
-
-def has_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _fill(target, actions) -> None:

@@ -14,7 +14,7 @@ version of the window is ignored rather than half applied.
 from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
-from PySide6.QtWidgets import QFrame, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 LAYOUT_VERSION = 2          # 1: the channel table under the maps, taking half the window (an older window)
 GROUP = "mainWindow"
@@ -51,6 +51,17 @@ def build_centre(window: QMainWindow, views, channels, examination) -> QSplitter
     outer.addWidget(split)
     window.setCentralWidget(holder)
     return split
+
+
+def add_dock(window: QMainWindow, title: str, name: str, widget: QWidget, area, min_width: int) -> QDockWidget:
+    """A dock the examiner can move but not close or float (``name``: the key its place is saved under)."""
+    dock = QDockWidget(title, window)
+    dock.setObjectName(name)
+    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+    dock.setWidget(widget)
+    dock.setMinimumWidth(min_width)
+    window.addDockWidget(area, dock)
+    return dock
 
 
 class WindowLayout:
