@@ -9,6 +9,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ pytest.importorskip("pytestqt")
 torch = pytest.importorskip("torch")
 
 from PIL import Image  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QRectF, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QRectF, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from xfr_desktop.core.decoder import paper_decoder_spec  # noqa: E402
@@ -50,8 +51,8 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def slow_model(tmp_path_factory) -> Path:
-    """320 channels and a wider decoder: with the literal engine an analysis takes well over a second here
-    (192 channels measured 0.98 s once, too close to the test's 1 s floor)."""
+    """320 channels and a wider decoder: with the literal engine an analysis takes well over a second here, long
+    enough to cancel it or close the window while it runs."""
     return _model_file(tmp_path_factory.mktemp("models") / "slow.pt", 320, 64)
 
 
@@ -216,7 +217,6 @@ def test_threshold_changes_maps_and_saves_new_result(qtbot, app_window, pair):
     assert not np.allclose(w.result.a.H, H_before)
     assert not np.allclose(w.views.heat["a"].image, before)
     np.testing.assert_allclose(w.views.heat["a"].image, w.result.a.H, rtol=1e-6)
-    assert w.state.last_update_ms < 50, f"threshold update took {w.state.last_update_ms:.1f} ms"
     # the channel table follows once the slider rests
     expected_weight = f"{w.result.products[0] - w.result.T:+.3e}"
     qtbot.waitUntil(lambda: w.channels.model.data(w.channels.model.index(0, 1)) == expected_weight, timeout=3000)
@@ -432,13 +432,11 @@ def test_about_dialog_and_new_case_dialog(qtbot, app_window, recorder):
     assert ("new_case",) == recorder.seen[-1][:1]
     assert w.store.find_case("T-AUTO").title == ""
     assert "T-AUTO" in w.windowTitle()
-    assert w.act_export.isEnabled() == w.has_export
-    if w.has_export:  # helper module present: Ctrl+E opens it for the current case
-        w.act_export.trigger()
-        assert recorder.seen[-1] == ("ExportDialog",)
-    if w.has_wizard:
-        w.act_wizard.trigger()
-        assert recorder.seen[-1][0] != "message"
+    assert w.act_export.isEnabled()   # Ctrl+E opens the export dialog for the current case
+    w.act_export.trigger()
+    assert recorder.seen[-1] == ("ExportDialog",)
+    w.act_wizard.trigger()
+    assert recorder.seen[-1][0] != "message"
 
 
 def test_examiner_conclusion_is_saved_per_scope(qtbot, app_window, pair):
@@ -467,64 +465,74 @@ def test_examiner_conclusion_is_saved_per_scope(qtbot, app_window, pair):
     assert actions.count("conclusion.edited") == 2
 
 
-def test_gui_thread_never_blocks_during_analysis(qtbot, tmp_path, slow_model, pair, recorder):
-    """A 10 ms timer on the GUI thread: no gap between its ticks may exceed 50 ms while an analysis runs.
+class ThreadLog:
+    """Which threads ran each step of an analysis, recorded from inside the step (wrappers and torch's global
+    forward hook). The residual engine, on its first call, waits until the GUI thread's event loop has run a timer
+    ``ticks`` times more: the analysis can only finish if the GUI thread keeps processing events meanwhile."""
 
-    CI machines are shared: a gap can also come from the OS not scheduling the process at all. A real blocking
-    bug (work on the GUI thread, or the worker holding the GIL) shows in every run, so the test passes when one
-    of up to three analyses stays under 50 ms and reports all of them otherwise.
-    """
-    w, store = _open_window(qtbot, tmp_path / "data", slow_model, engine="literal")
+    def __init__(self, ticks: int = 3):
+        self.gui = threading.get_ident()
+        self.ran: dict[str, set[int]] = {}
+        self.entered, self.released = threading.Event(), threading.Event()
+        self.ticks_needed, self.ticks = ticks, 0
+        self.waited_for_events: bool | None = None   # the engine saw the ticks within a minute
+
+    def record(self, step: str) -> None:
+        self.ran.setdefault(step, set()).add(threading.get_ident())
+
+    def wrap(self, step: str, fn, gate: bool = False):
+        def wrapped(*args, **kwargs):
+            self.record(step)
+            if gate and threading.get_ident() != self.gui and not self.entered.is_set():
+                self.entered.set()
+                self.waited_for_events = self.released.wait(timeout=60)
+            return fn(*args, **kwargs)
+        return wrapped
+
+    def tick(self) -> None:
+        if self.entered.is_set() and not self.released.is_set():
+            self.ticks += 1
+            if self.ticks >= self.ticks_needed:
+                self.released.set()
+
+
+def test_analysis_work_never_runs_on_the_gui_thread(qtbot, tmp_path, tiny_model, recorder, monkeypatch):
+    """Loading the model, the face detector, every torch module's forward, the residual engine, the photo quality
+    check and the result's store write all run on the worker thread, and the GUI thread's event loop keeps running
+    while they do. (How long the GUI thread's longest pause is: benchmarks/bench_gui_latency.py.)"""
+    from xfr_desktop.core import explain, image_quality, model as model_module
+    from xfr_desktop.core.alignment import FaceAligner
+
+    a, b = SAMPLES / "John_Kerry_0009.jpg", SAMPLES / "John_Kerry_0013.jpg"
+    if not (a.is_file() and b.is_file()):
+        pytest.skip("bundled sample photos (resources/samples/images) are missing")
+    log = ThreadLog()
+    for target, name, step in ((model_module, "load_model", "load model"), (FaceAligner, "_run_detector", "detector"),
+                               (FaceAligner, "align", "alignment"), (image_quality, "assess_photo", "photo quality")):
+        monkeypatch.setattr(target, name, log.wrap(step, getattr(target, name)))
+    monkeypatch.setattr(explain, "compute_residuals", log.wrap("residual engine", explain.compute_residuals, gate=True))
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(lambda module, _inputs: log.record("forward"))
+    w, store = _open_window(qtbot, tmp_path / "data", tiny_model)
+    monkeypatch.setattr(store, "save_result", log.wrap("store write", store.save_result))
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(log.tick)
     try:
         _new_case(w)
-        qtbot.waitUntil(lambda: w.engine_ready, timeout=30_000)  # torch imported before measuring
-        comp_id = w.import_pair(*pair, prealigned=True, run=False)  # importing (copy + fsync) precedes analysis
-        clock = QElapsedTimer()
-        clock.start()
-        attempts = []
-        for _attempt in range(3):
-            gaps: list[float] = []          # event-loop gaps while the analysis runs
-            display_gaps: list[float] = []  # gaps that include showing the finished result
-            slow: list[tuple[float, str]] = []
-            last = [clock.elapsed()]
-
-            def tick(gaps=gaps, display_gaps=display_gaps, slow=slow, last=last):
-                now = clock.elapsed()
-                (gaps if w.controller.busy else display_gaps).append(now - last[0])
-                if now - last[0] > 30:
-                    slow.append((now - last[0], w.stage_label.text()))
-                last[0] = now
-
-            timer = QTimer()
-            timer.setInterval(10)
-            timer.timeout.connect(tick)
-            t0 = time.perf_counter()
-            last[0] = clock.elapsed()
-            timer.start()
-            with qtbot.waitSignal(w.analysis_finished, timeout=ANALYSIS_TIMEOUT_MS):
-                assert w.run_analysis()
-            qtbot.wait(30)  # include showing the result
-            timer.stop()
-            elapsed = time.perf_counter() - t0
-            assert elapsed >= 1.0, f"the analysis took only {elapsed:.2f} s; the test needs a slower model"
-            assert len(gaps) > 20
-            attempts.append((max(gaps), elapsed, slow, max(display_gaps)))
-            print(f"analysis {elapsed:.2f} s; longest gap during it {max(gaps)} ms; "
-                  f"result display {max(display_gaps)} ms")
-            if max(gaps) <= 50:
-                break
-        assert min(a[0] for a in attempts) <= 50, f"the GUI thread was blocked > 50 ms in every run: {attempts}"
-        # showing the result once it is done (views, table, one repaint) is a single short step
-        assert min(a[3] for a in attempts) <= 400, attempts
-        assert len(store.list_results(comp_id)) == len(attempts)
-        # with 320 channels, moving the threshold or top-k recombines and redraws at once (how fast: the
-        # recombination's speed is measured in benchmarks/bench_explain.py, not held to a time here)
-        H = w.result.a.H.copy()
-        w.controls.threshold_slider.setValue(100)
-        assert not np.allclose(w.result.a.H, H)
-        w.controls.topk_spin.setValue(20)
-        assert int(w.result.selected.sum()) <= 20
+        timer.start()
+        with qtbot.waitSignal(w.analysis_finished, timeout=ANALYSIS_TIMEOUT_MS) as finished:
+            w.import_pair(a, b, prealigned=False)
+        timer.stop()
+        assert finished.args[0].record.id == w.record.id    # analysed, saved and shown
+        assert set(log.ran) == {"load model", "detector", "alignment", "forward", "residual engine",
+                                "photo quality", "store write"}, log.ran
+        on_gui = sorted(step for step, threads in log.ran.items() if log.gui in threads)
+        assert not on_gui, f"ran on the GUI thread: {on_gui}"
+        assert len(set().union(*log.ran.values())) == 1     # one worker thread did all of it
+        assert log.waited_for_events and log.ticks == log.ticks_needed   # events ran while the engine waited
     finally:
+        hook.remove()
+        timer.stop()
         w.close()
         store.close()
 
