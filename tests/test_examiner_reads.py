@@ -361,8 +361,8 @@ def test_appendix_a_writes_reference_counts_as_page_one_does():
     words = " ".join(p.text for p in likelihood_ratio_section(ReportData(case_number="C", calibration=
                                                                           calibration_summary(cal)), styles())
                      if hasattr(p, "text"))
-    assert "1,500 same-person and 2,500 different-people" in calibration_note(calibration_summary(cal))
-    assert "1,500 same-person and 2,500 different-people reference comparisons" in words
+    assert "4,000 pairs (1,500 same-person, 2,500 different-person)" in calibration_note(calibration_summary(cal))
+    assert "4,000 pairs (1,500 same-person, 2,500 different-person)" in words
 
 
 def test_the_reports_channel_regions_follow_the_apps_scale_rule(tiny_model):

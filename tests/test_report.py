@@ -433,7 +433,8 @@ def test_evaluation_headline_and_examination_sections(tmp_path, tiny_model):
     assert "LR ≥ 3,000 (limit of the calibration)" in headline and "LR = ≥" not in headline
     assert "at least strong support for Hp: the suspect is the person in the CCTV still." in headline
     assert "Hp: the suspect is the person in the CCTV still." in headline
-    assert "logistic-regression calibration on LFW pairs.txt (3,000 same-person" in headline
+    assert ("logistic-regression calibration on LFW pairs.txt, 6,000 pairs (3,000 same-person, 3,000 "
+            "different-person), Cllr 0.138") in headline
     assert "model decision" not in headline and "MATCH" not in headline
     technical = flat[flat.index("technical result and parameters"):]
     assert "model decision at τ = 0.980" in technical
@@ -542,3 +543,62 @@ def test_the_method_and_the_model_are_an_appendix_for_a_court_reader(two_compari
     for word in JARGON:
         assert word not in appendix, word
     assert text.rindex("Appendix B: audit trail") > start
+
+
+# --- the calibration's source, in plain words --------------------------------------------------------------------
+def test_the_calibration_is_named_in_plain_words_for_a_court_reader(tmp_path, tiny_model):
+    """Each Evaluation box and Appendix A name the calibration's reference set and its pairs once, without nested
+    brackets: the bundled calibration as 'LFW View 2' (also for results stored when its file still read 'scores file
+    scores.npz (6000 pairs)'), another calibration's older generated name without its counts."""
+    from xfr_desktop.core.calibration import stored_likelihood_ratio
+    from xfr_desktop.core.model import default_model_path, file_sha256
+    from xfr_desktop.core.serialize import result_parameters, result_payload
+    from xfr_desktop.store import open_store
+
+    if not default_model_path().is_file():
+        pytest.skip("bundled model not present")
+    sha = file_sha256(default_model_path())
+    older = ("scores file scores.npz (6000 pairs)", "pairs.txt: 6000 pairs, 4 left out (no face found)")
+    with open_store(tmp_path / "data") as store:
+        case, *_ = analysed_case(store, tiny_model, tmp_path)
+        first = store.list_comparisons(case.id)[0]
+        store.remove_comparison(first.id, "replaced")
+        for n, reference in enumerate(older):
+            comp = store.add_comparison(case.id, first.image_a, first.image_b)
+            result = explain_pair(tiny_model, *faces(n))
+            lr = stored_likelihood_ratio(default_model_path(), result.score)
+            lr["calibration"]["reference"] = reference
+            if n == 1:
+                lr["calibration"]["created_at"] = "2025-01-01T00:00:00+00:00"   # another calibration
+            store.save_result(comp.id, result_payload(result, model_sha256=sha,
+                                                      parameters=result_parameters(result, likelihood_ratio=lr)))
+        flat = report_text(store, case.id)
+    counts = "6,000 pairs (3,000 same-person, 3,000 different-person)"
+    boxes = [flat[i:flat.index("technical result and parameters", i)]
+             for i in (flat.index("Evaluation", flat.index(f"Comparison {n}: probe.jpg")) for n in (2, 3))]
+    assert f"logistic-regression calibration on LFW View 2, {counts}, Cllr 0.140" in boxes[0]
+    assert f"calibration on pair list pairs.txt (no face found in 4 pairs, left out), {counts}, Cllr" in boxes[1]
+    appendix = flat[flat.index("Appendix A"):flat.index("Appendix B")]
+    assert f"photographs whose truth is known: LFW View 2, {counts}." in appendix
+    body = flat[:flat.index("Appendix B")]   # the audit trail quotes the stored parameters as they are
+    assert "scores.npz" not in body and "((" not in body and "))" not in body
+
+
+def test_xfr_calibrate_names_the_reference_set_without_counts(tmp_path, tiny_model, capsys):
+    """`xfr calibrate` writes the set's name alone (the report adds the pair counts), and the pairs left out."""
+    from xfr_desktop.core.calibration import Calibration
+    from xfr_desktop.core.model import save_model
+
+    save_model(tiny_model, tmp_path / "tiny.pt")
+    rng = np.random.default_rng(2)
+    scores = np.concatenate([rng.normal(0.6, 0.1, 200), rng.normal(0.1, 0.1, 200), [-1.0, -1.0]])  # no face: -1
+    np.savez(tmp_path / "scores.npz", scores=scores, same=np.arange(402) < 200, folds=np.arange(402) % 4)
+    for extra, name in (([], "pairs scored in scores.npz"), (["--reference", "LFW View 2"], "LFW View 2")):
+        assert xfr_main(["calibrate", "--model", str(tmp_path / "tiny.pt"), "--scores",
+                         str(tmp_path / "scores.npz"), *extra]) == 0
+        cal = Calibration.load(tmp_path / "tiny.calibration.json")
+        assert cal.reference == f"{name} (no face found in 2 pairs, left out)"
+    note = report_data_from_explanation(explain_pair(tiny_model, *faces()), calibration=cal).comparisons[0]
+    assert note.calibration_note.startswith("logistic-regression calibration on LFW View 2 (no face found in 2 "
+                                            "pairs, left out), 400 pairs (200 same-person, 200 different-person)")
+    capsys.readouterr()

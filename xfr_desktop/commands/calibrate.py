@@ -22,8 +22,9 @@ def register(subparsers) -> None:
                                     "embedding the pairs again")
     p.add_argument("--cache", help="embedding cache file (shared with `xfr evaluate verify`)")
     p.add_argument("--tippett", help="also write the Tippett plot to this PNG (e.g. docs/results/tippett.png)")
-    p.add_argument("--reference", help="how to name the reference set in the calibration and in reports "
-                                       "(default: the pair list's file name and size)")
+    p.add_argument("--reference", help="how to name the reference set in the calibration and in reports, e.g. "
+                                       "'LFW View 2' (default: the pair list's or scores file's name; reports add "
+                                       "the pair counts)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -57,6 +58,7 @@ def run(args) -> int:
     from ..core.calibration import (CalibrationError, calibration_path, cross_validated_cllr, fit_calibration,
                                     save_tippett)
     from ..core.errors import XfrError
+    from ..report.calibration_lookup import left_out_words
     from .evaluate_verify import Progress, load_any_model
 
     if not args.scores and not (args.pairs and args.root):
@@ -77,8 +79,7 @@ def run(args) -> int:
         keep = scores != NO_FACE_SCORE  # pairs whose image had no face carry the sentinel, not a real score
         scores, same, folds = scores[keep], same[keep], folds[keep]
         skipped = int((~keep).sum())
-        reference = f"scores file {Path(args.scores).name} ({len(keep)} pairs" + (
-            f", {skipped} left out (no face found))" if skipped else ")")
+        reference = f"pairs scored in {Path(args.scores).name}"
         extra["scores_file"] = str(args.scores)
     else:
         from ..core.pairs import read_pairs
@@ -86,12 +87,11 @@ def run(args) -> int:
         pairs = read_pairs(args.pairs, args.root, missing="error")
         cache = args.cache or (Path(args.out) / "embeddings.npz" if args.out else None)
         scores, same, folds, skipped = reference_scores(model, pairs, cache, Progress(args.quiet), args.batch_size)
-        reference = f"{Path(args.pairs).name}: {len(pairs)} pairs" + (
-            f", {skipped} left out (no face found)" if skipped else "")
+        reference = f"pair list {Path(args.pairs).name}"
         extra["pair_list"] = str(args.pairs)
     extra["n_pairs_left_out_no_face"] = skipped
-    if args.reference:
-        reference = args.reference + (f" ({skipped} pairs left out: no face found)" if skipped else "")
+    # the name alone: the counts are n_genuine and n_impostor, which reports print after it
+    reference = (args.reference or reference) + left_out_words(skipped)
     genuine, impostor = scores[same], scores[~same]
     cv = cross_validated_cllr(genuine, impostor, folds[same], folds[~same])
     if cv is not None:

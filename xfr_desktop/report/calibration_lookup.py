@@ -5,8 +5,16 @@ A report's LRs come only from the calibration of exactly the result's model (doc
 """
 from __future__ import annotations
 
+import re
+
 from ..core.calibration import CalibrationError, load_calibration_for, verbal_equivalent
 from .model_cards import bundled_models_by_sha256
+
+# The set's name as older `xfr calibrate` runs wrote it, with the pair counts in brackets (which the report states
+# itself): "scores file scores.npz (6000 pairs, 2 left out (no face found))", "pairs.txt: 6000 pairs".
+_LEFT_OUT = r"(?:, (?P<out>\d+) left out \(no face found\))?"
+_COUNTED_NAMES = ((re.compile(rf"^scores file (?P<name>\S+) \(\d+ pairs{_LEFT_OUT}\)$"), "pairs scored in {name}"),
+                  (re.compile(rf"^(?P<name>[^:]+): \d+ pairs{_LEFT_OUT}$"), "pair list {name}"))
 
 
 def find_calibration(model_sha256: str | None, explicit=None):
@@ -46,15 +54,37 @@ def calibration_summary(cal) -> dict | None:
             "bounds": [10 ** b for b in cal.log10_lr_bounds]}
 
 
+def reference_name(reference: str | None) -> str:
+    """The reference set's name without pair counts: 'LFW View 2'; an older run's 'scores file scores.npz (6000
+    pairs)' reads 'pairs scored in scores.npz'."""
+    for pattern, words in _COUNTED_NAMES:
+        m = pattern.match(reference or "")
+        if m:
+            return words.format(name=m["name"]) + left_out_words(int(m["out"] or 0))
+    return reference or "a reference set"
+
+
+def left_out_words(n_pairs: int) -> str:
+    """' (no face found in 2 pairs, left out)' after a reference set's name; '' for none."""
+    return f" (no face found in {n_pairs:,} pair{'' if n_pairs == 1 else 's'}, left out)" if n_pairs else ""
+
+
+def calibration_source(about: dict) -> str:
+    """What a calibration rests on, in words for a court reader: 'LFW View 2, 6,000 pairs (3,000 same-person,
+    3,000 different-person)'."""
+    name = reference_name(about.get("reference"))
+    if not (about.get("n_genuine") and about.get("n_impostor")):
+        return name
+    same, different = int(about["n_genuine"]), int(about["n_impostor"])
+    return f"{name}, {same + different:,} pairs ({same:,} same-person, {different:,} different-person)"
+
+
 def calibration_note(about: dict | None) -> str:
-    """'logistic-regression calibration on LFW (3,000 same-person and 3,000 different-people comparisons),
-    Cllr 0.138'; '' when unknown."""
+    """'logistic-regression calibration on LFW View 2, 6,000 pairs (3,000 same-person, 3,000 different-person),
+    Cllr 0.140'; '' when unknown."""
     if not about:
         return ""
-    text = f"{about.get('method', 'unknown')} calibration on {about.get('reference') or 'a reference set'}"
-    if about.get("n_genuine") and about.get("n_impostor"):
-        text += (f" ({int(about['n_genuine']):,} same-person and {int(about['n_impostor']):,} different-people "
-                 f"comparisons)")
+    text = f"{about.get('method', 'unknown')} calibration on {calibration_source(about)}"
     if about.get("cllr") is not None:
         text += f", Cllr {float(about['cllr']):.3f}"
     return text

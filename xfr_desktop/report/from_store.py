@@ -67,6 +67,8 @@ def _add_evaluation(section: ComparisonSection, record, cal, propositions: tuple
     if section.lr_statement is not None:   # the technical table's words name the same propositions
         section.lr_verbal = section.lr_statement.verbal
     about = stored.get("calibration") if isinstance(stored, dict) else None
+    if about and cal is not None and about.get("created_at") == cal.created_at:
+        about = {**about, "reference": cal.reference}   # the same calibration: named as its file names it now
     section.calibration_note = calibration_note(about or calibration_summary(cal))
     section.model_decision = result_model_decision(record)
 

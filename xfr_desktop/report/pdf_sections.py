@@ -19,6 +19,7 @@ from ..core.evaluative import labelled_propositions, round_significant
 from ..core.image_quality import quality_rows
 from ..core.map_style import REGION_FRACTION, colour_bar_caption, kind_scale, lut, map_style, unit
 from .audit_trail import detail_pairs
+from .calibration_lookup import calibration_source
 from .court_words import court_findings
 from .images import overlay_map, thumbnail_with_box
 from .pdf_blocks import data_table, img, kv_table, markup, para, png, table_style
@@ -495,9 +496,8 @@ def likelihood_ratio_section(data: ReportData, st) -> list:
         lo, hi = c.get("bounds", [None, None])
         story.append(para(
             f"Scores are converted into a likelihood ratio LR = P(score | same person) / P(score | different "
-            f"people) by {c['method']} calibration on {int(c['n_genuine']):,} same-person and "
-            f"{int(c['n_impostor']):,} different-people reference comparisons "
-            f"({c.get('reference') or 'reference set'}). How well the likelihood ratios are calibrated on that set "
+            f"people) by {c['method']} calibration on reference pairs of photographs whose truth is known: "
+            f"{calibration_source(c)}. How well the likelihood ratios are calibrated on that set "
             f"(Cllr, 0 perfect, 1 no information): {c['cllr']:.3f}; "
             f"the best any calibration of these scores could reach (Cllr_min): {c['cllr_min']:.3f}. LRs are limited "
             f"to [1/{1 / lo:,.0f}, {hi:,.0f}], the range this reference set can support.", st["body"]))
