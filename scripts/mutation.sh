@@ -67,13 +67,16 @@ declare -A PLAN=(
     [evaluative]="xfr_desktop/core/evaluative.py|tests/test_evaluative.py tests/test_examiner_reads.py"
     [image_quality]="xfr_desktop/core/image_quality.py|tests/test_image_quality.py tests/test_examiner_reads.py"
     [explanation_quality]="xfr_desktop/core/evaluation/explanation_quality.py|tests/test_explanation_quality.py"
-    [sharding]="xfr_desktop/core/evaluation/sharding.py|tests/test_sharded_evaluation.py"
+    # (the torchrun and --workers tests start the mutated module in child processes, where mutmut's trampolines
+    # cannot find their configuration: the clean run fails and the group is refused; those tests are left out)
+    [sharding]="xfr_desktop/core/evaluation/sharding.py|tests/test_sharded_evaluation.py::test_shards_cover_the_items_once_and_differ_by_at_most_one"
     [analysis]="xfr_desktop/analysis.py|tests/test_analysis.py"
     [casework]="xfr_desktop/casework.py|tests/test_case_cli.py"
 )
-# tests a group's runs leave out (pytest -k, e.g. bounds of wall time on a child process, which fail under the
-# run's load without any mutant): none at present
-declare -A EXCLUDE=()
+# tests a group's runs leave out (pytest -k): ones that run the module in a child process (see sharding above)
+declare -A EXCLUDE=(
+    [sharding]="not failing_workers"
+)
 ORDER=(engines explain calibration alignment audit imagestore fileio signing signature_check
        integrity checkpoints private evaluative image_quality explanation_quality sharding analysis casework)
 [ ${#GROUPS_[@]} -gt 0 ] || GROUPS_=("${ORDER[@]}")
