@@ -10,7 +10,7 @@ gap between two ticks is how long the event loop could not run. Printed per run:
 Then the τ slider is moved across its span: the median time from a move to the maps redrawn (recombination and
 every widget bound to the state, ``ExplanationState.last_update_ms``).
 Nothing is asserted: a loaded machine lengthens the gaps. That no model work runs on the GUI thread at all is
-tests/test_gui_app.py::test_analysis_work_never_runs_on_the_gui_thread.
+tests/gui/test_gui_app.py::test_analysis_work_never_runs_on_the_gui_thread.
 """
 from __future__ import annotations
 

@@ -2,12 +2,12 @@
 
     python benchmarks/ddp_smoke.py [--device cuda] [--steps 4]     -> $OUT/ddp_smoke.json (or ./ddp_smoke.json)
 
-Trains the tests' tiny model (tests/test_training.py) for a few steps in one process and in two (through the
+Trains the tests' tiny model (tests/training/test_training.py) for a few steps in one process and in two (through the
 wizard's launcher, torchrun --standalone) with the same global batch, and records the largest weight difference,
 the backend and what rank 0 wrote. With two or more GPUs the processes use NCCL and SyncBatchNorm; with one GPU,
 NCCL refuses two processes on one device, so they share it over gloo (XFR_DIST_BACKEND=gloo, the all-reduced batch
 norm). Mixed precision is off; cuDNN's algorithm choice and TF32 still make GPU runs differ in the 4th digit, so
-the check is loose (1e-2); tests/test_distributed_training.py holds the CPU to 1e-4.
+the check is loose (1e-2); tests/training/test_distributed_training.py holds the CPU to 1e-4.
 """
 from __future__ import annotations
 

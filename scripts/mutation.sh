@@ -9,7 +9,7 @@
 #
 # GROUPs (default: all): engines explain calibration alignment audit imagestore fileio signing signature_check
 # integrity checkpoints private evaluative image_quality explanation_quality sharding analysis casework.
-# A group's tests are those listed in PLAN plus tests/test_mutation_pins_GROUP.py when it exists.
+# A group's tests are those listed in PLAN plus its mutation pins, tests/<layer>/test_GROUP_pins.py, when they exist.
 # Before any mutant runs, the group's tests must pass on the unmutated tree (baseline): a selection that fails
 # already would "kill" every mutant, so the script stops with exit status 3 instead. Each mutant's test run is
 # cut off after 10 x its tests' clean duration + 10 s (mutmut's timeout_multiplier/constant; shown as timeout).
@@ -47,31 +47,31 @@ done
 
 # group -> "module file|test files" (a module is mutated against these tests only)
 declare -A PLAN=(
-    [engines]="xfr_desktop/core/algorithm1_engines.py|tests/test_engines.py"
-    [explain]="xfr_desktop/core/explain.py|tests/test_engines.py tests/test_explanation_state.py"
-    [calibration]="xfr_desktop/core/calibration.py|tests/test_calibration.py tests/test_pinned_parameters.py"
-    [alignment]="xfr_desktop/core/alignment.py|tests/test_alignment.py"
-    [audit]="xfr_desktop/store/audit.py|tests/test_audit.py tests/test_pinned_parameters.py"
-    [imagestore]="xfr_desktop/store/imagestore.py|tests/test_store.py tests/test_store_durability.py"
-    [fileio]="xfr_desktop/core/fileio.py|tests/test_store_durability.py tests/test_calibration.py tests/test_imageio.py tests/test_signing.py"
-    [signing]="xfr_desktop/report/signing.py|tests/test_signing.py tests/test_pinned_parameters.py"
-    [signature_check]="xfr_desktop/report/signature_check.py|tests/test_signing.py tests/test_pinned_parameters.py"
+    [engines]="xfr_desktop/core/algorithm1_engines.py|tests/core/test_engines.py"
+    [explain]="xfr_desktop/core/explain.py|tests/core/test_engines.py tests/gui/test_explanation_state.py"
+    [calibration]="xfr_desktop/core/calibration.py|tests/core/test_calibration.py tests/core/test_pinned_parameters.py"
+    [alignment]="xfr_desktop/core/alignment.py|tests/core/test_alignment.py"
+    [audit]="xfr_desktop/store/audit.py|tests/store/test_audit.py tests/core/test_pinned_parameters.py"
+    [imagestore]="xfr_desktop/store/imagestore.py|tests/store/test_store.py tests/store/test_store_durability.py"
+    [fileio]="xfr_desktop/core/fileio.py|tests/store/test_store_durability.py tests/core/test_calibration.py tests/core/test_imageio.py tests/report/test_signing.py"
+    [signing]="xfr_desktop/report/signing.py|tests/report/test_signing.py tests/core/test_pinned_parameters.py"
+    [signature_check]="xfr_desktop/report/signature_check.py|tests/report/test_signing.py tests/core/test_pinned_parameters.py"
     # issue 28: what decides which evidence is trusted and what the examiner reads
-    # (test_integrity.py and test_integrity_round2.py attack through the command line, each test on a case the
-    # model analysed, some in child processes: a mutant that survives costs every one of them, minutes on two
-    # shared cores, and round 2's wall-time bounds fail under that load without any mutant; these two groups run
-    # against their pins, which test the same functions in-process)
-    [integrity]="xfr_desktop/store/integrity.py|tests/test_store_migrations.py"
+    # (test_integrity.py and test_forged_bindings_and_hostile_files.py attack through the command line, each test
+    # on a case the model analysed, some in child processes: a mutant that survives costs every one of them, minutes
+    # on two shared cores, and the second file's wall-time bounds fail under that load without any mutant; these two
+    # groups run against their pins, which test the same functions in-process)
+    [integrity]="xfr_desktop/store/integrity.py|tests/store/test_store_migrations.py"
     [checkpoints]="xfr_desktop/store/checkpoints.py|"
-    [private]="xfr_desktop/store/private.py|tests/test_private_files.py"
-    [evaluative]="xfr_desktop/core/evaluative.py|tests/test_evaluative.py tests/test_examiner_reads.py"
-    [image_quality]="xfr_desktop/core/image_quality.py|tests/test_image_quality.py tests/test_examiner_reads.py"
-    [explanation_quality]="xfr_desktop/core/evaluation/explanation_quality.py|tests/test_explanation_quality.py"
+    [private]="xfr_desktop/store/private.py|tests/security/test_private_files.py"
+    [evaluative]="xfr_desktop/core/evaluative.py|tests/core/test_evaluative.py tests/report/test_examiner_reads.py"
+    [image_quality]="xfr_desktop/core/image_quality.py|tests/core/test_image_quality.py tests/report/test_examiner_reads.py"
+    [explanation_quality]="xfr_desktop/core/evaluation/explanation_quality.py|tests/core/test_explanation_quality.py"
     # (the torchrun and --workers tests start the mutated module in child processes, where mutmut's trampolines
     # cannot find their configuration: the clean run fails and the group is refused; those tests are left out)
-    [sharding]="xfr_desktop/core/evaluation/sharding.py|tests/test_sharded_evaluation.py::test_shards_cover_the_items_once_and_differ_by_at_most_one"
-    [analysis]="xfr_desktop/analysis.py|tests/test_analysis.py"
-    [casework]="xfr_desktop/casework.py|tests/test_case_cli.py"
+    [sharding]="xfr_desktop/core/evaluation/sharding.py|tests/cli/test_sharded_evaluation.py::test_shards_cover_the_items_once_and_differ_by_at_most_one"
+    [analysis]="xfr_desktop/analysis.py|tests/usecases/test_analysis.py"
+    [casework]="xfr_desktop/casework.py|tests/cli/test_case_cli.py"
 )
 # tests a group's runs leave out (pytest -k): ones that run the module in a child process (see sharding above)
 declare -A EXCLUDE=(
@@ -102,8 +102,9 @@ scratch_tree() {
 
 # group_tests GROUP: the group's test files, with its mutation pins when they exist
 group_tests() {
-    local spec=${PLAN[$1]:?unknown group $1}
-    echo "${spec#*|}$( [ -f "$REPO/tests/test_mutation_pins_$1.py" ] && echo " tests/test_mutation_pins_$1.py")"
+    local spec=${PLAN[$1]:?unknown group $1} pins
+    pins=$(cd "$REPO" && ls tests/*/test_"$1"_pins.py 2>/dev/null || true)
+    echo "${spec#*|}${pins:+ $pins}"
 }
 
 # baseline DIR TESTS [KEXPR]: the selected tests must pass on the unmutated scratch tree, or the run would mean

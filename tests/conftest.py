@@ -37,11 +37,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # has nothing left to do
 LONGEST_FIRST = ("test_wheelhouse_install.py", "test_gui_app.py", "test_distributed_training.py",
                  "test_wheel_install.py", "test_offline.py", "test_sharded_evaluation.py",
-                 "test_explanation_quality.py", "test_hostile_inputs.py", "test_integrity_round2.py",
+                 "test_explanation_quality.py", "test_hostile_inputs.py",
+                 "test_forged_bindings_and_hostile_files.py",
                  "test_explain_cli.py", "test_training.py", "test_clean_output.py", "test_report.py",
                  "test_examiner_reads.py")
-# files that share a session fixture run in one worker, so that it runs once (demo_run: most of a minute)
-SAME_WORKER = {"test_offline.py": "test_gui_app.py"}
+# files that share a session fixture run in one worker, so that it runs once (demo_run: most of a minute); keyed
+# by the path in the test's node id (relative to the repository root)
+SAME_WORKER = {"tests/security/test_offline.py": "tests/gui/test_gui_app.py"}
 SHARED_DIR = Path(os.environ.get("XFR_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 
@@ -59,8 +61,7 @@ def pytest_xdist_make_scheduler(config, log):
     class SharedFixtureFiles(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = super()._split_scope(nodeid)
-            name = path.rsplit("/", 1)[-1]
-            return path[:len(path) - len(name)] + SAME_WORKER.get(name, name)
+            return SAME_WORKER.get(path, path)
 
     return SharedFixtureFiles(config, log)
 

@@ -203,7 +203,7 @@ def compute_residuals_pair(decoder: nn.Module, C: torch.Tensor, engine: str = "f
                            one_batch: bool | None = None) -> list[RawResiduals]:
     """Residuals of both faces of a pair, C (2,c,h,w). ``one_batch`` (default: on a GPU, with the fast engine)
     runs the 2·c channels as one batch and copies the results to the host once; otherwise face by face, as
-    :func:`compute_residuals`. The numbers are the same either way (tests/test_engines.py)."""
+    :func:`compute_residuals`. The numbers are the same either way (tests/core/test_engines.py)."""
     layers = flatten_decoder(decoder)
     if one_batch is None:
         one_batch = C.is_cuda

@@ -1,4 +1,4 @@
-"""The training engine's public names in one place (tests/test_distributed_training.py imports them here).
+"""The training engine's public names in one place (tests/training/test_distributed_training.py imports them here).
 Other code imports from the module that owns a name:
 
 - :mod:`.config`: ``TrainConfig``, ``TrainingProgress``, ``TrainResult``, ``TrainingError``, the run folder's names

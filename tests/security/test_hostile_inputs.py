@@ -235,7 +235,7 @@ def hostile_training_runs(tmp_path_factory, bomb) -> dict:
     each by name (the label attacks by their needle)."""
     import pickle
 
-    from conftest import make_tiny_model, make_tiny_spec
+    from tests.conftest import make_tiny_model, make_tiny_spec
 
     root = tmp_path_factory.mktemp("hostile-train")
     model_file = root / "tiny.pt"
@@ -363,7 +363,7 @@ def test_read_only_data_folder_can_still_be_read(tmp_path, tiny_model, monkeypat
     """A folder the user cannot write (simulated: the tests may run as root, who can write anything)."""
     import os
 
-    from test_report import analysed_case
+    from tests.report.test_report import analysed_case
 
     from xfr_desktop.store import open_store
 

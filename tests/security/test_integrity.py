@@ -19,7 +19,7 @@ PASS = "correct horse battery"
 
 @pytest.fixture
 def case_dir(tmp_path, tiny_model):
-    from test_report import analysed_case
+    from tests.report.test_report import analysed_case
 
     data = tmp_path / "data"
     with open_store(data) as store:

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from test_report_dialog import isolated_settings  # noqa: E402,F401
+from tests.gui.test_report_dialog import isolated_settings  # noqa: E402,F401
 from xfr_desktop.report.signature_check import verify_pdf  # noqa: E402
 from xfr_desktop.report.signing import create_identity, load_signing_identity, sign_pdf  # noqa: E402
 

@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QImage, QPainter  # noqa: E402
-from test_gui_app import _analyse, _new_case, _open_window, app_window, pair, recorder, tiny_model  # noqa: E402,F401
+from tests.gui.test_gui_app import _analyse, _new_case, _open_window, app_window, pair, recorder, tiny_model  # noqa: E402,F401
 
 from xfr_desktop.core.map_style import lut  # noqa: E402
 from xfr_desktop.gui.channels import COL_SHARE  # noqa: E402

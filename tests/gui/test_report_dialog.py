@@ -23,7 +23,7 @@ def isolated_settings(tmp_path):
 
 @pytest.fixture
 def store_with_case(tmp_path, tiny_model):
-    from test_report import analysed_case
+    from tests.report.test_report import analysed_case
 
     with open_store(tmp_path / "data") as store:
         case, *_ = analysed_case(store, tiny_model, tmp_path)

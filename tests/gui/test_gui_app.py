@@ -30,7 +30,7 @@ from xfr_desktop.gui.dialogs import FacePickerDialog, NewCaseDialog  # noqa: E40
 from xfr_desktop.gui.main_window import MainWindow  # noqa: E402
 from xfr_desktop.store import open_store  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO_ROOT as REPO
 SAMPLES = REPO / "resources" / "samples" / "images"
 ANALYSIS_TIMEOUT_MS = 60_000
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from test_signing import identity_files, rendered, signed  # noqa: F401  (fixtures: a report signed by its examiner)
+from tests.report.test_signing import identity_files, rendered, signed  # noqa: F401  (fixtures: a report signed by its examiner)
 from xfr_desktop.cli import main as xfr_main
 from xfr_desktop.report.signing import create_identity
 from xfr_desktop.store import entry_hash, open_store
@@ -35,7 +35,7 @@ def key(tmp_path, monkeypatch):
 def signed_case(tmp_path, tiny_model, key):
     """The tester's fresh case: 2 comparisons (the second with image quality), a conclusion, and a signed
     checkpoint of every chain, also kept outside the data folder (kept.json)."""
-    from test_report import analysed_case
+    from tests.report.test_report import analysed_case
 
     data = tmp_path / "data"
     with open_store(data) as store:
@@ -148,7 +148,7 @@ def test_a_comparisons_images_cannot_be_re_bound(signed_case, key, tmp_path, cap
 
 def test_the_upgrades_adoption_is_stated_by_verify_and_so_in_the_report(tmp_path, capsys):
     """The report prints the verification message as its audit status (test_report checks "chain intact")."""
-    from test_store_migrations import make_v1_database
+    from tests.store.test_store_migrations import make_v1_database
 
     data = tmp_path / "data"
     make_v1_database(data / "xfr.sqlite")
@@ -166,7 +166,7 @@ RSS_LIMIT_MB = 500
 def bounded_in_turn(*commands) -> list:
     """Each `xfr ARGS` in turn in one child process, each ended (and the test failed) if it runs over HANG_S:
     per command rc, out (stdout + stderr) and peak_mb (test_hostile_inputs.measured_in_turn)."""
-    from test_hostile_inputs import measured_in_turn
+    from tests.security.test_hostile_inputs import measured_in_turn
 
     runs = measured_in_turn(commands, hang_s=HANG_S)
     for run in runs:
@@ -326,7 +326,7 @@ FORGED_CARD = ("# Model card: tiny\n\n## Evaluation\n\n| measure | this model | 
 
 @pytest.fixture
 def analysed(tmp_path, tiny_model):
-    from test_report import analysed_case
+    from tests.report.test_report import analysed_case
 
     with open_store(tmp_path / "data") as store:
         case = analysed_case(store, tiny_model, tmp_path)[0]
@@ -334,7 +334,7 @@ def analysed(tmp_path, tiny_model):
 
 
 def report_text_of(data, case, tmp_path) -> str:
-    from test_report import pdf_text
+    from tests.report.test_report import pdf_text
 
     out = tmp_path / "card.pdf"
     out.unlink(missing_ok=True)
@@ -571,7 +571,7 @@ def test_a_bin_validation_set_is_bounded_by_decoded_bytes(tmp_path, tiny_model):
     """51 KB on disk: 10,000 pairs of one tiny JPEG (the pickle stores it once), 750 MB once decoded to chips."""
     import pickle
 
-    from test_hostile_inputs import measured_xfr, small_png, write_rec
+    from tests.security.test_hostile_inputs import measured_xfr, small_png, write_rec
 
     from xfr_desktop.core import save_model
 

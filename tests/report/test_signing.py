@@ -222,7 +222,7 @@ def test_cli_keys_create_and_verify_report(tmp_path, signed, rendered, identity_
 
 
 def test_cli_report_signed_and_wrong_passphrase(tmp_path, tiny_model, identity_files, monkeypatch, capsys):
-    from test_report import analysed_case
+    from tests.report.test_report import analysed_case
 
     from xfr_desktop.store import open_store
 
@@ -363,7 +363,7 @@ def test_signed_report_no_longer_says_not_signed(tmp_path, tiny_model, identity_
     import shutil
     import subprocess
 
-    from test_report import analysed_case
+    from tests.report.test_report import analysed_case
 
     from xfr_desktop.report.export import export_case_report
     from xfr_desktop.store import open_store
@@ -532,7 +532,7 @@ def test_pdfa_2b_claims_hold_before_and_after_both_signatures(rendered, signed, 
 
 def test_cosignature_is_recorded_in_the_case_audit_trail(tmp_path, tiny_model, identity_files, reviewer_files,
                                                          monkeypatch):
-    from test_report import analysed_case
+    from tests.report.test_report import analysed_case
 
     from xfr_desktop.store import open_store
 

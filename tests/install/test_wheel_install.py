@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_wheelhouse_install import BUNDLED_MODEL, builder, run
+from tests.install.test_wheelhouse_install import BUNDLED_MODEL, builder, run
 
 
 def test_the_wheel_alone_installs_a_working_xfr_with_its_model_detector_fonts_and_samples(tmp_path):

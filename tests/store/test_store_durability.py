@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from sqlalchemy import event
 from xfr_desktop.core.errors import StoreError
 from xfr_desktop.store import open_store, pack_arrays, unpack_arrays
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO_ROOT as REPO
 
 # The child saves results forever; each is large enough (~0.5 MB of incompressible data) that the write takes a
 # while, and is fully determined by its seed so the parent can check every byte that claims to be saved.

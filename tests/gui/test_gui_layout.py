@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 
 from PySide6.QtCore import QRectF, QSettings, Qt  # noqa: E402
 
-from test_gui_app import _analyse, _new_case, app_window, pair, recorder, tiny_model  # noqa: E402,F401
+from tests.gui.test_gui_app import _analyse, _new_case, app_window, pair, recorder, tiny_model  # noqa: E402,F401
 
 from xfr_desktop.gui.main_window import MainWindow  # noqa: E402
 from xfr_desktop.store import open_store  # noqa: E402

@@ -13,7 +13,7 @@ from xfr_desktop.core.algorithm1_engines import compute_residuals, flatten_decod
 from xfr_desktop.core.decoder import SpatialMix, build_decoder
 from xfr_desktop.core.errors import ModelFileError
 from xfr_desktop.core.model import JointModel, check_spec, load_model, save_model
-from test_engines import randomize_bn
+from tests.core.test_engines import randomize_bn
 
 F32 = torch.finfo(torch.float32).eps
 

@@ -7,14 +7,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from xfr_desktop.cli import main as xfr
 from xfr_desktop.core.evaluation.sharding import shard_of
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO_ROOT as REPO
 
 
 def test_shards_cover_the_items_once_and_differ_by_at_most_one():

@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("pytestqt")
 pytest.importorskip("torch")
 
-from test_examiner_reads import interleaved_case  # noqa: E402
-from test_gui_app import _open_window, app_window, pair, recorder, slow_model, tiny_model  # noqa: E402,F401
+from tests.report.test_examiner_reads import interleaved_case  # noqa: E402
+from tests.gui.test_gui_app import _open_window, app_window, pair, recorder, slow_model, tiny_model  # noqa: E402,F401
 
 
 def test_the_app_numbers_comparisons_as_the_report_does(qtbot, app_window, tmp_path, tiny_model):
@@ -29,7 +29,7 @@ def test_the_app_numbers_comparisons_as_the_report_does(qtbot, app_window, tmp_p
 def test_the_photos_tab_shows_the_camera_the_report_shows(qtbot, app_window, tmp_path, tiny_model):
     from PIL import Image
 
-    from test_examiner_reads import nikon_photo
+    from tests.report.test_examiner_reads import nikon_photo
     from xfr_desktop.core.image_quality import assess_photo, quality_rows
     from xfr_desktop.core.model import load_model
 
@@ -112,7 +112,7 @@ def test_every_panel_label_is_visible_whole(qtbot, tmp_path, tiny_model, pair, r
     """Every label of the control panel (the τ notes, the LR, the model, the timing, the 'not saved yet' note…) is
     drawn as high as its text needs and within its box, at 1280×800 and 1920×1080, in the default font and in a
     larger one (the form layout drew some wrapped rows a line short, depending on the font)."""
-    from test_gui_app import _analyse, _new_case
+    from tests.gui.test_gui_app import _analyse, _new_case
 
     app_font(points_more)
     w, store = _open_window(qtbot, tmp_path / "data", _calibrated(tiny_model, tmp_path))
@@ -162,7 +162,7 @@ class QuitAnswer:
 def test_quitting_during_an_analysis_asks_first(qtbot, tmp_path, slow_model, pair):
     from PySide6.QtWidgets import QMessageBox
 
-    from test_gui_app import _new_case
+    from tests.gui.test_gui_app import _new_case
     from xfr_desktop.gui import dialogs
 
     w, store = _open_window(qtbot, tmp_path / "data", slow_model, engine="literal")
@@ -192,7 +192,7 @@ def test_quitting_during_an_analysis_asks_first(qtbot, tmp_path, slow_model, pai
 
 
 def test_the_pixel_readout_is_in_the_colour_bars_unit(qtbot, app_window, pair):
-    from test_gui_app import _analyse, _new_case
+    from tests.gui.test_gui_app import _analyse, _new_case
     from xfr_desktop.core import map_style as ms
 
     w = app_window

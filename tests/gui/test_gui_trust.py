@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("pytestqt")
 pytest.importorskip("torch")
 
-from test_gui_app import _analyse, _new_case, _open_window, pair, recorder, tiny_model  # noqa: E402,F401
+from tests.gui.test_gui_app import _analyse, _new_case, _open_window, pair, recorder, tiny_model  # noqa: E402,F401
 
 from xfr_desktop.core.trust_display import DEFAULT_JITTER  # noqa: E402
 from xfr_desktop.gui import dialogs  # noqa: E402

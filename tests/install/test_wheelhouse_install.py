@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO_ROOT as REPO
 SAMPLES = REPO / "resources" / "samples"
 BUNDLED_MODEL = REPO / "models" / "xfr-dlib-affine-joint.pt"
 

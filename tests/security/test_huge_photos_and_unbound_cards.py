@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from test_integrity_round2 import RSS_LIMIT_MB, append_entry, report_text_of, sql, xfr  # noqa: F401
-from test_integrity_round2 import FORGED_CARD, key  # noqa: F401  (fixtures)
+from tests.security.test_forged_bindings_and_hostile_files import RSS_LIMIT_MB, append_entry, report_text_of, sql, xfr  # noqa: F401
+from tests.security.test_forged_bindings_and_hostile_files import FORGED_CARD, key  # noqa: F401  (fixtures)
 from xfr_desktop.store import open_store
 
 # 50.4 MP: above the 16 MP detection works at and the 50 MP a photo is shown at, so both decode it at 1/2
@@ -27,7 +27,7 @@ SHOWN_SIDE = BIG_SIDE // 2
 
 @pytest.fixture(scope="module")
 def model():
-    from conftest import make_tiny_model, make_tiny_spec
+    from tests.conftest import make_tiny_model, make_tiny_spec
 
     return make_tiny_model(make_tiny_spec())
 
@@ -72,7 +72,7 @@ def test_explain_on_a_50_mp_photo_stays_in_bounded_memory_and_boxes_the_face_in_
     its own: peak resident memory under 500 MB (on a 49 MP one it was 852 MB), and photo A's face box, in A's own
     pixels, is the box found on the same face at 1024x1024 (photo B, decoded whole) times 7100/1024, within 3 %
     of the face's size."""
-    from test_hostile_inputs import measured_xfr
+    from tests.security.test_hostile_inputs import measured_xfr
 
     out = tmp_path / "o"
     rc, err, peak = measured_xfr("explain", *huge_photo, "--out", out, "--no-trust-check")
@@ -151,7 +151,7 @@ def test_the_app_draws_and_annotates_a_photo_shown_reduced_in_the_originals_pixe
 @pytest.fixture(scope="module")
 def stored_case(model, tmp_path_factory):
     """The analysed case of test_report (two photos, a result, a conclusion), made once per module."""
-    from test_report import analysed_case
+    from tests.report.test_report import analysed_case
 
     folder = tmp_path_factory.mktemp("stored_case")
     with open_store(folder / "data") as store:
@@ -236,8 +236,8 @@ def test_the_upgrades_adoption_is_stated_in_the_report(model, tmp_path):
     """A schema-1 database (test_store_migrations) whose result the old version saved readable: opening it
     upgrades it and adopts its rows by `integrity.adopted` entries; the report's audit statement says so in
     `audit verify`'s words and its audit trail lists the entry."""
-    from test_report import faces
-    from test_store_migrations import make_v1_database
+    from tests.report.test_report import faces
+    from tests.store.test_store_migrations import make_v1_database
     from xfr_desktop.core.explain import explain_pair
     from xfr_desktop.core.serialize import result_payload
 

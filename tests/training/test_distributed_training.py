@@ -41,12 +41,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_training import make_identity_folder, small_spec
+from tests.training.test_training import make_identity_folder, small_spec
 from xfr_desktop.core.model import JointModel, load_model, save_model
 from xfr_desktop.core.training.engine import CHECKPOINT_NAME, TrainConfig, Trainer
 from xfr_desktop.core.training.launcher import torchrun_command, train_in_processes
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO_ROOT as REPO
 REL, FLOOR = 1e-2, 1e-5
 STEPS = 4
 THREADS = int(os.environ.get("OMP_NUM_THREADS") or 1)

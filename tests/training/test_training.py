@@ -311,7 +311,7 @@ def test_validation_from_csv_pairs_and_bin(workdir):
 
 
 def test_trains_from_recordio_with_worker_processes(workdir):
-    from test_training_data import write_recordio
+    from tests.training.test_training_data import write_recordio
 
     (workdir / "rec").mkdir()
     write_recordio(workdir / "rec", [0, 0, 0, 1, 1, 1, 2, 2])

@@ -8,13 +8,12 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from test_training import make_identity_folder, small_spec
+from tests.training.test_training import make_identity_folder, small_spec
 from xfr_desktop.core.model import JointModel, load_model, save_model
 from xfr_desktop.core.training.base_model import inspect_base
 from xfr_desktop.core.training.config import CHECKPOINT_NAME, TrainConfig
@@ -256,7 +255,7 @@ def test_closing_during_a_run_cancels_it_and_keeps_the_checkpoint(setup, qtbot):
 @pytest.mark.parametrize("n_gpus", [1, 2])
 def test_gpus_setting_appears_with_several_cuda_devices_and_launches_torchrun(setup, qtbot, monkeypatch, n_gpus):
     """With 2 CUDA devices the device page offers a GPUs spin box and the run is launched as torchrun (the run
-    itself needs real GPUs: tests/test_distributed_training.py runs the launcher on the CPU)."""
+    itself needs real GPUs: tests/training/test_distributed_training.py runs the launcher on the CPU)."""
     import torch
 
     tmp_path, wizard, _ = setup
@@ -288,7 +287,7 @@ def test_wizard_pages_import_no_torch():
     """The pages load on the GUI thread; torch (seconds to import) is imported by work on the training thread."""
     code = ("import sys, xfr_desktop.gui.training, xfr_desktop.gui.training_wizard, xfr_desktop.training_setup; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
-    root = Path(__file__).resolve().parents[1]
+    from tests.conftest import REPO_ROOT as root
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(root), "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr

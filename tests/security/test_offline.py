@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import strace_usable
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO_ROOT as REPO, strace_usable
+
 SAMPLES = REPO / "resources" / "samples"
 BUNDLED_MODEL = REPO / "models" / "xfr-dlib-affine-joint.pt"
 LOCAL_HOSTS = {None, "", "localhost", "127.0.0.1", "::1", "0.0.0.0", "::"}
