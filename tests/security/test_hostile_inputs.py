@@ -104,13 +104,20 @@ def test_aligned_refuses_what_is_not_an_aligned_crop(tmp_path, model_file, crops
 # --- hostile training files -----------------------------------------------------------------------------------
 RSS_LIMIT_MB = 500
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the forking parent (here: pytest) across exec.
+# Less RssFile: the pages of mapped library files (torch, OpenCV, ...) are page cache shared with every process, and
+# how many of them a process shows varies by ~40-90 MB with the machine's page cache (a fresh install's libraries
+# are all cached, so fault-around maps more of them); what an input makes a command allocate is anonymous memory.
+_PEAK = """def _peak_kb():
+    status = open("/proc/self/status").read()
+    field = lambda name: int(re.search(name + r":\\s*(\\d+)", status).group(1))
+    return field("VmHWM") - field("RssFile")
+"""
 _MEASURED = """import re, sys
 from xfr_desktop.cli import main
-try:
+""" + _PEAK + """try:
     rc = main(sys.argv[1:])
 finally:
-    peak = re.search(r"VmHWM:\\s*(\\d+)", open("/proc/self/status").read()).group(1)
-    print("MAXRSS_KB", peak, file=sys.stderr)
+    print("MAXRSS_KB", _peak_kb(), file=sys.stderr)
 sys.exit(rc)
 """
 
@@ -135,6 +142,7 @@ def measured_xfr(*args) -> tuple[int, str, float]:
 # seconds, counted from the command's start, not the child's.
 _MEASURED_IN_TURN = """import contextlib, io, json, re, signal, sys
 from xfr_desktop.cli import main
+""" + _PEAK + """
 
 hang_s = int(sys.argv[1])
 for argv in json.loads(sys.argv[2]):
@@ -148,7 +156,7 @@ for argv in json.loads(sys.argv[2]):
         except SystemExit as exc:
             rc = exc.code
     signal.alarm(0)
-    peak = int(re.search(r"VmHWM:\\s*(\\d+)", open("/proc/self/status").read()).group(1))
+    peak = _peak_kb()
     print(json.dumps({"rc": rc, "out": out.getvalue(), "err": err.getvalue(), "peak_mb": peak / 1024}), flush=True)
 """
 
