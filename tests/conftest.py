@@ -187,3 +187,11 @@ def model_file(tmp_path, tiny_model) -> Path:
     path = tmp_path / "tiny.pt"
     save_model(tiny_model, path)
     return path
+
+
+@pytest.fixture
+def umask_022():
+    """The usual umask, so that file modes show what the code sets (private files, evidence folders)."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)

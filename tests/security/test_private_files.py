@@ -16,13 +16,6 @@ from xfr_desktop.store import open_store
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
 
 
-@pytest.fixture
-def umask_022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
-
-
 def modes(root):
     found = {}
     for folder, _, files in os.walk(root):

@@ -16,13 +16,6 @@ from xfr_desktop.store.private import create_file, make_dir, tighten
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
 
 
-@pytest.fixture
-def umask_022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
-
-
 def mode(path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 
