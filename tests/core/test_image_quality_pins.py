@@ -88,11 +88,13 @@ def test_ijg_scaling_of_a_standard_table_by_hand():
     assert ijg_table(std, 75) == [8, 6, 5, 8, 12, 20, 26, 31]          # scale 50: (v*50+50)//100
     assert ijg_table(std, 10) == [80, 55, 50, 80, 120, 200, 255, 255]  # scale 500, clamped to 255
     assert ijg_table(std, 25) == [32, 22, 20, 32, 48, 80, 102, 122]    # scale 200
+    assert ijg_table(std, 30) == [27, 18, 17, 27, 40, 66, 85, 101]     # scale 5000 // 30 = 166, not 166.67
+    assert ijg_table((99, 69), 33) == [149, 104] and ijg_table((69,), 41) == [83]  # (99*151+50)//100, (69*121+50)//100
     assert ijg_table(std, 100) == [1] * 8                              # scale 0, clamped to 1
     assert ijg_table(std, 99) == [1, 1, 1, 1, 1, 1, 1, 1] and ijg_table((75, 74), 99) == [2, 1]
 
 
-@pytest.mark.parametrize("quality", [1, 100])
+@pytest.mark.parametrize("quality", [1, 33, 100])
 def test_the_extreme_qualities_of_a_real_encoder(tmp_path, quality):
     path = tmp_path / "q.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(path, quality=quality)
@@ -243,3 +245,13 @@ def test_rows_the_examiner_reads():
     assert bare["Face used"] == "face 1 of ? (1 = largest)" and bare["Camera (EXIF)"] == "Canon"
     assert bare["JPEG quality (estimated)"] == "not a JPEG / unknown" and bare["GPS position in EXIF"] == "none"
     assert bare["Taken at (EXIF)"] == "not recorded" and bare["EXIF orientation"] == "not recorded"
+
+
+def test_a_quarter_mean_relative_error_is_still_approximate():
+    # libjpeg's quality-50 luminance table is Annex K's own; doubling 16 of its 64 values is a relative error of
+    # exactly 1 on a quarter of them: mean 0.25, the last error still read as an IJG table
+    table = _pillow_tables(50)[0]
+    doubled = [2 * v if i < 16 else v for i, v in enumerate(table)]
+    assert estimate_jpeg_quality({0: doubled}) == (50, "approximate")
+    tripled = [3 * v if i < 16 else v for i, v in enumerate(table)]
+    assert estimate_jpeg_quality({0: tripled}) == (None, "non-standard")
