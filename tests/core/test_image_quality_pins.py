@@ -58,20 +58,23 @@ def _segment(marker, payload):
 
 def test_dqt_tables_come_back_in_natural_order_8_and_16_bit(tmp_path):
     natural = _zigzag_natural_positions()
-    payload = _dqt(0, range(64)) + _dqt(1, [300 + k for k in range(64)], precision=1)
-    path = tmp_path / "two.jpg"
-    # junk and fill bytes before a marker, a restart marker (no length) and the tables, then the scan
-    path.write_bytes(b"\xff\xd8junk\xff\xff\xd0" + _segment(0xDB, payload) + b"\xff\xda\x00\x02")
+    wide = [300 + k for k in range(63)] + [65535]              # 16-bit values, one above the signed range
+    payload = _dqt(0, range(64)) + _dqt(1, wide, precision=1) + _dqt(2, [4] * 64)
+    path = tmp_path / "three.jpg"
+    # junk and fill bytes before a marker, restart markers (no length), a segment longer than 32 KiB, the three
+    # tables in one segment, then the scan
+    path.write_bytes(b"\xff\xd8junk\xff\xff\xd0\xff\xd7" + _segment(0xE1, bytes(40_000)) + _segment(0xDB, payload)
+                     + b"\xff\xda\x00\x02")
     tables = read_jpeg_quant_tables(path)
     expect0, expect1 = [0] * 64, [0] * 64
     for k in range(64):
-        expect0[natural[k]], expect1[natural[k]] = k, 300 + k
-    assert tables == {0: expect0, 1: expect1}
+        expect0[natural[k]], expect1[natural[k]] = k, wide[k]
+    assert tables == {0: expect0, 1: expect1, 2: [4] * 64}
     assert tables[0][8] == 2 and tables[0][1] == 1 and tables[0][16] == 3   # literal: (1,0), (0,1), (2,0)
 
 
 def test_tables_after_the_scan_or_the_end_are_not_read(tmp_path):
-    for stop in (b"\xff\xda\x00\x02", b"\xff\xd9", b"\xff\x01"):
+    for stop in (b"\xff\xda\x00\x02", b"\xff\xd9\x00\x02", b"\xff\x01"):
         path = tmp_path / "late.jpg"
         path.write_bytes(b"\xff\xd8" + stop + _segment(0xDB, _dqt(2, [9] * 64)))
         expected = {2: [9] * 64} if stop == b"\xff\x01" else {}   # TEM (0x01) has no length and is skipped
@@ -81,6 +84,22 @@ def test_tables_after_the_scan_or_the_end_are_not_read(tmp_path):
     assert read_jpeg_quant_tables(path) == {}
     path.write_bytes(b"\xff\xd8" + _segment(0xDB, _dqt(3, [5] * 64) + _dqt(1, [6] * 10)))  # 2nd table cut short
     assert read_jpeg_quant_tables(path) == {3: [5] * 64}
+    path.write_bytes(b"\xff\xd8" + _segment(0xDB, _dqt(4, [5] * 64)))   # ids are 0-3
+    assert read_jpeg_quant_tables(path) == {}
+
+
+@pytest.mark.parametrize("extra,found", [(0, True), (1, False)])
+def test_tables_are_read_up_to_16_mib_into_the_file(tmp_path, extra, found):
+    # APP segments (2 + 65535 bytes each, then a shorter one) fill the header so that the DQT marker ends exactly
+    # at byte 16 MiB (read), or one byte later (not read)
+    fill = 16 * 1024 * 1024 - 2 - 2 + extra                  # minus the start marker and the DQT marker
+    segments = [_segment(0xE1, bytes(65533))] * (fill // 65537)
+    rest = fill - 65537 * len(segments)
+    segments.append(_segment(0xE2, bytes(rest - 4)))
+    path = tmp_path / "big.jpg"
+    path.write_bytes(b"\xff\xd8" + b"".join(segments)
+                     + _segment(0xDB, _dqt(0, [7] * 64)))
+    assert read_jpeg_quant_tables(path) == ({0: [7] * 64} if found else {})
 
 
 def test_ijg_scaling_of_a_standard_table_by_hand():
@@ -134,6 +153,8 @@ def test_pose_by_hand_roll_and_yaw_signs():
     assert down["roll_deg"] == pytest.approx(45) and up["roll_deg"] == pytest.approx(-45)
     assert down["yaw_deg"] == pytest.approx(0, abs=1e-9) and down["inter_eye_px"] == pytest.approx(64 * math.sqrt(2))
     assert pose_from_landmarks(np.zeros(10)) == {"inter_eye_px": 0.0, "roll_deg": None, "yaw_deg": None}
+    close = pose_from_landmarks([[0, 0], [1, 0], [0.5, 1], [0, 2], [1, 2]])   # eyes 1 px apart: still measured
+    assert close == {"inter_eye_px": 1.0, "roll_deg": 0.0, "yaw_deg": 0.0}
 
 
 def test_sharpness_region_bounds():
@@ -198,7 +219,7 @@ def test_exif_text_is_cleaned_and_the_camera_joined(tmp_path):
     only_model[0x010F] = "   "                             # blank after cleaning: no make
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path, exif=only_model)
     assert exif_summary(path)["camera"] == "EOS"
-    assert exif_summary(tmp_path / "missing.jpg")["error"]
+    assert exif_summary(tmp_path / "missing.jpg")["error"] == f"{tmp_path / 'missing.jpg'}: file not found"
 
 
 def test_the_record_of_a_detected_face(tmp_path):
