@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -229,12 +230,15 @@ def test_the_record_of_a_detected_face(tmp_path):
     pixels = rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)
     path = tmp_path / "p.jpg"
     Image.fromarray(pixels).save(path, quality=40)
-    landmarks = [[20, 20], [40, 20], [30, 30], [22, 40], [38, 40]]
-    box = (20, 10, 40.04, 60.26)                            # in the original's pixels: the photo was halved
+    landmarks = [[20, 20], [40, 21], [30, 30], [22, 40], [38, 40]]
+    box = (20, 10, 40.26, 60.26)                            # in the original's pixels: the photo was halved
     data = assess_photo(path, Photo(pixels, scale=2), box=box, landmarks=landmarks, face_index=2, n_faces=4)
     assert (data["width_px"], data["height_px"]) == (120, 80)
-    assert data["face_number"] == 3 and data["n_faces"] == 4 and data["face_box_px"] == [40.0, 60.3]
-    assert data["inter_eye_px"] == 20.0 and data["roll_deg"] == 0.0 and data["yaw_deg"] == 0.0
+    assert data["face_number"] == 3 and data["n_faces"] == 4 and data["face_box_px"] == [40.3, 60.3]
+    eyes = math.hypot(20, 1)                                # the nose 9.5 px below the eyes' midpoint, (20, 1)
+    yaw = math.degrees(math.atan(9.5 / eyes / (eyes / 2) / 0.75))
+    assert (data["inter_eye_px"], data["roll_deg"], data["yaw_deg"]) == (
+        20.02, round(math.degrees(math.atan2(1, 20)), 2), round(yaw, 2)) and data["roll_deg"] == 2.86
     assert data["sharpness"] == round(laplacian_variance(pixels[5:36, 10:31]), 2)  # ceil of 35.13, 30.02
     assert data["jpeg_quality"] == 40 and data["jpeg_tables_match"] == "exact"
     assert data["warnings"] == ["inter-eye distance 20 px is below 30 px", "face width 40 px is below 60 px",
@@ -243,6 +247,7 @@ def test_the_record_of_a_detected_face(tmp_path):
     flat = assess_photo(path, pixels, landmarks=np.zeros((5, 2)))
     assert flat["roll_deg"] is None and flat["yaw_deg"] is None and flat["inter_eye_px"] == 0.0
     assert flat["face_number"] is None and flat["n_faces"] is None and "face_box_px" not in flat
+    assert assess_photo(path, pixels, box=(0, 0, 2, 2))["sharpness"] is None   # too small to measure
 
 
 def test_a_missing_file_is_recorded_as_unreadable(tmp_path):
@@ -276,3 +281,13 @@ def test_a_quarter_mean_relative_error_is_still_approximate():
     assert estimate_jpeg_quality({0: doubled}) == (50, "approximate")
     tripled = [3 * v if i < 16 else v for i, v in enumerate(table)]
     assert estimate_jpeg_quality({0: tripled}) == (None, "non-standard")
+
+
+def test_an_exif_text_stored_as_bytes_is_read_as_latin_1(tmp_path):
+    # a little-endian TIFF block by hand: one entry, Make, of type UNDEFINED (7), so Pillow hands back bytes
+    value = b"Canon\xe9\x00"
+    tiff = (b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1)
+            + struct.pack("<HHII", 0x010F, 7, len(value), 26) + struct.pack("<I", 0) + value)
+    path = tmp_path / "bytes.jpg"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path, exif=b"Exif\x00\x00" + tiff)
+    assert exif_summary(path)["camera"] == "Canon\u00e9"                # é, the NUL dropped
