@@ -87,6 +87,10 @@ def test_tables_after_the_scan_or_the_end_are_not_read(tmp_path):
     assert read_jpeg_quant_tables(path) == {3: [5] * 64}
     path.write_bytes(b"\xff\xd8" + _segment(0xDB, _dqt(4, [5] * 64)))   # ids are 0-3
     assert read_jpeg_quant_tables(path) == {}
+    # a stray start marker (D8, just past the restart markers D0-D7) has a length: the table inside it is skipped
+    hidden = _segment(0xDB, _dqt(1, [9] * 64))
+    path.write_bytes(b"\xff\xd8" + _segment(0xD8, hidden) + _segment(0xDB, _dqt(0, [7] * 64)))
+    assert read_jpeg_quant_tables(path) == {0: [7] * 64}
 
 
 @pytest.mark.parametrize("extra,found", [(0, True), (1, False)])
