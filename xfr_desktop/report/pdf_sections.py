@@ -190,8 +190,8 @@ def quality_flowables(section: ComparisonSection, st) -> list:
         rows.append([para(label, st["small"]), para(a, st["small"]), para(b, st["small"])])
     warnings = [f"Image {lab}: {w}" for lab, q in (("A", qa), ("B", qb)) for w in (q.get("warnings") or [])]
     out = [para("Image quality and provenance", st["h2"]), data_table(rows, [5.0, 6.4, 6.4])]
-    out += [para(f"⚠ {w}", st["small"]) for w in warnings] or [para("No value falls below the documented thresholds "
-                                                                   "(docs/examiner-guide.md).", st["small"])]
+    out += [para(f"⚠ {w}", st["small"]) for w in warnings] or [para("No value falls outside the thresholds of the "
+                                                                   "examiner guide.", st["small"])]
     return [Spacer(1, 4), KeepTogether(out)]
 
 
