@@ -9,7 +9,8 @@
 #
 # GROUPs (default: all): engines explain calibration alignment audit imagestore fileio signing signature_check
 # integrity checkpoints private evaluative image_quality explanation_quality sharding analysis casework.
-# A group's tests are those listed in PLAN plus its mutation pins, tests/<layer>/test_GROUP_pins.py, when they exist.
+# A group's tests are those listed in PLAN plus its mutation pins, tests/<layer>/test_GROUP_pins.py and
+# test_GROUP_pins_*.py, when they exist.
 # Before any mutant runs, the group's tests must pass on the unmutated tree (baseline): a selection that fails
 # already would "kill" every mutant, so the script stops with exit status 3 instead. Each mutant's test run is
 # cut off after 10 x its tests' clean duration + 10 s (mutmut's timeout_multiplier/constant; shown as timeout).
@@ -21,6 +22,7 @@
 # each to the scratch tree with `mutmut apply`, runs that test from the checkout as it is now (after checking it
 # passes unmutated) and prints killed/survived: a survivor shown killed without rerunning the whole sample. Without
 # an earlier run in WORK it generates the group's mutants first (no mutant is run).
+# MUTATION_TESTS="FILE ..." replaces the group's test selection (to try a faster one before it goes into PLAN).
 # Needs `pip install mutmut==3.8.1` in .venv. Prints killed/survived/timeout per group and leaves the survivors'
 # names in WORK/GROUP/survivors.txt (`cd WORK/GROUP && mutmut show NAME` shows a mutant's diff).
 set -euo pipefail
@@ -103,7 +105,7 @@ scratch_tree() {
 # group_tests GROUP: the group's test files, with its mutation pins when they exist
 group_tests() {
     local spec=${PLAN[$1]:?unknown group $1} pins
-    pins=$(cd "$REPO" && ls tests/*/test_"$1"_pins.py 2>/dev/null || true)
+    pins=$(cd "$REPO" && ls tests/*/test_"$1"_pins.py tests/*/test_"$1"_pins_*.py 2>/dev/null || true)
     echo "${spec#*|}${pins:+ $pins}"
 }
 
@@ -130,7 +132,7 @@ mkdir -p "$WORK"
 for group in "${GROUPS_[@]}"; do
     spec=${PLAN[$group]:?unknown group $group}
     module=${spec%%|*}
-    tests=$(group_tests "$group")
+    tests=${MUTATION_TESTS:-$(group_tests "$group")}
     dir=$WORK/$group
     if [ "$RECHECK" = 1 ]; then
         # survivors a new test is said to kill (scripts/mutation_survivors.txt): apply each, run that test
