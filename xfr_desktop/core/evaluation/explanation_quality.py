@@ -84,6 +84,8 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
 def mean_pairwise_correlation(maps: np.ndarray) -> float:
     """Mean Pearson correlation over all pairs of rows of ``maps`` (n, ...) (the upper triangle of
     ``numpy.corrcoef``); constant rows are left out; NaN when fewer than two rows remain."""
+    if len(maps) < 2:       # (numpy cannot reshape an empty stack to (0, -1))
+        return float("nan")
     X = np.asarray(maps, np.float64).reshape(len(maps), -1)
     X = X - X.mean(axis=1, keepdims=True)
     norms = np.sqrt((X * X).sum(axis=1))
