@@ -298,3 +298,18 @@ def test_the_sample_case_is_created_with_its_fields_once_and_completed_when_olde
         assert [(store.get_image(c.image_a).original_name, store.get_image(c.image_b).original_name,
                  c.parameters) for c in comparisons] == [("a.png", "b.png", {"prealigned": True}),
                                                          ("c.png", "d.png", {"prealigned": True})]
+
+
+def test_the_sample_case_file_is_read_as_utf8_whatever_the_locale(tmp_path):
+    """A Windows-style locale whose encoding is not UTF-8 (here the C locale: ASCII) still reads the names right."""
+    import locale
+
+    path = _write(tmp_path, {"examiner": "Zoë Ångström", "pairs": [["x.png", "y.png"]]})
+    before = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C")
+        assert locale.getencoding() != "UTF-8"
+        sample = load_sample_case(path)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+    assert sample["examiner"] == "Zoë Ångström"
