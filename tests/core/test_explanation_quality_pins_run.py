@@ -1,0 +1,250 @@
+"""Mutation pins for the driver ``run_explanation_quality`` (issue 28): one run of the tiny model on four LFW chips
+(three usable pairs, an unreadable image, a pair of one image with itself), every number of the summary checked
+against a recomputation here (argmax cells counted with a Counter, PSNR and Pearson from their formulas, partner
+and randomization correlations from explain_pair's maps), the seeded extra partners drawn by hand, and the sharded
+run (two workers + rank 0) against the single process. Each test runs the driver itself (mutmut credits a function
+only to the test that called it)."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import make_tiny_model, make_tiny_spec
+from xfr_desktop.core.attribution import get_explainer
+from xfr_desktop.core.errors import ImageError, XfrError
+from xfr_desktop.core.evaluation.explanation_quality import (
+    QualityConfig, QualityPair, randomize_model, run_explanation_quality, swap_region,
+)
+from xfr_desktop.core.explain import explain_pair
+
+A1, A4 = "Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0004.jpg"
+AJ, AE = "AJ_Cook/AJ_Cook_0001.jpg", "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"
+PAIRS = [QualityPair(A1, A4, True), QualityPair(A1, AJ, False, "first"), QualityPair("Nobody/x.jpg", AE, False),
+         QualityPair(AE, AJ, False), QualityPair(AE, AE, True)]
+MARGIN = 4e-6          # between the tiny model's swap scores: some swaps kept, some skipped
+CONFIG = QualityConfig(methods=(), sanity_pairs=2, extra_partner_images=2, extra_partners_per_image=1,
+                       swap_margin=MARGIN, examples=2)
+BOXES = {"eyes": (22, 32, 89, 60), "nose": (44, 60, 68, 78), "mouth": (33, 83, 80, 103)}
+
+
+@pytest.fixture
+def chips(lfw_dir):
+    cache = {}
+
+    def load(key):
+        if key.startswith("Nobody"):
+            raise ImageError(f"{key}: unreadable")
+        if key not in cache:
+            img = cv2.imread(str(lfw_dir / key))[:, :, ::-1]
+            cache[key] = np.ascontiguousarray(cv2.resize(img[70:180, 70:180], (112, 112)))
+        return cache[key]
+
+    return load
+
+
+def _identity(key):
+    return key.split("/")[0]
+
+
+def _corr(x, y):
+    return float(np.corrcoef(np.ravel(x).astype(np.float64), np.ravel(y).astype(np.float64))[0, 1])
+
+
+def _score(model, x, y):
+    with torch.no_grad():
+        _, F = model.embed(model.preprocess(np.stack([x, y])))
+    F = F.double()
+    return float(F[0] @ F[1] / (F[0].norm() * F[1].norm()))
+
+
+def _image_stats_by_hand(side):
+    counts = Counter(map(tuple, side.argmax.tolist()))
+    n = sum(counts.values())
+    live = [i for i, c in enumerate(side.contributing) if c]
+    R = side.residuals.dense()[live].reshape(len(live), -1).astype(np.float64)
+    R = R[R.std(axis=1) > 0]
+    cc = np.corrcoef(R)
+    diff = side.aligned.astype(np.float64) - side.reconstruction.astype(np.float64)
+    return {"argmax_modal_share": max(counts.values()) / n, "argmax_cells_used": float(len(counts)),
+            "argmax_entropy_bits": -sum(c / n * math.log2(c / n) for c in counts.values()),
+            "residual_mean_corr": float(cc[np.triu_indices(len(R), 1)].mean()), "live_channels": float(len(live)),
+            "reconstruction_psnr_db": 10 * math.log10(255 ** 2 / float((diff ** 2).mean()))}
+
+
+def test_the_run_on_four_lfw_chips_against_recomputed_numbers(chips):
+    model = make_tiny_model(make_tiny_spec())
+    calls = []
+    summary, swaps = run_explanation_quality(model, PAIRS, chips, CONFIG, identity=_identity,
+                                             progress=lambda *a: calls.append(a))
+    img = {k: chips(k) for k in (A1, A4, AJ, AE)}
+    # pairs, images, failures
+    assert (summary["n_pairs"], summary["n_pairs_listed"], summary["n_matched"], summary["n_mismatched"],
+            summary["n_images"], summary["n_no_face"]) == (3, 5, 1, 2, 4, 1)
+    assert summary["no_face"] == ["Nobody/x.jpg: Nobody/x.jpg: unreadable"]
+    assert calls == [("align", i, 5) for i in range(1, 6)] + [("pairs", i, 3) for i in range(1, 4)] + [
+        ("extra partners", 1, 2), ("extra partners", 2, 2), ("swaps", 1, 2), ("swaps", 2, 2),
+        ("randomized model", 1, 2), ("randomized model", 2, 2)]
+    # the seeded extra partners: A1 has only AE left (A4 is the same person, AJ its partner already); A4 draws one
+    # of AJ, AE with the run's generator (seed [0, 12]), after A1's draw of one of one
+    rng = np.random.default_rng([0, 12])
+    rng.choice(1, size=1, replace=False)
+    j = int(rng.choice(2, size=1, replace=False)[0])
+    extra = [[A1, AE], [A4, [AJ, AE][j]]]
+    part = summary["partner"]
+    assert part["extra_pairs"] == extra and part["n_extra_pairs"] == 2
+    assert (part["extra_partner_images"], part["extra_partners_per_image"]) == (2, 1)
+    # per-image statistics (the image's first pair), recomputed from explain_pair's side of that image
+    ex = {(ka, kb): explain_pair(model, img[ka], img[kb]) for ka, kb in [(A1, A4), (A1, AJ), (AE, AJ)] + extra}
+    first_side = {A1: ex[(A1, A4)].a, A4: ex[(A1, A4)].b, AJ: ex[(A1, AJ)].b, AE: ex[(AE, AJ)].a}
+    assert list(summary["per_image"]) == [A1, A4, AJ, AE]
+    for key, side in first_side.items():
+        assert summary["per_image"][key] == pytest.approx(_image_stats_by_hand(side), abs=2e-6), key
+    for name in ("argmax_modal_share", "argmax_cells_used", "argmax_entropy_bits", "residual_mean_corr",
+                 "reconstruction_psnr_db"):
+        expected = sum(_image_stats_by_hand(s)[name] for s in first_side.values()) / 4
+        assert summary[name] == pytest.approx(expected, abs=1e-9), name
+    # partner correlation: images with two or more non-mate partners, S+ and H of that image per partner
+    sides = {}                                          # image -> [its side in each mismatched pair]
+    for (ka, kb), e in ex.items():
+        if _identity(ka) != _identity(kb):
+            sides.setdefault(ka, []).append(e.a)
+            sides.setdefault(kb, []).append(e.b)
+    images = [k for k in (A1, A4, AJ, AE) if len(sides.get(k, [])) >= 2]
+    assert part["images"] == images and summary["partner_corr_n"] == len(images)
+
+    def mean_corr(maps):
+        return float(np.mean([_corr(maps[i], maps[j]) for i in range(len(maps)) for j in range(i + 1, len(maps))]))
+
+    splus = [mean_corr([s.S_pos for s in sides[k]]) for k in images]
+    h = [mean_corr([s.H for s in sides[k]]) for k in images]
+    assert part["corr_splus"] == pytest.approx(splus, abs=1e-6) and part["corr_h"] == pytest.approx(h, abs=1e-6)
+    assert summary["partner_corr_splus"] == pytest.approx(np.mean(splus), abs=1e-6)
+    assert summary["partner_corr_h"] == pytest.approx(np.mean(h), abs=1e-6)
+    # the swap game on the two mismatched pairs, all regions, scores from the model here
+    sw = summary["swaps"]
+    assert sw["boxes"] == {k: list(v) for k, v in BOXES.items()}
+    assert sw["area_share"] == pytest.approx({"eyes": 67 * 28 / 112 ** 2, "nose": 24 * 18 / 112 ** 2,
+                                              "mouth": 47 * 20 / 112 ** 2}, abs=1e-15)
+    assert sw["rows"] == ["uniform", "centre"] and sw["margin"] == MARGIN and sw["n_swaps"] == 6
+    expected_swaps = []
+    for label, ka, kb in [("first", A1, AJ), (f"{AE} / {AJ}", AE, AJ)]:
+        s_ab = _score(model, img[ka], img[kb])
+        for region, box in BOXES.items():
+            s = _score(model, img[ka], swap_region(img[ka], img[kb], box)[0])
+            expected_swaps.append((label, region, round(s_ab, 6), round(s, 6), 1.0 - s >= MARGIN, "seamless"))
+    got = [(r["pair"], r["region"], r["score_pair"], r["score_swap"], r["kept"], r["blend"]) for r in sw["per_swap"]]
+    assert [g[:2] + g[4:] for g in got] == [e[:2] + e[4:] for e in expected_swaps]
+    for g, e in zip(got, expected_swaps):
+        assert g[2:4] == pytest.approx(e[2:4], abs=2e-6)
+    kept = [e[4] for e in expected_swaps]
+    assert 0 < sum(kept) < 6 and sw["n_kept"] == sum(kept) and sw["n_alpha_fallback"] == 0
+    assert sw["n_kept_per_region"] == {r: sum(k for e, k in zip(expected_swaps, kept) if e[1] == r) for r in BOXES}
+    assert sw["n_skipped_per_region"] == {r: sum(not k for e, k in zip(expected_swaps, kept) if e[1] == r)
+                                          for r in BOXES}
+    for r, e in zip(sw["per_swap"], expected_swaps):
+        if e[4]:
+            area = sw["area_share"][e[1]]
+            assert r["mass_ratio"]["uniform"] == 1.0 and r["hit"]["uniform"] == pytest.approx(area, abs=1e-6)
+            assert set(r["mass_ratio"]) == {"uniform", "centre"}
+        else:
+            assert r["mass_ratio"] == {} and r["hit"] == {} and r["control_mass_ratio"] == {}
+    game = summary["swap_game"]
+    assert list(game) == ["uniform", "centre"] and game["uniform"]["n"] == sum(kept)
+    assert game["uniform"]["mass_ratio_mean"] == 1.0
+    # the figure's examples: the first kept swap of each pair while fewer than 2 are shown, regions in turn
+    assert [(r.pair, r.region) for r in swaps] == [(e[0], e[1]) for e in expected_swaps]
+    shown = [(r.pair, r.region) for r in swaps if r.maps is not None]
+    assert all(r.a is not None and r.a_prime is not None for r in swaps if r.maps is not None)
+    assert all(r.a is None and r.a_prime is None for r in swaps if r.maps is None)
+    counts, expected_shown = {r: 0 for r in BOXES}, []          # per pair: its first kept swap of a least-shown
+    for p in ("first", f"{AE} / {AJ}"):                           # region, while fewer than 2 are shown
+        for e in expected_swaps:
+            if e[0] == p and e[4] and sum(counts.values()) < 2 and counts[e[1]] <= min(counts.values()):
+                counts[e[1]] += 1
+                expected_shown.append((e[0], e[1]))
+                break
+    assert shown == expected_shown and len(shown) >= 1
+    # model randomization on the first two usable pairs: |Pearson| of H (ours) and of the gradient maps
+    rnd, units = randomize_model(model, 0.25, 0)
+    grad = get_explainer("gradient")
+    ours, gradient = [], []
+    for ka, kb in [(A1, A4), (A1, AJ)]:
+        h_rnd = explain_pair(rnd, img[ka], img[kb])
+        ours += [abs(_corr(ex[(ka, kb)].a.H, h_rnd.a.H)), abs(_corr(ex[(ka, kb)].b.H, h_rnd.b.H))]
+        gradient += [abs(_corr(x, y)) for x, y in zip(grad(model, img[ka], img[kb]), grad(rnd, img[ka], img[kb]))]
+    san = summary["sanity"]
+    assert san["n_pairs"] == 2 and san["fraction"] == 0.25
+    assert san["ours_abs_corr"] == pytest.approx(ours, abs=1e-6)
+    assert san["gradient_abs_corr"] == pytest.approx(gradient, abs=1e-6)
+    assert summary["sanity_randomized_corr"] == pytest.approx(np.mean(ours), abs=1e-6)
+    assert summary["sanity_randomized_corr_gradient"] == pytest.approx(np.mean(gradient), abs=1e-6)
+    assert san["reinitialized"] == ["decoder (all)", "backbone.layer4.0", "backbone.layer4.1", "backbone.bn2"]
+    # configuration, model, timings
+    assert summary["configuration"] == {
+        "methods": [], "seed": 0, "swap_margin": MARGIN, "sanity_pairs": 2, "xface_stride": 5,
+        "explain": "explain_pair defaults (engine fast, sum normalization, model threshold)"}
+    m = summary["model"]
+    assert (m["path"], m["name"], m["input_size"], m["threshold"], m["device"]) == (
+        None, "tiny-test-model", [112, 112], 0.3, "cpu")
+    assert len(m["sha256"]) == 64 and int(m["sha256"], 16) >= 0
+    t = summary["timings"]
+    assert set(t) == {"align_s", "embed_s", "ours_pairs_s", "swap_game_s", "sanity_s", "swap_methods_s",
+                      "swap_methods_s_per_swap", "ours_s_per_pair", "wall_s", "torch_threads"}
+    assert t["torch_threads"] == torch.get_num_threads() and t["wall_s"] > 0
+    assert t["wall_s"] >= t["ours_pairs_s"] + t["sanity_s"] - 0.02 and t["ours_pairs_s"] > 0.02
+    assert t["ours_s_per_pair"] == pytest.approx(t["ours_pairs_s"] / 5, abs=0.002)      # 3 listed + 2 extra
+    assert set(t["swap_methods_s"]) == {"centre"}
+    assert t["swap_methods_s_per_swap"]["centre"] == pytest.approx(t["swap_methods_s"]["centre"] / sum(kept),
+                                                                   abs=0.006)
+    assert t["sanity_s"] > 0.05 and t["swap_game_s"] >= t["swap_methods_s"]["centre"] - 0.01
+
+
+def test_the_sharded_run_gives_the_single_process_numbers(chips):
+    model = make_tiny_model(make_tiny_spec())
+    single, single_swaps = run_explanation_quality(model, PAIRS, chips, CONFIG, identity=_identity)
+    parts = []
+    for rank in (0, 1):
+        part, nothing = run_explanation_quality(model, PAIRS, chips, CONFIG, identity=_identity, share=(rank, 2))
+        assert nothing == [] and set(part) == {"pairs", "swaps", "swap_seconds"}
+        parts.append(part)
+    # the n-th planned pair to worker n mod 2: planned (A1, A4), (A1, AJ), (AE, AJ), then the extra partners
+    extra = [tuple(e) for e in single["partner"]["extra_pairs"]]
+    planned = [(A1, A4), (A1, AJ), (AE, AJ)] + extra
+    assert list(parts[0]["pairs"]) == planned[0::2] and list(parts[1]["pairs"]) == planned[1::2]
+    assert list(parts[0]["swaps"]) == [(A1, AJ)] and list(parts[1]["swaps"]) == [(AE, AJ)]
+    assert all(len(v) == 3 for p in parts for v in p["swaps"].values())
+    merged, merged_swaps = run_explanation_quality(model, PAIRS, chips, CONFIG, identity=_identity,
+                                                   done_by_workers=parts)
+    for key in single:
+        if key != "timings":
+            assert merged[key] == single[key], key
+    assert [(r.region, r.maps is None) for r in merged_swaps] == [(r.region, r.maps is None) for r in single_swaps]
+    kept = sum(r.kept for r in single_swaps)
+    seconds = {}
+    for p in parts:
+        for k, v in p["swap_seconds"].items():
+            seconds[k] = seconds.get(k, 0.0) + v
+    # rank 0 adds the workers' timings to its own (it replays only the figure's swaps)
+    assert merged["timings"]["swap_methods_s"]["centre"] >= round(seconds["centre"], 2) - 0.01
+    assert kept > 0
+
+
+def test_no_usable_pair_is_a_clear_error_and_other_load_errors_propagate(tiny_model):
+    img = np.zeros((112, 112, 3), np.uint8)
+    with pytest.raises(XfrError, match=r"^no pair with a face in both images \(0 images failed\)$"):
+        run_explanation_quality(tiny_model, [QualityPair("a", "a", False)], lambda key: img)
+
+    def broken(key):
+        if key == "b":
+            raise ImageError("b is broken")
+        raise ValueError("not an image error")
+
+    with pytest.raises(XfrError, match=r"^no pair with a face in both images \(1 images failed: b is broken\)$"):
+        run_explanation_quality(tiny_model, [QualityPair("b", "b", True)], broken)
+    with pytest.raises(ValueError, match="not an image error"):
+        run_explanation_quality(tiny_model, [QualityPair("c", "b", True)], broken)
