@@ -19,6 +19,7 @@ from xfr_desktop.analysis import (AnalysisJob, FaceChoiceRequest, ModelCache, _r
                                   load_result, plan_analysis, record_photo_quality, reset_threshold,
                                   result_record_payload, save_recombined, stage_reporter)
 from xfr_desktop.core.alignment import FaceAligner
+from xfr_desktop.core.arrays import pack_arrays
 from xfr_desktop.core.errors import Cancelled, NoFaceError, StoreError
 from xfr_desktop.store import open_store
 from tests.conftest import make_tiny_model, make_tiny_spec
@@ -250,6 +251,8 @@ def test_a_detected_pair_is_saved_with_its_provenance_progress_status_and_photo_
     quality = {side: store.image_quality(comp_id, side).data for side in "ab"}
     assert [(q["width_px"], q["height_px"], q["face_number"], q["n_faces"]) for q in quality.values()] == [
         (250, 250, 1, 1), (500, 250, 2, 2)]
+    np.testing.assert_allclose(quality["b"]["face_box_px"], [96.2, 120.1], atol=1.0)   # its box, its landmarks
+    assert quality["b"]["inter_eye_px"] > 0 and quality["a"]["inter_eye_px"] > 0
     assert quality["a"]["file_bytes"] == (photos / "one.jpg").stat().st_size
     assert quality["b"]["file_bytes"] == (photos / "two.png").stat().st_size
 
@@ -274,6 +277,7 @@ def test_a_pre_aligned_pair_is_saved_without_detection_and_an_unnamed_model_is_n
     quality = {side: store.image_quality(comp_id, side).data for side in "ab"}
     assert [(q["width_px"], q["face_number"], q["n_faces"]) for q in quality.values()] == [
         (250, None, None), (200, None, None)]
+    assert not {"face_box_px", "inter_eye_px"} & (set(quality["a"]) | set(quality["b"]))
 
 
 # --- face choice ------------------------------------------------------------------------------------------------
@@ -349,6 +353,26 @@ def test_a_photo_without_a_face_fails_the_analysis_and_says_so_in_the_status(sto
     assert store.get_comparison(comp_id).status_message == "B (noise.png): no face found"
 
 
+@pytest.mark.parametrize("a, b, kwargs, message", [
+    ("one.jpg", "two.png", {"face_index_b": 5},
+     "B (two.png): face 6 requested but 2 faces found (valid: 1 to 2, 1 = largest)"),
+    ("one.jpg", "two.png", {"parameters": {"prealigned": True}},
+     "B (two.png): 500x250 is not an aligned face crop for this model"),
+    ("crop.png", "one.jpg", {"parameters": {"prealigned": True}, "delete": "a"}, "A (crop.png): file not found"),
+])
+def test_a_failure_s_status_names_the_photo_as_the_examiner_knows_it(store, photos, tiny_model, a, b, kwargs,
+                                                                     message):
+    delete = kwargs.pop("delete", None)
+    comp_id = _comparison(store, photos, a, b, **kwargs)
+    job = plan_analysis(store, comp_id, trust_jitter=None)
+    if delete:
+        job.image_a.unlink()
+    with pytest.raises(Exception):
+        analyse_comparison(store, job, tiny_model)
+    comp = store.get_comparison(comp_id)
+    assert comp.status == "failed" and comp.status_message.startswith(message)
+
+
 def test_a_status_that_cannot_be_recorded_is_logged_not_raised(store, caplog):
     with caplog.at_level(logging.ERROR, logger="xfr_desktop.analysis"):
         _record_status(store, 4242, "failed", "x")
@@ -417,10 +441,14 @@ def test_a_recombined_result_keeps_the_provenance_and_face_marks_and_records_its
     np.testing.assert_array_equal(extra["b"]["box"], old.faces()["b"]["box"])
     assert set(new.faces()["a"]) >= {"box", "landmarks", "transform"}
     np.testing.assert_array_equal(new.faces()["b"]["landmarks"], old.faces()["b"]["landmarks"])
+    one_sided = replace(old, faces_npz=pack_arrays({"a": {"box": np.array([1.0, 2.0, 3.0, 4.0]),
+                                                          "aligned": np.zeros((2, 2, 3), np.uint8)}}))
+    _, extra = save_recombined(store, one_sided, changed)       # a side without stored faces: nothing to keep
+    assert set(extra) == {"a", "b"} and extra["b"] == {} and list(extra["a"]) == ["box"]
     del changed.timings_ms["recombine"]
     again, _ = save_recombined(store, old, changed)
     assert again.timings["recombine"] == 0
-    assert [r.id for r in store.list_results(comp_id)] == [old.id, new.id, again.id]
+    assert [r.id for r in store.list_results(comp_id)][-1] == again.id
 
 
 def test_reset_goes_back_to_the_stored_model_threshold_else_the_first_result_s_else_its_own(store, photos,
