@@ -116,8 +116,8 @@ def test_a_pair_for_a_case_that_does_not_exist_is_refused_before_its_photos_are_
 
 
 def test_a_pair_of_photos_gets_the_faces_asked_for_and_the_actor_named(tmp_path):
-    """Not pre-aligned (the default): faces are detected; face 2 of a two-face photo is index 1, a photo's only
-    face index 0; both photos and the comparison are logged under the actor, on the case's chain."""
+    """Not pre-aligned (the default): faces are detected; face 2 of a two-face photo is index 1 (on either side), a
+    photo's only face index 0; both photos and the comparison are logged under the actor, on the case's chain."""
     two = _two_faces(tmp_path)
     with open_store(tmp_path / "data") as store:
         case = store.create_case("N-3", examiner="Case Examiner")
@@ -129,8 +129,8 @@ def test_a_pair_of_photos_gets_the_faces_asked_for_and_the_actor_named(tmp_path)
             "two.png", "John_Kerry_0009.jpg"]
         assert _actions(store, case.id) == [("image.imported", "Dr Who", case.id)] * 2 + [
             ("comparison.added", "Dr Who", case.id)]
-        other = add_pair(store, case.id, ONE_FACE_A, two, face_b=1)           # no actor: the case's examiner
-        assert (other.number, other.face_index_a, other.face_index_b) == (2, 0, 0)
+        other = add_pair(store, case.id, ONE_FACE_A, two, face_b=2)           # no actor: the case's examiner
+        assert (other.number, other.face_index_a, other.face_index_b) == (2, 0, 1)
         assert _actions(store, case.id)[3:] == [("image.imported", "Case Examiner", case.id)] * 2 + [
             ("comparison.added", "Case Examiner", case.id)]
 
