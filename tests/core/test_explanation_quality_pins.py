@@ -499,19 +499,24 @@ def test_summarize_swaps_means_medians_and_counts_of_literal_results():
 
 
 def _summary():
-    block = {"mass_ratio_mean": 1.23456, "mass_ratio_median": None, "hit_rate": 0.5, "n": 3, "n_empty_map": 1,
+    block = {"mass_ratio_mean": 1.23456, "mass_ratio_median": 1.5, "hit_rate": 0.5, "n": 3, "n_empty_map": 1,
              "control_mass_ratio_mean": 0.75}
-    region = {"mass_ratio_mean": 2.0, "control_mass_ratio_mean": None, "hit_rate": 1.0, "n": 2}
+    region = {"mass_ratio_mean": 2.0, "control_mass_ratio_mean": 0.3333, "hit_rate": 1.0, "n": 2}
+    empty = {"mass_ratio_mean": None, "mass_ratio_median": None, "hit_rate": None, "n": 0, "n_empty_map": 0,
+             "control_mass_ratio_mean": None}
     return {
         "argmax_modal_share": 0.12345, "argmax_cells_used": 7.5, "argmax_entropy_bits": 2.999, "n_images": 8,
-        "residual_mean_corr": -0.5, "partner_corr_splus": None, "partner_corr_h": 0.25, "partner_corr_n": 4,
+        "residual_mean_corr": -0.5, "partner_corr_splus": 0.66666, "partner_corr_h": None, "partner_corr_n": 4,
         "reconstruction_psnr_db": 21.456, "sanity_randomized_corr": 0.3333, "sanity": {"n_pairs": 2},
         "sanity_randomized_corr_gradient": 1.0,
         "swaps": {"n_kept": 5, "n_swaps": 9, "margin": 0.02, "n_skipped_per_region": {"eyes": 1, "nose": 2, "mouth": 1},
-                  "rows": ["gradient", "my-method"]},
+                  "rows": ["gradient", "my-method", "uniform"]},
         "swap_game": {"gradient": {**block, "per_region": {"eyes": region, "nose": region, "mouth": region}},
                       "my-method": {**block, "n": 0, "per_region": {"eyes": region, "nose": region,
-                                                                    "mouth": {**region, "n": 0}}}},
+                                                                    "mouth": {**region, "n": 0}}},
+                      "uniform": {**empty, "per_region": {"eyes": region, "nose": {**region, "mass_ratio_mean": None,
+                                                                                  "hit_rate": None, "n": 0},
+                                                          "mouth": region}}},
     }
 
 
@@ -524,8 +529,8 @@ def test_markdown_report_literal_lines():
         "| argmax cells used | 7.50 | 8 images |",
         "| argmax entropy (bits) | 3.00 | 8 images |",
         "| residual mean correlation | -0.500 | 8 images |",
-        "| partner correlation S+ | – | 4 images |",
-        "| partner correlation H | 0.250 | 4 images |",
+        "| partner correlation S+ | 0.667 | 4 images |",
+        "| partner correlation H | – | 4 images |",
         "| reconstruction PSNR (dB) | 21.46 | 8 images |",
         "| randomized model, mean abs corr of H (ours) | 0.333 | 2 pairs |",
         "| randomized model, mean abs corr (Gradient) | 1.000 | 2 pairs |",
@@ -539,11 +544,13 @@ def test_markdown_report_literal_lines():
         "hit (n) | nose: ratio / control / hit (n) | mouth: ratio / control / hit (n) |",
     ]
     assert lines[15] == "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    assert lines[16] == ("| Gradient | 1.23 | – | 0.50 | 3 | 1 | 0.75 | 2.00 / – / 1.00 (2) | 2.00 / – / 1.00 (2) | "
-                         "2.00 / – / 1.00 (2) |")
-    assert lines[17] == ("| my-method | 1.23 | – | 0.50 | 0 | 1 | 0.75 | 2.00 / – / 1.00 (2) | 2.00 / – / 1.00 (2) | "
-                         "2.00 / – / 1.00 (0) |")
-    assert lines[18:] == [
+    assert lines[16] == ("| Gradient | 1.23 | 1.50 | 0.50 | 3 | 1 | 0.75 | 2.00 / 0.33 / 1.00 (2) | "
+                         "2.00 / 0.33 / 1.00 (2) | 2.00 / 0.33 / 1.00 (2) |")
+    assert lines[17] == ("| my-method | 1.23 | 1.50 | 0.50 | 0 | 1 | 0.75 | 2.00 / 0.33 / 1.00 (2) | "
+                         "2.00 / 0.33 / 1.00 (2) | 2.00 / 0.33 / 1.00 (0) |")
+    assert lines[18] == ("| uniform map (reference) | – | – | – | 0 | 0 | – | 2.00 / 0.33 / 1.00 (2) | "
+                         "– / 0.33 / – (0) | 2.00 / 0.33 / 1.00 (2) |")
+    assert lines[19:] == [
         "",
         "Mass ratio: share of the map's mass inside the swapped region / the region's share of the image (1 = chance). "
         "Hit: the map's peak inside the region. Control: the mass ratio in the same box of the maps made for the "
@@ -570,6 +577,17 @@ def test_labels_and_defaults():
 
 
 # --- the figure ---------------------------------------------------------------------------------------------
+def test_display_max_is_the_99th_percentile_of_the_positive_pixels():
+    from xfr_desktop.core.evaluation.explanation_quality import _display_max
+
+    m = np.concatenate([np.arange(1, 101, dtype=np.float64), np.zeros(300), -np.ones(50)])
+    assert _display_max(m) == pytest.approx(99.01, abs=1e-9)          # rank 0.99 * 99 = 98.01 of 1..100
+    m = np.concatenate([np.arange(1, 101) / 200.0, np.zeros(10)])    # positives below 1 count
+    assert _display_max(m) == pytest.approx(99.01 / 200, abs=1e-12)
+    assert _display_max(np.zeros((3, 3))) is None and _display_max(-np.ones(4)) is None
+    assert type(_display_max(np.ones(2, np.float32))) is float
+
+
 def _read_rgb(path):
     return cv2.imread(str(path))[:, :, ::-1]
 
@@ -615,6 +633,72 @@ def test_figure_layout_tiles_and_boxes(tmp_path):
     assert img.shape == (34 + 2 * (40 + 22), 3 * 64 + 4, 3)
     assert img[34 + 6, 68 + 4].tolist() == [0, 255, 0] and img[34 + 17, 68 + 23].tolist() == [0, 255, 0]
     np.testing.assert_array_equal(img[34:74, 4:64], np.full((40, 60, 3), 40, np.uint8))
+
+
+def _expected_figure(examples, labels, maps, scale):
+    """The figure drawn here with its layout written out: head 34 px, 4 px gaps, 18 px of text under each row."""
+    from xfr_desktop.core.render import overlay
+
+    font, black, green = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0), (0, 255, 0)
+    th, tw = examples[0][0].shape[0] * scale, examples[0][0].shape[1] * scale
+    cols = 2 + len(labels)
+    canvas = np.full((34 + len(examples) * (th + 22), cols * (tw + 4) + 4, 3), 255, np.uint8)
+    for j, t in enumerate(["A", "A' (swapped)"] + labels):
+        cv2.putText(canvas, t, (4 + j * (tw + 4) + 2, 24), font, 0.36, black, 1, cv2.LINE_AA)
+    for i, (a, ap, box, ratios, text) in enumerate(examples):
+        y = 34 + i * (th + 22)
+        tiles = [a, ap] + [overlay(ap, m, float(np.percentile(m[m > 0], 99))) for m in maps]
+        for j, tile in enumerate(tiles):
+            img = cv2.resize(tile, (tw, th), interpolation=cv2.INTER_NEAREST) if scale > 1 else tile.copy()
+            if j:
+                cv2.rectangle(img, (box[0] * scale, box[1] * scale), (box[2] * scale - 1, box[3] * scale - 1),
+                              green, 1)
+            canvas[y:y + th, 4 + j * (tw + 4):4 + j * (tw + 4) + tw] = img
+            if j >= 2:
+                cv2.putText(canvas, ratios[j - 2], (4 + j * (tw + 4) + 2, y + th + 13), font, 0.36, black, 1,
+                            cv2.LINE_AA)
+        cv2.putText(canvas, text, (6, y + th + 13), font, 0.36, black, 1, cv2.LINE_AA)
+    return canvas
+
+
+def test_figure_pixel_for_pixel_against_a_drawing_written_out_here(tmp_path):
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (20, 60, 3), dtype=np.uint8)
+    ap = rng.integers(0, 256, (20, 60, 3), dtype=np.uint8)
+    m1 = np.zeros((20, 60), np.float32)
+    m1[2:9, 3:20] = rng.random((7, 17))
+    m2 = rng.random((20, 60)).astype(np.float32) - 0.5
+    rows = ["a-method-with-a-long-name", "ours", "gradient", "uniform"]
+    maps = {"ours": m1, "gradient": m2, "a-method-with-a-long-name": m1 * 3, "uniform": np.ones((20, 60))}
+    mouth = _swap("mouth", True, {"ours": 1.234, "gradient": 0.5, "a-method-with-a-long-name": 12.0, "uniform": 1})
+    mouth.box, mouth.score_swap = (4, 10, 20, 18), 0.98765
+    eyes = _swap("eyes", True, {"ours": 2.0, "gradient": 0.125, "a-method-with-a-long-name": 0.0, "uniform": 1})
+    eyes.box, eyes.score_swap = (2, 3, 12, 9), 0.5
+    for r in (mouth, eyes):
+        r.maps, r.a, r.a_prime = maps, a, ap
+    labels = ["a-method-with-a-long-n", "Ours (S-)", "Gradient"]          # uniform left out, names cut at 22
+    plain = [m1 * 3, m1, m2]
+    for scale in (1, 2):
+        plot_swap_examples([mouth, _swap("nose", False), eyes], rows, tmp_path / "f.png", scale=scale)
+        expected = _expected_figure([(a, ap, eyes.box, ["ratio 0.00", "ratio 2.00", "ratio 0.12"],
+                                      "eyes + brows, s 0.500"),
+                                     (a, ap, mouth.box, ["ratio 12.00", "ratio 1.23", "ratio 0.50"],
+                                      "mouth, s 0.988")], labels, plain, scale)
+        np.testing.assert_array_equal(_read_rgb(tmp_path / "f.png"), expected)
+    # one example; the other labels
+    rows = ["stylianou-neg", "xface-neg", "centre", "xface"]
+    maps = {n: m1 for n in rows}
+    eyes.maps, eyes.ratio = maps, {n: 1.0 for n in rows}
+    plot_swap_examples([eyes], rows, tmp_path / "g.png")
+    expected = _expected_figure([(a, ap, eyes.box, ["ratio 1.00"] * 4, "eyes + brows, s 0.500")],
+                                ["Stylianou (-)", "xFace (-)", "centre prior", "xFace"], [m1] * 4, 1)
+    np.testing.assert_array_equal(_read_rgb(tmp_path / "g.png"), expected)
+    # no example at all: one line of text
+    plot_swap_examples([], rows, tmp_path / "h.png")
+    blank = np.full((60, 520, 3), 255, np.uint8)
+    cv2.putText(blank, "no swap moved the score by the margin: nothing to show", (8, 35), cv2.FONT_HERSHEY_SIMPLEX,
+                0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    np.testing.assert_array_equal(_read_rgb(tmp_path / "h.png"), blank)
 
 
 # --- model randomization -------------------------------------------------------------------------------------
