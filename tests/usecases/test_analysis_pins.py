@@ -159,7 +159,7 @@ def test_the_model_cache_loads_each_file_and_device_once_and_keeps_one_aligner_p
     from xfr_desktop.core import model as model_module
 
     loads = []
-    loaded = [tiny_model, make_other_model()]
+    loaded = [tiny_model, make_other_model(), make_other_model()]
 
     def load_model(path, device):
         loads.append((path, device))
@@ -182,6 +182,8 @@ def test_the_model_cache_loads_each_file_and_device_once_and_keeps_one_aligner_p
     assert cache.model(None, "cpu") is loaded[1]        # no path: the bundled model
     assert loads[1] == (str(model_module.default_model_path()), "cpu")
     assert cache.aligner(loaded[1]) is not aligner
+    assert cache.model(str(tmp_path / "m.pt"), "cpu:0") is loaded[2]   # the device as asked is part of the key
+    assert loads[2] == (str(tmp_path / "m.pt"), "cpu:0")
 
 
 def make_other_model():
@@ -243,6 +245,11 @@ def test_a_detected_pair_is_saved_with_its_provenance_progress_status_and_photo_
     # face 2 of two.png (0-based 1): the smaller one, Aaron Eckhart's on the left; face 1 of one.jpg: his too
     np.testing.assert_allclose(faces["b"]["box"], [75.7, 64.2, 96.2, 120.1], atol=1.0)
     np.testing.assert_allclose(faces["a"]["box"], [75.7, 64.2, 96.2, 120.1], atol=1.0)
+    for side in "ab":   # five landmarks, inside the face's box
+        x, y, w, h = faces[side]["box"]
+        marks = faces[side]["landmarks"]
+        assert marks.shape == (5, 2) and marks.dtype == np.float64
+        assert ((marks > [x, y]) & (marks < [x + w, y + h])).all()
     assert set(outcome.faces_extra) == {"a", "b"}
     np.testing.assert_array_equal(outcome.faces_extra["b"]["box"], faces["b"]["box"])
     assert outcome.faces_extra["b"]["transform"].shape == (2, 3)
