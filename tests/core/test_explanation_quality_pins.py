@@ -234,6 +234,7 @@ def test_alpha_fallback_blends_with_a_feathered_mask_at_literal_pixels(monkeypat
     assert out[4, 4, 0] == round(100 + 100 * g13(4) * g13(4))
     assert out[6, 10, 0] == round(100 + 100 * g13(6) * g13(10))
     assert out[10, 10, 0] == round(100 + 100 * g13(10) * g13(10))
+    np.testing.assert_array_equal(swap_region(a, b, (4, 4, 16, 16))[0], out)      # 2 px is the default
 
 
 def test_alpha_fallback_without_faking_opencv_on_a_thin_box():

@@ -3,7 +3,8 @@
 against a recomputation here (argmax cells counted with a Counter, PSNR and Pearson from their formulas, partner
 and randomization correlations from explain_pair's maps), the seeded extra partners drawn by hand, and the sharded
 run (two workers + rank 0) against the single process. Each test runs the driver itself (mutmut credits a function
-only to the test that called it)."""
+only to the test that called it). The model is the tiny model's spec at 64 px (a quarter of the pixels: every
+mutant of the driver runs these tests) and cheap checks come before the recomputations."""
 from __future__ import annotations
 
 import math
@@ -21,15 +22,26 @@ from xfr_desktop.core.evaluation.explanation_quality import (
     QualityConfig, QualityPair, randomize_model, run_explanation_quality, swap_region,
 )
 from xfr_desktop.core.explain import explain_pair
+from xfr_desktop.core.model import ARCFACE_TEMPLATE_112
 
 A1, A4 = "Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0004.jpg"
 AJ, AE = "AJ_Cook/AJ_Cook_0001.jpg", "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"
 PAIRS = [QualityPair(A1, A4, True), QualityPair(A1, AJ, False, "first"), QualityPair("Nobody/x.jpg", AE, False),
          QualityPair(AE, AJ, False), QualityPair(AE, AE, True)]
-MARGIN = 4e-6          # between the tiny model's swap scores: some swaps kept, some skipped
-CONFIG = QualityConfig(methods=(), sanity_pairs=2, extra_partner_images=2, extra_partners_per_image=1,
+MARGIN = 2e-5          # between the model's swap scores: some swaps kept, some skipped
+CONFIG = QualityConfig(methods=(), sanity_pairs=1, extra_partner_images=2, extra_partners_per_image=1,
                        swap_margin=MARGIN, examples=2)
-BOXES = {"eyes": (22, 32, 89, 60), "nose": (44, 60, 68, 78), "mouth": (33, 83, 80, 103)}
+# the ArcFace boxes at 64 px (d = 20.136): eyes 21.88 - 9.06 .. 42.02 + 9.06, 29.48 - 11.07 .. + 5.03; nose
+# 32.01 -+ 7.05, 34.52 .. 40.99 + 3.62; mouth 23.74 - 5.03 .. 40.42 + 5.03, max(52.73 - 5.03, 44.61) .. 52.73 + 6.04
+BOXES = {"eyes": (13, 18, 51, 35), "nose": (25, 35, 39, 45), "mouth": (19, 48, 45, 59)}
+S = 64
+
+
+def _model():
+    spec = make_tiny_spec()
+    spec["input_size"] = [S, S]
+    spec["template"] = (np.asarray(ARCFACE_TEMPLATE_112) * S / 112).tolist()
+    return make_tiny_model(spec)
 
 
 @pytest.fixture
@@ -41,7 +53,7 @@ def chips(lfw_dir):
             raise ImageError(f"{key}: unreadable")
         if key not in cache:
             img = cv2.imread(str(lfw_dir / key))[:, :, ::-1]
-            cache[key] = np.ascontiguousarray(cv2.resize(img[70:180, 70:180], (112, 112)))
+            cache[key] = np.ascontiguousarray(cv2.resize(img[70:180, 70:180], (S, S), interpolation=cv2.INTER_AREA))
         return cache[key]
 
     return load
@@ -77,10 +89,11 @@ def _image_stats_by_hand(side):
 
 
 def test_the_run_on_four_lfw_chips_against_recomputed_numbers(chips):
-    model = make_tiny_model(make_tiny_spec())
+    model = _model().train()            # the run puts the model in eval mode itself
     calls = []
     summary, swaps = run_explanation_quality(model, PAIRS, chips, CONFIG, identity=_identity,
                                              progress=lambda *a: calls.append(a))
+    model.eval()
     img = {k: chips(k) for k in (A1, A4, AJ, AE)}
     # pairs, images, failures
     assert (summary["n_pairs"], summary["n_pairs_listed"], summary["n_matched"], summary["n_mismatched"],
@@ -88,7 +101,7 @@ def test_the_run_on_four_lfw_chips_against_recomputed_numbers(chips):
     assert summary["no_face"] == ["Nobody/x.jpg: Nobody/x.jpg: unreadable"]
     assert calls == [("align", i, 5) for i in range(1, 6)] + [("pairs", i, 3) for i in range(1, 4)] + [
         ("extra partners", 1, 2), ("extra partners", 2, 2), ("swaps", 1, 2), ("swaps", 2, 2),
-        ("randomized model", 1, 2), ("randomized model", 2, 2)]
+        ("randomized model", 1, 1)]
     # the seeded extra partners: A1 has only AE left (A4 is the same person, AJ its partner already); A4 draws one
     # of AJ, AE with the run's generator (seed [0, 12]), after A1's draw of one of one
     rng = np.random.default_rng([0, 12])
@@ -98,12 +111,79 @@ def test_the_run_on_four_lfw_chips_against_recomputed_numbers(chips):
     part = summary["partner"]
     assert part["extra_pairs"] == extra and part["n_extra_pairs"] == 2
     assert (part["extra_partner_images"], part["extra_partners_per_image"]) == (2, 1)
+    # configuration, model, timings
+    assert summary["configuration"] == {
+        "methods": [], "seed": 0, "swap_margin": MARGIN, "sanity_pairs": 1, "xface_stride": 5,
+        "explain": "explain_pair defaults (engine fast, sum normalization, model threshold)"}
+    m = summary["model"]
+    assert (m["path"], m["name"], m["input_size"], m["threshold"], m["device"]) == (
+        None, "tiny-test-model", [S, S], 0.3, "cpu")
+    assert len(m["sha256"]) == 64 and int(m["sha256"], 16) >= 0
+    t = summary["timings"]
+    assert set(t) == {"align_s", "embed_s", "ours_pairs_s", "swap_game_s", "sanity_s", "swap_methods_s",
+                      "swap_methods_s_per_swap", "ours_s_per_pair", "wall_s", "torch_threads"}
+    assert t["torch_threads"] == torch.get_num_threads() and t["wall_s"] > 0
+    assert t["wall_s"] >= t["ours_pairs_s"] + t["sanity_s"] - 0.02 and t["ours_pairs_s"] > 0.02
+    assert t["ours_s_per_pair"] == pytest.approx(t["ours_pairs_s"] / 5, abs=0.002)      # 3 listed + 2 extra
+    assert all(round(v, 2) == v for k, v in t.items() if k.endswith("_s") and not isinstance(v, dict))
+    assert round(t["ours_s_per_pair"], 4) == t["ours_s_per_pair"]
+    assert set(t["swap_methods_s"]) == {"centre"} and set(t["swap_methods_s_per_swap"]) == {"centre"}
+    # the swap game on the two mismatched pairs, all regions, scores from the model here
+    sw = summary["swaps"]
+    assert sw["boxes"] == {k: list(v) for k, v in BOXES.items()}
+    assert sw["area_share"] == pytest.approx({"eyes": 38 * 17 / S ** 2, "nose": 14 * 10 / S ** 2,
+                                              "mouth": 26 * 11 / S ** 2}, abs=1e-15)
+    assert sw["rows"] == ["uniform", "centre"] and sw["margin"] == MARGIN and sw["n_swaps"] == 6
+    expected_swaps = []
+    for label, ka, kb in [("first", A1, AJ), (f"{AE} / {AJ}", AE, AJ)]:
+        s_ab = _score(model, img[ka], img[kb])
+        for region, box in BOXES.items():
+            s = _score(model, img[ka], swap_region(img[ka], img[kb], box)[0])
+            expected_swaps.append((label, region, round(s_ab, 6), round(s, 6), 1.0 - s >= MARGIN, "seamless"))
+    got = [(r["pair"], r["region"], r["score_pair"], r["score_swap"], r["kept"], r["blend"]) for r in sw["per_swap"]]
+    assert [g[:2] + g[4:] for g in got] == [e[:2] + e[4:] for e in expected_swaps]
+    for g, e in zip(got, expected_swaps):
+        assert g[2:4] == pytest.approx(e[2:4], abs=2e-6)
+        assert round(g[2], 6) == g[2] and round(g[3], 6) == g[3]
+    kept = [e[4] for e in expected_swaps]
+    assert 0 < sum(kept) < 6 and sw["n_kept"] == sum(kept) and sw["n_alpha_fallback"] == 0
+    assert sw["n_kept_per_region"] == {r: sum(k for e, k in zip(expected_swaps, kept) if e[1] == r) for r in BOXES}
+    assert sw["n_skipped_per_region"] == {r: sum(not k for e, k in zip(expected_swaps, kept) if e[1] == r)
+                                          for r in BOXES}
+    assert t["swap_methods_s_per_swap"]["centre"] == pytest.approx(t["swap_methods_s"]["centre"] / sum(kept),
+                                                                   abs=0.006)
+    for r, e in zip(sw["per_swap"], expected_swaps):
+        if e[4]:
+            area = sw["area_share"][e[1]]
+            assert r["mass_ratio"]["uniform"] == 1.0 and r["hit"]["uniform"] == pytest.approx(area, abs=1e-6)
+            assert r["hit"]["uniform"] == round(r["hit"]["uniform"], 6)
+            assert set(r["mass_ratio"]) == set(r["hit"]) == {"uniform", "centre"}
+            assert r["mass_ratio"]["centre"] == round(r["mass_ratio"]["centre"], 6) > 0
+        else:
+            assert r["mass_ratio"] == {} and r["hit"] == {} and r["control_mass_ratio"] == {}
+    game = summary["swap_game"]
+    assert list(game) == ["uniform", "centre"] and game["uniform"]["n"] == sum(kept)
+    assert game["uniform"]["mass_ratio_mean"] == 1.0
+    # the figure's examples: per pair, its first kept swap of a least-shown region while fewer than 2 are shown
+    assert [(r.pair, r.region) for r in swaps] == [(e[0], e[1]) for e in expected_swaps]
+    shown = [(r.pair, r.region) for r in swaps if r.maps is not None]
+    assert all(r.a is not None and r.a_prime is not None for r in swaps if r.maps is not None)
+    assert all(r.a is None and r.a_prime is None for r in swaps if r.maps is None)
+    counts, expected_shown = {r: 0 for r in BOXES}, []
+    for p in ("first", f"{AE} / {AJ}"):
+        for e in expected_swaps:
+            if e[0] == p and e[4] and sum(counts.values()) < 2 and counts[e[1]] <= min(counts.values()):
+                counts[e[1]] += 1
+                expected_shown.append((e[0], e[1]))
+                break
+    assert shown == expected_shown and len(shown) >= 1
     # per-image statistics (the image's first pair), recomputed from explain_pair's side of that image
     ex = {(ka, kb): explain_pair(model, img[ka], img[kb]) for ka, kb in [(A1, A4), (A1, AJ), (AE, AJ)] + extra}
     first_side = {A1: ex[(A1, A4)].a, A4: ex[(A1, A4)].b, AJ: ex[(A1, AJ)].b, AE: ex[(AE, AJ)].a}
     assert list(summary["per_image"]) == [A1, A4, AJ, AE]
     for key, side in first_side.items():
         assert summary["per_image"][key] == pytest.approx(_image_stats_by_hand(side), abs=2e-6), key
+        assert all(round(v, 6) == v for v in summary["per_image"][key].values())
     for name in ("argmax_modal_share", "argmax_cells_used", "argmax_entropy_bits", "residual_mean_corr",
                  "reconstruction_psnr_db"):
         expected = sum(_image_stats_by_hand(s)[name] for s in first_side.values()) / 4
@@ -125,87 +205,23 @@ def test_the_run_on_four_lfw_chips_against_recomputed_numbers(chips):
     assert part["corr_splus"] == pytest.approx(splus, abs=1e-6) and part["corr_h"] == pytest.approx(h, abs=1e-6)
     assert summary["partner_corr_splus"] == pytest.approx(np.mean(splus), abs=1e-6)
     assert summary["partner_corr_h"] == pytest.approx(np.mean(h), abs=1e-6)
-    # the swap game on the two mismatched pairs, all regions, scores from the model here
-    sw = summary["swaps"]
-    assert sw["boxes"] == {k: list(v) for k, v in BOXES.items()}
-    assert sw["area_share"] == pytest.approx({"eyes": 67 * 28 / 112 ** 2, "nose": 24 * 18 / 112 ** 2,
-                                              "mouth": 47 * 20 / 112 ** 2}, abs=1e-15)
-    assert sw["rows"] == ["uniform", "centre"] and sw["margin"] == MARGIN and sw["n_swaps"] == 6
-    expected_swaps = []
-    for label, ka, kb in [("first", A1, AJ), (f"{AE} / {AJ}", AE, AJ)]:
-        s_ab = _score(model, img[ka], img[kb])
-        for region, box in BOXES.items():
-            s = _score(model, img[ka], swap_region(img[ka], img[kb], box)[0])
-            expected_swaps.append((label, region, round(s_ab, 6), round(s, 6), 1.0 - s >= MARGIN, "seamless"))
-    got = [(r["pair"], r["region"], r["score_pair"], r["score_swap"], r["kept"], r["blend"]) for r in sw["per_swap"]]
-    assert [g[:2] + g[4:] for g in got] == [e[:2] + e[4:] for e in expected_swaps]
-    for g, e in zip(got, expected_swaps):
-        assert g[2:4] == pytest.approx(e[2:4], abs=2e-6)
-    kept = [e[4] for e in expected_swaps]
-    assert 0 < sum(kept) < 6 and sw["n_kept"] == sum(kept) and sw["n_alpha_fallback"] == 0
-    assert sw["n_kept_per_region"] == {r: sum(k for e, k in zip(expected_swaps, kept) if e[1] == r) for r in BOXES}
-    assert sw["n_skipped_per_region"] == {r: sum(not k for e, k in zip(expected_swaps, kept) if e[1] == r)
-                                          for r in BOXES}
-    for r, e in zip(sw["per_swap"], expected_swaps):
-        if e[4]:
-            area = sw["area_share"][e[1]]
-            assert r["mass_ratio"]["uniform"] == 1.0 and r["hit"]["uniform"] == pytest.approx(area, abs=1e-6)
-            assert set(r["mass_ratio"]) == {"uniform", "centre"}
-        else:
-            assert r["mass_ratio"] == {} and r["hit"] == {} and r["control_mass_ratio"] == {}
-    game = summary["swap_game"]
-    assert list(game) == ["uniform", "centre"] and game["uniform"]["n"] == sum(kept)
-    assert game["uniform"]["mass_ratio_mean"] == 1.0
-    # the figure's examples: the first kept swap of each pair while fewer than 2 are shown, regions in turn
-    assert [(r.pair, r.region) for r in swaps] == [(e[0], e[1]) for e in expected_swaps]
-    shown = [(r.pair, r.region) for r in swaps if r.maps is not None]
-    assert all(r.a is not None and r.a_prime is not None for r in swaps if r.maps is not None)
-    assert all(r.a is None and r.a_prime is None for r in swaps if r.maps is None)
-    counts, expected_shown = {r: 0 for r in BOXES}, []          # per pair: its first kept swap of a least-shown
-    for p in ("first", f"{AE} / {AJ}"):                           # region, while fewer than 2 are shown
-        for e in expected_swaps:
-            if e[0] == p and e[4] and sum(counts.values()) < 2 and counts[e[1]] <= min(counts.values()):
-                counts[e[1]] += 1
-                expected_shown.append((e[0], e[1]))
-                break
-    assert shown == expected_shown and len(shown) >= 1
-    # model randomization on the first two usable pairs: |Pearson| of H (ours) and of the gradient maps
+    # model randomization on the first usable pair: |Pearson| of H (ours) and of the gradient maps
     rnd, units = randomize_model(model, 0.25, 0)
     grad = get_explainer("gradient")
-    ours, gradient = [], []
-    for ka, kb in [(A1, A4), (A1, AJ)]:
-        h_rnd = explain_pair(rnd, img[ka], img[kb])
-        ours += [abs(_corr(ex[(ka, kb)].a.H, h_rnd.a.H)), abs(_corr(ex[(ka, kb)].b.H, h_rnd.b.H))]
-        gradient += [abs(_corr(x, y)) for x, y in zip(grad(model, img[ka], img[kb]), grad(rnd, img[ka], img[kb]))]
+    h_rnd = explain_pair(rnd, img[A1], img[A4])
+    ours = [abs(_corr(ex[(A1, A4)].a.H, h_rnd.a.H)), abs(_corr(ex[(A1, A4)].b.H, h_rnd.b.H))]
+    gradient = [abs(_corr(x, y)) for x, y in zip(grad(model, img[A1], img[A4]), grad(rnd, img[A1], img[A4]))]
     san = summary["sanity"]
-    assert san["n_pairs"] == 2 and san["fraction"] == 0.25
+    assert san["n_pairs"] == 1 and san["fraction"] == 0.25
     assert san["ours_abs_corr"] == pytest.approx(ours, abs=1e-6)
     assert san["gradient_abs_corr"] == pytest.approx(gradient, abs=1e-6)
     assert summary["sanity_randomized_corr"] == pytest.approx(np.mean(ours), abs=1e-6)
     assert summary["sanity_randomized_corr_gradient"] == pytest.approx(np.mean(gradient), abs=1e-6)
     assert san["reinitialized"] == ["decoder (all)", "backbone.layer4.0", "backbone.layer4.1", "backbone.bn2"]
-    # configuration, model, timings
-    assert summary["configuration"] == {
-        "methods": [], "seed": 0, "swap_margin": MARGIN, "sanity_pairs": 2, "xface_stride": 5,
-        "explain": "explain_pair defaults (engine fast, sum normalization, model threshold)"}
-    m = summary["model"]
-    assert (m["path"], m["name"], m["input_size"], m["threshold"], m["device"]) == (
-        None, "tiny-test-model", [112, 112], 0.3, "cpu")
-    assert len(m["sha256"]) == 64 and int(m["sha256"], 16) >= 0
-    t = summary["timings"]
-    assert set(t) == {"align_s", "embed_s", "ours_pairs_s", "swap_game_s", "sanity_s", "swap_methods_s",
-                      "swap_methods_s_per_swap", "ours_s_per_pair", "wall_s", "torch_threads"}
-    assert t["torch_threads"] == torch.get_num_threads() and t["wall_s"] > 0
-    assert t["wall_s"] >= t["ours_pairs_s"] + t["sanity_s"] - 0.02 and t["ours_pairs_s"] > 0.02
-    assert t["ours_s_per_pair"] == pytest.approx(t["ours_pairs_s"] / 5, abs=0.002)      # 3 listed + 2 extra
-    assert set(t["swap_methods_s"]) == {"centre"}
-    assert t["swap_methods_s_per_swap"]["centre"] == pytest.approx(t["swap_methods_s"]["centre"] / sum(kept),
-                                                                   abs=0.006)
-    assert t["sanity_s"] > 0.05 and t["swap_game_s"] >= t["swap_methods_s"]["centre"] - 0.01
 
 
 def test_the_sharded_run_gives_the_single_process_numbers(chips):
-    model = make_tiny_model(make_tiny_spec())
+    model = _model()
     single, single_swaps = run_explanation_quality(model, PAIRS, chips, CONFIG, identity=_identity)
     parts = []
     for rank in (0, 1):
