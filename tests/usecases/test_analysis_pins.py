@@ -448,9 +448,16 @@ def test_a_recombined_result_keeps_the_provenance_and_face_marks_and_records_its
     np.testing.assert_array_equal(extra["b"]["box"], old.faces()["b"]["box"])
     assert set(new.faces()["a"]) >= {"box", "landmarks", "transform"}
     np.testing.assert_array_equal(new.faces()["b"]["landmarks"], old.faces()["b"]["landmarks"])
-    one_sided = replace(old, faces_npz=pack_arrays({"a": {"box": np.array([1.0, 2.0, 3.0, 4.0]),
+    for chosen in (new, save_recombined(store, old, loaded.result.recombine(threshold=0.05, channels=[0, 1, 2],
+                                                                              top_k=None))[0]):
+        # reopened, its own selection is already combined: the residuals keep the sums of that selection
+        reopened = load_result(store, chosen.id).result
+        assert reopened.a.residuals._selection[0] == reopened.selected.tobytes()
+        assert reopened.b.residuals._selection[0] == reopened.selected.tobytes()
+    one_sided = replace(old, model_sha256="cd" * 32, faces_npz=pack_arrays({"a": {"box": np.array([1.0, 2.0, 3.0, 4.0]),
                                                           "aligned": np.zeros((2, 2, 3), np.uint8)}}))
-    _, extra = save_recombined(store, one_sided, changed)       # a side without stored faces: nothing to keep
+    signed, extra = save_recombined(store, one_sided, changed)  # a side without stored faces: nothing to keep
+    assert signed.model_sha256 == "cd" * 32                      # the model file of the result it came from
     assert set(extra) == {"a", "b"} and extra["b"] == {} and list(extra["a"]) == ["box"]
     del changed.timings_ms["recombine"]
     again, _ = save_recombined(store, old, changed)
@@ -491,3 +498,4 @@ def test_a_loaded_result_has_its_maps_faces_and_both_photos_and_a_missing_photo_
     assert set(loaded.photos) == {comp.image_a}
     [message] = [r.getMessage() for r in caplog.records if r.name == "xfr_desktop.analysis"]
     assert message.startswith(f"cannot show the stored photo {comp.image_b[:12]}: ")
+    assert f": image {comp.image_b[:12]}… is missing from the image store " in message    # and why
