@@ -268,6 +268,17 @@ def test_seamless_clone_keeps_a_outside_the_box_and_puts_b_inside():
     assert out[17, 17, 0] > out[17, 17, 2]
 
 
+def test_seamless_clone_takes_bs_gradients_not_the_stronger_of_both():
+    """NORMAL_CLONE: a flat B over a noisy A gives a smooth box (MIXED_CLONE would keep A's noise)."""
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    b = np.full((40, 40, 3), 120, np.uint8)
+    out, how = swap_region(a, b, (10, 12, 30, 28))
+    assert how == "seamless"
+    centre = out[16:24, 16:24].astype(float)
+    assert centre.std() < 0.3 * a[16:24, 16:24].std()
+
+
 def test_mass_ratio_from_its_definition():
     region = np.zeros((4, 5), bool)
     region[1:3, 1:3] = True                  # 4 of 20 pixels

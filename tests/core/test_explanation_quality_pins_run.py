@@ -127,6 +127,8 @@ def test_the_run_on_four_lfw_chips_against_recomputed_numbers(chips):
     assert t["ours_s_per_pair"] == pytest.approx(t["ours_pairs_s"] / 5, abs=0.002)      # 3 listed + 2 extra
     assert all(round(v, 2) == v for k, v in t.items() if k.endswith("_s") and not isinstance(v, dict))
     assert round(t["ours_s_per_pair"], 4) == t["ours_s_per_pair"]
+    stages = [t[k] for k in ("align_s", "embed_s", "ours_pairs_s", "swap_game_s", "sanity_s")]
+    assert all(0 <= v <= t["wall_s"] for v in stages) and sum(stages) <= t["wall_s"] + 0.05
     assert set(t["swap_methods_s"]) == {"centre"} and set(t["swap_methods_s_per_swap"]) == {"centre"}
     # the swap game on the two mismatched pairs, all regions, scores from the model here
     sw = summary["swaps"]
@@ -159,6 +161,12 @@ def test_the_run_on_four_lfw_chips_against_recomputed_numbers(chips):
             assert r["hit"]["uniform"] == round(r["hit"]["uniform"], 6)
             assert set(r["mass_ratio"]) == set(r["hit"]) == {"uniform", "centre"}
             assert r["mass_ratio"]["centre"] == round(r["mass_ratio"]["centre"], 6) > 0
+            others = sum(x[4] for x in expected_swaps if x[0] == e[0]) - 1      # the pair's other kept swaps
+            if others:
+                assert r["control_mass_ratio"]["uniform"] == 1.0
+                assert r["control_mass_ratio"]["centre"] == round(r["control_mass_ratio"]["centre"], 6) > 0
+            else:
+                assert r["control_mass_ratio"] == {}
         else:
             assert r["mass_ratio"] == {} and r["hit"] == {} and r["control_mass_ratio"] == {}
     game = summary["swap_game"]
@@ -221,33 +229,45 @@ def test_the_run_on_four_lfw_chips_against_recomputed_numbers(chips):
 
 
 def test_the_sharded_run_gives_the_single_process_numbers(chips):
+    """No identity function: the matched pair makes A1 and A4 one person. A pair listed twice (either way round) is
+    explained once and leaves the randomization check; a reversed mismatched pair plays its own swaps."""
     model = _model()
-    single, single_swaps = run_explanation_quality(model, PAIRS, chips, CONFIG, identity=_identity)
+    pairs = [QualityPair(A1, A4, True), QualityPair(A4, A1, True), QualityPair(A1, AJ, False),
+             QualityPair(AE, AJ, False), QualityPair(AJ, A1, False)]
+    config = QualityConfig(methods=(), sanity_pairs=2, extra_partner_images=2, extra_partners_per_image=1,
+                           swap_margin=MARGIN, examples=2)
+    single, single_swaps = run_explanation_quality(model, pairs, chips, config)
+    assert (single["n_pairs"], single["n_matched"], single["n_mismatched"], single["n_images"]) == (5, 2, 3, 4)
+    assert single["swaps"]["n_swaps"] == 9 and single["sanity"]["n_pairs"] == 1
+    assert len(single["sanity"]["ours_abs_corr"]) == 2
+    # extra partners: A1's only candidate is AE (A4 joined by the matched pair, AJ taken); A4 draws from AJ, AE
+    rng = np.random.default_rng([0, 12])
+    rng.choice(1, size=1, replace=False)
+    j = int(rng.choice(2, size=1, replace=False)[0])
+    extra = [(A1, AE), (A4, [AJ, AE][j])]
+    assert [tuple(e) for e in single["partner"]["extra_pairs"]] == extra
     parts = []
     for rank in (0, 1):
-        part, nothing = run_explanation_quality(model, PAIRS, chips, CONFIG, identity=_identity, share=(rank, 2))
+        part, nothing = run_explanation_quality(model, pairs, chips, config, share=(rank, 2))
         assert nothing == [] and set(part) == {"pairs", "swaps", "swap_seconds"}
         parts.append(part)
-    # the n-th planned pair to worker n mod 2: planned (A1, A4), (A1, AJ), (AE, AJ), then the extra partners
-    extra = [tuple(e) for e in single["partner"]["extra_pairs"]]
+    # the n-th planned pair to worker n mod 2 (a pair seen before is not planned again)
     planned = [(A1, A4), (A1, AJ), (AE, AJ)] + extra
     assert list(parts[0]["pairs"]) == planned[0::2] and list(parts[1]["pairs"]) == planned[1::2]
-    assert list(parts[0]["swaps"]) == [(A1, AJ)] and list(parts[1]["swaps"]) == [(AE, AJ)]
+    assert list(parts[0]["swaps"]) == [(A1, AJ), (AJ, A1)] and list(parts[1]["swaps"]) == [(AE, AJ)]
     assert all(len(v) == 3 for p in parts for v in p["swaps"].values())
-    merged, merged_swaps = run_explanation_quality(model, PAIRS, chips, CONFIG, identity=_identity,
-                                                   done_by_workers=parts)
+    assert all(r.maps is None for p in parts for v in p["swaps"].values() for r in v)
+    merged, merged_swaps = run_explanation_quality(model, pairs, chips, config, done_by_workers=parts)
     for key in single:
         if key != "timings":
             assert merged[key] == single[key], key
     assert [(r.region, r.maps is None) for r in merged_swaps] == [(r.region, r.maps is None) for r in single_swaps]
-    kept = sum(r.kept for r in single_swaps)
     seconds = {}
     for p in parts:
         for k, v in p["swap_seconds"].items():
             seconds[k] = seconds.get(k, 0.0) + v
     # rank 0 adds the workers' timings to its own (it replays only the figure's swaps)
     assert merged["timings"]["swap_methods_s"]["centre"] >= round(seconds["centre"], 2) - 0.01
-    assert kept > 0
 
 
 def test_no_usable_pair_is_a_clear_error_and_other_load_errors_propagate(tiny_model):
