@@ -1,6 +1,9 @@
 """Mutation pins for core/evaluation/sharding.py (issue 28): which items a shard gets, how a worker is told its
-share, and what the parent says when a worker fails. The share lists are written out by hand; the worker path
-writes a real pickle file; the failing workers are real child processes (two short `xfr` runs, no model)."""
+share, how the --workers parent starts its workers and collects their parts, what it says when a worker fails, and
+which GPU each process takes. The share lists are written out by hand; the worker path writes a real pickle file;
+test_failing_workers_* runs two real short `xfr` children (no model; left out of the mutation run, see
+scripts/mutation.sh); the other --workers pins run the parent here with stand-in worker programs, and select_gpu runs
+on a stand-in torch.cuda with four GPUs. run_sharded under torchrun: test_sharding_pins_torchrun.py."""
 from __future__ import annotations
 
 import pickle
