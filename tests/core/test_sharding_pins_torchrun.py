@@ -40,6 +40,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow   # the peer's own import of torch: ~2 s on an idle core, 4-6 s on this loaded machine
 def test_under_torchrun_rank_0_finishes_with_every_part_and_rank_1_only_contributes(monkeypatch):
     """WORLD_SIZE=2: each rank's work(rank, 2) goes to rank 0 in rank order; rank 0 returns finish(parts), rank 1
     returns 0 without finishing; the process group run_sharded created is gone afterwards."""
