@@ -284,3 +284,30 @@ def test_no_usable_pair_is_a_clear_error_and_other_load_errors_propagate(tiny_mo
         run_explanation_quality(tiny_model, [QualityPair("b", "b", True)], broken)
     with pytest.raises(ValueError, match="not an image error"):
         run_explanation_quality(tiny_model, [QualityPair("c", "b", True)], broken)
+
+
+def test_xface_rows_use_the_configured_stride_and_no_sanity_pairs_give_no_numbers(chips):
+    from xfr_desktop.core.attribution.xface import XFaceExplainer
+
+    model = _model()
+    config = QualityConfig(methods=("xface",), sanity_pairs=0, extra_partner_images=0, swap_margin=0.0,
+                           examples=0, xface_stride=60)
+    summary, swaps = run_explanation_quality(model, [QualityPair(A1, AJ, False)], chips, config)
+    assert summary["swaps"]["rows"] == ["xface", "xface-neg", "uniform", "centre"]
+    assert summary["configuration"]["xface_stride"] == 60 and summary["configuration"]["methods"] == ["xface"]
+    assert set(summary["timings"]["swap_methods_s"]) == {"xface", "centre"}
+    assert all(r.maps is None for r in swaps)                    # no examples asked for
+    kept = [r for r in swaps if r.kept]
+    assert kept and summary["partner"]["n_extra_pairs"] == 0 and summary["partner_corr_n"] == 0
+    assert summary["partner_corr_splus"] is None and summary["partner_corr_h"] is None
+    a, b = chips(A1), chips(AJ)
+    for r in kept:
+        raw = XFaceExplainer(stride=60)(model, a, swap_region(a, b, r.box)[0])[1].astype(np.float64)
+        inside = np.zeros((S, S), bool)
+        inside[r.box[1]:r.box[3], r.box[0]:r.box[2]] = True
+        for name, m in (("xface", np.clip(raw, 0, None)), ("xface-neg", np.clip(-raw, 0, None))):
+            expected = m[inside].sum() / m.sum() / inside.mean() if m.sum() > 0 else None
+            got = r.ratio[name]
+            assert (got != got and expected is None) or got == pytest.approx(expected, abs=1e-9), name
+    san = summary["sanity"]
+    assert san["n_pairs"] == 0 and san["ours_abs_corr"] == [] and summary["sanity_randomized_corr"] is None
