@@ -77,6 +77,26 @@ def structure_loss(student: torch.Tensor, teacher_centred: torch.Tensor) -> torc
     return F.mse_loss(s @ s.t(), t @ t.t())
 
 
+def rescaled_structure_loss(student: torch.Tensor, teacher_raw: torch.Tensor, c: float) -> torch.Tensor:
+    """MSE(pairwise cosines of F, (pairwise cosines of the *raw* descriptors - c) / (1 - c)), c = their mean cosine
+    over training images. The target ranks pairs as dlib's raw descriptor does (LFW 98.48 % under this project's
+    alignment, where the centred descriptor scores 97.62 %: dlib's metric is Euclidean and centring before a cosine
+    changes the ranking) while different people still average a cosine near 0 (pair-specific channel weights).
+    Its nearest Gram matrix of unit vectors scores 98.25 % on LFW (`teacher_lfw.py`)."""
+    s = F.normalize(student.float(), dim=1)
+    t = F.normalize(teacher_raw.float(), dim=1)
+    return F.mse_loss(s @ s.t(), (t @ t.t() - c) / (1 - c))
+
+
+def mean_raw_cosine(teacher: torch.Tensor, idx: np.ndarray, n: int = 4000, seed: int = 0) -> float:
+    """Mean cosine between the raw descriptors of ``n`` random training views (distinct pairs)."""
+    views = teacher[idx].reshape(-1, teacher.shape[-1])
+    pick = torch.from_numpy(np.random.default_rng(seed).choice(len(views), min(n, len(views)), replace=False))
+    t = F.normalize(views[pick].float(), dim=1)
+    g = t @ t.t()
+    return float((g.sum() - g.diagonal().sum()) / (len(t) * (len(t) - 1)))
+
+
 def cell_target(h: int, w: int, border_weight: float) -> torch.Tensor:
     """Where the channels' maxima should go: uniform over the inner cells, ``border_weight`` as much on the border
     cells (channels peaking there read the chip edge and background); 1.0 = uniform over all cells."""
@@ -185,6 +205,10 @@ def main(argv=None) -> int:
     trunk = torch.from_numpy(np.load(cache / "trunk.npy"))  # (N,4,128,8,8) float16
     teacher = torch.from_numpy(np.load(cache / "teacher.npy"))  # (N,4,128)
     t_mean = teacher[train_idx].float().mean((0, 1))
+    rescaled = cfg.get("structure_target", "centred") == "rescaled"
+    c_raw = mean_raw_cosine(teacher, train_idx) if rescaled else None
+    if rescaled:
+        log.info("structure target: raw teacher cosines rescaled by their mean c = %.4f", c_raw)
     chips = np.load(cache / "chips.npy", mmap_mode="r")  # (N,2,S,S,3) uint8
     log.info("train %d images, val %d images (held-out identities)", len(train_idx), len(val_idx))
 
@@ -248,11 +272,13 @@ def main(argv=None) -> int:
         thr, acc = recipe.best_threshold(recipe.cosine_scores(emb, vpairs), vsame)
         tc = (teacher[val_idx, 0] - t_mean).numpy()
         tthr, tacc = recipe.best_threshold(recipe.cosine_scores(tc, vpairs), vsame)
+        _, racc = recipe.best_threshold(recipe.cosine_scores(teacher[val_idx, 0].numpy(), vpairs), vsame)
         out = {"tag": tag, "val_balanced_acc": acc, "threshold": thr, "teacher_centred_val_balanced_acc": tacc,
+               "teacher_raw_val_balanced_acc": racc,
                "val_psnr_db": float(torch.cat(psnr).mean()), "argmax_modal_share": modal,
                "argmax_cells_used": cells}
-        log.info("[%s] val: balanced acc %.4f at cosine %.4f (centred teacher %.4f) | PSNR %.2f dB | "
-                 "modal share %.3f, cells %.1f", tag, acc, thr, tacc, out["val_psnr_db"], modal, cells)
+        log.info("[%s] val: balanced acc %.4f at cosine %.4f (centred teacher %.4f, raw %.4f) | PSNR %.2f dB | "
+                 "modal share %.3f, cells %.1f", tag, acc, thr, tacc, racc, out["val_psnr_db"], modal, cells)
         model.train()
         bb.eval()
         return out
@@ -278,7 +304,10 @@ def main(argv=None) -> int:
                 for g in opt.param_groups:
                     g["lr"] = base * lr_factor(step)
             C = bb.top(feats)
-            l_id = cfg["structure_weight"] * structure_loss(C.amax((2, 3)), tgt_desc)
+            if rescaled:
+                l_id = cfg["structure_weight"] * rescaled_structure_loss(C.amax((2, 3)), teacher[idx, view], c_raw)
+            else:
+                l_id = cfg["structure_weight"] * structure_loss(C.amax((2, 3)), tgt_desc)
             l_sp = cfg["spread_weight"] * spread_loss(C, cfg["spread_beta"], target_cells)
             l_rec = reconstruction_loss(dec(C[rec_rows]), target[rec_rows])
             loss = l_id + l_sp + cfg["lambda_rec"] * l_rec
