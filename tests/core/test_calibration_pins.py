@@ -242,9 +242,17 @@ def test_from_dict_accepts_a_file_without_format_version_and_ignores_unknown_key
     ({"format_version": 2}, "calibration was written by a newer XFR Desktop"),
     ({"slope": math.nan}, "calibration holds non-finite parameters"),
     ({"intercept": math.inf}, "calibration holds non-finite parameters"),
-    ({"slope": None}, "calibration is incomplete or malformed (float() argument must be a string or a real number, "
-                      "not 'NoneType')"),
-    ({"intercept": "abc"}, "calibration is incomplete or malformed (could not convert string to float: 'abc')"),
+    ({"slope": None}, "calibration is incomplete or malformed (not a number: slope)"),
+    ({"intercept": "abc"}, "calibration is incomplete or malformed (not a number: intercept)"),
+    # numbers stored as text or true/false used to load and fail later, mid-analysis (TypeError)
+    ({"slope": "1.5"}, "calibration is incomplete or malformed (not a number: slope)"),
+    ({"slope": True}, "calibration is incomplete or malformed (not a number: slope)"),
+    ({"cllr": "0.2", "eer": None}, "calibration is incomplete or malformed (not a number: cllr, eer)"),
+    ({"score_min": [0]}, "calibration is incomplete or malformed (not a number: score_min)"),
+    ({"cllr_min": False, "score_max": {}}, "calibration is incomplete or malformed (not a number: cllr_min, score_max)"),
+    ({"n_genuine": "3"}, "calibration is incomplete or malformed (not a number: n_genuine)"),
+    ({"n_impostor": 4.0}, "calibration is incomplete or malformed (not a number: n_impostor)"),
+    ({"n_impostor": True}, "calibration is incomplete or malformed (not a number: n_impostor)"),
 ])
 def test_from_dict_refuses_each_bad_field_in_one_line(change, message):
     data = json.loads(LITERAL_FILE)

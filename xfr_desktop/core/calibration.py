@@ -58,6 +58,14 @@ class CalibrationError(XfrError):
     """A calibration is missing, unreadable, for another model, or cannot be fitted."""
 
 
+_NUMBER_FIELDS = ("slope", "intercept", "cllr", "cllr_min", "eer", "score_min", "score_max")
+_COUNT_FIELDS = ("n_genuine", "n_impostor")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass
 class Calibration:
     """ln LR(s) = slope·s + intercept, clipped to [1/n_genuine, n_impostor]."""
@@ -113,9 +121,13 @@ class Calibration:
         names = set(cls.__dataclass_fields__)
         try:
             cal = cls(**{k: v for k, v in data.items() if k in names})
-            float(cal.slope), float(cal.intercept)
-        except (TypeError, ValueError) as exc:
+        except TypeError as exc:
             raise CalibrationError(f"{source} is incomplete or malformed ({exc})") from None
+        # a number stored as text or true/false would pass here and fail later, mid-analysis
+        bad = [k for k in _NUMBER_FIELDS if not _is_number(getattr(cal, k))]
+        bad += [k for k in _COUNT_FIELDS if not (_is_number(getattr(cal, k)) and isinstance(getattr(cal, k), int))]
+        if bad:
+            raise CalibrationError(f"{source} is incomplete or malformed (not a number: {', '.join(bad)})")
         if not (math.isfinite(cal.slope) and math.isfinite(cal.intercept)):
             raise CalibrationError(f"{source} holds non-finite parameters")
         return cal
