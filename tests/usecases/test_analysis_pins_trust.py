@@ -1,5 +1,5 @@
 """Mutation pins for analysis.py (issue 28), the per-pair trust check: what an analysis with it stores and shows
-(progress, the trust record, the stable-regions maps), cancellation during and after it, and a recombined result
+(progress, the trust record, the stable-regions maps), with and without jitter draws, cancellation during it, and a recombined result
 that leaves it behind. Pre-aligned LFW crops on the tiny random model and a real store; each run re-scores the pair
 about a hundred times, so the runs here are few."""
 from __future__ import annotations
@@ -80,13 +80,12 @@ def test_cancelling_after_the_faithfulness_check_stops_before_the_jitter_draw(co
     assert store.list_results(comp_id) == []
 
 
-def test_cancelling_at_the_end_of_a_check_without_draws_saves_nothing(comparison, tiny_model):
+def test_a_check_without_jitter_draws_stores_the_faithfulness_only(comparison, tiny_model):
     store, comp_id = comparison
-    seen, progress, is_cancelled = _recorder(stop_at=(TRUST, 0.97))
-    with pytest.raises(Cancelled):
-        analyse_comparison(store, plan_analysis(store, comp_id, trust_jitter=0), tiny_model, progress=progress,
-                           is_cancelled=is_cancelled)
-    assert seen[-2:] == [(COMBINE, 0.58), (TRUST, 0.97)]
-    comp = store.get_comparison(comp_id)
-    assert (comp.status, comp.status_message) == ("cancelled", "cancelled by the examiner")
-    assert store.list_results(comp_id) == []
+    seen, progress, _ = _recorder()
+    outcome = analyse_comparison(store, plan_analysis(store, comp_id, trust_jitter=0), tiny_model,
+                                 progress=progress)
+    assert seen[-4:] == [(COMBINE, 0.58), (TRUST, 0.97), (SAVE, 0.97), (SAVE, 1.0)]
+    record = store.get_result(outcome.record.id)
+    assert list(record.parameters["trust"]) == ["faithfulness"]
+    assert "stable_agreement" not in outcome.faces_extra["a"] and "stable_agreement" not in record.faces()["b"]
