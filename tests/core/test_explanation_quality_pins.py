@@ -46,6 +46,8 @@ def test_argmax_positions_are_row_col_of_each_channels_maximum_numpy_and_torch()
     assert argmax_positions(torch.tensor(C)).tolist() == [[1, 3], [0, 2], [0, 1]]
     assert argmax_positions(torch.tensor(C)[None]).tolist() == [[1, 3], [0, 2], [0, 1]]
     assert isinstance(argmax_positions(C), np.ndarray)
+    # a tensor is used as it is (numpy could not take one that requires grad)
+    assert argmax_positions(torch.tensor(C, requires_grad=True)).tolist() == [[1, 3], [0, 2], [0, 1]]
 
 
 def test_argmax_statistics_counted_by_hand():
@@ -518,7 +520,7 @@ def _summary():
              "control_mass_ratio_mean": None}
     return {
         "argmax_modal_share": 0.12345, "argmax_cells_used": 7.5, "argmax_entropy_bits": 2.999, "n_images": 8,
-        "residual_mean_corr": -0.5, "partner_corr_splus": 0.66666, "partner_corr_h": None, "partner_corr_n": 4,
+        "residual_mean_corr": -0.5, "partner_corr_splus": 0.66666, "partner_corr_h": 0.25, "partner_corr_n": 4,
         "reconstruction_psnr_db": 21.456, "sanity_randomized_corr": 0.3333, "sanity": {"n_pairs": 2},
         "sanity_randomized_corr_gradient": 1.0,
         "swaps": {"n_kept": 5, "n_swaps": 9, "margin": 0.02, "n_skipped_per_region": {"eyes": 1, "nose": 2, "mouth": 1},
@@ -542,7 +544,7 @@ def test_markdown_report_literal_lines():
         "| argmax entropy (bits) | 3.00 | 8 images |",
         "| residual mean correlation | -0.500 | 8 images |",
         "| partner correlation S+ | 0.667 | 4 images |",
-        "| partner correlation H | – | 4 images |",
+        "| partner correlation H | 0.250 | 4 images |",
         "| reconstruction PSNR (dB) | 21.46 | 8 images |",
         "| randomized model, mean abs corr of H (ours) | 0.333 | 2 pairs |",
         "| randomized model, mean abs corr (Gradient) | 1.000 | 2 pairs |",
