@@ -1,13 +1,21 @@
-"""Mutation pins for casework.py (issue 28), from the seeded sample's survivors: the sample-case file's fields as
-written here by hand, and a case set up from it (pre-aligned pairs: no face detection, both faces index 0)."""
+"""Mutation pins for casework.py (issue 28), from the seeded sample's survivors and then the full mutant set: the
+sample-case file's fields as written here by hand, and a case set up from it (pre-aligned pairs: no face detection,
+both faces index 0); comparison and face numbers, the photos' errors, the report's result, conclusions.
+analyse_case has its own file (test_casework_pins_analyse.py: one real analysis)."""
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from xfr_desktop.casework import ensure_sample_case, load_sample_case
+from xfr_desktop.casework import (add_pair, comparison_by_number, comparison_results, conclude, ensure_sample_case,
+                                  import_photos, load_sample_case)
+from xfr_desktop.core.errors import ImageError, StoreError, XfrError
 from xfr_desktop.store import open_store
 
 
@@ -44,15 +52,6 @@ def test_a_sample_case_of_pre_aligned_pairs_is_set_up_from_the_file_given(tmp_pa
 
 
 # --- pins from the full mutant set (issue 28): every function, both directions of each branch ------------------
-import hashlib  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from xfr_desktop.casework import (add_pair, comparison_by_number, comparison_results, conclude,  # noqa: E402
-                                  import_photos)
-from xfr_desktop.core.errors import ImageError, StoreError, XfrError  # noqa: E402
 
 IMAGES = Path(__file__).resolve().parents[2] / "resources" / "samples" / "images"
 ONE_FACE_A = IMAGES / "Sergey_Lavrov_0003.jpg"       # one face each (LFW crops, 250x250)
