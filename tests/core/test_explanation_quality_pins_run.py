@@ -27,7 +27,8 @@ from xfr_desktop.core.model import ARCFACE_TEMPLATE_112
 A1, A4 = "Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0004.jpg"
 AJ, AE = "AJ_Cook/AJ_Cook_0001.jpg", "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"
 PAIRS = [QualityPair(A1, A4, True), QualityPair(A1, AJ, False, "first"), QualityPair("Nobody/x.jpg", AE, False),
-         QualityPair(AE, AJ, False), QualityPair(AE, AE, True)]
+         QualityPair(AE, AJ, False), QualityPair(AE, AE, True),
+         QualityPair("Abel_Pacheco/Abel_Pacheco_0002.jpg", "Nobody/y.jpg", True)]     # A2 loads, in no usable pair
 MARGIN = 2e-5          # between the model's swap scores: some swaps kept, some skipped
 CONFIG = QualityConfig(methods=(), sanity_pairs=1, extra_partner_images=2, extra_partners_per_image=1,
                        swap_margin=MARGIN, examples=2)
@@ -61,6 +62,27 @@ def chips(lfw_dir):
 
 def _identity(key):
     return key.split("/")[0]
+
+
+def _extra_plan(listed, order, person, seed, n_images, per_image):
+    """The extra non-mate partners as docs/hiding_game.md states the rule: for each of the first ``n_images``
+    images, ``per_image`` partners drawn without replacement (numpy Generator seeded [seed mod 2^32, 12]) from the
+    other people's images it is not yet paired with; a drawn pair counts for both images."""
+    rng = np.random.default_rng([seed % 2 ** 32, 12])
+    paired = {k: set() for k in order}
+    for a, b in listed:
+        paired[a].add(b)
+        paired[b].add(a)
+    extra = []
+    for key in order[:n_images]:
+        candidates = [k for k in order if person(k) != person(key) and k not in paired[key]]
+        n = min(per_image, len(candidates))
+        if n:
+            for j in sorted(rng.choice(len(candidates), size=n, replace=False).tolist()):
+                extra.append((key, candidates[j]))
+                paired[key].add(candidates[j])
+                paired[candidates[j]].add(key)
+    return extra
 
 
 def _corr(x, y):
@@ -97,9 +119,9 @@ def test_the_run_on_four_lfw_chips_against_recomputed_numbers(chips):
     img = {k: chips(k) for k in (A1, A4, AJ, AE)}
     # pairs, images, failures
     assert (summary["n_pairs"], summary["n_pairs_listed"], summary["n_matched"], summary["n_mismatched"],
-            summary["n_images"], summary["n_no_face"]) == (3, 5, 1, 2, 4, 1)
-    assert summary["no_face"] == ["Nobody/x.jpg: Nobody/x.jpg: unreadable"]
-    assert calls == [("align", i, 5) for i in range(1, 6)] + [("pairs", i, 3) for i in range(1, 4)] + [
+            summary["n_images"], summary["n_no_face"]) == (3, 6, 1, 2, 4, 2)
+    assert summary["no_face"] == ["Nobody/x.jpg: Nobody/x.jpg: unreadable", "Nobody/y.jpg: Nobody/y.jpg: unreadable"]
+    assert calls == [("align", i, 7) for i in range(1, 8)] + [("pairs", i, 3) for i in range(1, 4)] + [
         ("extra partners", 1, 2), ("extra partners", 2, 2), ("swaps", 1, 2), ("swaps", 2, 2),
         ("randomized model", 1, 1)]
     # the seeded extra partners: A1 has only AE left (A4 is the same person, AJ its partner already); A4 draws one
@@ -228,36 +250,53 @@ def test_the_run_on_four_lfw_chips_against_recomputed_numbers(chips):
     assert san["reinitialized"] == ["decoder (all)", "backbone.layer4.0", "backbone.layer4.1", "backbone.bn2"]
 
 
-def test_the_sharded_run_gives_the_single_process_numbers(chips):
+def test_the_sharded_run_gives_the_single_process_numbers(chips, monkeypatch):
     """No identity function: the matched pair makes A1 and A4 one person. A pair listed twice (either way round) is
     explained once and leaves the randomization check; a reversed mismatched pair plays its own swaps."""
+    import xfr_desktop.core.evaluation.explanation_quality as eq
+
     model = _model()
     pairs = [QualityPair(A1, A4, True), QualityPair(A4, A1, True), QualityPair(A1, AJ, False),
              QualityPair(AE, AJ, False), QualityPair(AJ, A1, False)]
-    config = QualityConfig(methods=(), sanity_pairs=2, extra_partner_images=2, extra_partners_per_image=1,
+    config = QualityConfig(methods=(), sanity_pairs=2, extra_partner_images=3, extra_partners_per_image=1,
                            swap_margin=MARGIN, examples=2)
     single, single_swaps = run_explanation_quality(model, pairs, chips, config)
     assert (single["n_pairs"], single["n_matched"], single["n_mismatched"], single["n_images"]) == (5, 2, 3, 4)
     assert single["swaps"]["n_swaps"] == 9 and single["sanity"]["n_pairs"] == 1
     assert len(single["sanity"]["ours_abs_corr"]) == 2
-    # extra partners: A1's only candidate is AE (A4 joined by the matched pair, AJ taken); A4 draws from AJ, AE
-    rng = np.random.default_rng([0, 12])
-    rng.choice(1, size=1, replace=False)
-    j = int(rng.choice(2, size=1, replace=False)[0])
-    extra = [(A1, AE), (A4, [AJ, AE][j])]
+    listed = [(A1, A4), (A1, AJ), (AE, AJ)]
+    extra = _extra_plan(listed, [A1, A4, AJ, AE], lambda k: "abel" if k in (A1, A4) else k, 0, 3, 1)
     assert [tuple(e) for e in single["partner"]["extra_pairs"]] == extra
     parts = []
     for rank in (0, 1):
         part, nothing = run_explanation_quality(model, pairs, chips, config, share=(rank, 2))
         assert nothing == [] and set(part) == {"pairs", "swaps", "swap_seconds"}
         parts.append(part)
-    # the n-th planned pair to worker n mod 2 (a pair seen before is not planned again)
-    planned = [(A1, A4), (A1, AJ), (AE, AJ)] + extra
+    # the n-th planned pair to worker n mod 2 (a pair seen before is not planned again); every worker plans the
+    # same extra partners, whether it explains the pairs they depend on or not
+    planned = listed + extra
     assert list(parts[0]["pairs"]) == planned[0::2] and list(parts[1]["pairs"]) == planned[1::2]
+    assert all(set(rec) == {"seconds", "stats", "maps"} and rec["seconds"] > 0 for p in parts
+               for rec in p["pairs"].values())
     assert list(parts[0]["swaps"]) == [(A1, AJ), (AJ, A1)] and list(parts[1]["swaps"]) == [(AE, AJ)]
     assert all(len(v) == 3 for p in parts for v in p["swaps"].values())
     assert all(r.maps is None for p in parts for v in p["swaps"].values() for r in v)
+    third, _ = run_explanation_quality(model, pairs, chips, config, share=(2, 3))
+    assert list(third["pairs"]) == planned[2::3] and list(third["swaps"]) == [(AJ, A1)]
+    # rank 0 explains only the randomized model's pair and replays only the swaps of the figure's examples
+    explained, cloned = [], []
+    real_explain, real_clone = eq.explain_pair, cv2.seamlessClone
+    monkeypatch.setattr(eq, "explain_pair", lambda *a, **k: explained.append(1) or real_explain(*a, **k))
+    monkeypatch.setattr(cv2, "seamlessClone", lambda *a: cloned.append(1) or real_clone(*a))
     merged, merged_swaps = run_explanation_quality(model, pairs, chips, config, done_by_workers=parts)
+    monkeypatch.undo()
+    shown_pairs = {r.pair for r in single_swaps if r.maps is not None}
+    replayed = 0
+    for p in [x for x in pairs if not x.same]:                        # pairs played until 2 examples are shown
+        replayed += 1
+        if len(shown_pairs & {r.pair for r in single_swaps[:3 * replayed]}) >= 2:
+            break
+    assert len(explained) == 1 and len(cloned) == 3 * replayed
     for key in single:
         if key != "timings":
             assert merged[key] == single[key], key
@@ -266,8 +305,26 @@ def test_the_sharded_run_gives_the_single_process_numbers(chips):
     for p in parts:
         for k, v in p["swap_seconds"].items():
             seconds[k] = seconds.get(k, 0.0) + v
-    # rank 0 adds the workers' timings to its own (it replays only the figure's swaps)
+    # rank 0 adds the workers' timings to its own
     assert merged["timings"]["swap_methods_s"]["centre"] >= round(seconds["centre"], 2) - 0.01
+    assert merged["timings"]["ours_pairs_s"] == round(sum(rec["seconds"] for p in parts
+                                                          for rec in p["pairs"].values()), 2)
+
+
+def test_identities_and_the_seeded_plan_of_extra_partners(chips):
+    """The identity function makes A1 and A4 one person though no listed pair joins them; seed -60 (taken mod 2^32)
+    draws two partners for each of the first three images."""
+    model = _model()
+    p1, p2 = "Akhmed_Zakayev/Akhmed_Zakayev_0001.jpg", "Amber_Tamblyn/Amber_Tamblyn_0001.jpg"
+    pairs = [QualityPair(A1, AJ, False), QualityPair(A4, AE, False), QualityPair(p1, p2, False)]
+    config = QualityConfig(methods=(), sanity_pairs=0, extra_partner_images=3, extra_partners_per_image=2,
+                           swap_margin=2.0, examples=0, seed=-60)
+    summary, _ = run_explanation_quality(model, pairs, chips, config, identity=_identity)
+    order = [A1, AJ, A4, AE, p1, p2]
+    expected = _extra_plan([(A1, AJ), (A4, AE), (p1, p2)], order, _identity, -60, 3, 2)
+    assert expected == [(A1, p1), (A1, p2), (AJ, A4), (AJ, p2), (A4, p1), (A4, p2)]
+    assert [tuple(e) for e in summary["partner"]["extra_pairs"]] == expected
+    assert summary["configuration"]["seed"] == -60 and summary["swaps"]["n_kept"] == 0
 
 
 def test_no_usable_pair_is_a_clear_error_and_other_load_errors_propagate(tiny_model):
