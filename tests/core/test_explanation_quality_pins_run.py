@@ -349,7 +349,10 @@ def test_xface_rows_use_the_configured_stride_and_no_sanity_pairs_give_no_number
     model = _model()
     config = QualityConfig(methods=("xface",), sanity_pairs=0, extra_partner_images=0, swap_margin=0.0,
                            examples=0, xface_stride=60)
-    summary, swaps = run_explanation_quality(model, [QualityPair(A1, AJ, False)], chips, config)
+    z1, z2 = "Akhmed_Zakayev/Akhmed_Zakayev_0001.jpg", "Akhmed_Zakayev/Akhmed_Zakayev_0002.jpg"
+    summary, swaps = run_explanation_quality(model, [QualityPair(A1, AJ, False), QualityPair(z1, z2, True)], chips,
+                                             config)
+    assert summary["n_images"] == 4 and summary["partner"]["images"] == []       # z1, z2: no non-mate at all
     assert summary["swaps"]["rows"] == ["xface", "xface-neg", "uniform", "centre"]
     assert summary["configuration"]["xface_stride"] == 60 and summary["configuration"]["methods"] == ["xface"]
     assert set(summary["timings"]["swap_methods_s"]) == {"xface", "centre"}
