@@ -127,7 +127,7 @@ def test_tippett_curves_are_drawn_in_their_colours_at_their_steps(figure):
     fully covered pixels."""
     f = figure.astype(int)
     assert f[295, 700].tolist() == list(DARK_BLUE)        # x = 1.15: same person at P = 1/2
-    assert f[295, 260].tolist() == list(DARK_RED)         # x = -1.44: different people at P = 1/2 (left of legend)
+    assert f[295, 260].tolist() == list(DARK_RED)         # x = -1.44: different people at P = 1/2
     assert f[60, 800].tolist() == list(LIGHT_BLUE)        # x = 1.74: the PAV same-person curve still at P = 1
     assert f[530, 200].tolist() == list(LIGHT_RED)        # x = -1.79: the PAV different-people curve at P = 0
     assert f[60, 620].tolist() == list(LIGHT_BLUE)        # x = 0.68: past the dark blue step, light blue alone
@@ -144,8 +144,9 @@ def test_tippett_curves_are_drawn_in_their_colours_at_their_steps(figure):
         assert f[row, 91].tolist() == f[row, 123].tolist() == list(colour), row
         assert f[row, 90].tolist() == f[row, 124].tolist() == [255, 255, 255], row
         assert f[row - 2, 100].tolist() == f[row + 2, 100].tolist() == [255, 255, 255], row
-    # an open curve: nothing joins its right end (930, 530) back to its left end (80, 60)
-    assert f[295, 505 - 10].tolist() == [255, 255, 255]
+    # open curves: nothing joins a curve's right end (930, 530) back to its left end (80, 60); that line would
+    # cross column 700 at row 60 + 470 * 620 / 850 = 402.8
+    assert (f[400:406, 700] == 255).all()
 
 
 # vertical lines the legend's words cross: the grid at -2 and -1 and LR = 1, the red curve's steps at -1.5 and -0.5
