@@ -298,7 +298,9 @@ def test_the_sharded_run_gives_the_single_process_numbers(chips, monkeypatch):
     assert all(r.maps is None for p in parts for v in p["swaps"].values() for r in v)
     third, _ = run_explanation_quality(model, pairs, chips, config, share=(2, 3))
     assert list(third["pairs"]) == planned[2::3] and list(third["swaps"]) == [(AJ, A1)]
-    # rank 0 explains only the randomized model's pair and replays only the swaps of the figure's examples
+    # rank 0 adds the workers' swap timings (set here) to its own, explains only the randomized model's pair and
+    # replays only the swaps of the figure's examples
+    parts[0]["swap_seconds"], parts[1]["swap_seconds"] = {"centre": 3.0}, {"centre": 4.0}
     explained, cloned = [], []
     real_explain, real_clone = eq.explain_pair, cv2.seamlessClone
     monkeypatch.setattr(eq, "explain_pair", lambda *a, **k: explained.append(1) or real_explain(*a, **k))
@@ -316,12 +318,8 @@ def test_the_sharded_run_gives_the_single_process_numbers(chips, monkeypatch):
         if key != "timings":
             assert merged[key] == single[key], key
     assert [(r.region, r.maps is None) for r in merged_swaps] == [(r.region, r.maps is None) for r in single_swaps]
-    seconds = {}
-    for p in parts:
-        for k, v in p["swap_seconds"].items():
-            seconds[k] = seconds.get(k, 0.0) + v
-    # rank 0 adds the workers' timings to its own
-    assert merged["timings"]["swap_methods_s"]["centre"] >= round(seconds["centre"], 2) - 0.01
+    own = merged["timings"]["swap_game_s"]
+    assert 7.0 <= merged["timings"]["swap_methods_s"]["centre"] <= 7.0 + own + 0.01
     assert merged["timings"]["ours_pairs_s"] == round(sum(rec["seconds"] for p in parts
                                                           for rec in p["pairs"].values()), 2)
 
@@ -362,19 +360,21 @@ def test_xface_rows_use_the_configured_stride_and_no_sanity_pairs_give_no_number
     from xfr_desktop.core.attribution.xface import XFaceExplainer
 
     model = _model()
-    config = QualityConfig(methods=("xface",), sanity_pairs=0, extra_partner_images=0, swap_margin=0.0,
-                           examples=0, xface_stride=60)
+    config = QualityConfig(methods=("xface",), sanity_pairs=0, extra_partner_images=1, extra_partners_per_image=1,
+                           swap_margin=0.0, examples=0, xface_stride=60)
     z1, z2 = "Akhmed_Zakayev/Akhmed_Zakayev_0001.jpg", "Akhmed_Zakayev/Akhmed_Zakayev_0002.jpg"
     summary, swaps = run_explanation_quality(model, [QualityPair(A1, AJ, False), QualityPair(z1, z2, True)], chips,
                                              config)
-    assert summary["n_images"] == 4 and summary["partner"]["images"] == []       # z1, z2: no non-mate at all
+    # A1's extra partner is z1 or z2, images of a matched pair only (no partner entry before the draw)
+    assert summary["n_images"] == 4 and summary["partner"]["images"] == [A1]
+    assert [e[0] for e in summary["partner"]["extra_pairs"]] == [A1]
+    assert summary["partner"]["extra_pairs"][0][1] in (z1, z2)
     assert summary["swaps"]["rows"] == ["xface", "xface-neg", "uniform", "centre"]
     assert summary["configuration"]["xface_stride"] == 60 and summary["configuration"]["methods"] == ["xface"]
     assert set(summary["timings"]["swap_methods_s"]) == {"xface", "centre"}
     assert all(r.maps is None for r in swaps)                    # no examples asked for
     kept = [r for r in swaps if r.kept]
-    assert kept and summary["partner"]["n_extra_pairs"] == 0 and summary["partner_corr_n"] == 0
-    assert summary["partner_corr_splus"] is None and summary["partner_corr_h"] is None
+    assert kept and summary["partner"]["n_extra_pairs"] == 1 and summary["partner_corr_n"] == 1
     a, b = chips(A1), chips(AJ)
     for r in kept:
         raw = XFaceExplainer(stride=60)(model, a, swap_region(a, b, r.box)[0])[1].astype(np.float64)
