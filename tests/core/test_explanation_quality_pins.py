@@ -281,6 +281,19 @@ def test_seamless_clone_takes_bs_gradients_not_the_stronger_of_both():
     assert centre.std() < 0.3 * a[16:24, 16:24].std()
 
 
+def test_seamless_clone_puts_bs_box_at_the_same_place():
+    """A bright dot of B at (19, 17) lands on (19, 17) of A' for even and odd box sizes (the clone's centre is the
+    box's centre, x0 + (x1 - x0) // 2, y0 + (y1 - y0) // 2)."""
+    a = np.full((40, 40, 3), 100, np.uint8)
+    b = a.copy()
+    b[19, 17] = 250
+    for box in [(10, 12, 30, 28), (9, 11, 30, 28), (10, 12, 31, 29)]:
+        out, how = swap_region(a, b, box)
+        assert how == "seamless"
+        assert np.unravel_index(int(out[..., 0].argmax()), (40, 40)) == (19, 17), box
+        assert out[19, 17, 0] > 200
+
+
 def test_mass_ratio_from_its_definition():
     region = np.zeros((4, 5), bool)
     region[1:3, 1:3] = True                  # 4 of 20 pixels
