@@ -172,6 +172,9 @@ def test_region_boxes_of_a_simple_template_and_their_clamping():
     assert region_boxes(SIMPLE, (55, 38)) == {"eyes": (1, 9, 37, 25), "nose": (13, 25, 27, 39),
                                               "mouth": (7, 45, 33, 54)}
     assert region_boxes(SIMPLE, (60, 16))["nose"] == (13, 25, 15, 39)      # 2 px wide still fits
+    assert region_boxes(SIMPLE, (48, 40))["mouth"] == (7, 45, 33, 47)      # 2 px high still fits
+    with pytest.raises(ValueError, match=r"^the mouth box .* does not fit a 40x47 face$"):
+        region_boxes(SIMPLE, (47, 40))
     assert region_boxes(np.asarray(SIMPLE, np.int64), [60.0, 40.0])["eyes"] == (1, 9, 39, 25)
 
 

@@ -331,13 +331,16 @@ def test_identities_and_the_seeded_plan_of_extra_partners(chips):
     p1, p2 = "Akhmed_Zakayev/Akhmed_Zakayev_0001.jpg", "Amber_Tamblyn/Amber_Tamblyn_0001.jpg"
     pairs = [QualityPair(A1, AJ, False), QualityPair(A4, AE, False), QualityPair(p1, p2, False)]
     config = QualityConfig(methods=(), sanity_pairs=0, extra_partner_images=3, extra_partners_per_image=2,
-                           swap_margin=2.0, examples=0, seed=-60)
-    summary, _ = run_explanation_quality(model, pairs, chips, config, identity=_identity)
+                           swap_margin=-1.0, examples=2, seed=-60)
+    summary, swaps = run_explanation_quality(model, pairs, chips, config, identity=_identity)
+    # every swap kept; the figure shows one swap per pair, regions in turn: eyes of the first, nose of the second
+    assert [(r.pair, r.region) for r in swaps if r.maps is not None] == [(f"{A1} / {AJ}", "eyes"),
+                                                                         (f"{A4} / {AE}", "nose")]
     order = [A1, AJ, A4, AE, p1, p2]
     expected = _extra_plan([(A1, AJ), (A4, AE), (p1, p2)], order, _identity, -60, 3, 2)
     assert expected == [(A1, p1), (A1, p2), (AJ, A4), (AJ, p2), (A4, p1), (A4, p2)]
     assert [tuple(e) for e in summary["partner"]["extra_pairs"]] == expected
-    assert summary["configuration"]["seed"] == -60 and summary["swaps"]["n_kept"] == 0
+    assert summary["configuration"]["seed"] == -60 and summary["swaps"]["n_kept"] == 9
 
 
 def test_no_usable_pair_is_a_clear_error_and_other_load_errors_propagate(tiny_model):
