@@ -369,6 +369,7 @@ def test_a_photo_without_a_face_fails_the_analysis_and_says_so_in_the_status(sto
 ])
 def test_a_failure_s_status_names_the_photo_as_the_examiner_knows_it(store, photos, tiny_model, a, b, kwargs,
                                                                      message):
+    kwargs = dict(kwargs)                     # the parameter's own dict stays as it is for a rerun
     delete = kwargs.pop("delete", None)
     comp_id = _comparison(store, photos, a, b, **kwargs)
     job = plan_analysis(store, comp_id, trust_jitter=None)
