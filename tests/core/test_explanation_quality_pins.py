@@ -239,6 +239,11 @@ def test_alpha_fallback_blends_with_a_feathered_mask_at_literal_pixels(monkeypat
     assert out[4, 4, 0] == round(100 + 100 * g13(4) * g13(4))
     assert out[6, 10, 0] == round(100 + 100 * g13(6) * g13(10))
     assert out[10, 10, 0] == round(100 + 100 * g13(10) * g13(10))
+    full = np.full((20, 20), 100.0)
+    for y in range(4, 16):
+        for x in range(4, 16):
+            full[y, x] = round(100 + 100 * g13(y) * g13(x))
+    np.testing.assert_array_equal(out[..., 1], full)
     np.testing.assert_array_equal(swap_region(a, b, (4, 4, 16, 16))[0], out)      # 2 px is the default
 
 
@@ -295,6 +300,31 @@ def test_seamless_clone_puts_bs_box_at_the_same_place():
         assert how == "seamless"
         assert np.unravel_index(int(out[..., 0].argmax()), (40, 40)) == (19, 17), box
         assert out[19, 17, 0] > 200
+
+
+def test_seamless_swap_is_opencvs_normal_clone_of_the_box_at_its_centre_in_bgr():
+    """A' = A outside the box; inside, OpenCV's NORMAL_CLONE of B (BGR order, box mask, centre x0 + (x1 - x0) // 2,
+    y0 + (y1 - y0) // 2), back to RGB. (seamlessClone writes into the mask it is given: it gets a copy here.)"""
+    rng = np.random.default_rng(7)
+    a = cv2.GaussianBlur(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8), (0, 0), 2)
+    b = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    b[..., 0] //= 3                                          # channels that differ, so an RGB/BGR mix-up shows
+    for box in [(10, 12, 30, 28), (9, 11, 40, 30)]:
+        x0, y0, x1, y1 = box
+        mask = np.zeros((40, 48), np.uint8)
+        mask[y0:y1, x0:x1] = 255
+        ref = cv2.seamlessClone(np.ascontiguousarray(b[..., ::-1]), np.ascontiguousarray(a[..., ::-1]), mask.copy(),
+                                (x0 + (x1 - x0) // 2, y0 + (y1 - y0) // 2), cv2.NORMAL_CLONE)[..., ::-1]
+        expected = np.where(mask[..., None] > 0, ref, a)
+        out, how = swap_region(a, b, box)
+        assert how == "seamless" and out.dtype == np.uint8
+        np.testing.assert_array_equal(out, expected)
+    flat = np.zeros((40, 48, 3), np.uint8)
+    flat[:] = (30, 120, 220)
+    dotted = flat.copy()
+    dotted[20, 20] = (250, 0, 0)
+    out, _ = swap_region(flat, dotted, (10, 12, 30, 28))
+    assert np.abs(out[14, 12].astype(int) - (30, 120, 220)).max() <= 2        # A's colour, not reversed
 
 
 def test_mass_ratio_from_its_definition():
@@ -818,6 +848,23 @@ def test_reinit_resets_or_jitters_by_hand_rules():
     bound = 1 / math.sqrt(400)                      # Kaiming-uniform with a = sqrt(5): U(-1/sqrt(fan_in), ...)
     assert mix.abs().max().item() <= bound and mix.abs().max().item() > 0.99 * bound
     assert abs(mix.std().item() - bound / math.sqrt(3)) < 0.001
+
+
+def test_reinit_draws_jitter_and_kaiming_bounds_in_parameter_order_and_leaves_children_alone():
+    """weight = 1 + 0.1 N(0, 1), bias = 0.1 N(0, 1), 2-D: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in that order."""
+    aff = Affine(50)
+    aff.child = nn.Linear(3, 3)
+    child_before = aff.child.weight.detach().clone()
+    torch.manual_seed(11)
+    _reinit(aff)
+    torch.manual_seed(11)
+    w = 1.0 + 0.1 * torch.randn(50)
+    b = 0.1 * torch.randn(50)
+    mix = torch.empty(50, 400).uniform_(-1 / math.sqrt(400), 1 / math.sqrt(400))
+    assert torch.allclose(aff.weight.detach(), w, atol=1e-6, rtol=0)
+    assert torch.allclose(aff.bias.detach(), b, atol=1e-6, rtol=0)
+    assert torch.allclose(aff.mix.detach(), mix, atol=1e-6, rtol=0)
+    assert torch.equal(aff.child.weight.detach(), child_before)
 
 
 def test_randomize_model_is_seeded_and_leaves_the_global_generator_alone():

@@ -330,7 +330,7 @@ def test_identities_and_the_seeded_plan_of_extra_partners(chips):
     model = _model()
     p1, p2 = "Akhmed_Zakayev/Akhmed_Zakayev_0001.jpg", "Amber_Tamblyn/Amber_Tamblyn_0001.jpg"
     pairs = [QualityPair(A1, AJ, False), QualityPair(A4, AE, False), QualityPair(p1, p2, False)]
-    config = QualityConfig(methods=(), sanity_pairs=0, extra_partner_images=3, extra_partners_per_image=2,
+    config = QualityConfig(methods=(), sanity_pairs=2, extra_partner_images=3, extra_partners_per_image=2,
                            swap_margin=-1.0, examples=2, seed=-60)
     summary, swaps = run_explanation_quality(model, pairs, chips, config, identity=_identity)
     # every swap kept; the figure shows one swap per pair, regions in turn: eyes of the first, nose of the second
@@ -341,6 +341,14 @@ def test_identities_and_the_seeded_plan_of_extra_partners(chips):
     assert expected == [(A1, p1), (A1, p2), (AJ, A4), (AJ, p2), (A4, p1), (A4, p2)]
     assert [tuple(e) for e in summary["partner"]["extra_pairs"]] == expected
     assert summary["configuration"]["seed"] == -60 and summary["swaps"]["n_kept"] == 9
+    # the randomization check: two pairs, both images each, the model re-initialized with the run's seed
+    san = summary["sanity"]
+    assert san["n_pairs"] == 2 and len(san["ours_abs_corr"]) == 4 and len(san["gradient_abs_corr"]) == 4
+    rnd, _ = randomize_model(model, 0.25, -60)
+    a, b = chips(A1), chips(AJ)
+    trained, again = explain_pair(model, a, b), explain_pair(rnd, a, b)
+    assert san["ours_abs_corr"][:2] == pytest.approx([abs(_corr(trained.a.H, again.a.H)),
+                                                      abs(_corr(trained.b.H, again.b.H))], abs=1e-6)
 
 
 def test_no_usable_pair_is_a_clear_error_and_other_load_errors_propagate(tiny_model):
