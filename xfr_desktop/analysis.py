@@ -173,7 +173,7 @@ def _align(aligner, job: AnalysisJob, side: str):
     if index is None and len(faces) > 1:
         return image, FaceChoiceRequest(job=job, side=side, image=image.pixels,
                                         boxes=[image.to_pixels(f.box) for f in faces], name=name)
-    return image, aligner.align(image, face_index=int(index or 0), source=name)
+    return image, aligner.align(image, face_index=int(index or 0), source=name, faces=faces)  # detected once
 
 
 def analyse_comparison(store, job: AnalysisJob, model, *, aligner=None, progress: ProgressCallback | None = None,
