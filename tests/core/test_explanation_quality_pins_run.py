@@ -397,3 +397,21 @@ def test_xface_rows_use_the_configured_stride_and_no_sanity_pairs_give_no_number
             assert (got != got and expected is None) or got == pytest.approx(expected, abs=1e-9), name
     san = summary["sanity"]
     assert san["n_pairs"] == 0 and san["ours_abs_corr"] == [] and summary["sanity_randomized_corr"] is None
+
+
+def test_failures_listed_up_to_20_alpha_fallbacks_counted_and_the_models_path(chips, monkeypatch):
+    """22 unreadable images: all counted, the first 20 listed; OpenCV refusing every clone: each swap an alpha
+    blend, counted; a model loaded from a file names it."""
+    def refuse(*args):
+        raise cv2.error("refused")
+
+    monkeypatch.setattr(cv2, "seamlessClone", refuse)
+    model = _model()
+    model.path = "/models/tiny.pt"
+    pairs = [QualityPair(f"Nobody/{i:02d}.jpg", A1, False) for i in range(22)] + [QualityPair(A1, AJ, False)]
+    config = QualityConfig(methods=(), sanity_pairs=0, extra_partner_images=0, swap_margin=2.0, examples=0)
+    summary, swaps = run_explanation_quality(model, pairs, chips, config)
+    assert summary["n_no_face"] == 22 and summary["n_pairs"] == 1
+    assert summary["no_face"] == [f"Nobody/{i:02d}.jpg: Nobody/{i:02d}.jpg: unreadable" for i in range(20)]
+    assert [r.blend for r in swaps] == ["alpha"] * 3 and summary["swaps"]["n_alpha_fallback"] == 3
+    assert summary["model"]["path"] == "/models/tiny.pt"
