@@ -409,9 +409,23 @@ def test_failures_listed_up_to_20_alpha_fallbacks_counted_and_the_models_path(ch
     model = _model()
     model.path = "/models/tiny.pt"
     pairs = [QualityPair(f"Nobody/{i:02d}.jpg", A1, False) for i in range(22)] + [QualityPair(A1, AJ, False)]
-    config = QualityConfig(methods=(), sanity_pairs=0, extra_partner_images=0, swap_margin=2.0, examples=0)
+    config = QualityConfig(methods=(), sanity_pairs=0, extra_partner_images=0, swap_margin=-1.0, examples=0)
+    import time
+
+    t0 = time.perf_counter()
     summary, swaps = run_explanation_quality(model, pairs, chips, config)
+    elapsed = time.perf_counter() - t0
     assert summary["n_no_face"] == 22 and summary["n_pairs"] == 1
+    # timings: seconds rounded to 2 digits (per swap and per pair to 4), one pair: its time is the per-pair time
+    t = summary["timings"]
+    assert 0 < t["wall_s"] <= elapsed + 0.01
+    for k, v in list(t.items()) + [(f"swap {k}", v) for k, v in t["swap_methods_s"].items()]:
+        if not isinstance(v, dict) and k != "torch_threads":
+            assert type(v) is float and round(v, 4 if k == "ours_s_per_pair" else 2) == v, k
+    per_swap = t["swap_methods_s_per_swap"]["centre"]
+    assert type(per_swap) is float and round(per_swap, 4) == per_swap
+    assert per_swap == pytest.approx(t["swap_methods_s"]["centre"] / 3, abs=0.0051)
+    assert t["ours_pairs_s"] >= 0.02 and abs(t["ours_s_per_pair"] - t["ours_pairs_s"]) <= 0.0051
     assert summary["no_face"] == [f"Nobody/{i:02d}.jpg: Nobody/{i:02d}.jpg: unreadable" for i in range(20)]
     assert [r.blend for r in swaps] == ["alpha"] * 3 and summary["swaps"]["n_alpha_fallback"] == 3
     assert summary["model"]["path"] == "/models/tiny.pt"
