@@ -38,6 +38,8 @@ def test_scripted_case_work_from_add_pair_to_a_report_of_a_chosen_result(tmp_pat
     assert xfr(data, "cases", "analyse", "CLI-1", "--model", model_file) == 0
     out = capsys.readouterr().out
     assert out.startswith("comparison 1: result 1: ") and "model decision at τ = " in out
+    assert xfr(data, "cases", "show", "CLI-1") == 0
+    assert "[done, 1 result]" in capsys.readouterr().out      # not "1 results"
     # defect 1: a comparison note after the case conclusion must not become the case conclusion
     assert xfr(data, "cases", "conclude", "CLI-1", "--text", "Whole case: moderate support") == 0
     assert xfr(data, "cases", "conclude", "CLI-1", "--text", "note on the pair", "--comparison", "1") == 0
@@ -91,6 +93,7 @@ def test_analyse_reports_a_failed_comparison_and_goes_on(tmp_path, samples_dir, 
     assert "comparison 1" not in capsys.readouterr().out
     assert xfr(data, "cases", "show", "CLI-2") == 0
     assert "removed " in (out := capsys.readouterr().out) and ": not a face crop" in out
+    assert "[failed, 0 results]" in out and "[done, 2 results]" in out
 
 
 def test_the_sample_case_holds_every_pair_its_text_names(tmp_path, samples_dir):

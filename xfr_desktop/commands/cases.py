@@ -124,7 +124,7 @@ def run_show(args) -> int:
     for comp in comparisons:
         a, b = comp["images"]["a"], comp["images"]["b"]
         print(f"    {comp['number']}. {a['original_name']} (face {a['face_number']}) vs "
-              f"{b['original_name']} (face {b['face_number']}) [{comp['status']}, {comp['n_results']} results]")
+              f"{b['original_name']} (face {b['face_number']}) [{comp['status']}, {comp['n_results']} result{'' if comp['n_results'] == 1 else 's'}]")
         if comp["removed"]:
             removed = comp["removed"]
             print(f"       removed {removed['at']} by {removed['by']}: {removed['reason']}")
