@@ -22,20 +22,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from xfr_desktop.core.alignment import FaceAligner  # noqa: E402
+from xfr_desktop.core.evaluation.verify import kfold_accuracy, roc  # noqa: E402
 from xfr_desktop.core.dlib_import import dlib_dense_backbone, load_dlib_resnet, normalize_chips  # noqa: E402
 from xfr_desktop.core.model import load_model  # noqa: E402
 from xfr_desktop.core.pairs import read_pairs  # noqa: E402
-
-
-def ten_fold_accuracy(scores: np.ndarray, same: np.ndarray, fold: np.ndarray) -> tuple[float, float]:
-    """Mean and std over folds of the accuracy at the threshold that is best on the other nine folds."""
-    accs = []
-    for f in np.unique(fold):
-        train, test = fold != f, fold == f
-        cand = np.unique(scores[train])
-        best = max(cand, key=lambda t: np.mean((scores[train] >= t) == same[train]))
-        accs.append(np.mean((scores[test] >= best) == same[test]))
-    return float(np.mean(accs)), float(np.std(accs))
 
 
 def teacher_descriptors(chips: np.ndarray, dat: str) -> np.ndarray:
@@ -84,8 +74,10 @@ def main(argv=None) -> int:
         E = D - alpha * t_mean
         E = E / np.linalg.norm(E, axis=1, keepdims=True)
         scores = np.sum(E[pa] * E[pb], 1)
-        acc, sd = ten_fold_accuracy(scores, same, fold)
-        print(f"teacher minus {alpha:g} x training mean: LFW 10-fold accuracy {100 * acc:.2f} % +- {100 * sd:.2f}; "
+        k = kfold_accuracy(scores, same, fold)       # the same protocol as `xfr evaluate verify`
+        acc, sd, tar = k["accuracy_mean"], k["accuracy_std"], roc(scores, same)["tar_at_far_1e-3"]
+        print(f"teacher minus {alpha:g} x training mean: LFW 10-fold accuracy {100 * acc:.2f} % +- {100 * sd:.2f}, "
+              f"TAR@FAR1e-3 {100 * tar:.1f} %; "
               f"mean cosine of different-person pairs {scores[~same].mean():.3f}, same-person "
               f"{scores[same].mean():.3f} ({len(pairs)} pairs, {len(paths)} images, {time.time() - t0:.0f} s)")
     return 0
