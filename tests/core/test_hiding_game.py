@@ -13,8 +13,8 @@ from xfr_desktop.commands.evaluate_hiding import main as hiding_main
 from xfr_desktop.core.attribution import Explainer, RandomExplainer
 from xfr_desktop.core.decoder import paper_decoder_spec
 from xfr_desktop.core.evaluation.hiding_game import (
-    HidingGameConfig, PairJob, auc_percent, blur_face, hidden_versions, markdown_table, play_pair, plot_curves,
-    run_hiding_game, tiebreak_keys,
+    HidingGameConfig, PairJob, auc_percent, blur_face, hidden_versions, markdown_table, paired_auc_differences,
+    play_pair, plot_curves, run_hiding_game, tiebreak_keys,
 )
 from xfr_desktop.core.model import JointModel, default_spec, save_model
 
@@ -117,6 +117,28 @@ def test_auc_is_the_normalised_trapezoid():
     assert auc_percent(steps, [90.0] * 10) == pytest.approx(90.0)
     assert auc_percent(steps, np.linspace(100, 80, 10)) == pytest.approx(90.0)
     assert auc_percent([0, 90], [100, 50]) == pytest.approx(75.0)
+
+
+def test_paired_differences_are_the_mean_of_per_pair_auc_gaps_with_a_bootstrap_interval():
+    """ours − other on the pairs both were played on (steps 0/50/100 %, τ = 0.5; a score equal to τ is a match).
+    Per pair, by hand: same, ours ✓✓✗ = 75 vs ✓✗✗ = 25 → +50; different, ours ✓✓✗ (0.5 ≥ τ) = 75 vs ✓✗✓ = 50
+    → +25; same, ours ✓✗✗ = 25 vs ✓✓✗ = 75 → −50; a fourth pair without the other method is left out."""
+    rows = [(True, [0.9, 0.9, 0.1], [0.9, 0.1, 0.1]), (False, [0.1, 0.1, 0.5], [0.1, 0.9, 0.1]),
+            (True, [0.9, 0.1, 0.1], [0.9, 0.9, 0.1])]
+    rec = [{"same": same, "scores": {"ours": ours, "other": other, "same_as_ours": list(ours)}}
+           for same, ours, other in rows] + [{"same": True, "scores": {"ours": [0.9, 0.9, 0.9]}}]
+    gaps = paired_auc_differences(rec, ["ours", "other", "same_as_ours"], [0, 50, 100], 0.5, n_boot=500)
+    assert set(gaps) == {"other", "same_as_ours"}
+    assert gaps["other"]["n_pairs"] == 3 and gaps["other"]["difference"] == pytest.approx(25 / 3, abs=1e-4)
+    lo, hi = gaps["other"]["ci95"]
+    assert -50 <= lo < 25 / 3 < hi <= 50          # resampled means of {+50, +25, −50} stay within their range
+    assert gaps["same_as_ours"] == {"difference": 0.0, "ci95": [0.0, 0.0], "n_pairs": 3}
+    again = paired_auc_differences(rec, ["ours", "other"], [0, 50, 100], 0.5, n_boot=500)
+    assert again["other"] == gaps["other"]      # seeded: the same interval every run
+    summary = {"methods": ["ours", "other"], "steps": [0, 50, 100], "auc": {"ours": 1.0, "other": 1.0},
+               "auc_matched": {}, "auc_mismatched": {}, "accuracy": {"ours": [1, 1, 1], "other": [1, 1, 1]},
+               "ours_minus": {"other": gaps["other"]}}
+    assert f"- other: +8.33 ({lo:+.2f} to {hi:+.2f}; 3 pairs)" in markdown_table(summary)
 
 
 def test_default_blur_destroys_detail():

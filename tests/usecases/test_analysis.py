@@ -107,15 +107,16 @@ def test_a_failure_is_recorded_as_the_comparison_status(store, tmp_path, tiny_mo
     assert store.list_results(comp_id) == []
 
 
-def test_a_result_of_the_previous_bundled_model_reopens_and_its_report_names_that_model(store, tmp_path):
-    """Issue 12: the bundled model changed; results stored with the previous file keep opening (no model needed)
-    and their report finds the previous file's own card by sha256."""
+@pytest.mark.parametrize("old_name", ["xfr-dlib-maxpool-joint.pt", "xfr-dlib-affine-joint-v2.pt"])
+def test_a_result_of_a_previous_bundled_model_reopens_and_its_report_names_that_model(store, tmp_path, old_name):
+    """Issues 12 and 22: the bundled model changed; results stored with a previous file keep opening (no model
+    needed) and their report finds that file's own card by sha256."""
     from xfr_desktop.core.imageio import load_image
     from xfr_desktop.core.model import MODELS_DIR, default_model_path, file_sha256, load_model
     from xfr_desktop.paths import RESOURCES_DIR
     from xfr_desktop.report import build_report_for_case
 
-    old_path = MODELS_DIR / "xfr-dlib-maxpool-joint.pt"
+    old_path = MODELS_DIR / old_name
     if not old_path.is_file():
         pytest.skip(f"previous bundled model not in models/: {old_path}")
     assert old_path != default_model_path()

@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from xfr_desktop.core.dlib_import import DLIB_MEAN_RGB, normalize_chips  # noqa: E402
+from xfr_desktop.core.fileio import file_sha256  # noqa: E402
 from xfr_desktop.core.model import load_model, save_model  # noqa: E402
 from xfr_desktop.core.training.losses import reconstruction_loss  # noqa: E402
 
@@ -231,6 +232,7 @@ def export(args) -> int:
     """The checkpoint as a joint model file (threshold = the last held-out evaluation's), for `xfr evaluate`."""
     st = torch.load(Path(args.run_dir).expanduser() / "checkpoint.pt", map_location="cpu", weights_only=False)
     model = load_model(st["init"], device="cpu")
+    previous = model.spec.get("provenance") or {}
     model.load_state_dict(st["model"])
     last = st["history"][-1]
     model.spec["threshold"] = round(last["threshold"], 4)
@@ -238,7 +240,8 @@ def export(args) -> int:
     model.spec["provenance"] = affine.provenance(
         dat, steps=st["step"], config=st["config"], history=st["history"],
         training_run="training/dlib_affine/train_images.py (whole network from images, trunk unfrozen)",
-        continued_from=str(st["init"]))
+        continued_from={"file": Path(st["init"]).name, "sha256": file_sha256(st["init"]),
+                        **{k: previous.get(k) for k in ("steps", "config", "history", "continued_from")}})
     sha = save_model(model, args.export)
     log.info("exported step %d to %s sha256 %s (threshold %.4f)", st["step"], args.export, sha,
              model.spec["threshold"])

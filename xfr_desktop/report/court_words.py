@@ -43,6 +43,8 @@ def _target(f: Finding) -> str:
         return ""
     reached = f.met.lower().startswith("yes")
     goal = f.goal.lstrip("≥ ").strip() if f.goal.startswith("≥") else f.goal
+    if goal.startswith("≤"):   # a ceiling ("≤ 0.09") in words
+        goal = "at most " + goal.lstrip("≤ ").strip()
     return (f" The developers' target of {goal} was " + ("reached." if reached else "not reached.")) if goal else ""
 
 

@@ -163,6 +163,33 @@ def summarize(records: list[dict], methods: Sequence[str], steps: Sequence[int],
     return out
 
 
+def paired_auc_differences(records: list[dict], methods: Sequence[str], steps: Sequence[int], threshold: float,
+                           reference: str = "ours", n_boot: int = 2000, seed: int = 0) -> dict:
+    """AUC(reference) − AUC(method) for every other method, on the pairs both were played on, with a 95 % paired
+    bootstrap interval over those pairs: is a gap between two methods more than the pairs' noise? The AUC is linear
+    in the verdicts, so the difference is the mean of the per-pair AUC differences (each pair's verdicts, 0 or 100
+    per step, through :func:`auc_percent`)."""
+    rows = [r for r in records if reference in r.get("scores", {})]
+    rng = np.random.default_rng(seed)
+
+    def per_pair(method: str, both: list[dict]) -> np.ndarray:
+        scores = np.asarray([r["scores"][method] for r in both], np.float64)
+        same = np.asarray([bool(r["same"]) for r in both])[:, None]
+        return np.asarray([auc_percent(steps, row) for row in 100.0 * ((scores >= threshold) == same)])
+
+    out = {}
+    for m in methods:
+        both = [r for r in rows if m != reference and m in r["scores"]]
+        if len(both) < 2:
+            continue
+        d = per_pair(reference, both) - per_pair(m, both)
+        boot = np.asarray([d[rng.integers(0, len(d), len(d))].mean() for _ in range(n_boot)])
+        lo, hi = np.percentile(boot, [2.5, 97.5])
+        out[m] = {"difference": round(float(d.mean()), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
+                  "n_pairs": len(d)}
+    return out
+
+
 # --- the run: caching, resume, timings ----------------------------------------------------------------------
 @dataclass
 class PairJob:
@@ -361,6 +388,7 @@ def run_hiding_game(model, jobs: Iterable[PairJob], methods: Sequence[str], conf
     # Summarise over the pairs of this run only (the cache may hold others).
     wanted = [run.records[j.key] for j in jobs if j.key in run.records and j.key not in run.no_face]
     summary = summarize(wanted, methods, cfg.steps, cfg.threshold)
+    summary["ours_minus"] = paired_auc_differences(wanted, methods, cfg.steps, cfg.threshold)
     floor = summarize(wanted, [FULLY_BLURRED], [0], cfg.threshold)
     summary["accuracy_fully_blurred"] = {name: floor[f"accuracy{suffix}"].get(FULLY_BLURRED, [None])[0]
                                          for name, suffix in (("all", ""), ("matched", "_matched"),
@@ -457,6 +485,13 @@ def markdown_table(summary: dict, paper: dict[str, float] | None = PAPER_LFW_AUC
         lines.append(f"| {METHOD_LABELS.get(m, m)} | {summary['auc'][m]:.2f} | "
                      f"{summary['auc_matched'].get(m, float('nan')):.2f} | "
                      f"{summary['auc_mismatched'].get(m, float('nan')):.2f} | {ref} |")
+    gaps = summary.get("ours_minus") or {}
+    if gaps:
+        better = "a negative gap: ours removes the evidence faster" if deletion else "a positive gap: ours keeps more"
+        lines += ["", "Ours (S) minus each method, on the same pairs, with a 95 % paired bootstrap interval over the "
+                      f"pairs ({better}):", ""]
+        lines += [f"- {METHOD_LABELS.get(m, m)}: {g['difference']:+.2f} ({g['ci95'][0]:+.2f} to {g['ci95'][1]:+.2f}; "
+                  f"{g['n_pairs']} pairs)" for m, g in gaps.items()]
     floor = summary.get("accuracy_fully_blurred") or {}
     if floor.get("all") is not None:
         lines += ["", f"Both faces entirely blurred (nothing kept): accuracy {floor['all']:.1f}% "
