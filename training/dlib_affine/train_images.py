@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from xfr_desktop.core.dlib_import import DLIB_MEAN_RGB, normalize_chips  # noqa: E402
 from xfr_desktop.core.fileio import file_sha256  # noqa: E402
-from xfr_desktop.core.model import load_model, save_model  # noqa: E402
+from xfr_desktop.core.model import JointModel, load_model, save_model  # noqa: E402
 from xfr_desktop.core.training.losses import reconstruction_loss  # noqa: E402
 
 log = logging.getLogger("train_images")
@@ -43,6 +43,7 @@ DEFAULTS = {
     "seed": 20261206, "steps": 3000, "batch_pairs": 16, "trunk_lr": 1e-5, "rec_lr": 5e-5, "dec_lr": 2e-4,
     "clip_norm": 5.0, "structure_weight": 20.0, "spread_weight": 0.5, "spread_beta": 3.0,
     "spread_border_weight": 0.02, "lambda_rec": 1.0, "rec_samples": 16, "eval_every": 200, "warmup": 100,
+    "dense": "dilated",               # or "compact" / "pointwise" (same weights, another layout; train.py's `dense`)
     "structure_target": "rescaled",   # or "centred" (the bundled recipe's; caps LFW near 97.6 %, see train.py)
 }
 
@@ -122,6 +123,29 @@ def evaluate(model, data: Data, tag: str) -> dict:
     return out
 
 
+def relayout(model, dense: str, data: Data | None = None):
+    """The same weights in another layout of the dense stages (``compact`` / ``pointwise``, as ``train.py``'s
+    ``dense``). With ``data`` (a new run) the head is re-centred on the new layout's maxima: γ = 1/σ, β = −μ/σ of
+    each channel's spatial maximum over 1,024 training views; without it (resume, export) the saved head is loaded
+    afterwards."""
+    relaid = JointModel({**model.spec, "dense": dense})
+    relaid.load_state_dict(model.state_dict())
+    if data is not None:
+        bb, idx = relaid.backbone, data.train_idx[:1024]
+        with torch.inference_mode():
+            maxima = []
+            for s in range(0, len(idx), 64):
+                t = bb.trunk(data.views(idx[s:s + 64], np.zeros(len(idx[s:s + 64]), int)))
+                for blk in bb.blocks[10:]:
+                    t = blk(t)
+                maxima.append(t.amax((2, 3)))
+            m = torch.cat(maxima)
+        sigma = m.std(0).clamp_min(1e-3)
+        bb.head.weight.data = 1.0 / sigma
+        bb.head.bias.data = -m.mean(0) / sigma
+    return relaid
+
+
 def sample_batch(by_id: dict, anchors: np.ndarray, items: list, bs_pairs: int, rng) -> np.ndarray:
     """2*bs_pairs indices, consecutive entries two images of one identity (one image twice when it has one)."""
     out = []
@@ -166,13 +190,17 @@ def run(args, cfg: dict) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     data = Data(Path(args.cache).expanduser(), cfg["seed"])
     ckpt_path = run_dir / "checkpoint.pt"
-    model = load_model(args.init, device="cpu").train()
+    st = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.is_file() else None
+    if st is not None:
+        cfg = st["config"]
+    model = load_model(args.init, device="cpu")
+    if model.spec.get("dense", "dilated") != cfg.get("dense", "dilated"):
+        model = relayout(model, cfg["dense"], data if st is None else None)
+    model.train()
     opt_rec, opt_dec, params = make_optimizers(model, cfg)
     rng = np.random.default_rng(cfg["seed"])
     step, history = 0, []
-    if ckpt_path.is_file():
-        st = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        cfg = st["config"]
+    if st is not None:
         model.load_state_dict(st["model"])
         opt_rec.load_state_dict(st["opt_rec"])
         opt_dec.load_state_dict(st["opt_dec"])
@@ -233,6 +261,8 @@ def export(args) -> int:
     st = torch.load(Path(args.run_dir).expanduser() / "checkpoint.pt", map_location="cpu", weights_only=False)
     model = load_model(st["init"], device="cpu")
     previous = model.spec.get("provenance") or {}
+    if model.spec.get("dense", "dilated") != st["config"].get("dense", "dilated"):
+        model = relayout(model, st["config"]["dense"])
     model.load_state_dict(st["model"])
     last = st["history"][-1]
     model.spec["threshold"] = round(last["threshold"], 4)
