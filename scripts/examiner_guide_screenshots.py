@@ -1,7 +1,8 @@
 """Render the screenshots of docs/examiner-guide.md offscreen: a case with a mated and a non-mated sample pair,
 analysed with the bundled model, then each step of the examiner's workflow.
 
-    QT_QPA_PLATFORM=offscreen python scripts/examiner_guide_screenshots.py [--out docs/guide] [--device cpu]
+    QT_QPA_PLATFORM=offscreen python scripts/examiner_guide_screenshots.py [--out docs/guide] [--device cpu] \
+        [--report-pages docs/images]
 
 Each PNG is reduced to 256 colours (and, when wider, to --width px) so the guide stays small.
 """
@@ -60,6 +61,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(REPO / "docs" / "guide"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--report-pages", metavar="DIR", help="also render pages 2, 3 and the last of the co-signed "
+                   "report as report_page2.png, report_page3.png, report_signatures.png (docs/images; needs pdftoppm)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -157,12 +160,27 @@ def main(argv=None) -> int:
         settle(app)
         save(dialog, out / "08-remove-comparison.png", args.width)
         dialog.reject()
-        signing_steps(app, window, case, out, args.width)
+        signing_steps(app, window, case, out, args.width, args.report_pages)
         window.close()
     return 0
 
 
-def signing_steps(app, window, case, out: Path, width: int) -> None:
+def report_pages(pdf: Path, out: Path) -> None:
+    """Pages 2, 3 and the last of ``pdf`` as PNGs at 70 dpi (an A4 page 579 × 819 px) for docs/reports.md."""
+    import shutil
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["pdftoppm", "-r", "70", "-png", str(pdf), f"{tmp}/p"], check=True)
+        pages = sorted(Path(tmp).glob("p-*.png"), key=lambda q: int(q.stem.split("-")[-1]))
+        out.mkdir(parents=True, exist_ok=True)
+        for page, name in ((pages[1], "report_page2.png"), (pages[2], "report_page3.png"),
+                           (pages[-1], "report_signatures.png")):
+            shutil.copyfile(page, out / name)
+            print(out / name)
+
+
+def signing_steps(app, window, case, out: Path, width: int, pages_dir: str | None = None) -> None:
     """Sign the case's report as the examiner, co-sign it as the reviewer (Tools ▸ Co-sign report…), then check
     it without a trusted certificate (Tools ▸ Verify signed report…). Keys and files live in a temporary folder;
     the co-sign form is photographed with the paths an examiner would see."""
@@ -202,6 +220,8 @@ def signing_steps(app, window, case, out: Path, width: int) -> None:
         settle(app)
         save(verify, out / "10-verify-cosigned.png", width)
         verify.reject()
+        if pages_dir:
+            report_pages(cosigned, Path(pages_dir))
 
 
 if __name__ == "__main__":
