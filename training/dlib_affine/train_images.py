@@ -132,17 +132,10 @@ def relayout(model, dense: str, data: Data | None = None):
     relaid.load_state_dict(model.state_dict())
     if data is not None:
         bb, idx = relaid.backbone, data.train_idx[:1024]
-        with torch.inference_mode():
-            maxima = []
-            for s in range(0, len(idx), 64):
-                t = bb.trunk(data.views(idx[s:s + 64], np.zeros(len(idx[s:s + 64]), int)))
-                for blk in bb.blocks[10:]:
-                    t = blk(t)
-                maxima.append(t.amax((2, 3)))
-            m = torch.cat(maxima)
-        sigma = m.std(0).clamp_min(1e-3)
-        bb.head.weight.data = 1.0 / sigma
-        bb.head.bias.data = -m.mean(0) / sigma
+        with torch.inference_mode():   # train.py's head initialisation reads (N, views, C, H, W) trunk features
+            trunk = torch.cat([bb.trunk(data.views(idx[s:s + 64], np.zeros(len(idx[s:s + 64]), int)))
+                               for s in range(0, len(idx), 64)])[:, None]
+        affine.init_head_from_stats(bb, trunk, np.arange(len(idx)))
     return relaid
 
 
