@@ -199,17 +199,20 @@ def _reach(bb, cell=(4, 4)) -> torch.Tensor:
 
 def test_dense_layouts_bound_how_far_one_trunk_cell_reaches_in_C():
     """``dilated`` (dlib's dense form) spreads one trunk cell over the whole 8x8 map; ``pointwise`` keeps it on
-    its own cell; ``compact`` (dilation 1) keeps more of the change next to the cell than ``dilated``."""
+    its own cell; ``near`` within two cells of it; ``compact`` (dilation 1) keeps more of the change next to the
+    cell than ``dilated``."""
     from xfr_desktop.core.backbones.dlib_resnet import DlibDenseBackbone
 
     layouts = {name: DlibDenseBackbone(channels=256, head="affine", dense=name).eval()
-               for name in ("dilated", "compact", "pointwise")}
+               for name in ("dilated", "compact", "pointwise", "near")}
     state = layouts["dilated"].state_dict()
     for bb in layouts.values():
         bb.load_state_dict(state)  # one parameter layout for every form
     reach = {name: _reach(bb) for name, bb in layouts.items()}
     assert (reach["dilated"] > 1e-6).all()
     assert (reach["pointwise"] > 1e-6).sum() == 1 and reach["pointwise"][4, 4] > 0
+    reached = (reach["near"] > 1e-6).nonzero()
+    assert len(reached) > 9 and (reached - 4).abs().max() == 2, reached.tolist()
     near = {name: float(r[3:6, 3:6].sum() / r.sum()) for name, r in reach.items()}
     assert near["pointwise"] == 1.0 and near["dilated"] < near["compact"] < 1.0, near
     with pytest.raises(ValueError, match="unknown dlib dense layout"):

@@ -34,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from xfr_desktop.core.dlib_import import DLIB_MEAN_RGB, normalize_chips  # noqa: E402
 from xfr_desktop.core.fileio import file_sha256  # noqa: E402
+from xfr_desktop.core.backbones.dlib_resnet import N_STRIDED_BLOCKS  # noqa: E402
 from xfr_desktop.core.model import JointModel, load_model, save_model  # noqa: E402
 from xfr_desktop.core.training.losses import reconstruction_loss  # noqa: E402
 
@@ -43,7 +44,7 @@ DEFAULTS = {
     "seed": 20261206, "steps": 3000, "batch_pairs": 16, "trunk_lr": 1e-5, "rec_lr": 5e-5, "dec_lr": 2e-4,
     "clip_norm": 5.0, "structure_weight": 20.0, "spread_weight": 0.5, "spread_beta": 3.0,
     "spread_border_weight": 0.02, "lambda_rec": 1.0, "rec_samples": 16, "eval_every": 200, "warmup": 100,
-    "dense": "dilated",               # or "compact" / "pointwise" (same weights, another layout; train.py's `dense`)
+    "dense": "dilated",               # or "compact" / "pointwise" / "near" (same weights, another layout; train.py's `dense`)
     "structure_target": "rescaled",   # or "centred" (the bundled recipe's; caps LFW near 97.6 %, see train.py)
 }
 
@@ -124,12 +125,20 @@ def evaluate(model, data: Data, tag: str) -> dict:
 
 
 def relayout(model, dense: str, data: Data | None = None):
-    """The same weights in another layout of the dense stages (``compact`` / ``pointwise``, as ``train.py``'s
-    ``dense``). With ``data`` (a new run) the head is re-centred on the new layout's maxima: γ = 1/σ, β = −μ/σ of
+    """The same weights in another layout of the dense stages (``compact`` / ``pointwise`` / ``near``, as
+    ``train.py``'s ``dense``); from a pointwise model the taps it did not use start at zero. With ``data`` (a new run) the head is re-centred on the new layout's maxima: γ = 1/σ, β = −μ/σ of
     each channel's spatial maximum over 1,024 training views; without it (resume, export) the saved head is loaded
     afterwards."""
     relaid = JointModel({**model.spec, "dense": dense})
     relaid.load_state_dict(model.state_dict())
+    if model.spec.get("dense") == "pointwise":   # its outer taps were never trained: start them at zero
+        for blk in relaid.backbone.blocks[N_STRIDED_BLOCKS:]:
+            if blk.dilation >= 0:
+                with torch.no_grad():
+                    for conv in (blk.conv1, blk.conv2):
+                        centre = conv.weight[:, :, 1, 1].clone()
+                        conv.weight.zero_()
+                        conv.weight[:, :, 1, 1] = centre
     if data is not None:
         bb, idx = relaid.backbone, data.train_idx[:1024]
         with torch.inference_mode():   # train.py's head initialisation reads (N, views, C, H, W) trunk features

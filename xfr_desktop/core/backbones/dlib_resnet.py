@@ -123,13 +123,14 @@ class DlibStem(nn.Module):
 
 def make_blocks(dense: bool, layout: str = "dilated") -> nn.ModuleList:
     """The 14 residual blocks; in the dense form blocks 10.. run on the 8x8 grid: with growing dilation
-    (``dilated``), at dilation 1 (``compact``) or cell by cell (``pointwise``)."""
+    (``dilated``), at dilation 1 (``compact``), cell by cell (``pointwise``), or the first of them at dilation 1
+    and the rest cell by cell (``near``: a channel of C reads the trunk within two cells)."""
     blocks = []
     in_ch, dil = 32, 1
     for i, (ch, down) in enumerate(DLIB_BLOCKS):
         if dense and i >= N_STRIDED_BLOCKS:
-            blocks.append(DlibBlock(in_ch, ch, down, dilation=-1 if layout == "pointwise" else dil,
-                                    grow=layout == "dilated"))
+            cell_by_cell = layout == "pointwise" or (layout == "near" and i > N_STRIDED_BLOCKS)
+            blocks.append(DlibBlock(in_ch, ch, down, dilation=-1 if cell_by_cell else dil, grow=layout == "dilated"))
             dil = dil * 2 if down and layout == "dilated" else dil
         else:
             blocks.append(DlibBlock(in_ch, ch, down, dilation=0))
@@ -138,7 +139,7 @@ def make_blocks(dense: bool, layout: str = "dilated") -> nn.ModuleList:
 
 
 HEADS = ("conv1x1", "affine")
-DENSE_LAYOUTS = ("dilated", "compact", "pointwise")
+DENSE_LAYOUTS = ("dilated", "compact", "pointwise", "near")
 
 
 class DlibDenseBackbone(nn.Module):
@@ -149,7 +150,8 @@ class DlibDenseBackbone(nn.Module):
     ``head`` = ``"affine"``: C is a per-channel scale and shift (a folded batch norm, as the paper's BN'd conv map)
     of the last dense stage, 256 channels; an affine map cannot move a channel's maximum.
     ``dense`` = ``"compact"``: the 256 stages keep dilation 1; ``"pointwise"``: they use only their kernels'
-    centre taps, so a channel of C at a cell depends on the trunk's features at that cell only. Both keep the
+    centre taps, so a channel of C at a cell depends on the trunk's features at that cell only; ``"near"``: the
+    first 256 block at dilation 1, the others pointwise (the trunk within two cells). All keep the
     parameter layout (the dilated stages make every channel read the whole face).
     """
 
