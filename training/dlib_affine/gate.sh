@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The cheap gate before evaluate.sh (about 10 minutes on one core): a training run's checkpoint exported, then LFW
+# verification (6,000 pairs), the region-swap diagnosis (120 swaps of 40 fold-1 pairs) and the hiding game on 60
+# fold-1 pairs with ours, Gradient and the two floors (paired intervals in the JSON).
+# Usage: bash training/dlib_affine/gate.sh RUN_DIR OUT_DIR [verify] [swap] [hiding]   (default: all three)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUN=$1 OUT=$2; shift 2
+STEPS=${*:-verify swap hiding}
+L=${LFW:-../shared/data/lfw}
+export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+M="$OUT/candidate.pt"
+mkdir -p "$OUT"
+[ -f "$M" ] || .venv/bin/python training/dlib_affine/train_images.py --run-dir "$RUN" --export "$M"
+for step in $STEPS; do
+  echo "== $(date -u +%T) $step"
+  case $step in
+    verify) .venv/bin/xfr evaluate verify --pairs $L/pairs.txt --root $L/lfw-deepfunneled --model "$M" \
+              --out "$OUT/lfw" -q ;;
+    swap) .venv/bin/python training/dlib_affine/diagnose_swap.py --model "$M" --pairs 40 --out "$OUT/swap" ;;
+    hiding) .venv/bin/xfr evaluate hiding-game --pairs $L/pairs.txt --root $L/lfw-deepfunneled --folds 1 \
+              --limit 60 --methods ours,gradient,centre,random --model "$M" --out "$OUT/hiding60" --no-progress ;;
+    *) echo "unknown step $step (verify, swap, hiding)" >&2; exit 2 ;;
+  esac
+done
