@@ -3,6 +3,7 @@
 # verification (6,000 pairs), the region-swap diagnosis (120 swaps of 40 fold-1 pairs) and the hiding game on 60
 # fold-1 pairs with ours, Gradient and the two floors (paired intervals in the JSON).
 # Usage: bash training/dlib_affine/gate.sh RUN_DIR OUT_DIR [verify] [swap] [hiding]   (default: all three)
+# OUT_DIR/candidate.pt, once exported, is reused: one OUT_DIR per checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN=$1 OUT=$2; shift 2
