@@ -6,11 +6,16 @@
 # OUT_DIR/candidate.pt, once exported, is reused: one OUT_DIR per checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RUN=$1 OUT=$2; shift 2
+USAGE="usage: bash training/dlib_affine/gate.sh RUN_DIR OUT_DIR [verify] [swap] [hiding]"
+RUN=${1:?$USAGE} OUT=${2:?$USAGE}; shift 2
 STEPS=${*:-verify swap hiding}
 L=${LFW:-../shared/data/lfw}
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+for step in $STEPS; do
+  case $step in verify|swap|hiding) ;; *) echo "unknown step $step (verify, swap, hiding)" >&2; exit 2 ;; esac
+done
 M="$OUT/candidate.pt"
+[ -f "$M" ] || [ -f "$RUN/checkpoint.pt" ] || { echo "no checkpoint.pt in $RUN (and no $M)" >&2; exit 2; }
 mkdir -p "$OUT"
 [ -f "$M" ] || .venv/bin/python training/dlib_affine/train_images.py --run-dir "$RUN" --export "$M"
 for step in $STEPS; do
@@ -21,6 +26,5 @@ for step in $STEPS; do
     swap) .venv/bin/python training/dlib_affine/diagnose_swap.py --model "$M" --pairs 40 --out "$OUT/swap" ;;
     hiding) .venv/bin/xfr evaluate hiding-game --pairs $L/pairs.txt --root $L/lfw-deepfunneled --folds 1 \
               --limit 60 --methods ours,gradient,centre,random --model "$M" --out "$OUT/hiding60" --no-progress ;;
-    *) echo "unknown step $step (verify, swap, hiding)" >&2; exit 2 ;;
   esac
 done

@@ -3,8 +3,9 @@
 Why: distilling dlib's descriptor into the dense stages from cached trunk features has stayed at 96.95-97.25 % on
 LFW in every run (models/README.md); the frozen trunk is the suspected limit. This run trains the whole network
 (stem, strided blocks, dense stages, affine head and decoder) with the losses of ``train.py`` (L_id with the rescaled
-raw-cosine target by default, L_spread with the border target, L_rec) on the chips cached by ``../dlib_joint/prepare.py`` (two aligned/jittered crops per
-image, each also flipped; dlib's descriptor of each of the four views is the teacher).
+raw-cosine target by default, L_spread with the border target, L_rec) on the chips cached by
+``../dlib_joint/prepare.py`` (two aligned/jittered crops per image, each also flipped; dlib's descriptor of each of
+the four views is the teacher).
 
 A CPU run takes hours, so it checkpoints (model, both optimizers, step, RNG states, history) atomically every
 ``--checkpoint-min`` minutes into ``--run-dir`` and resumes from there with the same command. Held-out CelebA
@@ -32,19 +33,21 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from xfr_desktop.core.backbones.dlib_resnet import N_STRIDED_BLOCKS  # noqa: E402
 from xfr_desktop.core.dlib_import import DLIB_MEAN_RGB, normalize_chips  # noqa: E402
 from xfr_desktop.core.fileio import file_sha256  # noqa: E402
-from xfr_desktop.core.backbones.dlib_resnet import N_STRIDED_BLOCKS  # noqa: E402
 from xfr_desktop.core.model import JointModel, load_model, save_model  # noqa: E402
 from xfr_desktop.core.training.losses import reconstruction_loss  # noqa: E402
 
 log = logging.getLogger("train_images")
 HERE = Path(__file__).resolve().parent
+CENTRE_TAP = torch.zeros(3, 3)
+CENTRE_TAP[1, 1] = 1.0   # keeps only the centre of a 3x3 kernel
 DEFAULTS = {
     "seed": 20261206, "steps": 3000, "batch_pairs": 16, "trunk_lr": 1e-5, "rec_lr": 5e-5, "dec_lr": 2e-4,
     "clip_norm": 5.0, "structure_weight": 20.0, "spread_weight": 0.5, "spread_beta": 3.0,
     "spread_border_weight": 0.02, "lambda_rec": 1.0, "rec_samples": 16, "eval_every": 200, "warmup": 100,
-    "dense": "dilated",               # or "compact" / "pointwise" / "near" (same weights, another layout; train.py's `dense`)
+    "dense": "dilated",               # or "compact" / "pointwise" / "near" (same weights, another layout)
     "structure_target": "rescaled",   # or "centred" (the bundled recipe's; caps LFW near 97.6 %, see train.py)
 }
 
@@ -126,19 +129,16 @@ def evaluate(model, data: Data, tag: str) -> dict:
 
 def relayout(model, dense: str, data: Data | None = None):
     """The same weights in another layout of the dense stages (``compact`` / ``pointwise`` / ``near``, as
-    ``train.py``'s ``dense``); from a pointwise model the taps it did not use start at zero. With ``data`` (a new run) the head is re-centred on the new layout's maxima: γ = 1/σ, β = −μ/σ of
-    each channel's spatial maximum over 1,024 training views; without it (resume, export) the saved head is loaded
-    afterwards."""
+    ``train.py``'s ``dense``); from a pointwise model the taps it did not use start at zero. With ``data`` (a new
+    run) the head is re-centred on the new layout's maxima: γ = 1/σ, β = −μ/σ of each channel's spatial maximum
+    over 1,024 training views; without it (resume, export) the saved head is loaded afterwards."""
     relaid = JointModel({**model.spec, "dense": dense})
     relaid.load_state_dict(model.state_dict())
     if model.spec.get("dense") == "pointwise":   # its outer taps were never trained: start them at zero
-        for blk in relaid.backbone.blocks[N_STRIDED_BLOCKS:]:
-            if blk.dilation >= 0:
-                with torch.no_grad():
-                    for conv in (blk.conv1, blk.conv2):
-                        centre = conv.weight[:, :, 1, 1].clone()
-                        conv.weight.zero_()
-                        conv.weight[:, :, 1, 1] = centre
+        spatial = [b for b in relaid.backbone.blocks[N_STRIDED_BLOCKS:] if b.dilation >= 0]
+        with torch.no_grad():
+            for conv in [c for b in spatial for c in (b.conv1, b.conv2)]:
+                conv.weight.mul_(CENTRE_TAP)
     if data is not None:
         bb, idx = relaid.backbone, data.train_idx[:1024]
         with torch.inference_mode():   # train.py's head initialisation reads (N, views, C, H, W) trunk features
