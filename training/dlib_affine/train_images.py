@@ -49,6 +49,7 @@ DEFAULTS = {
     "spread_border_weight": 0.02, "lambda_rec": 1.0, "rec_samples": 16, "eval_every": 200, "warmup": 100,
     "dense": "dilated",               # or "compact" / "pointwise" / "near" (same weights, another layout)
     "structure_target": "rescaled",   # or "centred" (the bundled recipe's; caps LFW near 97.6 %, see train.py)
+    "position_bias": False, "pos_lr": 1e-3,   # a learned per-cell offset on the trunk's features (dlib_resnet.py)
 }
 
 
@@ -99,7 +100,11 @@ def make_optimizers(model, cfg):
     top = [p for m in (*bb.blocks[10:], bb.head) for p in m.parameters()]
     for p in model.parameters():
         p.requires_grad_(True)
-    opt_rec = torch.optim.Adam([{"params": trunk, "base": cfg["trunk_lr"]}, {"params": top, "base": cfg["rec_lr"]}])
+    groups = [{"params": trunk, "base": cfg["trunk_lr"]}, {"params": top, "base": cfg["rec_lr"]}]
+    if hasattr(bb, "position"):
+        top = top + [bb.position]
+        groups.append({"params": [bb.position], "base": cfg.get("pos_lr", 1e-3)})
+    opt_rec = torch.optim.Adam(groups)
     opt_dec = torch.optim.Adam([{"params": list(model.decoder.parameters()), "base": cfg["dec_lr"]}])
     return opt_rec, opt_dec, trunk + top
 
@@ -146,6 +151,24 @@ def relayout(model, dense: str, data: Data | None = None):
                                for s in range(0, len(idx), 64)])[:, None]
         affine.init_head_from_stats(bb, trunk, np.arange(len(idx)))
     return relaid
+
+
+def with_position_bias(model):
+    """The same model with a zero per-cell offset on the trunk's features (the same function until trained)."""
+    grown = JointModel({**model.spec, "position_bias": True})
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    if missing != ["backbone.position"] or unexpected:
+        raise RuntimeError(f"unexpected keys adding the position bias: {missing} {unexpected}")
+    return grown
+
+
+def adapt(model, cfg: dict, data: Data | None = None):
+    """The init model in the run's layout (``dense``, ``position_bias``)."""
+    if model.spec.get("dense", "dilated") != cfg.get("dense", "dilated"):
+        model = relayout(model, cfg["dense"], data)
+    if cfg.get("position_bias") and not model.spec.get("position_bias"):
+        model = with_position_bias(model)
+    return model
 
 
 def sample_batch(by_id: dict, anchors: np.ndarray, items: list, bs_pairs: int, rng) -> np.ndarray:
@@ -195,9 +218,7 @@ def run(args, cfg: dict) -> int:
     st = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.is_file() else None
     if st is not None:
         cfg = st["config"]
-    model = load_model(args.init, device="cpu")
-    if model.spec.get("dense", "dilated") != cfg.get("dense", "dilated"):
-        model = relayout(model, cfg["dense"], data if st is None else None)
+    model = adapt(load_model(args.init, device="cpu"), cfg, data if st is None else None)
     model.train()
     opt_rec, opt_dec, params = make_optimizers(model, cfg)
     rng = np.random.default_rng(cfg["seed"])
@@ -263,8 +284,7 @@ def export(args) -> int:
     st = torch.load(Path(args.run_dir).expanduser() / "checkpoint.pt", map_location="cpu", weights_only=False)
     model = load_model(st["init"], device="cpu")
     previous = model.spec.get("provenance") or {}
-    if model.spec.get("dense", "dilated") != st["config"].get("dense", "dilated"):
-        model = relayout(model, st["config"]["dense"])
+    model = adapt(model, st["config"])
     model.load_state_dict(st["model"])
     last = st["history"][-1]
     model.spec["threshold"] = round(last["threshold"], 4)
