@@ -103,7 +103,7 @@ def test_json_round_trip_and_lookup_next_to_the_model(tmp_path, calibration):
 def test_tippett_plot(tmp_path, calibration):
     g, i = synthetic_scores()
     img = render_tippett(calibration, g, i, title="synthetic")
-    assert img.shape == (600, 960, 3) and img.dtype == np.uint8
+    assert img.shape == (650, 960, 3) and img.dtype == np.uint8
     assert (img != 255).any(axis=2).mean() > 0.02   # something was drawn
     out = save_tippett(calibration, g, i, tmp_path / "t.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

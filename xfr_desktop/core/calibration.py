@@ -355,13 +355,14 @@ def tippett_curves(log10_genuine, log10_impostor, grid=None):
     return grid, pg, pi
 
 
-def render_tippett(cal: Calibration, genuine, impostor, title: str = "", size=(960, 600)) -> np.ndarray:
-    """A Tippett plot (BGR uint8 image) of the calibrated LRs of the reference scores, with the PAV curves dashed."""
+def render_tippett(cal: Calibration, genuine, impostor, title: str = "", size=(960, 650)) -> np.ndarray:
+    """A Tippett plot (BGR uint8 image) of the calibrated LRs of the reference scores, with the PAV curves light.
+    The legend sits in a band under the x axis, where no curve can pass."""
     import cv2
 
     W, H = size
     img = np.full((H, W, 3), 255, np.uint8)
-    left, right, top, bottom = 80, 30, 60, 70
+    left, right, top, bottom = 80, 30, 60, 120
     pw, ph = W - left - right, H - top - bottom
     lg, li = cal.log10_lr(np.asarray(genuine)), cal.log10_lr(np.asarray(impostor))
     lo, hi = cal.log10_lr_bounds
@@ -398,20 +399,38 @@ def render_tippett(cal: Calibration, genuine, impostor, title: str = "", size=(9
     curve(pi_, light_red, 2)
     curve(lg, blue, 2)
     curve(li, red, 2)
-    cv2.putText(img, "log10 LR  (x)", (left + pw // 2 - 50, H - 20), font, 0.55, black, 1, cv2.LINE_AA)
+    cv2.putText(img, "log10 LR  (x)", (left + pw // 2 - 50, top + ph + 50), font, 0.55, black, 1, cv2.LINE_AA)
     cv2.putText(img, "P(log10 LR >= x)", (8, top - 12), font, 0.5, black, 1, cv2.LINE_AA)
-    head = title or "Tippett plot"
+    head = _fit_text(title or "Tippett plot", W - left - 10, 0.6)
     cv2.putText(img, head, (left, 28), font, 0.6, black, 1, cv2.LINE_AA)
     stats = f"Cllr {cal.cllr:.3f}  Cllr_min {cal.cllr_min:.3f}  EER {100 * cal.eer:.2f}%"
-    cv2.putText(img, stats, (left + pw - 360, 28), font, 0.5, black, 1, cv2.LINE_AA)
-    lx, ly = left + 12, top + ph // 2 - 30
+    stats_at = (left + pw - 360, 28)
+    if left + _text_width(head, 0.6) + 12 > stats_at[0]:   # a long title: the statistics go right-aligned below it
+        stats_at = (left + pw - _text_width(stats, 0.5), 48)
+    cv2.putText(img, stats, stats_at, font, 0.5, black, 1, cv2.LINE_AA)
+    lx, ly = left + 12, top + ph + 80
     for k, (label, colour) in enumerate([(f"same person (n={cal.n_genuine})", blue),
                                          (f"different people (n={cal.n_impostor})", red)]):
-        cv2.line(img, (lx, ly + 20 * k), (lx + 30, ly + 20 * k), colour, 2)
-        cv2.putText(img, label, (lx + 38, ly + 20 * k + 5), font, 0.45, black, 1, cv2.LINE_AA)
-    cv2.putText(img, "dark: logistic calibration   light: PAV (oracle, Cllr_min)", (lx, ly + 44), font, 0.45,
+        cv2.line(img, (lx + 300 * k, ly), (lx + 300 * k + 30, ly), colour, 2)
+        cv2.putText(img, label, (lx + 300 * k + 38, ly + 5), font, 0.45, black, 1, cv2.LINE_AA)
+    cv2.putText(img, "dark: logistic calibration   light: PAV (oracle, Cllr_min)", (lx, ly + 29), font, 0.45,
                 black, 1, cv2.LINE_AA)
     return img
+
+
+def _text_width(text: str, scale: float) -> int:
+    import cv2
+
+    return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+
+
+def _fit_text(text: str, width: int, scale: float) -> str:
+    """The text, cut with "..." until it is at most `width` pixels wide."""
+    if _text_width(text, scale) <= width:
+        return text
+    while text and _text_width(text + "...", scale) > width:
+        text = text[:-1]
+    return text.rstrip() + "..."
 
 
 def save_tippett(cal: Calibration, genuine, impostor, path: str | os.PathLike, title: str = "") -> Path:
