@@ -121,3 +121,45 @@ def test_listing_a_folder_without_a_database_lists_nothing_and_creates_nothing(t
     assert xfr(data, "cases", "list", "--json") == 0
     assert json.loads(capsys.readouterr().out) == []
     assert not data.exists()
+
+
+def test_review_and_propositions_from_the_command_line(tmp_path, samples_dir, capsys):
+    """`xfr cases review` records a second examiner's verification (never the case's own examiner) and
+    `xfr cases propositions` the case's Hp / Hd (which the report states); `cases show` prints both and the audit
+    trail records them."""
+    data = tmp_path / "data"
+    (a, b), = photos(samples_dir)[:1]
+    assert xfr(data, "cases", "create", "CLI-3", "--examiner", "Examiner A") == 0
+    assert xfr(data, "cases", "add-pair", "CLI-3", a, b) == 0
+    capsys.readouterr()
+    assert xfr(data, "--examiner", "Examiner A", "cases", "review", "CLI-3", "--comparison", "1",
+               "--verdict", "agree") == 2
+    assert "verification needs a second examiner" in capsys.readouterr().err
+    assert xfr(data, "cases", "review", "CLI-3", "--comparison", "2", "--verdict", "agree",
+               "--examiner", "Examiner B") == 2
+    assert "has no comparison 2" in capsys.readouterr().err
+    assert xfr(data, "cases", "review", "CLI-3", "--comparison", "1", "--verdict", "disagree",
+               "--note", "the ears differ", "--examiner", "Examiner B") == 0
+    assert "recorded review of comparison 1 of case CLI-3: disagree (Examiner B," in capsys.readouterr().out
+
+    assert xfr(data, "cases", "propositions", "CLI-3") == 2
+    assert "give --prosecution, --defence or both" in capsys.readouterr().err
+    assert xfr(data, "cases", "propositions", "CLI-3", "--prosecution", "the man filmed is the suspect",
+               "--examiner", "Examiner A") == 0
+    out = capsys.readouterr().out
+    assert "  Hp: the man filmed is the suspect\n  Hd: " in out
+    assert xfr(data, "cases", "show", "CLI-3") == 0
+    out = capsys.readouterr().out
+    assert "propositions: Hp: the man filmed is the suspect\n" in out and "                Hd: " in out
+    assert "review: disagree (Examiner B, " in out and "): the ears differ" in out
+    assert xfr(data, "cases", "show", "CLI-3", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["propositions"]["prosecution"] == "the man filmed is the suspect"
+    (review,) = shown["comparisons"][0]["reviews"]
+    assert (review["reviewer"], review["verdict"], review["note"]) == ("Examiner B", "disagree", "the ears differ")
+    with open_store(data) as store:
+        actions = [e.action for e in store.list_audit(shown["id"])]
+        assert "review.recorded" in actions and "case.updated" in actions
+        assert store.get_case(shown["id"]).proposition_prosecution == "the man filmed is the suspect"
+    assert xfr(data, "cases", "propositions", "CLI-3", "--prosecution", "") == 0      # back to the default
+    assert "Hp: " in capsys.readouterr().out

@@ -1,7 +1,9 @@
-"""`xfr cases`: list, show and create cases in the case database (global `--data-dir`)."""
+"""`xfr cases`: list, show and create cases, add and analyse pairs, record conclusions, reviews and propositions in the
+case database (global `--data-dir`)."""
 from __future__ import annotations
 
 from . import add_examiner_option
+from ..core.errors import XfrError
 from ..core.numbers import face_number_arg, json_text, positive_int_arg
 
 
@@ -53,6 +55,21 @@ def register(subparsers) -> None:
     add_examiner_option(p)
     p.set_defaults(func=run_remove)
 
+    p = sub.add_parser("review", help="record a second examiner's verification (ACE-V) of one comparison")
+    p.add_argument("case", metavar="CASE", help="case id or case number")
+    p.add_argument("--comparison", type=positive_int_arg, required=True, metavar="N")
+    p.add_argument("--verdict", required=True, choices=["agree", "disagree"])
+    p.add_argument("--note", default="", metavar="TEXT")
+    add_examiner_option(p)
+    p.set_defaults(func=run_review)
+
+    p = sub.add_parser("propositions", help="set the case's propositions (Hp, Hd) the likelihood ratios are for")
+    p.add_argument("case", metavar="CASE", help="case id or case number")
+    p.add_argument("--prosecution", metavar="TEXT", help="Hp ('' restores the default wording)")
+    p.add_argument("--defence", metavar="TEXT", help="Hd ('' restores the default wording)")
+    add_examiner_option(p)
+    p.set_defaults(func=run_propositions)
+
     p = sub.add_parser("create", help="create a case")
     p.add_argument("number", help="the case number (unique)")
     p.add_argument("--title", default="")
@@ -96,6 +113,7 @@ def run_list(args) -> int:
 
 
 def run_show(args) -> int:
+    from ..core.evaluative import case_propositions, labelled_propositions
     from ..store import open_store
 
     with open_store(args.data_dir, create=False) as store:
@@ -103,8 +121,9 @@ def run_show(args) -> int:
         comparisons = [_comparison_summary(store, comp) for comp in store.list_comparisons(case.id)]
         conclusion = store.latest_conclusion(case.id)
         verification = store.verify_audit(case.id)
+    hp, hd = case_propositions(case)
     info = _case_summary(case) | {
-        "notes": case.notes, "comparisons": comparisons,
+        "notes": case.notes, "propositions": {"prosecution": hp, "defence": hd}, "comparisons": comparisons,
         "conclusion": None if conclusion is None else {"text": conclusion.text, "scale": conclusion.scale,
                                                        "notes": conclusion.notes, "author": conclusion.author,
                                                        "time": conclusion.created_at},
@@ -120,6 +139,7 @@ def run_show(args) -> int:
     print(f"  modified:     {case.modified_at}")
     if case.notes:
         print(f"  notes:        {case.notes}")
+    print("  propositions: {}\n                {}".format(*labelled_propositions((hp, hd))))
     print(f"  comparisons:  {len(comparisons)}")
     for comp in comparisons:
         a, b = comp["images"]["a"], comp["images"]["b"]
@@ -132,6 +152,9 @@ def run_show(args) -> int:
         if result:
             print(f"       report uses result {result['id']} (analysed {result['analysed_at']}): "
                   f"LR {result['likelihood_ratio'] or '— (no calibration)'}; {result['model_decision']}")
+        for review in comp["reviews"]:
+            note = f": {review['note']}" if review["note"] else ""
+            print(f"       review: {review['verdict']} ({review['reviewer']}, {review['time']}){note}")
     if conclusion:
         scale = f" [{conclusion.scale}]" if conclusion.scale else ""
         print(f"  conclusion:   {conclusion.text}{scale} ({conclusion.author}, {conclusion.created_at})")
@@ -157,6 +180,8 @@ def _comparison_summary(store, comp) -> dict:
                    for side, (img, face) in images.items()},
         "removed": None if not comp.removed else {"at": comp.removed_at, "by": comp.removed_by,
                                                   "reason": comp.removed_reason},
+        "reviews": [{"reviewer": r.reviewer, "verdict": r.verdict, "note": r.note, "time": r.created_at}
+                    for r in store.list_reviews(comp.id)],
         "latest_result": None if latest is None else {
             "id": latest.id, "created": latest.created_at, "score": latest.score, "threshold": latest.threshold,
             "decision": latest.decision_label, "parameters": latest.parameters},
@@ -246,6 +271,32 @@ def run_remove(args) -> int:
         case = store.find_case(args.case)
         comp = store.remove_comparison(comparison_by_number(store, case.id, args.comparison).id, args.reason)
     print(f"removed comparison {args.comparison} of case {case.number} ({comp.removed_by}): {comp.removed_reason}")
+    return 0
+
+
+def run_review(args) -> int:
+    from ..casework import comparison_by_number
+    from ..store import open_store
+
+    with open_store(args.data_dir, examiner=args.acting_examiner) as store:
+        case = store.find_case(args.case)
+        review = store.add_review(comparison_by_number(store, case.id, args.comparison).id, args.verdict, args.note)
+    print(f"recorded review of comparison {args.comparison} of case {case.number}: {review.verdict} "
+          f"({review.reviewer}, {review.created_at})")
+    return 0
+
+
+def run_propositions(args) -> int:
+    from ..core.evaluative import case_propositions, labelled_propositions
+    from ..store import open_store
+
+    if args.prosecution is None and args.defence is None:
+        raise XfrError("give --prosecution, --defence or both")
+    with open_store(args.data_dir, examiner=args.acting_examiner) as store:
+        case = store.find_case(args.case)
+        store.set_propositions(case.id, prosecution=args.prosecution, defence=args.defence)
+        hp, hd = labelled_propositions(case_propositions(store.get_case(case.id)))
+    print(f"propositions of case {case.number}:\n  {hp}\n  {hd}")
     return 0
 
 
