@@ -50,6 +50,7 @@ DEFAULTS = {
     "dense": "dilated",               # or "compact" / "pointwise" / "near" (same weights, another layout)
     "structure_target": "rescaled",   # or "centred" (the bundled recipe's; caps LFW near 97.6 %, see train.py)
     "position_bias": False, "pos_lr": 1e-3,   # a learned per-cell offset on the trunk's features (dlib_resnet.py)
+    "contrast_weight": 0.0, "contrast_temperature": 0.1,   # an identity term beside the teacher's (contrastive_loss)
 }
 
 
@@ -186,6 +187,17 @@ def save_checkpoint(run_dir: Path, state: dict) -> None:
     os.replace(tmp, run_dir / "checkpoint.pt")
 
 
+def contrastive_loss(emb: torch.Tensor, identities: list[str], temperature: float) -> torch.Tensor:
+    """InfoNCE over the batch's pairs (rows 2k, 2k+1 show one identity): each first image must pick its mate among
+    the second images by cosine, the pairs of another identity as negatives (a repeated identity is masked)."""
+    f = torch.nn.functional.normalize(emb, dim=1)
+    logits = f[0::2] @ f[1::2].T / temperature
+    ids = np.asarray(identities)
+    clash = torch.from_numpy(ids[0::2][:, None] == ids[1::2][None, :]) & ~torch.eye(len(logits), dtype=torch.bool)
+    logits = logits.masked_fill(clash, float("-inf"))
+    return torch.nn.functional.cross_entropy(logits, torch.arange(len(logits)))
+
+
 def train_step(model, data, idx, view, cfg, target_cells, opts, params) -> dict:
     x = data.views(idx, view)
     tgt_desc = data.teacher[idx, view].float() - data.t_mean
@@ -196,6 +208,9 @@ def train_step(model, data, idx, view, cfg, target_cells, opts, params) -> dict:
                                                                         data.c_raw)
     else:
         l_id = cfg["structure_weight"] * affine.structure_loss(C.amax((2, 3)), tgt_desc)
+    if cfg.get("contrast_weight", 0.0):
+        l_id = l_id + cfg["contrast_weight"] * contrastive_loss(
+            C.amax((2, 3)), [data.items[i]["identity"] for i in idx], cfg["contrast_temperature"])
     l_sp = cfg["spread_weight"] * affine.spread_loss(C, cfg["spread_beta"], target_cells)
     l_rec = reconstruction_loss(model.decoder(C[rec_rows]), x[rec_rows])
     loss = l_id + l_sp + cfg["lambda_rec"] * l_rec
