@@ -217,33 +217,3 @@ def test_dense_layouts_bound_how_far_one_trunk_cell_reaches_in_C():
     assert near["pointwise"] == 1.0 and near["dilated"] < near["compact"] < 1.0, near
     with pytest.raises(ValueError, match="unknown dlib dense layout"):
         DlibDenseBackbone(channels=256, head="affine", dense="sparse")
-
-
-def test_position_bias_tunes_cells_to_regions_without_widening_their_reach(tmp_path):
-    """``position_bias`` (issue 22): a learned per-cell offset on the trunk's features. At zero it is the same
-    network; trained, one trunk pattern gives different C at different cells, yet a pointwise channel still reads
-    its own cell alone; the model file keeps it."""
-    from xfr_desktop.core.backbones.dlib_resnet import DlibDenseBackbone
-    from xfr_desktop.core.model import JointModel, load_model, save_model
-
-    torch.manual_seed(2)
-    plain = DlibDenseBackbone(channels=256, head="affine", dense="pointwise").eval()
-    biased = DlibDenseBackbone(channels=256, head="affine", dense="pointwise", position_bias=True).eval()
-    missing, unexpected = biased.load_state_dict(plain.state_dict(), strict=False)
-    assert missing == ["position"] and not unexpected
-    t = torch.relu(torch.randn(1, 128, 1, 1)).expand(1, 128, 8, 8).contiguous()   # one pattern on every cell
-    with torch.no_grad():
-        assert torch.equal(biased.top(t), plain.top(t))
-        biased.position.normal_(0, 1.0)
-        C = biased.top(t)
-    assert (C[0, :, 0, 0] - C[0, :, 5, 3]).abs().max() > 0.1          # the cells now differ
-    reach = _reach(biased)
-    assert (reach > 1e-6).sum() == 1 and reach[4, 4] > 0              # and still read their own cell only
-
-    spec = {**load_model().spec, "position_bias": True}
-    model = JointModel(spec).eval()
-    with torch.no_grad():
-        model.backbone.position.normal_(0, 1.0)
-    save_model(model, tmp_path / "pos.pt")
-    again = load_model(tmp_path / "pos.pt", device="cpu")
-    assert torch.equal(again.backbone.position, model.backbone.position)

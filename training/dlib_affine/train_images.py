@@ -49,7 +49,6 @@ DEFAULTS = {
     "spread_border_weight": 0.02, "lambda_rec": 1.0, "rec_samples": 16, "eval_every": 200, "warmup": 100,
     "dense": "dilated",               # or "compact" / "pointwise" / "near" (same weights, another layout)
     "structure_target": "rescaled",   # or "centred" (the bundled recipe's; caps LFW near 97.6 %, see train.py)
-    "position_bias": False, "pos_lr": 1e-3,   # a learned per-cell offset on the trunk's features (dlib_resnet.py)
     "contrast_weight": 0.0, "contrast_temperature": 0.1,   # an identity term beside the teacher's (contrastive_loss)
 }
 
@@ -101,11 +100,7 @@ def make_optimizers(model, cfg):
     top = [p for m in (*bb.blocks[10:], bb.head) for p in m.parameters()]
     for p in model.parameters():
         p.requires_grad_(True)
-    groups = [{"params": trunk, "base": cfg["trunk_lr"]}, {"params": top, "base": cfg["rec_lr"]}]
-    if hasattr(bb, "position"):
-        top = top + [bb.position]
-        groups.append({"params": [bb.position], "base": cfg.get("pos_lr", 1e-3)})
-    opt_rec = torch.optim.Adam(groups)
+    opt_rec = torch.optim.Adam([{"params": trunk, "base": cfg["trunk_lr"]}, {"params": top, "base": cfg["rec_lr"]}])
     opt_dec = torch.optim.Adam([{"params": list(model.decoder.parameters()), "base": cfg["dec_lr"]}])
     return opt_rec, opt_dec, trunk + top
 
@@ -154,21 +149,10 @@ def relayout(model, dense: str, data: Data | None = None):
     return relaid
 
 
-def with_position_bias(model):
-    """The same model with a zero per-cell offset on the trunk's features (the same function until trained)."""
-    grown = JointModel({**model.spec, "position_bias": True})
-    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-    if missing != ["backbone.position"] or unexpected:
-        raise RuntimeError(f"unexpected keys adding the position bias: {missing} {unexpected}")
-    return grown
-
-
 def adapt(model, cfg: dict, data: Data | None = None):
-    """The init model in the run's layout (``dense``, ``position_bias``)."""
+    """The init model in the run's layout of the dense stages."""
     if model.spec.get("dense", "dilated") != cfg.get("dense", "dilated"):
         model = relayout(model, cfg["dense"], data)
-    if cfg.get("position_bias") and not model.spec.get("position_bias"):
-        model = with_position_bias(model)
     return model
 
 

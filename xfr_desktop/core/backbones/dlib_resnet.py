@@ -153,12 +153,9 @@ class DlibDenseBackbone(nn.Module):
     centre taps, so a channel of C at a cell depends on the trunk's features at that cell only; ``"near"``: the
     first 256 block at dilation 1, the others pointwise (the trunk within two cells). All keep the
     parameter layout (the dilated stages make every channel read the whole face).
-    ``position_bias``: a learned per-cell offset (128x8x8, input-independent) added to the trunk's features, so a
-    cell-by-cell channel can be tuned to a region of the aligned face without reading any other cell's pixels.
     """
 
-    def __init__(self, channels: int = 128, head: str = "conv1x1", dense: str = "dilated",
-                 position_bias: bool = False):
+    def __init__(self, channels: int = 128, head: str = "conv1x1", dense: str = "dilated"):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"unknown dlib head {head!r}; known: {', '.join(HEADS)}")
@@ -174,8 +171,6 @@ class DlibDenseBackbone(nn.Module):
             # the bias (0 at import) lets training remove the common positive offset a spatial max adds to every
             # channel
             self.head = nn.Conv2d(256, channels, 1, bias=True)
-        if position_bias:
-            self.position = nn.Parameter(torch.zeros(1, DLIB_BLOCKS[N_STRIDED_BLOCKS - 1][0], 8, 8))
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen part: stem and the strided blocks through the 128 stage (128x8x8 for a 150 chip)."""
@@ -186,8 +181,6 @@ class DlibDenseBackbone(nn.Module):
 
     def top(self, t: torch.Tensor) -> torch.Tensor:
         """The trained part: the dense 256 stages and the head."""
-        if hasattr(self, "position"):
-            t = t + self.position
         for blk in self.blocks[N_STRIDED_BLOCKS:]:
             t = blk(t)
         return self.head(t)
@@ -198,5 +191,4 @@ class DlibDenseBackbone(nn.Module):
 
 def build_dlib_backbone(spec: dict) -> nn.Module:
     return DlibDenseBackbone(channels=int(spec.get("channels", 128)), head=str(spec.get("head", "conv1x1")),
-                             dense=str(spec.get("dense", "dilated")),
-                             position_bias=bool(spec.get("position_bias", False)))
+                             dense=str(spec.get("dense", "dilated")))
