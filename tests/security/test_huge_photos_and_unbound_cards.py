@@ -124,8 +124,9 @@ def test_the_report_draws_the_face_box_on_the_face_of_a_photo_decoded_reduced(hu
 
 
 def test_the_app_draws_and_annotates_a_photo_shown_reduced_in_the_originals_pixels(huge_case, qtbot, tmp_path):
-    """The app shows A at 3550 px: its face box is drawn where B's face is (times 3550/1024), and a click at the
-    face's centre on the shown photo is stored as an annotation at that centre in A's own 7100 px."""
+    """The app shows A at 3550 px: its face box is drawn where B's face is (times 3550/1024), the compare window
+    names A's own size and the reduction, and a click at the face's centre on the shown photo is stored as an
+    annotation at that centre in A's own 7100 px."""
     from xfr_desktop.gui.main_window import MainWindow
 
     source, _, result_id, box_b = huge_case
@@ -139,7 +140,9 @@ def test_the_app_draws_and_annotates_a_photo_shown_reduced_in_the_originals_pixe
         drawn, expected = np.array([rect.x(), rect.y(), rect.width(), rect.height()]), box_b * SHOWN_SIDE / 1024
         assert near(drawn, expected), (drawn, expected)
         centre = expected[:2] + expected[2:] / 2
-        window.open_compare().annotate("a", *centre)
+        compare = window.open_compare()
+        assert compare.titles["a"] == f"A — {BIG_SIDE} × {BIG_SIDE} px, shown at 1/2 ({SHOWN_SIDE} × {SHOWN_SIDE})"
+        compare.annotate("a", *centre)
         [note] = store.list_annotations(store.get_result(result_id).comparison_id)
         assert np.allclose((note.x, note.y), centre * 2), (note, centre)
     finally:

@@ -146,6 +146,7 @@ class CompareWindow(QWidget):
         self.glw.clear()
         self.views: dict[str, pg.ViewBox] = {}
         self.items: dict[str, pg.ImageItem] = {}
+        self.titles: dict[str, str] = {}
         self.slider.setVisible(self.mode != "side")
         self.slider_label.setText({"blend": "B over A:", "wipe": "Wipe at:"}.get(self.mode, ""))
         if self.mode == "side":
@@ -156,6 +157,7 @@ class CompareWindow(QWidget):
 
     def _view(self, key: str, col: int, title: str) -> pg.ViewBox:
         self.glw.addLabel(f"<b>{title}</b>", row=0, col=col)
+        self.titles[key] = title
         vb = self.glw.addViewBox(row=1, col=col, lockAspect=True, invertY=True, enableMenu=False)
         self.views[key] = vb
         return vb
@@ -163,8 +165,7 @@ class CompareWindow(QWidget):
     def _draw_side_by_side(self) -> None:
         for col, side in enumerate("ab"):
             image = self.images.aligned[side] if self.source == "aligned" else self.images.photos.get(side)
-            vb = self._view(side, col, f"{side.upper()}" + ("" if image is None else
-                                                             f" — {image.shape[1]} × {image.shape[0]} px"))
+            vb = self._view(side, col, side.upper() + ("" if image is None else f" — {self._size(side, image)}"))
             item = pg.ImageItem()
             vb.addItem(item)
             self.items[side] = item
@@ -175,6 +176,18 @@ class CompareWindow(QWidget):
             self.views["b"].setYLink(self.views["a"])
         self.hint.setText("Wheel: zoom; drag: pan. Click a photo to annotate it." if self.source == "original"
                           and not self.read_only else "Wheel: zoom; drag: pan.")
+
+    def _size(self, side: str, image: np.ndarray) -> str:
+        """The pixel size of what is shown; for an original decoded reduced, the original's size first."""
+        h, w = image.shape[:2]
+        scale = int(self.images.scales.get(side, 1)) if self.source == "original" else 1
+        if scale == 1:
+            return f"{w} × {h} px"
+        comp = self.store.get_comparison(self.comparison_id)
+        record = self.store.get_image(comp.image_a if side == "a" else comp.image_b)
+        full = (f"{record.width} × {record.height} px" if record.width and record.height
+                else f"about {w * scale} × {h * scale} px")
+        return f"{full}, shown at 1/{scale} ({w} × {h})"
 
     def _draw_single(self) -> None:
         pair = b_in_a_frame(self.images, self.source)
