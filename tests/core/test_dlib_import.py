@@ -2,6 +2,8 @@
 `xfr models import-dlib` / `info`, and the bundled default model."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -54,7 +56,7 @@ def test_truncated_file_is_a_clear_error(dat_path, tmp_path, cut):
     from xfr_desktop.core.dlib_import import read_dlib_layers
 
     bad = tmp_path / "cut.dat"
-    bad.write_bytes(open(dat_path, "rb").read()[:cut])
+    bad.write_bytes(Path(dat_path).read_bytes()[:cut])
     with pytest.raises(ModelFileError, match="cut.dat"):
         read_dlib_layers(bad)
 
