@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     model = load_model(args.model, device="cpu").eval()
     bb = model.backbone
-    data = ti.Data(Path(args.cache).expanduser(), 20261206)
+    data = ti.Data(Path(args.cache).expanduser())
     lfw = Path(args.lfw)
     pairs = read_pairs(lfw / "pairs.txt", lfw / "lfw-deepfunneled")
     paths = sorted({str(p.path_a) for p in pairs} | {str(p.path_b) for p in pairs})
