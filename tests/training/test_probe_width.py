@@ -2,21 +2,14 @@
 own top, folded, and stay that function when widened or deepened, or the probe's comparison means nothing."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
+from tests.training import scripts
 from xfr_desktop.core.backbones.dlib_resnet import DlibDenseBackbone
-
-SCRIPT = Path(__file__).resolve().parents[2] / "training" / "dlib_affine" / "probe_width.py"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("probe_width_under_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return scripts.load_script("dlib_affine/probe_width.py", "probe_width_under_test")
 
 
 def random_pointwise_backbone() -> DlibDenseBackbone:

@@ -2,21 +2,16 @@
 pairs, checked against a loop written from its definition."""
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "training" / "dlib_affine" / "train_images.py"
+from tests.training import scripts
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("train_images_under_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return scripts.load_script("dlib_affine/train_images.py", "train_images_under_test")
 
 
 def reference(emb: np.ndarray, ids: list[str], t: float) -> float:

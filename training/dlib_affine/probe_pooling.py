@@ -34,6 +34,17 @@ POOLINGS = {
 }
 
 
+def lfw_pairs(lfw: Path):
+    """LFW View 2: the sorted pair images (the order of the chips file), each pair's two indices into them, same
+    person or not, fold."""
+    pairs = read_pairs(lfw / "pairs.txt", lfw / "lfw-deepfunneled")
+    paths = sorted({str(p.path_a) for p in pairs} | {str(p.path_b) for p in pairs})
+    index = {p: i for i, p in enumerate(paths)}
+    pa = np.array([index[str(p.path_a)] for p in pairs])
+    pb = np.array([index[str(p.path_b)] for p in pairs])
+    return paths, pa, pb, np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
+
+
 def chips_for(paths: list[str], model, saved: Path) -> np.ndarray:
     """Aligned 150x150 chips of the pair images, computed once (the dlib models share one template)."""
     if saved.is_file():
@@ -50,14 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lfw", default=str(ROOT.parent / "shared" / "data" / "lfw"))
     ap.add_argument("--chips", required=True, help="where the aligned chips of the pair images are kept (.npy)")
     args = ap.parse_args(argv)
-    lfw = Path(args.lfw)
-    pairs = read_pairs(lfw / "pairs.txt", lfw / "lfw-deepfunneled")
-    paths = sorted({str(p.path_a) for p in pairs} | {str(p.path_b) for p in pairs})
-    index = {p: i for i, p in enumerate(paths)}
-    pa = np.array([index[str(p.path_a)] for p in pairs])
-    pb = np.array([index[str(p.path_b)] for p in pairs])
-    same = np.array([p.same for p in pairs])
-    fold = np.array([p.fold for p in pairs])
+    paths, pa, pb, same, fold = lfw_pairs(Path(args.lfw))
     for path in args.models:
         t0 = time.time()
         model = load_model(path, device="cpu")

@@ -35,11 +35,11 @@ from xfr_desktop.core.backbones.dlib_resnet import DENSE_LAYOUTS, N_STRIDED_BLOC
 from xfr_desktop.core.dlib_import import normalize_chips  # noqa: E402
 from xfr_desktop.core.evaluation.verify import kfold_accuracy, roc  # noqa: E402
 from xfr_desktop.core.model import load_model  # noqa: E402
-from xfr_desktop.core.pairs import read_pairs  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("train_images", HERE / "train_images.py")
-ti = importlib.util.module_from_spec(spec)
+ti = importlib.util.module_from_spec(spec)   # data, losses, relayout: shared, not copied
 spec.loader.exec_module(ti)
+pooling = ti._load("probe_pooling", HERE / "probe_pooling.py")   # LFW pairs in its chips file's order
 
 
 class CellTop(torch.nn.Module):
@@ -143,14 +143,7 @@ def main(argv=None) -> int:
     model = load_model(args.model, device="cpu").eval()
     bb = model.backbone
     data = ti.Data(Path(args.cache).expanduser())
-    lfw = Path(args.lfw)
-    pairs = read_pairs(lfw / "pairs.txt", lfw / "lfw-deepfunneled")
-    paths = sorted({str(p.path_a) for p in pairs} | {str(p.path_b) for p in pairs})
-    index = {p: i for i, p in enumerate(paths)}
-    pa = np.array([index[str(p.path_a)] for p in pairs])
-    pb = np.array([index[str(p.path_b)] for p in pairs])
-    same = np.array([p.same for p in pairs])
-    fold = np.array([p.fold for p in pairs])
+    _, pa, pb, same, fold = pooling.lfw_pairs(Path(args.lfw))   # the order of probe_pooling.py's chips file
 
     feats_path = Path(args.features).expanduser()
     if feats_path.is_file() and torch.load(feats_path)["model"] == args.model:
