@@ -10,8 +10,9 @@ same function) and with extra residual blocks (zero-initialised). Only the recog
 is used (rescaled structure target, identity term, spread term); no decoder. If the wider tops fit and recognise
 clearly better, width is a lever for the whole network; if not, the trunk's features are the limit. The controls
 (``256@mix``, ``256@ctx``): the same per-cell top given a one-cell reach by a 3x3 convolution added to the trunk's
-features, or the whole face by a linear map of their mean, zero at the start (so the same function); a relaid ``dilated`` top does not start as the same function
-(its downsampling block's shortcut averages four cells).
+features, or the whole face by a linear map of their mean, zero at the start (so the same function). A layout name
+(``dilated``) relays the model's own top instead, which does not start as the same function (its downsampling
+block's shortcut averages four cells).
 
     OMP_NUM_THREADS=1 .venv/bin/python training/dlib_affine/probe_width.py ~/.cache/xfr-runs/gate-bp32/candidate.pt \\
         --chips ~/.cache/xfr-runs/lfw_chips.npy --forms 256 1024 256+2 256@mix 256@ctx --steps 1500
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from xfr_desktop.core.backbones.dlib_resnet import DENSE_LAYOUTS, N_STRIDED_BLOCKS  # noqa: E402
 from xfr_desktop.core.dlib_import import normalize_chips  # noqa: E402
 from xfr_desktop.core.evaluation.verify import kfold_accuracy, roc  # noqa: E402
+from xfr_desktop.core.fileio import file_sha256  # noqa: E402
 from xfr_desktop.core.model import load_model  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("train_images", HERE / "train_images.py")
@@ -106,8 +108,8 @@ class CellTop(torch.nn.Module):
 
 def make_top(model, form: str) -> torch.nn.Module:
     """``WIDTH[+EXTRA][@mix|@ctx]``: the per-cell top (``@mix``: reading the neighbouring cells too, ``@ctx``: the
-    whole face's mean features too); a layout name (``dilated``, ``near``): the model's own top relaid with
-    its unused taps at zero (the same function at the start, now free to read other cells: the positive control)."""
+    whole face's mean features too); a layout name (``dilated``, ``near``): the model's own top relaid with its
+    unused taps at zero (free to read other cells; not the same function at the start, see the module's note)."""
     if form in DENSE_LAYOUTS:
         top = ti.relayout(model, form).backbone
         return torch.nn.Sequential(*top.blocks[N_STRIDED_BLOCKS:], top.head)
@@ -130,7 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default="~/.cache/xfr-runs/joint-cache")
     ap.add_argument("--chips", required=True, help="aligned chips of the LFW pair images (probe_pooling.py's)")
     ap.add_argument("--lfw", default=str(ROOT.parent / "shared" / "data" / "lfw"))
-    ap.add_argument("--forms", nargs="+", default=["256", "1024", "256+2"], help="WIDTH or WIDTH+EXTRA_BLOCKS")
+    ap.add_argument("--forms", nargs="+", default=["256", "1024", "256+2"],
+                    help="WIDTH[+EXTRA_BLOCKS][@mix|@ctx] or a layout name (make_top)")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--lr", type=float, default=1e-4)
@@ -146,9 +149,9 @@ def main(argv=None) -> int:
     _, pa, pb, same, fold = pooling.lfw_pairs(Path(args.lfw))   # the order of probe_pooling.py's chips file
 
     feats_path = Path(args.features).expanduser()
-    if feats_path.is_file() and torch.load(feats_path)["model"] == args.model:
-        feats = torch.load(feats_path)
-    else:
+    model_sha = file_sha256(args.model)
+    feats = torch.load(feats_path) if feats_path.is_file() else None
+    if feats is None or feats.get("model_sha256") != model_sha:
         t0 = time.time()
         tr = data.train_idx
         views = (0, 2)   # aligned, jittered (the flips are the trained network's business, not the top's)
@@ -158,7 +161,7 @@ def main(argv=None) -> int:
                                     for s in range(0, len(data.val_idx), 64)))
         chips = np.load(Path(args.chips).expanduser(), mmap_mode="r")
         lfw_f = trunk_features(bb, (normalize_chips(np.array(chips[s:s + 64])) for s in range(0, len(chips), 64)))
-        feats = {"model": args.model, "views": views, "train": train_f, "val": val_f, "lfw": lfw_f}
+        feats = {"model_sha256": model_sha, "views": views, "train": train_f, "val": val_f, "lfw": lfw_f}
         torch.save(feats, feats_path)
         print(f"trunk features cached in {time.time() - t0:.0f} s", flush=True)
     views = feats["views"]
@@ -167,11 +170,14 @@ def main(argv=None) -> int:
     for i in data.train_idx:
         by_id.setdefault(data.items[i]["identity"], []).append(int(i))
     target_cells = ti.affine.cell_target(8, 8, 0.02)
+    cfg = {**ti.DEFAULTS, "contrast_weight": args.contrast, "spread_weight": args.spread}   # the rescaled target
+
+    def embed(top, f: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.cat([top(f[s:s + 256].float()).amax((2, 3)) for s in range(0, len(f), 256)])
 
     def evaluate(top) -> str:
-        with torch.inference_mode():
-            e_val = torch.cat([top(feats["val"][s:s + 256].float()).amax((2, 3)) for s in range(0, len(feats["val"]), 256)])
-            e_lfw = torch.cat([top(feats["lfw"][s:s + 256].float()).amax((2, 3)) for s in range(0, len(feats["lfw"]), 256)])
+        e_val, e_lfw = embed(top, feats["val"]), embed(top, feats["lfw"])
         _, acc = ti.joint.best_threshold(ti.joint.cosine_scores(e_val.double().numpy(), data.vpairs), data.vsame)
         E = F.normalize(e_lfw.double(), dim=1).numpy()
         scores = np.sum(E[pa] * E[pb], 1)
@@ -190,19 +196,15 @@ def main(argv=None) -> int:
             idx = ti.sample_batch(by_id, data.train_idx, data.items, args.batch_pairs, rng)
             v = rng.integers(0, len(views), len(idx))
             x = feats["train"][[pos[i] for i in idx], v].float()
-            C = top(x)
-            emb = C.amax((2, 3))
-            teacher_view = np.asarray(views)[v]
-            l_id = 20 * ti.affine.rescaled_structure_loss(emb, data.teacher[idx, teacher_view], data.c_raw)
-            if args.contrast:
-                l_id = l_id + args.contrast * ti.contrastive_loss(emb, [data.items[i]["identity"] for i in idx], 0.1)
-            loss = l_id + args.spread * ti.affine.spread_loss(C, 3.0, target_cells)
+            l_id, l_sp = ti.recognition_losses(top(x), data, idx, np.asarray(views)[v], cfg, target_cells)
+            loss = l_id + l_sp
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             run_id.append(l_id.item())
             if step % args.eval_every == 0:
-                print(f"form {form}, step {step}: train L_id (last {args.eval_every}) {np.mean(run_id[-args.eval_every:]):.4f} | "
+                recent = np.mean(run_id[-args.eval_every:])
+                print(f"form {form}, step {step}: train L_id (last {args.eval_every}) {recent:.4f} | "
                       f"{evaluate(top)} | {(time.time() - t0) / step:.3f} s/step", flush=True)
     return 0
 

@@ -186,20 +186,25 @@ def contrastive_loss(emb: torch.Tensor, identities: list[str], temperature: floa
     return torch.nn.functional.cross_entropy(logits, torch.arange(len(logits)))
 
 
-def train_step(model, data, idx, view, cfg, target_cells, opts, params) -> dict:
-    x = data.views(idx, view)
-    tgt_desc = data.teacher[idx, view].float() - data.t_mean
-    C = model.backbone(x)
-    rec_rows = slice(0, None, max(1, 2 * cfg["batch_pairs"] // cfg["rec_samples"]))
+def recognition_losses(C, data, idx, view, cfg, target_cells) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_id, L_spread) of a batch's conv maps C: the teacher's structure term on F = max C (rescaled or centred
+    target), plus the identity term when ``contrast_weight`` is set; the spread term on C."""
+    emb = C.amax((2, 3))
     if cfg.get("structure_target", "centred") == "rescaled":
-        l_id = cfg["structure_weight"] * affine.rescaled_structure_loss(C.amax((2, 3)), data.teacher[idx, view],
-                                                                        data.c_raw)
+        l_id = cfg["structure_weight"] * affine.rescaled_structure_loss(emb, data.teacher[idx, view], data.c_raw)
     else:
-        l_id = cfg["structure_weight"] * affine.structure_loss(C.amax((2, 3)), tgt_desc)
+        l_id = cfg["structure_weight"] * affine.structure_loss(emb, data.teacher[idx, view].float() - data.t_mean)
     if cfg.get("contrast_weight", 0.0):
         l_id = l_id + cfg["contrast_weight"] * contrastive_loss(
-            C.amax((2, 3)), [data.items[i]["identity"] for i in idx], cfg["contrast_temperature"])
-    l_sp = cfg["spread_weight"] * affine.spread_loss(C, cfg["spread_beta"], target_cells)
+            emb, [data.items[i]["identity"] for i in idx], cfg["contrast_temperature"])
+    return l_id, cfg["spread_weight"] * affine.spread_loss(C, cfg["spread_beta"], target_cells)
+
+
+def train_step(model, data, idx, view, cfg, target_cells, opts, params) -> dict:
+    x = data.views(idx, view)
+    C = model.backbone(x)
+    rec_rows = slice(0, None, max(1, 2 * cfg["batch_pairs"] // cfg["rec_samples"]))
+    l_id, l_sp = recognition_losses(C, data, idx, view, cfg, target_cells)
     l_rec = reconstruction_loss(model.decoder(C[rec_rows]), x[rec_rows])
     loss = l_id + l_sp + cfg["lambda_rec"] * l_rec
     if not torch.isfinite(loss):
