@@ -206,7 +206,8 @@ def test_cli_on_the_sample_pairs_with_the_bundled_model(samples_dir, tmp_path, c
 
     out = tmp_path / "out"
     rc = main(["evaluate", "explanations", "--pairs", str(samples_dir / "pairs.csv"), "--root", str(samples_dir),
-               "--out", str(out), "--limit", "4", "--threads", "1", "--sanity-pairs", "2", "--no-progress"])
+               "--out", str(out), "--limit", "4", "--threads", "1", "--sanity-pairs", "2", "--randomize-fraction", "1",
+               "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     data = json.loads((out / "explanations.json").read_text())
     assert all(k in data for k in KEYS)
@@ -222,6 +223,9 @@ def test_cli_on_the_sample_pairs_with_the_bundled_model(samples_dir, tmp_path, c
     # the sample list repeats no image across mismatched pairs: the extra seeded partners give every image two
     assert data["partner_corr_n"] == 8 and data["partner"]["n_extra_pairs"] > 0
     assert data["sanity"]["n_pairs"] == 2 and 0 <= data["sanity_randomized_corr"] <= 1
+    # --randomize-fraction 1: the whole backbone, its first layer included, was re-initialized
+    assert data["sanity"]["fraction"] == 1.0
+    assert {"backbone.stem", "backbone.blocks.0", "backbone.head"} <= set(data["sanity"]["reinitialized"])
     for m in ("ours", "gradient", "gradcampp", "stylianou"):
         assert m in data["timings"]["swap_methods_s"]
     md = (out / "explanations.md").read_text()
@@ -246,6 +250,17 @@ def test_cli_bad_pair_file_gives_one_line_and_a_nonzero_exit(tmp_path, capsys, c
     assert main(["evaluate", "explanations", "--pairs", str(tmp_path / "bad.csv"), "--root", str(tmp_path),
                  "--out", str(tmp_path / "o"), "--methods", "ours,lime"]) == 2
     assert "unknown method(s) lime" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fraction", ["0", "1.5", "-0.25"])
+def test_cli_randomize_fraction_outside_0_1_is_one_line(samples_dir, tmp_path, capsys, fraction):
+    from xfr_desktop.cli import main
+
+    rc = main(["evaluate", "explanations", "--pairs", str(samples_dir / "pairs.csv"), "--root", str(samples_dir),
+               "--out", str(tmp_path / "o"), "--randomize-fraction", fraction])
+    err = capsys.readouterr().err
+    assert rc != 0 and err.strip() == "xfr: error: --randomize-fraction must lie in (0, 1]"
+    assert not (tmp_path / "o").exists()
 
 
 def test_images_without_a_face_are_counted_and_no_usable_pair_is_a_clear_error(tiny_model):

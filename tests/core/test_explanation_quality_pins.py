@@ -595,6 +595,13 @@ def test_markdown_report_literal_lines():
         "| randomized model, mean abs corr of H (ours) | 0.333 | 2 pairs |",
         "| randomized model, mean abs corr (Gradient) | 1.000 | 2 pairs |",
     ]
+    with_fraction = _summary()
+    with_fraction["sanity"]["fraction"] = 0.25
+    assert markdown_report(with_fraction).split("\n")[9:11] == [
+        "| randomized model, mean abs corr of H (ours) | 0.333 | 2 pairs; decoder + last 25% of the backbone "
+        "re-initialized |",
+        "| randomized model, mean abs corr (Gradient) | 1.000 | 2 pairs; decoder + last 25% of the backbone "
+        "re-initialized |"]
     assert lines[11:15] == [
         "",
         "Region-swap game: 5 of 9 swaps kept (score of (A, A') at most 1 - 0.02); skipped per region: "

@@ -40,6 +40,9 @@ def register(evaluate_subparsers) -> None:
     p.add_argument("--swap-margin", type=float, default=0.02,
                    help="a swap counts when the score of (A, A') is at most 1 - margin (default 0.02)")
     p.add_argument("--sanity-pairs", type=int, default=10, help="pairs for the model-randomization check (10)")
+    p.add_argument("--randomize-fraction", type=float, default=0.25,
+                   help="share of the backbone (its last units) re-initialized with the decoder for the "
+                        "model-randomization check (default 0.25; 1 = the whole backbone)")
     p.add_argument("--xface-stride", type=int, default=5, help="xFace occlusion stride in pixels (default 5)")
     p.add_argument("--aligned", action="store_true", help="images are already aligned crops (no detection)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
@@ -85,6 +88,8 @@ def run(args) -> int:
             raise XfrError(f"--{name.replace('_', '-')} must be at least {0 if name == 'sanity_pairs' else 1}")
     if not 0 <= args.swap_margin < 1:
         raise XfrError("--swap-margin must lie in [0, 1)")
+    if not 0 < args.randomize_fraction <= 1:
+        raise XfrError("--randomize-fraction must lie in (0, 1]")
     root = Path(args.root)
     if not root.is_dir():
         raise XfrError(f"--root {root}: not a folder")
@@ -116,7 +121,8 @@ def run(args) -> int:
     # LFW: a person is a folder; CSV lists: only matched pairs say who is who
     identity = (lambda key: paths[key].parent.name) if selected.format == "lfw" else None
     config = QualityConfig(methods=tuple(methods), seed=args.seed, swap_margin=args.swap_margin,
-                           sanity_pairs=args.sanity_pairs, xface_stride=args.xface_stride)
+                           sanity_pairs=args.sanity_pairs, randomize_fraction=args.randomize_fraction,
+                           xface_stride=args.xface_stride)
     print(f"explanation quality: {len(jobs)} pairs, swap-game methods {', '.join(methods)}, model {model.path}",
           file=sys.stderr)
 

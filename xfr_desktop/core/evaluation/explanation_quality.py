@@ -379,6 +379,24 @@ def randomize_model(model, fraction: float = 0.25, seed: int = 0):
     return rnd.eval(), [name for name, _ in reversed(chosen)]
 
 
+def randomization_correlations(model, faces: Sequence[tuple[np.ndarray, np.ndarray, tuple]], fraction: float,
+                               seed: int, progress: Callable[[int, int], None] | None = None
+                               ) -> tuple[dict[str, list[float]], list[str]]:
+    """|Pearson| between the trained and the randomized model's maps, two per pair: H of Algorithm 1 ("ours") and
+    the gradient map. ``faces`` holds (a, b, (H_a, H_b) of the trained model); returns ({"ours", "gradient"}: one
+    value per image, the names of the re-initialized backbone units)."""
+    rnd, units = randomize_model(model, fraction, seed)
+    grad = get_explainer("gradient")
+    corr: dict[str, list[float]] = {"ours": [], "gradient": []}
+    for i, (a, b, trained) in enumerate(faces):
+        h_rnd = explain_pair(rnd, a, b)
+        corr["ours"] += [abs(pearson(x, y)) for x, y in zip(trained, (h_rnd.a.H, h_rnd.b.H))]
+        corr["gradient"] += [abs(pearson(x, y)) for x, y in zip(grad(model, a, b), grad(rnd, a, b))]
+        if progress:
+            progress(i + 1, len(faces))
+    return corr, units
+
+
 # --- the run ------------------------------------------------------------------------------------------------
 @dataclass
 class QualityPair:
@@ -577,17 +595,10 @@ def run_explanation_quality(model, pairs: Sequence[QualityPair], load: Callable[
 
     # model randomization
     t0 = time.perf_counter()
-    rnd, reinit_units = randomize_model(model, config.randomize_fraction, config.seed)
-    grad = get_explainer("gradient")
-    corr = {"ours": [], "gradient": []}
-    for i, (ka, kb) in enumerate(sanity_keys):
-        a, b = images[ka], images[kb]
-        h_rnd = explain_pair(rnd, a, b)
-        corr["ours"] += [abs(pearson(x, y)) for x, y in zip(trained_h[(ka, kb)], (h_rnd.a.H, h_rnd.b.H))]
-        corr["gradient"] += [abs(pearson(x, y)) for x, y in zip(grad(model, a, b), grad(rnd, a, b))]
-        report("randomized model", i + 1, len(sanity_keys))
+    corr, reinit_units = randomization_correlations(
+        model, [(images[ka], images[kb], trained_h[(ka, kb)]) for ka, kb in sanity_keys],
+        config.randomize_fraction, config.seed, lambda done, total: report("randomized model", done, total))
     timings["sanity_s"] = time.perf_counter() - t0
-    del rnd
 
     def stat(name):
         return _mean(v[name] for v in per_image.values())
@@ -664,6 +675,9 @@ def _fmt(v, digits=3):
 def markdown_report(summary: dict) -> str:
     """The numbers of explanations.json as markdown tables."""
     s = summary
+    fraction = s["sanity"].get("fraction")   # absent in files written before 2026-12-06
+    rnd = f"{s['sanity']['n_pairs']} pairs" + ("" if fraction is None else
+                                               f"; decoder + last {fraction:.0%} of the backbone re-initialized")
     lines = ["| Measure | Value | Over |", "|---|---:|---|",
              f"| argmax modal share | {_fmt(s['argmax_modal_share'])} | {s['n_images']} images |",
              f"| argmax cells used | {_fmt(s['argmax_cells_used'], 2)} | {s['n_images']} images |",
@@ -672,10 +686,9 @@ def markdown_report(summary: dict) -> str:
              f"| partner correlation S+ | {_fmt(s['partner_corr_splus'])} | {s['partner_corr_n']} images |",
              f"| partner correlation H | {_fmt(s['partner_corr_h'])} | {s['partner_corr_n']} images |",
              f"| reconstruction PSNR (dB) | {_fmt(s['reconstruction_psnr_db'], 2)} | {s['n_images']} images |",
-             f"| randomized model, mean abs corr of H (ours) | {_fmt(s['sanity_randomized_corr'])} | "
-             f"{s['sanity']['n_pairs']} pairs |",
+             f"| randomized model, mean abs corr of H (ours) | {_fmt(s['sanity_randomized_corr'])} | {rnd} |",
              f"| randomized model, mean abs corr (Gradient) | {_fmt(s['sanity_randomized_corr_gradient'])} | "
-             f"{s['sanity']['n_pairs']} pairs |"]
+             f"{rnd} |"]
     sw = s["swaps"]
     lines += ["", f"Region-swap game: {sw['n_kept']} of {sw['n_swaps']} swaps kept (score of (A, A') at most "
                   f"1 - {sw['margin']:g}); skipped per region: "
