@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from xfr_desktop.core.evaluation.explanation_quality import pearson  # noqa: E402
 from xfr_desktop.core.explain import explain_pair  # noqa: E402
-from diagnose_swap import mismatched_fold1  # noqa: E402  (the script's own folder is on sys.path)
+from diagnose_swap import mismatched_fold2  # noqa: E402  (the script's own folder is on sys.path)
 
 
 def channel_gradients(model, img: np.ndarray, chunk: int = 64) -> np.ndarray:
@@ -66,7 +66,7 @@ def locality(grads: np.ndarray, residuals: np.ndarray, argmax: np.ndarray, grid:
 
 def main(argv=None) -> int:
     args = probe_args(argv)
-    model, faces = mismatched_fold1(args.model, args.lfw, args.images)
+    model, faces = mismatched_fold2(args.model, args.lfw, args.images)
     t0, rows = time.time(), []
     for a, b in faces:
         ex = explain_pair(model, a, b)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The cheap gate before evaluate.sh (about 10 minutes on one core): a training run's checkpoint exported, then LFW
-# verification (6,000 pairs), the region-swap diagnosis (120 swaps of 40 fold-1 pairs) and the hiding game on 60
+# verification (6,000 pairs), the region-swap diagnosis (120 swaps of 40 pairs of fold 2) and the hiding game on 60
 # fold-1 pairs with ours, Gradient and the two floors, and deletion (the same game, most salient pixels first) on
 # the same pairs (paired intervals in the JSON).
 # Usage: bash training/dlib_affine/gate.sh RUN_DIR OUT_DIR [verify] [swap] [hiding] [deletion]   (default: all four)

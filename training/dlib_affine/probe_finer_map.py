@@ -80,9 +80,9 @@ def main(argv=None) -> int:
     thr, acc = recipe.best_threshold(recipe.cosine_scores(emb, vpairs), vsame)
 
     sys.path.insert(0, str(HERE))
-    from diagnose_swap import mismatched_fold1
+    from diagnose_swap import mismatched_fold2
 
-    _, faces = mismatched_fold1("models/xfr-dlib-affine-joint.pt", args.lfw, args.images)
+    _, faces = mismatched_fold2("models/xfr-dlib-affine-joint.pt", args.lfw, args.images)
     near_px, near_cell, stats = [], [], []
     for a, _b in faces:
         x0 = normalize_chips(a[None])

@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from diagnose_locality import probe_args, write_summary  # noqa: E402  (the script's own folder is on sys.path)
-from diagnose_swap import mismatched_fold1  # noqa: E402
+from diagnose_swap import mismatched_fold2  # noqa: E402
 
 
 def near_ratio(g: np.ndarray, cy: float, cx: float, cell: float) -> float:
@@ -52,7 +52,7 @@ def trunk_locality(model, img: np.ndarray, gen: torch.Generator) -> dict:
 
 def main(argv=None) -> int:
     args = probe_args(argv)
-    model, faces = mismatched_fold1(args.model, args.lfw, args.images)
+    model, faces = mismatched_fold2(args.model, args.lfw, args.images)
     gen = torch.Generator().manual_seed(12)
     t0, rows = time.time(), []
     for a, _ in faces:

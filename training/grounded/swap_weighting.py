@@ -1,4 +1,4 @@
-"""The region-swap game (A, A′ = A with one region of B) on LFW fold-1 mismatched pairs, for diagnosis: Algorithm 1's
+"""The region-swap game (A, A′ = A with one region of B) on LFW fold-2 mismatched pairs, for diagnosis: Algorithm 1's
 S⁻ on A′ from one explain_pair's residuals, with the channel weights p_i − τ_k/c computed from (i) the model's F
 (k = 0, the product's map) and (ii) F″ = tanh(k·F/s_i) (see squash_lfw_accuracy.py: a monotone per-channel squashing
 of C keeps every argmax, so the residuals are exactly those of a model whose last map is tanh(k·C/s)); non-positive
@@ -20,7 +20,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "training" / "dlib_affine")]
-from diagnose_swap import mismatched_fold1  # noqa: E402
+from diagnose_swap import mismatched_fold2  # noqa: E402
 from xfr_desktop.core.attribution.base import Explainer  # noqa: E402
 from xfr_desktop.core.evaluation.explanation_quality import play_swaps, summarize_swaps, swap_rows  # noqa: E402
 from xfr_desktop.core.explain import explain_pair  # noqa: E402
@@ -53,7 +53,7 @@ def main(model_path: str, n: str, out: str, stats_file: str, taus: str) -> None:
     torch.set_num_threads(1)
     s = torch.load(stats_file)["std"].double().numpy()
     ws = {f"k{k}-{m}": Squashed(k, m, t, s) for k, t in json.loads(taus).items() for m in ("excl", "incl")}
-    model, faces = mismatched_fold1(model_path, str(ROOT.parent / "shared" / "data" / "lfw"), int(n))
+    model, faces = mismatched_fold2(model_path, str(ROOT.parent / "shared" / "data" / "lfw"), int(n))
     rows = swap_rows(["ours", "gradient"] + list(ws), ws)
     t0, results = time.time(), []
     for i, (a, b) in enumerate(faces):
