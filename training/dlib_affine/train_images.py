@@ -290,22 +290,29 @@ def _append_eval(run_dir: Path, row: dict) -> None:
 def export(args) -> int:
     """The checkpoint as a joint model file (threshold = the last held-out evaluation's), for `xfr evaluate`."""
     st = torch.load(Path(args.run_dir).expanduser() / "checkpoint.pt", map_location="cpu", weights_only=False)
-    model = load_model(st["init"], device="cpu")
+    write_model(st["init"], st["config"], st["model"], st["history"], st["step"], args.export,
+                "training/dlib_affine/train_images.py (whole network from images, trunk unfrozen)")
+    return 0
+
+
+def write_model(init: str, config: dict, state: dict, history: list, steps: int, out: str, training_run: str,
+                **extra) -> str:
+    """``state`` (weights in ``config``'s layout) as a model file continued from ``init``; the threshold is the
+    last held-out evaluation's in ``history``. Returns the file's sha256."""
+    model = load_model(init, device="cpu")
     previous = model.spec.get("provenance") or {}
-    model = adapt(model, st["config"])
-    model.load_state_dict(st["model"])
-    last = st["history"][-1]
-    model.spec["threshold"] = round(last["threshold"], 4)
+    model = adapt(model, config)
+    model.load_state_dict(state)
+    model.spec["threshold"] = round(history[-1]["threshold"], 4)
     dat = __import__("face_recognition_models").face_recognition_model_location()
     model.spec["provenance"] = affine.provenance(
-        dat, steps=st["step"], config=st["config"], history=st["history"],
-        training_run="training/dlib_affine/train_images.py (whole network from images, trunk unfrozen)",
-        continued_from={"file": Path(st["init"]).name, "sha256": file_sha256(st["init"]),
-                        **{k: previous.get(k) for k in ("steps", "config", "history", "continued_from")}})
-    sha = save_model(model, args.export)
-    log.info("exported step %d to %s sha256 %s (threshold %.4f)", st["step"], args.export, sha,
-             model.spec["threshold"])
-    return 0
+        dat, steps=steps, config=config, history=history, training_run=training_run,
+        continued_from={"file": Path(init).name, "sha256": file_sha256(init),
+                        **{k: previous.get(k) for k in ("steps", "config", "history", "continued_from")}},
+        **extra)
+    sha = save_model(model, out)
+    log.info("wrote step %d to %s sha256 %s (threshold %.4f)", steps, out, sha, model.spec["threshold"])
+    return sha
 
 
 def main(argv=None) -> int:
