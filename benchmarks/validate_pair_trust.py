@@ -37,7 +37,8 @@ def spearman(x, y) -> float:
 
 
 def fold1_pairs(lfw: Path, n: int):
-    pairs = [p for p in read_pairs(lfw / "pairs.txt", lfw / "lfw-deepfunneled") if p.fold == 0]   # read_pairs numbers folds from 0
+    # read_pairs numbers folds from 0
+    pairs = [p for p in read_pairs(lfw / "pairs.txt", lfw / "lfw-deepfunneled") if p.fold == 0]
     same, diff = [p for p in pairs if p.same], [p for p in pairs if not p.same]
     return same[:n // 2] + diff[:n - n // 2]
 

@@ -46,12 +46,11 @@ def diagnose(model_path: str, lfw: Path, n: int, fractions: list[float], seed: i
     model = load_model(model_path, device="cpu").eval()
     aligner = FaceAligner.for_model(model)
     grad = get_explainer("gradient")
-    faces, ours, gradient = [], [], []
+    faces, gradient = [], []
     for p in fold1_alternating(lfw, n):
         a, b = (aligner.align_file(path).aligned for path in (p.path_a, p.path_b))
         ex = explain_pair(model, a, b)
         faces.append((a, b, (ex.a.H, ex.b.H)))
-        ours += [ex.a.H, ex.b.H]
         gradient += list(grad(model, a, b))
     rows = []
     for fraction in fractions:
@@ -61,7 +60,8 @@ def diagnose(model_path: str, lfw: Path, n: int, fractions: list[float], seed: i
                      "gradient": float(np.mean(corr["gradient"])), "seconds": round(time.time() - t0, 1)})
         print(f"{Path(model_path).name}  fraction {fraction:.2f}  ours {rows[-1]['ours']:.3f}  "
               f"Gradient {rows[-1]['gradient']:.3f}  ({units[0]}..{units[-1]}, {len(units)} units)", flush=True)
-    control = {"ours": between_images(ours), "gradient": between_images(gradient)}
+    trained_h = [h for *_, pair_h in faces for h in pair_h]
+    control = {"ours": between_images(trained_h), "gradient": between_images(gradient)}
     print(f"{Path(model_path).name}  different images, trained model: ours {control['ours']:.3f}  "
           f"Gradient {control['gradient']:.3f}", flush=True)
     return {"model": str(model_path), "n_pairs": len(faces), "seed": seed, "cascade": rows,

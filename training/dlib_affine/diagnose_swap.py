@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="models/xfr-dlib-affine-joint.pt")
     ap.add_argument("--lfw", default="../shared/data/lfw")
-    ap.add_argument("--pairs", type=int, default=40, help="mismatched pairs of fold 1")
+    ap.add_argument("--pairs", type=int, default=40, help="mismatched pairs of LFW fold 2 (40)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     model, faces = mismatched_fold2(args.model, args.lfw, args.pairs)
